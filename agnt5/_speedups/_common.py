@@ -1,0 +1,153 @@
+"""What both hot-path implementations share: error texts (so messages are identical) and the
+JSON fallback encoder. Only error paths and unusual result types run this code.
+"""
+
+from __future__ import annotations
+
+import decimal
+from typing import Any
+
+import orjson
+
+from agnt5.errors import InvalidArgumentError, NotFoundError, OutputNotSerializableError
+
+__all__ = [
+    "MAX_DEPTH",
+    "Mismatch",
+    "expected",
+    "invalid_input",
+    "json_default",
+    "json_repr",
+    "json_type",
+    "missing_parameter",
+    "not_found",
+    "not_serializable",
+    "one_of",
+    "pydantic_mismatch",
+    "scalar_needs_one_parameter",
+    "too_many_arguments",
+    "unknown_parameter",
+]
+
+MAX_DEPTH = 200
+"""How deep conversion follows a (recursive) annotation before it refuses the input."""
+
+_JSON_TYPES = {
+    type(None): "null",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+}
+
+
+class Mismatch(Exception):
+    """A value that does not fit its annotation; `segments` is the path to it, leaf first."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.segments: list[str | int] = []
+
+    def at(self, root: str) -> InvalidArgumentError:
+        """The public error, naming the JSON path under the parameter `root`."""
+        path = root + "".join(_segment(part) for part in reversed(self.segments))
+        return InvalidArgumentError(f"{path}: {self.message}" if path else self.message)
+
+
+def _segment(part: str | int) -> str:
+    if type(part) is int:
+        return f"[{part}]"
+    if part.isidentifier():
+        return f".{part}"
+    return f"[{json_repr(part)}]"
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type."""
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def json_repr(value: Any, limit: int = 60) -> str:
+    """A short JSON rendering of a value for messages."""
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def expected(label: str, value: Any) -> Mismatch:
+    return Mismatch(f"expected {label}, got {json_type(value)}")
+
+
+def one_of(values: tuple[Any, ...], value: Any) -> Mismatch:
+    choices = ", ".join(json_repr(choice) for choice in values)
+    return Mismatch(f"expected one of {choices}, got {json_repr(value)}")
+
+
+def invalid_input(exc: Exception) -> InvalidArgumentError:
+    return InvalidArgumentError(f"invalid JSON input: {exc}")
+
+
+def missing_parameter(name: str) -> InvalidArgumentError:
+    return InvalidArgumentError(f"missing required parameter '{name}'")
+
+
+def unknown_parameter(key: Any, names: tuple[str, ...]) -> InvalidArgumentError:
+    accepted = f"parameters: {', '.join(names)}" if names else "the function takes no parameters"
+    return InvalidArgumentError(f"unknown parameter '{key}' ({accepted})")
+
+
+def too_many_arguments(limit: int, count: int) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"too many positional arguments: expected at most {limit}, got {count}"
+    )
+
+
+def scalar_needs_one_parameter(value: Any, count: int) -> InvalidArgumentError:
+    if count == 0:
+        return InvalidArgumentError(
+            f"the function takes no parameters, got a JSON {json_type(value)}"
+        )
+    return InvalidArgumentError(
+        f"cannot bind a JSON {json_type(value)} to {count} parameters; "
+        "send an object keyed by parameter name or an array of arguments"
+    )
+
+
+def not_found(name: Any) -> NotFoundError:
+    return NotFoundError(f"Function {json_repr(name)} not found")
+
+
+def not_serializable(function_name: str, exc: Exception) -> OutputNotSerializableError:
+    return OutputNotSerializableError(
+        f"Function {function_name} returned a value that cannot be encoded as JSON: {exc}",
+        error_type=type(exc).__name__,
+    )
+
+
+def json_default(value: Any) -> Any:
+    """orjson's fallback: sets as lists, Decimal as text, pydantic models by `model_dump`."""
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    dump = getattr(value, "model_dump", None)
+    if dump is not None:
+        return dump(mode="json")
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
+
+
+def pydantic_mismatch(exc: ValueError) -> Mismatch:
+    """A pydantic ValidationError as a `Mismatch` at the first error's location."""
+    errors = getattr(exc, "errors", None)
+    details = errors() if callable(errors) else None
+    if not details:
+        return Mismatch(str(exc))
+    first = details[0]
+    error = Mismatch(str(first.get("msg", exc)))
+    error.segments.extend(reversed(list(first.get("loc", ()))))
+    return error

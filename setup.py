@@ -1,0 +1,65 @@
+"""Build the compiled hot path, falling back to the pure-Python twin when it cannot be built.
+
+- ``AGNT5_NO_EXTENSIONS=1`` skips compiling altogether.
+- ``CIBUILDWHEEL=1`` makes a failed compile fail the build (release wheels must be compiled).
+- Otherwise a failed compile prints one warning and installs the pure-Python package.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+class OptionalBuildExt(build_ext):
+    """`build_ext` that degrades to a warning unless release wheels are being built."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:
+            self._give_up(exc)
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            self._give_up(exc)
+
+    def _give_up(self, exc: Exception) -> None:
+        if _flag("CIBUILDWHEEL"):
+            raise exc
+        print(
+            f"WARNING: agnt5's compiled hot path could not be built ({exc}); "
+            "installing the pure-Python fallback, which is slower but behaves identically.",
+            file=sys.stderr,
+        )
+
+
+def _extensions() -> list[Extension]:
+    if _flag("AGNT5_NO_EXTENSIONS"):
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError as exc:
+        if _flag("CIBUILDWHEEL"):
+            raise
+        print(f"WARNING: Cython is unavailable ({exc}); installing the pure-Python fallback.",
+              file=sys.stderr)
+        return []
+    return cythonize(
+        [Extension("agnt5._speedups._dispatch", ["agnt5/_speedups/_dispatch.pyx"])],
+        compiler_directives={"language_level": "3", "embedsignature": True},
+    )
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
