@@ -1,0 +1,213 @@
+"""Worker settings, each resolved as constructor argument > ``AGNT5_*`` environment variable > default."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["Endpoint", "WorkerConfig", "parse_endpoint"]
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """A coordinator address: the gRPC target (``host:port``) and whether it uses TLS."""
+
+    target: str
+    secure: bool
+
+
+def parse_endpoint(url: str) -> Endpoint:
+    """``http://host:port`` (plain), ``https://host:port`` (TLS) or a bare ``host:port``."""
+    text = url.strip()
+    parts = urlsplit(text if "://" in text else f"http://{text}")
+    if parts.scheme not in ("http", "https", "grpc", "grpcs") or not parts.hostname:
+        raise ValueError(f"expected http(s)://host:port, got {url!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"a coordinator endpoint has no path or query, got {url!r}")
+    secure = parts.scheme in ("https", "grpcs")
+    try:
+        port = parts.port or (443 if secure else 9091)
+    except ValueError:
+        raise ValueError(f"invalid port in {url!r}") from None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return Endpoint(f"{host}:{port}", secure)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value.strip()
+
+
+def _name(value: Any) -> str:
+    text = _text(value)
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _choice(*choices: str, upper: bool = False) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = _text(value)
+        text = text.upper() if upper else text.lower()
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return text
+
+    return parse
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _text(value).lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _integer(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError(f"expected an integer, got {value!r}")
+        try:
+            number = int(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected an integer, got {value!r}") from None
+        if isinstance(value, float) and value != number:
+            raise ValueError(f"expected an integer, got {value!r}")
+        if number < minimum or (maximum is not None and number > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+            raise ValueError(f"expected an integer {bound}, got {value!r}")
+        return number
+
+    return parse
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number of seconds, got {value!r}")
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number of seconds, got {value!r}") from None
+    if not number >= 0 or number == float("inf"):
+        raise ValueError(f"expected a finite number of seconds >= 0, got {value!r}")
+    return number
+
+
+def _endpoint(value: Any) -> str:
+    text = _text(value)
+    parse_endpoint(text)
+    return text
+
+
+def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None or value == "" else parse(value)
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Setting:
+    parse: Callable[[Any], Any]
+    default: Any = None
+    default_factory: Callable[[], Any] | None = None
+
+    def env_name(self, field: str) -> str:
+        return f"AGNT5_{field.upper()}"
+
+
+_SETTINGS: dict[str, _Setting] = {
+    "service_name": _Setting(_name),
+    "service_version": _Setting(_name, "1.0.0"),
+    "coordinator_endpoint": _Setting(_endpoint, "http://localhost:9091"),
+    "runtime": _Setting(_choice("standalone", "asgi"), "standalone"),
+    "log_level": _Setting(_choice(*_LOG_LEVELS, upper=True), "INFO"),
+    "log_format": _Setting(_choice("text", "json"), "text"),
+    "disable_telemetry": _Setting(_flag, False),
+    "api_key": _Setting(_optional(_name)),
+    "max_concurrency": _Setting(_integer(1), 100),
+    "thread_pool_size": _Setting(_optional(_integer(1))),
+    "drain_timeout": _Setting(_seconds, 30.0),
+    "heartbeat_interval": _Setting(_seconds, 5.0),
+    "worker_id": _Setting(_name, default_factory=_default_worker_id),
+    "health_port": _Setting(_optional(_integer(0, 65535))),
+    "max_body_size": _Setting(_integer(1), 10 * 1024 * 1024),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerConfig:
+    """A worker's resolved settings. Build it with `WorkerConfig.resolve`."""
+
+    service_name: str
+    service_version: str
+    coordinator_endpoint: str
+    runtime: str
+    log_level: str
+    log_format: str
+    disable_telemetry: bool
+    api_key: str | None
+    max_concurrency: int
+    thread_pool_size: int | None
+    drain_timeout: float
+    heartbeat_interval: float
+    worker_id: str
+    health_port: int | None
+    max_body_size: int
+
+    @classmethod
+    def resolve(cls, environ: Mapping[str, str] | None = None, **given: Any) -> WorkerConfig:
+        """Resolve every setting; a bad value is a `ValueError` naming its argument or variable."""
+        environ = os.environ if environ is None else environ
+        unknown = set(given) - set(_SETTINGS)
+        if unknown:
+            raise TypeError(f"unknown Worker option(s): {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {}
+        for field, setting in _SETTINGS.items():
+            values[field] = _resolve_one(field, setting, given.get(field), environ)
+        if values["service_name"] is None:
+            raise ValueError(
+                "a service name is required: pass Worker(service_name=...) "
+                "or set AGNT5_SERVICE_NAME"
+            )
+        return cls(**values)
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The parsed coordinator endpoint."""
+        return parse_endpoint(self.coordinator_endpoint)
+
+    @property
+    def pool_size(self) -> int:
+        """Threads for synchronous handlers: ``thread_pool_size``, else up to 32."""
+        return self.thread_pool_size or min(32, self.max_concurrency)
+
+
+def _resolve_one(field: str, setting: _Setting, given: Any, environ: Mapping[str, str]) -> Any:
+    if given is not None:
+        source, raw = field, given
+    elif environ.get(setting.env_name(field), "").strip():
+        source, raw = setting.env_name(field), environ[setting.env_name(field)]
+    elif setting.default_factory is not None:
+        return setting.default_factory()
+    else:
+        return setting.default
+    try:
+        return setting.parse(raw)
+    except ValueError as exc:
+        raise ValueError(f"invalid {source}: {exc}") from None

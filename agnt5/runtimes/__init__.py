@@ -1,0 +1,1 @@
+"""Runtimes: how a Worker serves its components (standalone gRPC stream, or ASGI)."""
