@@ -11,6 +11,7 @@ import decimal
 import enum
 import inspect
 import logging
+import sys
 import types
 import typing
 import uuid
@@ -173,11 +174,20 @@ def read_signature(fn: Callable[..., Any]) -> Signature:
 
 
 def _type_hints(obj: Any) -> dict[str, Any]:
+    """Resolved annotations; one that cannot be resolved degrades alone, never the others."""
     try:
         return typing.get_type_hints(obj)
-    except Exception as exc:  # unresolvable forward references degrade, they never crash an import
-        _log.debug("could not resolve type hints of %r: %s", obj, exc)
-        return {}
+    except Exception:
+        pass
+    module = sys.modules.get(getattr(obj, "__module__", ""), None)
+    namespace = getattr(obj, "__globals__", None) or getattr(module, "__dict__", {})
+    hints: dict[str, Any] = {}
+    for name, annotation in getattr(obj, "__annotations__", {}).items():
+        try:
+            hints[name] = eval(annotation, namespace) if isinstance(annotation, str) else annotation
+        except Exception as exc:  # an unresolvable forward reference never crashes an import
+            _log.debug("cannot resolve annotation %r of %r: %s", annotation, obj, exc)
+    return hints
 
 
 def _is_context_parameter(parameter: inspect.Parameter, hints: Mapping[str, Any]) -> bool:
