@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import agnt5._speedups as speedups
-from tests.conftest import NO_EXTENSIONS
+
+NO_EXTENSIONS = os.environ.get("AGNT5_NO_EXTENSIONS", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def test_compiled_module_loaded_when_expected() -> None:
