@@ -35,7 +35,7 @@ from agnt5.worker import Worker
 if TYPE_CHECKING:
     from agnt5.client import AsyncClient, Client
 
-__version__ = "0.1.0"
+from agnt5._version import __version__
 
 __all__ = [
     "AgntError",

@@ -1,0 +1,336 @@
+"""One connected session of a standalone worker: register, run invocations, stream results back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from concurrent.futures import Executor
+from typing import Any
+
+import grpc
+import orjson
+
+from agnt5._execution import execute
+from agnt5._proto import common_pb2, worker_pb2
+from agnt5._version import __version__
+from agnt5.config import WorkerConfig
+from agnt5.context import Context
+from agnt5.decorators import Component
+from agnt5.errors import (
+    AgntError,
+    InvocationCancelledError,
+    InvocationTimeoutError,
+    NotFoundError,
+    ResourceExhaustedError,
+    wrap_exception,
+)
+
+__all__ = ["Session", "SessionLost"]
+
+_log = logging.getLogger("agnt5.worker")
+
+_RESULT_BATCH_LIMIT = 256
+_REGISTER_TIMEOUT = 10.0
+_CLOSE_TIMEOUT = 5.0
+
+
+class SessionLost(Exception):
+    """The stream ended or failed; the worker reconnects."""
+
+
+class _Cancel(Exception):
+    """Why an in-flight invocation was cancelled (carried as the task's cancel message)."""
+
+
+class Session:
+    """A registered stream: reads invocations, runs them, writes results, heartbeats."""
+
+    def __init__(
+        self,
+        call: Any,
+        config: WorkerConfig,
+        components: Mapping[str, Component],
+        executor: Executor,
+    ) -> None:
+        self._call = call
+        self._config = config
+        self._components = components
+        self._executor = executor
+        self._outbox: asyncio.Queue[Any] = asyncio.Queue()
+        self._inflight: dict[str, tuple[asyncio.Task[None], Context | None]] = {}
+        self._heartbeat_interval = config.heartbeat_interval
+        self._accepting = True
+        self._lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
+
+    async def register(self) -> None:
+        """Send Register and wait for RegisterAck."""
+        await self._call.write(worker_pb2.WorkerMessage(register=self._register_message()))
+        reply = await asyncio.wait_for(self._call.read(), _REGISTER_TIMEOUT)
+        if reply is grpc.aio.EOF or reply.WhichOneof("message") != "register_ack":
+            raise SessionLost("the coordinator closed the stream instead of acknowledging Register")
+        ack = reply.register_ack
+        if ack.heartbeat_interval_ms:
+            self._heartbeat_interval = min(self._heartbeat_interval, ack.heartbeat_interval_ms / 1000)
+
+    async def serve(self) -> str:
+        """Run until the stream is lost or the coordinator drains; returns why it ended."""
+        self._tasks = [
+            asyncio.create_task(self._read_loop(), name="agnt5-read"),
+            asyncio.create_task(self._write_loop(), name="agnt5-write"),
+            asyncio.create_task(self._heartbeat_loop(), name="agnt5-heartbeat"),
+        ]
+        return await asyncio.shield(self._lost)
+
+    async def drain(self, reason: str, timeout: float) -> None:
+        """Take no new work, tell the coordinator, let in-flight work finish, cancel the rest."""
+        self._accepting = False
+        self._send(worker_pb2.WorkerMessage(
+            drain=worker_pb2.Drain(reason=reason, timeout_ms=int(timeout * 1000))
+        ))
+        pending = [task for task, _ in self._inflight.values()]
+        if pending:
+            _log.info("draining: waiting up to %.1fs for %d invocation(s)", timeout, len(pending))
+            await asyncio.wait(pending, timeout=timeout)
+        self._cancel_all(retryable=True, reason=f"worker draining ({reason})")
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._flush(), _CLOSE_TIMEOUT)
+
+    async def close(self, reason: str) -> None:
+        """Unregister (if the stream still works), stop every task, close the stream."""
+        if not self._lost.done():
+            self._send(worker_pb2.WorkerMessage(unregister=worker_pb2.Unregister(reason=reason)))
+            with contextlib.suppress(asyncio.TimeoutError, grpc.aio.AioRpcError, SessionLost):
+                await asyncio.wait_for(self._flush(), _CLOSE_TIMEOUT)
+                await asyncio.wait_for(self._call.done_writing(), _CLOSE_TIMEOUT)
+        self._cancel_all(retryable=True, reason="session closed")
+        invocations = [task for task, _ in self._inflight.values()]
+        if invocations:
+            await asyncio.wait(invocations, timeout=_CLOSE_TIMEOUT)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._call.cancel()
+
+    # Reading.
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                message = await self._call.read()
+                if message is grpc.aio.EOF:
+                    self._end("the coordinator closed the stream")
+                    return
+                kind = message.WhichOneof("message")
+                if kind == "invoke_batch":
+                    for invoke in message.invoke_batch.invocations:
+                        self._start(invoke)
+                elif kind == "cancel":
+                    self._cancel(message.cancel.invocation_id, message.cancel.reason)
+                elif kind == "drain":
+                    _log.info("coordinator is draining: %s", message.drain.reason or "no reason")
+                    self._accepting = False
+                    self._end("coordinator drain")
+                    return
+        except grpc.aio.AioRpcError as exc:
+            self._end(f"stream failed: {exc.code().name}: {exc.details()}")
+
+    def _end(self, why: str) -> None:
+        if not self._lost.done():
+            self._lost.set_result(why)
+
+    # Running invocations.
+
+    def _start(self, invoke: Any) -> None:
+        invocation_id = invoke.invocation_id
+        component = self._components.get(invoke.component)
+        if component is None:
+            self._fail(invoke, NotFoundError(f"Function {invoke.component!r} not found"), 0.0)
+            return
+        if not self._accepting or len(self._inflight) >= self._config.max_concurrency:
+            error = ResourceExhaustedError(
+                f"worker {self._config.worker_id} is at capacity or draining"
+            )
+            self._fail(invoke, error, 0.0)
+            return
+        ctx = None
+        if component.handler.takes_ctx:
+            ctx = Context(
+                invocation_id,
+                component.name,
+                service_name=self._config.service_name,
+                attempt=invoke.attempt or 1,
+                metadata=invoke.metadata,
+                deadline=invoke.deadline_unix_ms / 1000 if invoke.deadline_unix_ms else None,
+            )
+        task = asyncio.create_task(self._run(invoke, component, ctx), name=f"agnt5-{invocation_id}")
+        self._inflight[invocation_id] = (task, ctx)
+
+    async def _run(self, invoke: Any, component: Component, ctx: Context | None) -> None:
+        started = time.perf_counter()
+        executor = None if component.config.inline else self._executor
+        try:
+            async with asyncio.timeout(_time_limit(invoke, component)):
+                output = await execute(component.handler, invoke.input, ctx, executor)
+        except TimeoutError:
+            if ctx is not None:
+                ctx._cancel("timeout")
+            error: AgntError = InvocationTimeoutError(
+                f"Function {component.name} timed out after {time.perf_counter() - started:.3f}s"
+            )
+        except asyncio.CancelledError as cancelled:
+            reason = cancelled.args[0] if cancelled.args and isinstance(cancelled.args[0], _Cancel) else None
+            if reason is None:
+                raise
+            error = InvocationCancelledError(reason.args[0], retryable=reason.args[1])
+        except AgntError as exc:
+            error = exc
+        except Exception as exc:  # the runtime itself failed; report it rather than lose it
+            _log.exception("invocation %s failed inside the runtime", invoke.invocation_id)
+            error = wrap_exception(component.name, exc)
+        else:
+            self._finish(invoke, worker_pb2.Result(
+                invocation_id=invoke.invocation_id,
+                attempt=invoke.attempt,
+                output=output,
+                duration_us=int((time.perf_counter() - started) * 1e6),
+            ))
+            return
+        if error.code == "FUNCTION_FAILED" and error.__cause__ is not None:
+            _log.error(
+                "%s", error.message, exc_info=error.__cause__,
+                extra={"invocation_id": invoke.invocation_id},
+            )
+        self._fail(invoke, error, time.perf_counter() - started)
+
+    def _fail(self, invoke: Any, error: AgntError, seconds: float) -> None:
+        self._finish(invoke, worker_pb2.Result(
+            invocation_id=invoke.invocation_id,
+            attempt=invoke.attempt,
+            error=common_pb2.Error(
+                code=error.code,
+                message=error.message,
+                type=error.error_type,
+                retryable=error.retryable,
+            ),
+            duration_us=int(seconds * 1e6),
+        ))
+
+    def _finish(self, invoke: Any, result: Any) -> None:
+        self._inflight.pop(invoke.invocation_id, None)
+        self._send(result)
+
+    def _cancel(self, invocation_id: str, reason: str, *, retryable: bool = False) -> None:
+        entry = self._inflight.get(invocation_id)
+        if entry is None:
+            return
+        task, ctx = entry
+        text = reason or "cancelled by the coordinator"
+        if ctx is not None:
+            ctx._cancel(text)
+        task.cancel(_Cancel(text, retryable))
+
+    def _cancel_all(self, *, retryable: bool, reason: str) -> None:
+        for invocation_id in list(self._inflight):
+            self._cancel(invocation_id, reason, retryable=retryable)
+
+    # Writing.
+
+    def _send(self, message: Any) -> None:
+        self._outbox.put_nowait(message)
+
+    async def _flush(self) -> None:
+        await self._outbox.join()
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                first = await self._outbox.get()
+                batch = [first]
+                while len(batch) < _RESULT_BATCH_LIMIT and not self._outbox.empty():
+                    batch.append(self._outbox.get_nowait())
+                try:
+                    for message in _coalesce(batch):
+                        await self._call.write(message)
+                finally:
+                    for _ in batch:
+                        self._outbox.task_done()
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
+            self._end(f"write failed: {exc}")
+            self._discard_outbox()
+
+    def _discard_outbox(self) -> None:
+        while not self._outbox.empty():
+            self._outbox.get_nowait()
+            self._outbox.task_done()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_interval)
+            self._send(worker_pb2.WorkerMessage(
+                heartbeat=worker_pb2.Heartbeat(in_flight=len(self._inflight))
+            ))
+
+    def _register_message(self) -> Any:
+        return worker_pb2.Register(
+            service_name=self._config.service_name,
+            service_version=self._config.service_version,
+            worker_id=self._config.worker_id,
+            components=[_component_message(c) for c in self._components.values()],
+            max_concurrency=self._config.max_concurrency,
+            sdk_version=__version__,
+        )
+
+
+def _coalesce(batch: list[Any]) -> list[Any]:
+    """Consecutive results become one ResultBatch; other messages keep their order."""
+    messages: list[Any] = []
+    results: list[Any] = []
+    for item in batch:
+        if isinstance(item, worker_pb2.Result):
+            results.append(item)
+            continue
+        if results:
+            messages.append(worker_pb2.WorkerMessage(result_batch=worker_pb2.ResultBatch(results=results)))
+            results = []
+        messages.append(item)
+    if results:
+        messages.append(worker_pb2.WorkerMessage(result_batch=worker_pb2.ResultBatch(results=results)))
+    return messages
+
+
+def _time_limit(invoke: Any, component: Component) -> float | None:
+    """Seconds until the earlier of the function's timeout and the invocation's deadline."""
+    limits = []
+    if component.config.timeout is not None:
+        limits.append(component.config.timeout)
+    if invoke.deadline_unix_ms:
+        limits.append(max(0.0, invoke.deadline_unix_ms / 1000 - time.time()))
+    return min(limits) if limits else None
+
+
+def _component_message(component: Component) -> Any:
+    config = component.config
+    return common_pb2.Component(
+        name=component.name,
+        kind=component.kind,
+        description=component.description,
+        input_schema_json=orjson.dumps(component.input_schema).decode(),
+        output_schema_json=orjson.dumps(component.output_schema).decode(),
+        config=common_pb2.ComponentConfig(
+            timeout_ms=int((config.timeout or 0) * 1000),
+            retries=config.retries,
+            backoff=common_pb2.Backoff(
+                initial_ms=int(config.backoff.initial * 1000),
+                multiplier=config.backoff.multiplier,
+                max_ms=int(config.backoff.maximum * 1000),
+            ),
+        ),
+    )
