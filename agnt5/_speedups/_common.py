@@ -14,19 +14,26 @@ from agnt5.errors import InvalidArgumentError, NotFoundError, OutputNotSerializa
 __all__ = [
     "MAX_DEPTH",
     "Mismatch",
+    "async_invoke",
     "expected",
     "invalid_input",
+    "invalid_value",
     "json_default",
     "json_repr",
     "json_type",
+    "missing_field",
     "missing_parameter",
     "not_found",
     "not_serializable",
     "one_of",
     "pydantic_mismatch",
     "scalar_needs_one_parameter",
+    "too_deep",
     "too_many_arguments",
+    "unhashable",
+    "unknown_field",
     "unknown_parameter",
+    "wrong_length",
 ]
 
 MAX_DEPTH = 200
@@ -88,6 +95,30 @@ def one_of(values: tuple[Any, ...], value: Any) -> Mismatch:
     return Mismatch(f"expected one of {choices}, got {json_repr(value)}")
 
 
+def too_deep() -> Mismatch:
+    return Mismatch("input nested too deeply")
+
+
+def wrong_length(label: str, size: int, count: int) -> Mismatch:
+    return Mismatch(f"expected {label} with {size} items, got {count}")
+
+
+def unhashable(label: str) -> Mismatch:
+    return Mismatch(f"expected {label}, got array with unhashable items")
+
+
+def missing_field(name: str) -> Mismatch:
+    return Mismatch(f"missing required field '{name}'")
+
+
+def unknown_field(key: Any) -> Mismatch:
+    return Mismatch(f"unknown field '{key}'")
+
+
+def invalid_value(label: str, detail: Any) -> Mismatch:
+    return Mismatch(f"invalid {label}: {detail}")
+
+
 def invalid_input(exc: Exception) -> InvalidArgumentError:
     return InvalidArgumentError(f"invalid JSON input: {exc}")
 
@@ -126,6 +157,12 @@ def not_serializable(function_name: str, exc: Exception) -> OutputNotSerializabl
     return OutputNotSerializableError(
         f"Function {function_name} returned a value that cannot be encoded as JSON: {exc}",
         error_type=type(exc).__name__,
+    )
+
+
+def async_invoke(function_name: str) -> TypeError:
+    return TypeError(
+        f"Function {function_name} is async: bind, await call() and encode instead of invoke()"
     )
 
 

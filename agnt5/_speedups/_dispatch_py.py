@@ -11,18 +11,25 @@ from agnt5._speedups import _plan as plan
 from agnt5._speedups._common import (
     MAX_DEPTH,
     Mismatch,
+    async_invoke,
     expected,
     invalid_input,
+    invalid_value,
     json_default,
     json_repr,
+    missing_field,
     missing_parameter,
     not_found,
     not_serializable,
     one_of,
     pydantic_mismatch,
     scalar_needs_one_parameter,
+    too_deep,
     too_many_arguments,
+    unhashable,
+    unknown_field,
     unknown_parameter,
+    wrong_length,
 )
 from agnt5.errors import wrap_exception
 
@@ -215,11 +222,13 @@ class Handler:
 
     def invoke(self, payload: bytes, ctx: Any = None) -> bytes:
         """Decode, bind, call (synchronous handlers only) and encode."""
+        if self.is_async:
+            raise async_invoke(self.name)
         args, kwargs = self.bind_value(decode_json(payload))
         try:
             result = self.call(args, kwargs, ctx)
         except Exception as exc:
-            raise wrap_exception(self.name, exc) from exc
+            raise wrap_exception(self.name, exc)  # sets __cause__; agnt5 errors pass through
         return self.encode(result)
 
     def __repr__(self) -> str:
@@ -300,7 +309,7 @@ def _compile_none(spec: plan.Spec, memo: dict[int, Converter | None]) -> Convert
 
 def _too_deep(depth: int) -> None:
     if depth >= MAX_DEPTH:
-        raise Mismatch("input nested too deeply")
+        raise too_deep()
 
 
 def _convert_items(item: Converter, value: list[Any], depth: int) -> list[Any]:
@@ -330,7 +339,7 @@ def _compile_sequence(spec: plan.Spec, memo: dict[int, Converter | None]) -> Con
         try:
             return set(items) if kind == plan.SET else frozenset(items)
         except TypeError:
-            raise Mismatch(f"expected {label}, got array with unhashable items") from None
+            raise unhashable(label) from None
 
     return convert
 
@@ -344,7 +353,7 @@ def _compile_tuple(spec: plan.Spec, memo: dict[int, Converter | None]) -> Conver
         if type(value) is not list:
             raise expected(label, value)
         if len(value) != size:
-            raise Mismatch(f"expected {label} with {size} items, got {len(value)}")
+            raise wrong_length(label, size, len(value))
         _too_deep(depth)
         out = []
         for index, (item, element) in enumerate(zip(items, value)):
@@ -368,9 +377,9 @@ def _compile_dict(spec: plan.Spec, memo: dict[int, Converter | None]) -> Convert
     def convert(value: Any, depth: int) -> Any:
         if type(value) is not dict:
             raise expected(label, value)
+        _too_deep(depth)
         if item is None:
             return value
-        _too_deep(depth)
         out = {}
         for key, element in value.items():
             try:
@@ -450,7 +459,7 @@ def _compile_record(spec: plan.Spec, memo: dict[int, Converter | None]) -> Conve
             element = value.get(name, _MISSING)
             if element is _MISSING:
                 if required:
-                    raise Mismatch(f"missing required field '{name}'")
+                    raise missing_field(name)
                 continue
             if item is not None:
                 try:
@@ -462,13 +471,13 @@ def _compile_record(spec: plan.Spec, memo: dict[int, Converter | None]) -> Conve
         if len(out) < len(value):
             for key in value:
                 if key not in out:
-                    raise Mismatch(f"unknown field '{key}'")
+                    raise unknown_field(key)
         if build_dict:
             return out
         try:
             return cls(**out)
         except (ValueError, TypeError) as exc:
-            raise Mismatch(f"invalid {label}: {exc}") from None
+            raise invalid_value(label, exc) from None
 
     memo[id(spec)] = convert
     fields.extend((f.name, _compile(f.spec, memo), f.required) for f in spec.fields)
@@ -496,7 +505,7 @@ def _compile_parse(spec: plan.Spec, memo: dict[int, Converter | None]) -> Conver
         except TypeError:
             raise expected(label, value) from None
         except (ValueError, ArithmeticError):
-            raise Mismatch(f"invalid {label}: {json_repr(value)}") from None
+            raise invalid_value(label, json_repr(value)) from None
 
     return convert
 

@@ -1,0 +1,596 @@
+# cython: language_level=3, embedsignature=True
+"""The hot path compiled: the twin of `_dispatch_py.py`, identical in behaviour and messages.
+
+Binding plans (`_plan.Spec` trees) become `_Node` trees with an int kind at construction;
+`_convert` switches on it. Every message comes from `_common` and is built on error paths only.
+"""
+
+from cpython.dict cimport PyDict_GetItemWithError, PyDict_Next, PyDict_SetItem
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
+from cpython.ref cimport Py_INCREF, PyObject
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
+
+import orjson
+
+from agnt5._speedups import _plan as plan
+from agnt5._speedups._common import (
+    MAX_DEPTH,
+    Mismatch,
+    async_invoke,
+    expected,
+    invalid_input,
+    invalid_value,
+    json_default,
+    json_repr,
+    missing_field,
+    missing_parameter,
+    not_found,
+    not_serializable,
+    one_of,
+    pydantic_mismatch,
+    scalar_needs_one_parameter,
+    too_deep,
+    too_many_arguments,
+    unhashable,
+    unknown_field,
+    unknown_parameter,
+    wrong_length,
+)
+from agnt5.errors import wrap_exception
+
+__all__ = ["Handler", "decode_json", "dispatch", "encode_json", "lookup"]
+
+# The `_plan` kinds, in order; checked against `_plan` at import.
+cdef enum:
+    K_ANY, K_STR, K_INT, K_FLOAT, K_BOOL, K_NONE, K_LIST, K_SET, K_FROZENSET, K_TUPLE
+    K_VARTUPLE, K_DICT, K_OPTIONAL, K_UNION, K_LITERAL, K_ENUM, K_DATACLASS, K_TYPEDDICT
+    K_PYDANTIC, K_PARSE
+
+_KINDS = ("ANY", "STR", "INT", "FLOAT", "BOOL", "NONE", "LIST", "SET", "FROZENSET", "TUPLE",
+          "VARTUPLE", "DICT", "OPTIONAL", "UNION", "LITERAL", "ENUM", "DATACLASS", "TYPEDDICT",
+          "PYDANTIC", "PARSE")
+if tuple(getattr(plan, kind) for kind in _KINDS) != tuple(range(len(_KINDS))):
+    raise ImportError("agnt5._speedups._plan kinds changed; rebuild _dispatch.pyx to match")
+
+cdef object _loads = orjson.loads
+cdef object _dumps = orjson.dumps
+cdef object _JSONDecodeError = orjson.JSONDecodeError
+cdef object _NON_STR_KEYS = orjson.OPT_NON_STR_KEYS
+cdef object _default = json_default
+cdef object _Mismatch = Mismatch
+cdef object _wrap = wrap_exception
+cdef int _MAX_DEPTH = MAX_DEPTH
+cdef dict _NO_INPUT = {}
+
+
+def decode_json(payload):
+    """Decode JSON input; empty input is `None`; bad input is an `InvalidArgumentError`."""
+    return _decode(payload)
+
+
+def encode_json(value):
+    """Encode a result; dict keys that are not strings are stringified. Raises `TypeError`."""
+    return _encode(value)
+
+
+def lookup(registry, name):
+    """The handler registered as `name`, or a `NotFoundError`."""
+    return _lookup(registry, name)
+
+
+def dispatch(registry, name, payload, make_context=None):
+    """Run a synchronous handler end to end: look up, decode, bind, call, encode."""
+    handler = _lookup(registry, name)
+    if type(handler) is not Handler:
+        return handler.invoke(payload, make_context(handler) if handler.takes_ctx else None)
+    cdef Handler compiled = <Handler>handler
+    return compiled._invoke(payload, make_context(compiled) if compiled.takes_ctx else None)
+
+
+cdef inline object _decode(object payload):
+    if not payload:
+        return None
+    try:
+        return _loads(payload)
+    except _JSONDecodeError as exc:
+        raise invalid_input(exc) from None
+
+
+cdef inline object _encode(object value):
+    try:
+        return _dumps(value, _default)
+    except TypeError:
+        return _dumps(value, _default, _NON_STR_KEYS)
+
+
+cdef inline object _lookup(object registry, object name):
+    cdef PyObject* found
+    handler = None
+    if type(name) is str:
+        if type(registry) is dict:
+            found = PyDict_GetItemWithError(registry, name)
+            if found is not NULL:
+                handler = <object>found
+        else:
+            handler = registry.get(name)
+    if handler is None:
+        raise not_found(name)
+    return handler
+
+
+cdef class _Node:
+    """One `Spec`, compiled: `_convert` checks and converts a value by `kind`."""
+
+    cdef int kind
+    cdef object label
+    cdef object item      # the element node of containers and Optional; None: take as is
+    cdef tuple items      # member nodes of fixed tuples and unions (None: take as is)
+    cdef tuple fields     # `_Field`s of dataclasses and TypedDicts
+    cdef object cls
+    cdef tuple values
+    cdef object parser    # PARSE: the parser; PYDANTIC: `model_validate`
+
+
+cdef class _Field:
+    """A dataclass or TypedDict field."""
+
+    cdef object name
+    cdef object node
+    cdef bint required
+
+
+cdef class _Param:
+    """A handler parameter with its compiled node."""
+
+    cdef object name
+    cdef object node
+    cdef bint required
+    cdef object default
+    cdef bint keyword_only
+
+
+cdef object _compile(object spec, dict memo):
+    """The node for `spec`, or None when any value is taken as is."""
+    key = id(spec)
+    if key in memo:
+        return memo[key]
+    cdef int kind = spec.kind
+    if kind <= K_ANY or kind > K_PARSE:
+        return None
+    if kind == K_OPTIONAL:
+        item = _compile(spec.items[0], memo)
+        if item is None:
+            return None
+    cdef _Node node = _Node.__new__(_Node)
+    node.kind = kind
+    node.label = spec.label
+    node.cls = spec.cls
+    node.values = tuple(spec.values)
+    node.parser = spec.parser
+    node.items = ()
+    node.fields = ()
+    if kind == K_OPTIONAL:
+        node.item = item
+    elif kind in (K_LIST, K_SET, K_FROZENSET, K_VARTUPLE, K_DICT):
+        node.item = _compile(spec.items[0], memo)
+    elif kind in (K_TUPLE, K_UNION):
+        node.items = tuple([_compile(member, memo) for member in spec.items])
+    elif kind == K_PYDANTIC:
+        node.parser = spec.cls.model_validate
+    elif kind in (K_DATACLASS, K_TYPEDDICT):
+        memo[key] = node  # before the fields: recursive types refer back to it
+        node.fields = tuple([_field(f, memo) for f in spec.fields])
+    return node
+
+
+cdef _Field _field(object field, dict memo):
+    cdef _Field out = _Field.__new__(_Field)
+    out.name = field.name
+    out.node = _compile(field.spec, memo)
+    out.required = field.required
+    return out
+
+
+cdef _Param _param(object param, dict memo):
+    cdef _Param out = _Param.__new__(_Param)
+    out.name = param.name
+    out.node = _compile(param.spec, memo)
+    out.required = param.required
+    out.default = param.default
+    out.keyword_only = param.keyword_only
+    return out
+
+
+cdef object _convert_root(object node, object value, object root):
+    """Convert a parameter's value; a mismatch becomes the public error naming its path."""
+    if node is None:
+        return value
+    try:
+        return _convert(<_Node>node, value, 0)
+    except _Mismatch as error:
+        raise error.at(root) from None
+
+
+cdef object _convert(_Node node, object value, int depth):
+    """Check and convert `value` by `node`, raising `Mismatch` (its path is built on the way out)."""
+    cdef int kind = node.kind
+    if kind == K_STR:
+        if type(value) is str:
+            return value
+        raise expected(node.label, value)
+    elif kind == K_INT:
+        if type(value) is int:
+            return value
+        raise expected(node.label, value)
+    elif kind == K_BOOL:
+        if type(value) is bool:
+            return value
+        raise expected(node.label, value)
+    elif kind == K_FLOAT:
+        if type(value) is float:
+            return value
+        if type(value) is int:
+            return float(value)
+        raise expected(node.label, value)
+    elif kind == K_NONE:
+        if value is None:
+            return None
+        raise expected(node.label, value)
+    elif kind == K_OPTIONAL:
+        if value is None:
+            return None
+        return _convert(<_Node>node.item, value, depth)
+    elif kind == K_LIST or kind == K_VARTUPLE or kind == K_SET or kind == K_FROZENSET:
+        return _convert_sequence(node, value, depth)
+    elif kind == K_TUPLE:
+        return _convert_tuple(node, value, depth)
+    elif kind == K_DICT:
+        return _convert_dict(node, value, depth)
+    elif kind == K_DATACLASS or kind == K_TYPEDDICT:
+        return _convert_record(node, value, depth)
+    elif kind == K_UNION:
+        for member in node.items:
+            if member is None:
+                return value
+            try:
+                return _convert(<_Node>member, value, depth)
+            except _Mismatch:
+                pass
+        raise expected(node.label, value)
+    elif kind == K_LITERAL:
+        for choice in node.values:
+            if type(value) is type(choice) and value == choice:
+                return choice
+        raise one_of(node.values, value)
+    elif kind == K_ENUM:
+        try:
+            return node.cls(value)
+        except (ValueError, TypeError):
+            raise one_of(node.values, value) from None
+    elif kind == K_PYDANTIC:
+        try:
+            return node.parser(value)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise pydantic_mismatch(exc) from None
+    else:  # K_PARSE
+        try:
+            return node.parser(value)
+        except TypeError:
+            raise expected(node.label, value) from None
+        except (ValueError, ArithmeticError):
+            raise invalid_value(node.label, json_repr(value)) from None
+
+
+cdef object _convert_sequence(_Node node, object value, int depth):
+    if type(value) is not list:
+        raise expected(node.label, value)
+    if depth >= _MAX_DEPTH:
+        raise too_deep()
+    cdef list items = <list>value
+    if node.item is not None:
+        items = _convert_items(<_Node>node.item, items, depth + 1)
+    if node.kind == K_LIST:
+        return items
+    if node.kind == K_VARTUPLE:
+        return tuple(items)
+    try:
+        return set(items) if node.kind == K_SET else frozenset(items)
+    except TypeError:
+        raise unhashable(node.label) from None
+
+
+cdef list _convert_items(_Node item, list value, int depth):
+    cdef Py_ssize_t index = 0, count = PyList_GET_SIZE(value)
+    cdef list out = PyList_New(count)
+    try:
+        while index < count:
+            converted = _convert(item, <object>PyList_GET_ITEM(value, index), depth)
+            Py_INCREF(converted)
+            PyList_SET_ITEM(out, index, converted)
+            index += 1
+    except _Mismatch as error:
+        error.segments.append(index)
+        raise
+    return out
+
+
+cdef object _convert_tuple(_Node node, object value, int depth):
+    if type(value) is not list:
+        raise expected(node.label, value)
+    cdef Py_ssize_t index = 0, size = PyTuple_GET_SIZE(node.items)
+    cdef Py_ssize_t count = PyList_GET_SIZE(value)
+    if count != size:
+        raise wrong_length(node.label, size, count)
+    if depth >= _MAX_DEPTH:
+        raise too_deep()
+    cdef tuple out = PyTuple_New(size)
+    try:
+        while index < size:
+            element = <object>PyList_GET_ITEM(value, index)
+            item = <object>PyTuple_GET_ITEM(node.items, index)
+            if item is not None:
+                element = _convert(<_Node>item, element, depth + 1)
+            Py_INCREF(element)
+            PyTuple_SET_ITEM(out, index, element)
+            index += 1
+    except _Mismatch as error:
+        error.segments.append(index)
+        raise
+    return out
+
+
+cdef object _convert_dict(_Node node, object value, int depth):
+    if type(value) is not dict:
+        raise expected(node.label, value)
+    if depth >= _MAX_DEPTH:
+        raise too_deep()
+    if node.item is None:
+        return value
+    cdef _Node item = <_Node>node.item
+    cdef dict out = {}
+    cdef Py_ssize_t position = 0
+    cdef PyObject* key_ptr
+    cdef PyObject* value_ptr
+    while PyDict_Next(value, &position, &key_ptr, &value_ptr):
+        key = <object>key_ptr
+        try:
+            PyDict_SetItem(out, key, _convert(item, <object>value_ptr, depth + 1))
+        except _Mismatch as error:
+            error.segments.append(key)
+            raise
+    return out
+
+
+cdef object _convert_record(_Node node, object value, int depth):
+    """Dataclasses and TypedDicts: an object with known fields, built field by field."""
+    if type(value) is not dict:
+        raise expected(node.label, value)
+    if depth >= _MAX_DEPTH:
+        raise too_deep()
+    cdef dict out = {}
+    cdef _Field field
+    cdef PyObject* found
+    for field in node.fields:
+        found = PyDict_GetItemWithError(value, field.name)
+        if found is NULL:
+            if field.required:
+                raise missing_field(field.name)
+            continue
+        element = <object>found
+        if field.node is not None:
+            try:
+                element = _convert(<_Node>field.node, element, depth + 1)
+            except _Mismatch as error:
+                error.segments.append(field.name)
+                raise
+        PyDict_SetItem(out, field.name, element)
+    if len(out) < len(<dict>value):
+        for key in <dict>value:
+            if key not in out:
+                raise unknown_field(key)
+    if node.kind == K_TYPEDDICT:
+        return out
+    try:
+        return node.cls(**out)
+    except (ValueError, TypeError) as exc:
+        raise invalid_value(node.label, exc) from None
+
+
+cdef class Handler:
+    """A registered callable with its binding plan compiled for the hot path."""
+
+    cdef readonly object name
+    cdef readonly object fn
+    cdef readonly bint takes_ctx
+    cdef readonly bint is_async
+    cdef tuple _params
+    cdef tuple _names
+    cdef Py_ssize_t _positional_count
+    cdef bint _whole_object
+    cdef bint _scalar
+    cdef object _var_positional
+    cdef object _var_keyword
+
+    def __init__(self, name, fn, signature):
+        self.name = name
+        self.fn = fn
+        self.takes_ctx = signature.takes_ctx
+        self.is_async = signature.is_async
+        cdef dict memo = {}
+        params = signature.params
+        self._params = tuple([_param(p, memo) for p in params])
+        self._names = tuple([p.name for p in params])
+        self._positional_count = sum([not p.keyword_only for p in params])
+        self._var_positional = None if signature.var_positional is None else _param(
+            signature.var_positional, memo
+        )
+        self._var_keyword = None if signature.var_keyword is None else _param(
+            signature.var_keyword, memo
+        )
+        self._whole_object = (
+            len(params) == 1
+            and signature.var_keyword is None
+            and not params[0].keyword_only
+            and params[0].spec.accepts_object
+        )
+        required = [p for p in params if p.required]
+        self._scalar = bool(params) and not params[0].keyword_only and (
+            len(params) == 1 or (len(required) == 1 and required[0] is params[0])
+        )
+
+    def bind(self, payload):
+        """Decode and bind input: positional args and keyword args (`None` when there are none)."""
+        return self._bind(_decode(payload), None, False)
+
+    def bind_value(self, value):
+        """Bind an already decoded JSON value by the binding rules."""
+        return self._bind(value, None, False)
+
+    def call(self, args, kwargs, ctx=None):
+        """Call the handler with bound arguments (and `ctx` first when it takes one)."""
+        if self.takes_ctx:
+            args = (ctx, *args)
+        return self.fn(*args, **kwargs) if kwargs else self.fn(*args)
+
+    def encode(self, result):
+        """Encode the handler's result, or raise `OutputNotSerializableError`."""
+        return self._encode_result(result)
+
+    def fail(self, exc):
+        """The agnt5 error for an exception the handler raised."""
+        return _wrap(self.name, exc)
+
+    def invoke(self, payload, ctx=None):
+        """Decode, bind, call (synchronous handlers only) and encode."""
+        return self._invoke(payload, ctx)
+
+    def __repr__(self):
+        return f"<Handler {self.name}>"
+
+    cdef object _invoke(self, object payload, object ctx):
+        if self.is_async:
+            raise async_invoke(self.name)
+        cdef tuple bound = self._bind(_decode(payload), ctx, self.takes_ctx)
+        cdef tuple args = <tuple>PyTuple_GET_ITEM(bound, 0)
+        kwargs = <object>PyTuple_GET_ITEM(bound, 1)
+        try:
+            if kwargs is None:
+                result = self.fn(*args)
+            else:
+                result = self.fn(*args, **kwargs)
+        except Exception as exc:
+            raise _wrap(self.name, exc)
+        return self._encode_result(result)
+
+    cdef object _encode_result(self, object result):
+        try:
+            return _encode(result)
+        except TypeError as exc:
+            raise not_serializable(self.name, exc) from None
+
+    cdef tuple _bind(self, object value, object ctx, bint with_ctx):
+        """`(args, kwargs)` by the binding rules; `args` starts with `ctx` when `with_ctx`."""
+        if type(value) is dict:
+            if self._whole_object and PyDict_GetItemWithError(value, self._names[0]) is NULL:
+                return self._bind_one(value, ctx, with_ctx)
+            return self._bind_object(<dict>value, ctx, with_ctx)
+        if value is None:
+            return self._bind_object(_NO_INPUT, ctx, with_ctx)
+        if type(value) is list:
+            return self._bind_array(<list>value, ctx, with_ctx)
+        if not self._scalar:
+            raise scalar_needs_one_parameter(value, len(self._params))
+        return self._bind_one(value, ctx, with_ctx)
+
+    cdef tuple _bind_one(self, object value, object ctx, bint with_ctx):
+        cdef _Param param = <_Param>PyTuple_GET_ITEM(self._params, 0)
+        value = _convert_root(param.node, value, param.name)
+        return ((ctx, value) if with_ctx else (value,)), None
+
+    cdef tuple _bind_object(self, dict value, object ctx, bint with_ctx):
+        cdef _Param param
+        cdef PyObject* found
+        cdef Py_ssize_t matched = 0, position = with_ctx
+        for param in self._params:
+            if PyDict_GetItemWithError(value, param.name) is not NULL:
+                matched += 1
+        extra = None
+        if matched < len(value):
+            extra = {key: item for key, item in value.items() if key not in self._names}
+            if self._var_keyword is None:
+                raise unknown_parameter(next(iter(extra)), self._names)
+        cdef tuple args = _new_args(self._positional_count, ctx, with_ctx)
+        kwargs = None
+        for param in self._params:
+            found = PyDict_GetItemWithError(value, param.name)
+            if found is NULL:
+                if param.required:
+                    raise missing_parameter(param.name)
+                if param.keyword_only:
+                    continue
+                item = param.default
+            else:
+                item = _convert_root(param.node, <object>found, param.name)
+            if param.keyword_only:
+                if kwargs is None:
+                    kwargs = {}
+                kwargs[param.name] = item
+            else:
+                Py_INCREF(item)
+                PyTuple_SET_ITEM(args, position, item)
+                position += 1
+        if extra:
+            if kwargs is None:
+                kwargs = {}
+            param = <_Param>self._var_keyword
+            for key, item in extra.items():
+                kwargs[key] = _convert_root(param.node, item, key)
+        return args, kwargs
+
+    cdef tuple _bind_array(self, list value, object ctx, bint with_ctx):
+        cdef Py_ssize_t count = PyList_GET_SIZE(value), index = 0, position = with_ctx
+        cdef Py_ssize_t positional = self._positional_count
+        if count > positional and self._var_positional is None:
+            raise too_many_arguments(positional, count)
+        cdef tuple args = _new_args(max(count, positional), ctx, with_ctx)
+        cdef _Param param
+        for param in self._params:
+            if param.keyword_only:
+                if param.required:
+                    raise missing_parameter(param.name)
+            else:
+                if index < count:
+                    item = _convert_root(
+                        param.node, <object>PyList_GET_ITEM(value, index), param.name
+                    )
+                elif param.required:
+                    raise missing_parameter(param.name)
+                else:
+                    item = param.default
+                Py_INCREF(item)
+                PyTuple_SET_ITEM(args, position, item)
+                position += 1
+            index += 1
+        if count > positional:
+            param = <_Param>self._var_positional
+            for index in range(positional, count):
+                item = <object>PyList_GET_ITEM(value, index)
+                if param.node is not None:
+                    try:
+                        item = _convert(<_Node>param.node, item, 0)
+                    except _Mismatch as error:
+                        error.segments.append(index - positional)
+                        raise error.at(param.name) from None
+                Py_INCREF(item)
+                PyTuple_SET_ITEM(args, position, item)
+                position += 1
+        return args, None
+
+
+cdef inline tuple _new_args(Py_ssize_t count, object ctx, bint with_ctx):
+    """An argument tuple to fill in order, with `ctx` already in front when `with_ctx`."""
+    cdef tuple args = PyTuple_New(count + with_ctx)
+    if with_ctx:
+        Py_INCREF(ctx)
+        PyTuple_SET_ITEM(args, 0, ctx)
+    return args
