@@ -10,6 +10,9 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_S
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
 
+import inspect
+import types
+
 import orjson
 
 from agnt5._speedups import _plan as plan
@@ -38,6 +41,10 @@ from agnt5._speedups._common import (
 )
 from agnt5.errors import wrap_exception
 
+cdef extern from "Python.h":
+    # PyObject_Call with keyword arguments that may be NULL (a dict passed as is, not copied).
+    object _call "PyObject_Call"(object fn, object args, PyObject* kwargs)
+
 __all__ = ["Handler", "decode_json", "dispatch", "encode_json", "lookup"]
 
 # The `_plan` kinds, in order; checked against `_plan` at import.
@@ -59,6 +66,9 @@ cdef object _NON_STR_KEYS = orjson.OPT_NON_STR_KEYS
 cdef object _default = json_default
 cdef object _Mismatch = Mismatch
 cdef object _wrap = wrap_exception
+cdef object _FunctionType = types.FunctionType
+cdef int _CO_VARARGS = inspect.CO_VARARGS
+cdef int _CO_VARKEYWORDS = inspect.CO_VARKEYWORDS
 cdef int _MAX_DEPTH = MAX_DEPTH
 cdef dict _NO_INPUT = {}
 
@@ -129,6 +139,7 @@ cdef class _Node:
     cdef object cls
     cdef tuple values
     cdef object parser    # PARSE: the parser; PYDANTIC: `model_validate`
+    cdef bint positional  # DATACLASS: build with positional arguments when all fields are given
 
 
 cdef class _Field:
@@ -180,6 +191,7 @@ cdef object _compile(object spec, dict memo):
     elif kind in (K_DATACLASS, K_TYPEDDICT):
         memo[key] = node  # before the fields: recursive types refer back to it
         node.fields = tuple([_field(f, memo) for f in spec.fields])
+        node.positional = kind == K_DATACLASS and _takes_fields_positionally(node.cls, node.fields)
     return node
 
 
@@ -201,9 +213,25 @@ cdef _Param _param(object param, dict memo):
     return out
 
 
+cdef bint _as_is(_Node node, object value):
+    """Whether `value` passes `node` unchanged: the common case, checked without a call frame."""
+    cdef int kind = node.kind
+    if kind == K_STR:
+        return type(value) is str
+    if kind == K_INT:
+        return type(value) is int
+    if kind == K_FLOAT:
+        return type(value) is float
+    if kind == K_BOOL:
+        return type(value) is bool
+    if kind == K_OPTIONAL:
+        return value is None or _as_is(<_Node>node.item, value)
+    return kind == K_NONE and value is None
+
+
 cdef object _convert_root(object node, object value, object root):
     """Convert a parameter's value; a mismatch becomes the public error naming its path."""
-    if node is None:
+    if node is None or _as_is(<_Node>node, value):
         return value
     try:
         return _convert(<_Node>node, value, 0)
@@ -304,7 +332,9 @@ cdef list _convert_items(_Node item, list value, int depth):
     cdef list out = PyList_New(count)
     try:
         while index < count:
-            converted = _convert(item, <object>PyList_GET_ITEM(value, index), depth)
+            converted = <object>PyList_GET_ITEM(value, index)
+            if not _as_is(item, converted):
+                converted = _convert(item, converted, depth)
             Py_INCREF(converted)
             PyList_SET_ITEM(out, index, converted)
             index += 1
@@ -367,33 +397,69 @@ cdef object _convert_record(_Node node, object value, int depth):
         raise expected(node.label, value)
     if depth >= _MAX_DEPTH:
         raise too_deep()
-    cdef dict out = {}
+    cdef Py_ssize_t index, size = PyTuple_GET_SIZE(node.fields), found_count = 0
+    cdef tuple values = PyTuple_New(size)  # converted fields in order; NULL where absent
     cdef _Field field
     cdef PyObject* found
-    for field in node.fields:
+    for index in range(size):
+        field = <_Field>PyTuple_GET_ITEM(node.fields, index)
         found = PyDict_GetItemWithError(value, field.name)
         if found is NULL:
             if field.required:
                 raise missing_field(field.name)
             continue
         element = <object>found
-        if field.node is not None:
+        if field.node is not None and not _as_is(<_Node>field.node, element):
             try:
                 element = _convert(<_Node>field.node, element, depth + 1)
             except _Mismatch as error:
                 error.segments.append(field.name)
                 raise
-        PyDict_SetItem(out, field.name, element)
-    if len(out) < len(<dict>value):
+        Py_INCREF(element)
+        PyTuple_SET_ITEM(values, index, element)
+        found_count += 1
+    if found_count < len(<dict>value):
+        names = {field.name for field in node.fields}
         for key in <dict>value:
-            if key not in out:
+            if key not in names:
                 raise unknown_field(key)
-    if node.kind == K_TYPEDDICT:
-        return out
     try:
-        return node.cls(**out)
+        if node.positional and found_count == size:
+            return _call(node.cls, values, NULL)
+        out = {}
+        for index in range(size):
+            found = PyTuple_GET_ITEM(values, index)
+            if found is not NULL:
+                PyDict_SetItem(out, (<_Field>PyTuple_GET_ITEM(node.fields, index)).name, <object>found)
+        if node.kind == K_TYPEDDICT:
+            return out
+        return _call(node.cls, (), <PyObject*>out)
     except (ValueError, TypeError) as exc:
         raise invalid_value(node.label, exc) from None
+
+
+cdef bint _takes_fields_positionally(object cls, tuple fields):
+    """Whether `cls(*values)` binds exactly as `cls(**{field: value})` when every field is given.
+
+    True for a plain class whose `__init__` is a Python function taking exactly the fields, in
+    order, as positional-or-keyword parameters (a dataclass's generated `__init__`, usually).
+    """
+    init = getattr(cls, "__init__", None)
+    if (
+        type(init) is not _FunctionType
+        or type(cls).__call__ is not type.__call__
+        or cls.__new__ is not object.__new__
+    ):
+        return False
+    code = init.__code__
+    count = len(fields)
+    return (
+        code.co_argcount == count + 1
+        and code.co_posonlyargcount == 0
+        and code.co_kwonlyargcount == 0
+        and not code.co_flags & (_CO_VARARGS | _CO_VARKEYWORDS)
+        and code.co_varnames[1 : count + 1] == tuple([(<_Field>f).name for f in fields])
+    )
 
 
 cdef class Handler:
@@ -474,10 +540,7 @@ cdef class Handler:
         cdef tuple args = <tuple>PyTuple_GET_ITEM(bound, 0)
         kwargs = <object>PyTuple_GET_ITEM(bound, 1)
         try:
-            if kwargs is None:
-                result = self.fn(*args)
-            else:
-                result = self.fn(*args, **kwargs)
+            result = _call(self.fn, args, NULL if kwargs is None else <PyObject*>kwargs)
         except Exception as exc:
             raise _wrap(self.name, exc)
         return self._encode_result(result)
