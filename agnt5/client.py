@@ -1,0 +1,258 @@
+"""`Client` (blocking) and `AsyncClient` (asyncio): invoke functions through a coordinator.
+
+Both speak the coordinator's ``agnt5.v1.Invocations`` gRPC service (``https://`` endpoints use
+TLS; an ``api_key`` is sent as ``authorization: Bearer <key>``). Inputs are any JSON-able value
+(encoded with orjson) and results come back decoded. Failures raise agnt5 errors: the outcome
+of a failed invocation is rebuilt from its ``{"code","message","type","retryable"}`` error, a
+refused request from the ``agnt5-error-bin`` trailing metadata of the call, and a transport
+failure from its gRPC status (``UNAVAILABLE`` -> `UnavailableError`, ``DEADLINE_EXCEEDED`` ->
+`InvocationTimeoutError`, ...). Every call has a deadline.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import grpc
+import orjson
+
+from agnt5._proto import invocations_pb2, invocations_pb2_grpc
+from agnt5._status import error_from_rpc
+from agnt5._views import service_dict
+from agnt5.config import parse_endpoint
+from agnt5.errors import InvalidArgumentError, InvocationTimeoutError, error_from_dict
+
+__all__ = ["DEFAULT_ENDPOINT", "DEFAULT_TIMEOUT", "AsyncClient", "Client"]
+
+DEFAULT_ENDPOINT = "http://localhost:9091"
+DEFAULT_TIMEOUT = 60.0
+"""Seconds `invoke` and `result` wait for an outcome when given no ``timeout``."""
+
+_GRACE = 5.0  # the call deadline beyond the time the coordinator is asked to wait
+_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+_SUCCEEDED = invocations_pb2.INVOCATION_STATE_SUCCEEDED
+_FAILED = invocations_pb2.INVOCATION_STATE_FAILED
+
+
+def _milliseconds(seconds: float | None) -> int:
+    if seconds is None:
+        return 0
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"timeout must be a positive number of seconds, got {seconds!r}")
+    return max(1, round(seconds * 1000))
+
+
+class _Base:
+    """What both clients share: the endpoint, credentials, request building and result decoding."""
+
+    def __init__(
+        self, endpoint: str = DEFAULT_ENDPOINT, api_key: str | None = None, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        _milliseconds(timeout)
+        self.endpoint = endpoint
+        self._target = parse_endpoint(endpoint)
+        self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+        self._timeout = timeout
+
+    def _request(
+        self,
+        service: str,
+        function: str,
+        input: Any,
+        idempotency_key: str | None,
+        timeout: float | None,
+        wait: float = 0.0,
+    ) -> invocations_pb2.InvokeRequest:
+        try:
+            payload = b"" if input is None else orjson.dumps(input)
+        except TypeError as exc:
+            raise InvalidArgumentError(f"input is not JSON-serializable: {exc}") from None
+        return invocations_pb2.InvokeRequest(
+            service=service,
+            function=function,
+            input=payload,
+            idempotency_key=idempotency_key or "",
+            timeout_ms=_milliseconds(timeout),
+            wait_ms=_milliseconds(wait) if wait else 0,
+        )
+
+    def _wait(self, timeout: float | None) -> float:
+        return self._timeout if timeout is None else timeout
+
+    @staticmethod
+    def _outcome(result: invocations_pb2.InvocationResult, waited: float) -> Any:
+        if result.state == _SUCCEEDED:
+            return orjson.loads(result.output) if result.output else None
+        if result.state == _FAILED:
+            error = result.error
+            raise error_from_dict(
+                {"code": error.code, "message": error.message, "type": error.type, "retryable": error.retryable}
+            )
+        raise InvocationTimeoutError(
+            f"Invocation {result.invocation_id} did not finish within {waited:g} s; it is still "
+            f"running: fetch its outcome later with result({result.invocation_id!r})",
+            retryable=True,
+        )
+
+
+class Client(_Base):
+    """A blocking client: ``Client("http://localhost:9091").invoke("svc", "fn", {"x": 1})``.
+
+    ``timeout`` (seconds) bounds every call that is not given its own.
+    """
+
+    def __init__(
+        self, endpoint: str = DEFAULT_ENDPOINT, api_key: str | None = None, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        super().__init__(endpoint, api_key, timeout=timeout)
+        if self._target.secure:
+            credentials = grpc.ssl_channel_credentials()
+            self._channel = grpc.secure_channel(self._target.target, credentials, _CHANNEL_OPTIONS)
+        else:
+            self._channel = grpc.insecure_channel(self._target.target, _CHANNEL_OPTIONS)
+        self._stub = invocations_pb2_grpc.InvocationsStub(self._channel)
+
+    def invoke(
+        self,
+        service: str,
+        function: str,
+        input: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Run ``service/function`` and return its decoded result.
+
+        ``timeout`` is the invocation's deadline (past it: `InvocationTimeoutError`); without
+        one the call waits up to the client's timeout and the invocation itself has no deadline.
+        """
+        wait = self._wait(timeout)
+        request = self._request(service, function, input, idempotency_key, timeout, wait)
+        return self._outcome(self._call(self._stub.Invoke, request, wait + _GRACE), wait)
+
+    def submit(
+        self,
+        service: str,
+        function: str,
+        input: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """Start ``service/function`` (``timeout``: its deadline) and return the invocation id."""
+        request = self._request(service, function, input, idempotency_key, timeout)
+        return str(self._call(self._stub.Submit, request, self._timeout).invocation_id)
+
+    def result(self, invocation_id: str, timeout: float | None = None) -> Any:
+        """Wait up to ``timeout`` seconds (default: the client's) for an invocation's result."""
+        wait = self._wait(timeout)
+        request = invocations_pb2.GetResultRequest(invocation_id=invocation_id, wait_ms=_milliseconds(wait))
+        return self._outcome(self._call(self._stub.GetResult, request, wait + _GRACE), wait)
+
+    def list_services(self) -> list[dict[str, Any]]:
+        """Every service the coordinator knows, with components, workers and queue length."""
+        response = self._call(self._stub.ListServices, invocations_pb2.ListServicesRequest(), self._timeout)
+        return [service_dict(service) for service in response.services]
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: Any, request: Any, timeout: float) -> Any:
+        try:
+            return method(request, timeout=timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncClient(_Base):
+    """The asyncio client, with the same methods as `Client` as coroutines.
+
+    Its channel opens on first use and belongs to that event loop; ``await close()`` it there.
+    """
+
+    def __init__(
+        self, endpoint: str = DEFAULT_ENDPOINT, api_key: str | None = None, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        super().__init__(endpoint, api_key, timeout=timeout)
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: invocations_pb2_grpc.InvocationsStub | None = None
+
+    async def invoke(
+        self,
+        service: str,
+        function: str,
+        input: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Run ``service/function`` and return its decoded result (see `Client.invoke`)."""
+        wait = self._wait(timeout)
+        request = self._request(service, function, input, idempotency_key, timeout, wait)
+        return self._outcome(await self._call("Invoke", request, wait + _GRACE), wait)
+
+    async def submit(
+        self,
+        service: str,
+        function: str,
+        input: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """Start ``service/function`` and return the invocation id (see `Client.submit`)."""
+        request = self._request(service, function, input, idempotency_key, timeout)
+        return str((await self._call("Submit", request, self._timeout)).invocation_id)
+
+    async def result(self, invocation_id: str, timeout: float | None = None) -> Any:
+        """Wait up to ``timeout`` seconds (default: the client's) for an invocation's result."""
+        wait = self._wait(timeout)
+        request = invocations_pb2.GetResultRequest(invocation_id=invocation_id, wait_ms=_milliseconds(wait))
+        return self._outcome(await self._call("GetResult", request, wait + _GRACE), wait)
+
+    async def list_services(self) -> list[dict[str, Any]]:
+        """Every service the coordinator knows, with components, workers and queue length."""
+        request = invocations_pb2.ListServicesRequest()
+        response = await self._call("ListServices", request, self._timeout)
+        return [service_dict(service) for service in response.services]
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = self._stub = None
+
+    async def _call(self, name: str, request: Any, timeout: float) -> Any:
+        if self._stub is None:
+            if self._target.secure:
+                credentials = grpc.ssl_channel_credentials()
+                self._channel = grpc.aio.secure_channel(self._target.target, credentials, _CHANNEL_OPTIONS)
+            else:
+                self._channel = grpc.aio.insecure_channel(self._target.target, _CHANNEL_OPTIONS)
+            self._stub = invocations_pb2_grpc.InvocationsStub(self._channel)
+        try:
+            return await getattr(self._stub, name)(request, timeout=timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

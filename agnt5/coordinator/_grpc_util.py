@@ -1,0 +1,36 @@
+"""Helpers shared by the coordinator's gRPC services: metadata lookup and error aborts."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+
+from agnt5._status import error_trailer, status_of
+from agnt5.coordinator.auth import check_authorization
+from agnt5.errors import AgntError
+
+__all__ = ["header", "serve_call"]
+
+T = TypeVar("T")
+
+
+def header(context: grpc.aio.ServicerContext, name: str) -> str | None:
+    """The value of request metadata ``name`` (first occurrence), if sent."""
+    for key, value in context.invocation_metadata() or ():
+        if key == name:
+            return value if isinstance(value, str) else value.decode()
+    return None
+
+
+async def serve_call(
+    context: grpc.aio.ServicerContext, api_key: str | None, work: Callable[[], Awaitable[T]]
+) -> T:
+    """Check the API key, run ``work``; an `AgntError` ends the call with its status and trailer."""
+    try:
+        check_authorization(api_key, header(context, "authorization"))
+        return await work()
+    except AgntError as error:
+        await context.abort(status_of(error), error.message, error_trailer(error))
+        raise  # unreachable: abort raises

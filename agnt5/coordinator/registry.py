@@ -1,0 +1,127 @@
+"""Services -> workers -> components: who is connected, what they serve, how busy they are."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from agnt5._proto import common_pb2, worker_pb2
+from agnt5.coordinator.store import Invocation, RetryPolicy
+
+__all__ = ["CLOSE", "Registry", "ServiceEntry", "WorkerHandle", "retry_policy"]
+
+CLOSE: Any = object()
+"""Put on a worker's outbox to end its stream."""
+
+
+@dataclasses.dataclass(eq=False)
+class WorkerHandle:
+    """One connected worker: what it serves, its capacity, its in-flight work and its outbox."""
+
+    worker_id: str
+    service: str
+    version: str
+    components: dict[str, common_pb2.Component]
+    max_concurrency: int
+    outbox: asyncio.Queue[Any] = dataclasses.field(default_factory=asyncio.Queue)
+    in_flight: dict[str, Invocation] = dataclasses.field(default_factory=dict)
+    draining: bool = False
+    closed: bool = False
+    last_seen: float = dataclasses.field(default_factory=time.monotonic)
+
+    @classmethod
+    def from_register(cls, register: worker_pb2.Register) -> WorkerHandle:
+        return cls(
+            worker_id=register.worker_id,
+            service=register.service_name,
+            version=register.service_version,
+            components={c.name: c for c in register.components},
+            max_concurrency=max(1, register.max_concurrency),
+        )
+
+    def can_take(self, function: str) -> bool:
+        """Open, not draining, serves ``function`` and below its ``max_concurrency``."""
+        return (
+            not self.closed
+            and not self.draining
+            and len(self.in_flight) < self.max_concurrency
+            and function in self.components
+        )
+
+    def close(self) -> None:
+        """Mark the worker gone and end its stream writer."""
+        if not self.closed:
+            self.closed = True
+            self.outbox.put_nowait(CLOSE)
+
+
+@dataclasses.dataclass(eq=False)
+class ServiceEntry:
+    """A service: the components and version its latest worker announced, and its live workers."""
+
+    name: str
+    version: str
+    components: dict[str, common_pb2.Component]
+    workers: dict[str, WorkerHandle] = dataclasses.field(default_factory=dict)
+
+
+def retry_policy(component: common_pb2.Component) -> RetryPolicy:
+    """The retry budget and backoff a component declared (defaults when it sent no config)."""
+    default = RetryPolicy()
+    if not component.HasField("config"):
+        return default
+    config = component.config
+    backoff = config.backoff
+    initial = backoff.initial_ms / 1000 if backoff.initial_ms else default.initial
+    return RetryPolicy(
+        retries=config.retries,
+        initial=initial,
+        multiplier=backoff.multiplier if backoff.multiplier >= 1 else default.multiplier,
+        maximum=max(initial, backoff.max_ms / 1000 if backoff.max_ms else default.maximum),
+    )
+
+
+class Registry:
+    """Every service the coordinator has seen (kept after its workers leave) and its workers."""
+
+    def __init__(self) -> None:
+        self._services: dict[str, ServiceEntry] = {}
+
+    def add(self, worker: WorkerHandle) -> WorkerHandle | None:
+        """Register ``worker``; returns an earlier live handle with the same id (now replaced)."""
+        entry = self._services.get(worker.service)
+        if entry is None:
+            entry = self._services[worker.service] = ServiceEntry(
+                worker.service, worker.version, worker.components
+            )
+        entry.version, entry.components = worker.version, worker.components
+        previous = entry.workers.get(worker.worker_id)
+        entry.workers[worker.worker_id] = worker
+        return previous
+
+    def remove(self, worker: WorkerHandle) -> None:
+        """Forget ``worker`` (its service and components stay known)."""
+        entry = self._services.get(worker.service)
+        if entry is not None and entry.workers.get(worker.worker_id) is worker:
+            del entry.workers[worker.worker_id]
+
+    def service(self, name: str) -> ServiceEntry | None:
+        return self._services.get(name)
+
+    def services(self) -> list[ServiceEntry]:
+        return [self._services[name] for name in sorted(self._services)]
+
+    def workers(self) -> Iterator[WorkerHandle]:
+        for entry in list(self._services.values()):
+            yield from list(entry.workers.values())
+
+    def pick(self, service: str, function: str) -> WorkerHandle | None:
+        """The live worker of ``service`` serving ``function`` with the fewest in flight, if any is free."""
+        entry = self._services.get(service)
+        if entry is None:
+            return None
+        free = [w for w in entry.workers.values() if w.can_take(function)]
+        return min(free, key=lambda w: len(w.in_flight)) if free else None

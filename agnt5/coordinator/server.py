@@ -1,0 +1,167 @@
+"""`Coordinator`: the dev coordinator's lifecycle — gRPC server, HTTP gateway, liveness checks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from types import TracebackType
+
+import grpc
+
+from agnt5._proto import invocations_pb2_grpc, worker_pb2_grpc
+from agnt5.coordinator._http_server import EmbeddedServer
+from agnt5.coordinator.client_service import InvocationsService
+from agnt5.coordinator.gateway import build_gateway
+from agnt5.coordinator.registry import Registry
+from agnt5.coordinator.scheduler import Scheduler
+from agnt5.coordinator.store import MemoryStore, StateStore
+from agnt5.coordinator.worker_service import WorkerSessions
+
+__all__ = ["DEFAULT_MAX_INPUT_BYTES", "Coordinator"]
+
+_log = logging.getLogger("agnt5.coordinator")
+
+DEFAULT_MAX_INPUT_BYTES = 10 * 1024 * 1024
+_MIN_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class Coordinator:
+    """The dev coordinator: gRPC (``WorkerCoordinator`` and ``Invocations``) plus an HTTP gateway.
+
+    Embeddable: ``async with Coordinator(port=0, http_port=0) as c: ...`` serves on ephemeral
+    ports (read `port` / `http_port` after `start`); ``http_port=None`` runs no gateway. With
+    ``api_key`` set, workers and clients must send ``authorization: Bearer <api_key>``.
+
+    State lives in memory (a `MemoryStore` unless ``store`` is given): services, queued work and
+    results are lost when the coordinator stops; workers re-register when they reconnect.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 9091,
+        http_port: int | None = None,
+        *,
+        api_key: str | None = None,
+        max_queue: int = 10_000,
+        max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+        heartbeat_interval: float = 5.0,
+        heartbeat_timeout: float = 15.0,
+        http_wait_timeout: float = 60.0,
+        store: StateStore | None = None,
+    ) -> None:
+        if max_queue < 0 or max_input_bytes < 1:
+            raise ValueError("max_queue must be >= 0 and max_input_bytes >= 1")
+        if not 0 < heartbeat_interval < heartbeat_timeout:
+            raise ValueError("need 0 < heartbeat_interval < heartbeat_timeout")
+        self.host = host
+        self._requested = (port, http_port)
+        self._api_key = api_key or None
+        self._max_input_bytes = max_input_bytes
+        self._http_wait_timeout = http_wait_timeout
+        self._registry = Registry()
+        self._scheduler = Scheduler(
+            self._registry,
+            store if store is not None else MemoryStore(),
+            max_queue=max_queue,
+            max_input_bytes=max_input_bytes,
+        )
+        self._sessions = WorkerSessions(
+            self._scheduler,
+            self._registry,
+            api_key=self._api_key,
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_timeout=heartbeat_timeout,
+        )
+        self._grpc: grpc.aio.Server | None = None
+        self._http: EmbeddedServer | None = None
+        self._reaper: asyncio.Task[None] | None = None
+        self._port: int | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound gRPC port (after `start`)."""
+        if self._port is None:
+            raise RuntimeError("the coordinator is not started")
+        return self._port
+
+    @property
+    def http_port(self) -> int | None:
+        """The bound HTTP gateway port (after `start`), or None without a gateway."""
+        return self._http.port if self._http is not None else None
+
+    @property
+    def endpoint(self) -> str:
+        """``http://host:port`` for `agnt5.client.Client` and workers."""
+        return f"http://{_address(self.host, self.port)}"
+
+    async def start(self) -> None:
+        """Bind and serve; raises if a port cannot be bound."""
+        if self._grpc is not None:
+            raise RuntimeError("the coordinator is already started")
+        port, http_port = self._requested
+        message_limit = max(_MIN_MESSAGE_BYTES, 2 * self._max_input_bytes)
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", message_limit),
+                ("grpc.max_send_message_length", -1),
+            ]
+        )
+        worker_pb2_grpc.add_WorkerCoordinatorServicer_to_server(self._sessions, server)
+        invocations_pb2_grpc.add_InvocationsServicer_to_server(
+            InvocationsService(self._scheduler, self._registry, api_key=self._api_key), server
+        )
+        bound = server.add_insecure_port(_address(self.host, port))
+        if not bound:
+            raise OSError(f"cannot bind the coordinator to {_address(self.host, port)}")
+        await server.start()
+        self._grpc, self._port = server, bound
+        try:
+            if http_port is not None:
+                app = build_gateway(
+                    self._scheduler,
+                    self._registry,
+                    api_key=self._api_key,
+                    wait_timeout=self._http_wait_timeout,
+                )
+                http = EmbeddedServer(app, self.host, http_port)
+                await http.start()
+                self._http = http
+            self._reaper = asyncio.create_task(self._sessions.reap())
+        except BaseException:
+            await self.stop(grace=0)
+            raise
+        _log.info("coordinator serving gRPC on %s", _address(self.host, bound))
+
+    async def stop(self, grace: float = 1.0) -> None:
+        """Drain workers, fail unfinished invocations with UNAVAILABLE, stop both servers."""
+        self._sessions.drain_all("coordinator shutting down", grace)
+        self._scheduler.close()
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
+        if self._http is not None:
+            await self._http.stop()
+            self._http = None
+        if self._grpc is not None:
+            await self._grpc.stop(grace)
+            self._grpc = None
+
+    async def __aenter__(self) -> Coordinator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,115 @@
+"""Invocation records and the store that keeps them (in memory here; a journal can replace it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import time
+from collections import OrderedDict
+from typing import Any, Protocol
+
+__all__ = ["Invocation", "InvocationState", "MemoryStore", "RetryPolicy", "StateStore"]
+
+
+class InvocationState(enum.Enum):
+    """Where an invocation is in its life (mirrors ``agnt5.v1.InvocationState``)."""
+
+    PENDING = 1
+    RUNNING = 2
+    SUCCEEDED = 3
+    FAILED = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """How many more attempts a retryable failure gets, and the backoff between them (seconds)."""
+
+    retries: int = 3
+    initial: float = 1.0
+    multiplier: float = 2.0
+    maximum: float = 60.0
+
+    def delay(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (1 for the first retry)."""
+        return min(self.maximum, self.initial * self.multiplier ** max(0, retry - 1))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclasses.dataclass(eq=False)
+class Invocation:
+    """One invocation: what to run, its current attempt and, once finished, its outcome."""
+
+    id: str
+    service: str
+    function: str
+    input: bytes
+    metadata: dict[str, str]
+    policy: RetryPolicy
+    idempotency_key: str = ""
+    deadline_unix_ms: int = 0
+    created_unix_ms: int = dataclasses.field(default_factory=_now_ms)
+    state: InvocationState = InvocationState.PENDING
+    attempt: int = 1
+    worker_id: str = ""
+    output: bytes | None = None
+    error: dict[str, Any] | None = None
+    duration_us: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (InvocationState.SUCCEEDED, InvocationState.FAILED)
+
+
+class StateStore(Protocol):
+    """Where the coordinator keeps invocations. `save` is called after every state change."""
+
+    def add(self, invocation: Invocation) -> None: ...
+
+    def get(self, invocation_id: str) -> Invocation | None: ...
+
+    def find(self, service: str, function: str, idempotency_key: str) -> Invocation | None: ...
+
+    def save(self, invocation: Invocation) -> None: ...
+
+
+class MemoryStore:
+    """A `StateStore` in process memory: lost on restart; keeps the newest ``max_finished`` results."""
+
+    def __init__(self, max_finished: int = 100_000) -> None:
+        if max_finished < 1:
+            raise ValueError(f"max_finished must be >= 1, got {max_finished!r}")
+        self._max_finished = max_finished
+        self._by_id: dict[str, Invocation] = {}
+        self._by_key: dict[tuple[str, str, str], Invocation] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, invocation: Invocation) -> None:
+        self._by_id[invocation.id] = invocation
+        if invocation.idempotency_key:
+            self._by_key[_key(invocation)] = invocation
+
+    def get(self, invocation_id: str) -> Invocation | None:
+        return self._by_id.get(invocation_id)
+
+    def find(self, service: str, function: str, idempotency_key: str) -> Invocation | None:
+        return self._by_key.get((service, function, idempotency_key))
+
+    def save(self, invocation: Invocation) -> None:
+        if not invocation.finished or invocation.id in self._finished:
+            return
+        self._finished[invocation.id] = None
+        if len(self._finished) > self._max_finished:
+            oldest_id, _ = self._finished.popitem(last=False)
+            oldest = self._by_id.pop(oldest_id)
+            if oldest.idempotency_key:
+                self._by_key.pop(_key(oldest), None)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+
+def _key(invocation: Invocation) -> tuple[str, str, str]:
+    return (invocation.service, invocation.function, invocation.idempotency_key)
