@@ -1,0 +1,320 @@
+"""The ``agnt5`` command: run a dev coordinator or a worker, invoke functions, list services."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import importlib.util
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from agnt5.errors import AgntError
+
+if TYPE_CHECKING:
+    from agnt5.coordinator import Coordinator
+    from agnt5.worker import Worker
+
+__all__ = ["main"]
+
+_DEFAULT_ENDPOINT = "http://localhost:9091"
+_EPILOG = """\
+examples:
+  agnt5 coordinator                           # gRPC on 127.0.0.1:9091, HTTP on :8080
+  agnt5 worker examples/hello.py              # serve a module's @function handlers
+  agnt5 invoke hello hello '{"name": "Ada"}'  # call hello/hello, print the result
+  agnt5 services                              # what the coordinator serves
+  agnt5 dev examples/hello.py                 # coordinator + worker in one process
+"""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name, "").strip() or default
+
+
+def _add_client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--endpoint",
+        default=_env("AGNT5_COORDINATOR_ENDPOINT", _DEFAULT_ENDPOINT),
+        help="coordinator gRPC endpoint, https:// for TLS "
+        "(default: $AGNT5_COORDINATOR_ENDPOINT or %(default)s)",
+    )
+    parser.add_argument(
+        "--api-key", default=_env("AGNT5_API_KEY"), help="API key (default: $AGNT5_API_KEY)"
+    )
+
+
+def _add_coordinator_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=9091, help="gRPC port, 0 for any (default: %(default)s)")
+    parser.add_argument(
+        "--http-port", type=int, default=8080, help="HTTP gateway port, 0 for any (default: %(default)s)"
+    )
+    parser.add_argument("--no-http", action="store_true", help="run without the HTTP gateway")
+    parser.add_argument(
+        "--api-key",
+        default=_env("AGNT5_API_KEY"),
+        help="require 'authorization: Bearer KEY' from workers and clients (default: $AGNT5_API_KEY)",
+    )
+    parser.add_argument(
+        "--max-queue", type=int, default=10_000, help="invocations that may wait for a worker (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--max-input-bytes",
+        type=int,
+        default=10 * 1024 * 1024,
+        help="largest accepted input (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--heartbeat-timeout",
+        type=float,
+        default=15.0,
+        help="drop a worker silent this many seconds and re-deliver its work (default: %(default)s)",
+    )
+
+
+def _add_worker_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "target",
+        metavar="MODULE[:ATTR]",
+        help="a module name or .py file whose @function handlers to serve; ATTR names a Worker in it",
+    )
+    parser.add_argument(
+        "--service", help="service name (default: $AGNT5_SERVICE_NAME, else the module's name)"
+    )
+    parser.add_argument("--max-concurrency", type=int, help="invocations run at once (default: 100)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agnt5",
+        description="Serve Python functions as workers, and invoke them.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    coordinator = commands.add_parser(
+        "coordinator",
+        help="run the dev coordinator (gRPC + HTTP gateway, state in memory)",
+        description="Run the dev coordinator: workers connect over gRPC, clients invoke over gRPC "
+        "or the HTTP gateway. State is kept in memory and lost when it stops. Prints "
+        "'agnt5 coordinator: grpc=HOST:PORT http=HOST:PORT' once it serves.",
+    )
+    _add_coordinator_options(coordinator)
+    coordinator.set_defaults(run=_coordinator)
+
+    worker = commands.add_parser(
+        "worker",
+        help="serve a module's functions through a coordinator",
+        description="Import MODULE (so its @function / @workflow handlers register) and run a "
+        "standalone Worker connected to the coordinator until SIGINT/SIGTERM.",
+    )
+    _add_worker_options(worker)
+    _add_client_options(worker)
+    worker.set_defaults(run=_worker)
+
+    dev = commands.add_parser(
+        "dev",
+        help="coordinator and a module's worker in one process",
+        description="Local development: an embedded coordinator plus a worker serving MODULE, "
+        "in one process. Prints how to invoke the functions.",
+    )
+    _add_worker_options(dev)
+    _add_coordinator_options(dev)
+    dev.set_defaults(run=_dev)
+
+    invoke = commands.add_parser(
+        "invoke",
+        help="invoke a function and print its result",
+        description="Invoke SERVICE/FUNCTION with a JSON input and print the JSON result. "
+        "Errors go to stderr with their code; the exit status is then 1.",
+    )
+    invoke.add_argument("service", metavar="SERVICE")
+    invoke.add_argument("function", metavar="FUNCTION")
+    invoke.add_argument("input", metavar="JSON", nargs="?", help="the input as JSON, '-' for stdin (default: none)")
+    invoke.add_argument("--timeout", type=float, help="invocation deadline in seconds")
+    invoke.add_argument("--idempotency-key", help="requests with the same key share one invocation")
+    invoke.add_argument("--submit", action="store_true", help="do not wait: print the invocation id")
+    _add_client_options(invoke)
+    invoke.set_defaults(run=_invoke)
+
+    services = commands.add_parser(
+        "services", help="list services and their functions", description="List the services a coordinator knows."
+    )
+    services.add_argument("--json", action="store_true", help="print JSON")
+    _add_client_options(services)
+    services.set_defaults(run=_services)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``agnt5`` command line; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args, parser))
+    except AgntError as error:
+        print(f"error: {error.code}: {error.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _new_coordinator(args: argparse.Namespace) -> Coordinator:
+    from agnt5.coordinator import Coordinator
+
+    return Coordinator(
+        args.host,
+        args.port,
+        None if args.no_http else args.http_port,
+        api_key=args.api_key,
+        max_queue=args.max_queue,
+        max_input_bytes=args.max_input_bytes,
+        heartbeat_interval=min(5.0, args.heartbeat_timeout / 3),
+        heartbeat_timeout=args.heartbeat_timeout,
+    )
+
+
+def _announce(coordinator: Coordinator) -> None:
+    http = f"{coordinator.host}:{coordinator.http_port}" if coordinator.http_port is not None else "off"
+    print(f"agnt5 coordinator: grpc={coordinator.host}:{coordinator.port} http={http}", flush=True)
+
+
+def _coordinator(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    async def serve() -> None:
+        coordinator = _new_coordinator(args)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await coordinator.start()
+        try:
+            _announce(coordinator)
+            await stop.wait()
+        finally:
+            await coordinator.stop()
+
+    asyncio.run(serve())
+    return 0
+
+
+def _load_worker(args: argparse.Namespace, endpoint: str, api_key: str | None) -> Worker:
+    """Import the target module (its handlers register) and return the Worker to run."""
+    from agnt5.worker import Worker
+
+    module_name, _, attr = args.target.partition(":")
+    module = _import(module_name)
+    if attr:
+        worker = getattr(module, attr, None)
+        if not isinstance(worker, Worker):
+            raise SystemExit(f"agnt5: {module_name}:{attr} is not an agnt5 Worker")
+        return worker
+    options: dict[str, Any] = {"coordinator_endpoint": endpoint, "api_key": api_key}
+    if args.max_concurrency is not None:
+        options["max_concurrency"] = args.max_concurrency
+    service = args.service or _env("AGNT5_SERVICE_NAME") or module.__name__.rpartition(".")[2]
+    return Worker(service, runtime="standalone", **options)
+
+
+def _import(name: str) -> Any:
+    """A module by dotted name (from the current directory too) or by ``.py`` path."""
+    if name.endswith(".py") or os.sep in name:
+        path = Path(name).resolve()
+        if not path.is_file():
+            raise SystemExit(f"agnt5: no such file: {name}")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            raise SystemExit(f"agnt5: cannot import {name}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+        return module
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    return importlib.import_module(name)
+
+
+def _worker(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    worker = _load_worker(args, args.endpoint, args.api_key)
+    asyncio.run(worker.run())
+    return 0
+
+
+def _dev(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    async def serve() -> None:
+        coordinator = _new_coordinator(args)
+        await coordinator.start()
+        try:
+            worker = _load_worker(args, coordinator.endpoint, args.api_key)
+            _announce(coordinator)
+            _print_usage(coordinator, worker)
+            await worker.run()  # until SIGINT/SIGTERM: the worker drains, then returns
+        finally:
+            await coordinator.stop()
+
+    asyncio.run(serve())
+    return 0
+
+
+def _print_usage(coordinator: Coordinator, worker: Worker) -> None:
+    service = worker.service_name
+    lines = [f"serving {service!r}:"]
+    for name in sorted(worker.components):
+        lines.append(f"  agnt5 invoke --endpoint {coordinator.endpoint} {service} {name} '<json>'")
+        if coordinator.http_port is not None:
+            url = f"http://{coordinator.host}:{coordinator.http_port}/v1/services/{service}/functions/{name}/invoke"
+            lines.append(f"  curl -X POST {url} -d '<json>'")
+    print("\n".join(lines), flush=True)
+
+
+def _read_input(text: str | None, parser: argparse.ArgumentParser) -> Any:
+    if text is None:
+        return None
+    raw = sys.stdin.read() if text == "-" else text
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        parser.error(f"JSON input is not valid JSON: {exc}")
+
+
+def _invoke(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from agnt5.client import Client
+
+    value = _read_input(args.input, parser)
+    with Client(args.endpoint, args.api_key) as client:
+        if args.submit:
+            print(client.submit(args.service, args.function, value, idempotency_key=args.idempotency_key, timeout=args.timeout))
+            return 0
+        result = client.invoke(
+            args.service, args.function, value, idempotency_key=args.idempotency_key, timeout=args.timeout
+        )
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def _services(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from agnt5.client import Client
+
+    with Client(args.endpoint, args.api_key) as client:
+        services = client.list_services()
+    if args.json:
+        print(orjson.dumps(services, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    if not services:
+        print("no services registered")
+    for service in services:
+        print(
+            f"{service['name']} {service['version']}  workers={len(service['workers'])} "
+            f"queued={service['queued']}"
+        )
+        for component in service["components"]:
+            summary = component["description"].strip().splitlines()[0] if component["description"].strip() else ""
+            print(f"  {component['name']} ({component['kind']}){'  ' + summary if summary else ''}")
+    return 0
