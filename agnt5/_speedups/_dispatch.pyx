@@ -471,6 +471,7 @@ cdef class Handler:
     cdef readonly bint is_async
     cdef tuple _params
     cdef tuple _names
+    cdef frozenset _name_set
     cdef Py_ssize_t _positional_count
     cdef bint _whole_object
     cdef bint _scalar
@@ -486,6 +487,7 @@ cdef class Handler:
         params = signature.params
         self._params = tuple([_param(p, memo) for p in params])
         self._names = tuple([p.name for p in params])
+        self._name_set = frozenset(self._names)
         self._positional_count = sum([not p.keyword_only for p in params])
         self._var_positional = None if signature.var_positional is None else _param(
             signature.var_positional, memo
@@ -579,7 +581,7 @@ cdef class Handler:
                 matched += 1
         extra = None
         if matched < len(value):
-            extra = {key: item for key, item in value.items() if key not in self._names}
+            extra = {key: item for key, item in value.items() if key not in self._name_set}
             if self._var_keyword is None:
                 raise unknown_parameter(next(iter(extra)), self._names)
         cdef tuple args = _new_args(self._positional_count, ctx, with_ctx)

@@ -86,6 +86,7 @@ class Handler:
         "is_async",
         "_params",
         "_names",
+        "_name_set",
         "_positional_count",
         "_whole_object",
         "_scalar",
@@ -99,15 +100,23 @@ class Handler:
         self.takes_ctx = signature.takes_ctx
         self.is_async = signature.is_async
         memo: dict[int, Converter | None] = {}
+        params = signature.params
         self._params = tuple(
-            (p.name, _compile(p.spec, memo), p.required, p.default, p.keyword_only)
-            for p in signature.params
+            (
+                p.name,
+                _compile(p.spec, memo),
+                _EXACT.get(p.spec.kind, _Unmatched),
+                p.required,
+                p.default,
+                p.keyword_only,
+            )
+            for p in params
         )
-        self._names = tuple(p.name for p in signature.params)
-        self._positional_count = sum(not p.keyword_only for p in signature.params)
+        self._names = tuple(p.name for p in params)
+        self._name_set = frozenset(self._names)
+        self._positional_count = sum(not p.keyword_only for p in params)
         self._var_positional = _compile_var(signature.var_positional, memo)
         self._var_keyword = _compile_var(signature.var_keyword, memo)
-        params = signature.params
         self._whole_object = (
             len(params) == 1
             and signature.var_keyword is None
@@ -121,87 +130,11 @@ class Handler:
 
     def bind(self, payload: bytes) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
         """Decode and bind input: positional args and keyword args (`None` when there are none)."""
-        return self.bind_value(decode_json(payload))
+        return self._bind(decode_json(payload), [])
 
     def bind_value(self, value: Any) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
         """Bind an already decoded JSON value by the binding rules."""
-        kind = type(value)
-        if kind is dict:
-            if self._whole_object and self._names[0] not in value:
-                name, convert = self._params[0][:2]
-                return (_convert_root(convert, value, name),), None
-            return self._bind_object(value)
-        if value is None:
-            return self._bind_object({})
-        if kind is list:
-            return self._bind_array(value)
-        if not self._scalar:
-            raise scalar_needs_one_parameter(value, len(self._params))
-        name, convert = self._params[0][:2]
-        return (_convert_root(convert, value, name),), None
-
-    def _bind_object(self, value: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
-        found = [value.get(param[0], _MISSING) for param in self._params]
-        matched = len(found) - found.count(_MISSING)
-        extra: dict[str, Any] | None = None
-        if matched < len(value):
-            extra = {key: item for key, item in value.items() if key not in self._names}
-            if self._var_keyword is None:
-                raise unknown_parameter(next(iter(extra)), self._names)
-        args: list[Any] = []
-        kwargs: dict[str, Any] | None = None
-        for (name, convert, required, default, keyword_only), item in zip(self._params, found):
-            if item is _MISSING:
-                if required:
-                    raise missing_parameter(name)
-                if keyword_only:
-                    continue
-                item = default
-            elif convert is not None:
-                item = _convert_root(convert, item, name)
-            if keyword_only:
-                if kwargs is None:
-                    kwargs = {}
-                kwargs[name] = item
-            else:
-                args.append(item)
-        if extra:
-            kwargs = kwargs or {}
-            name, convert = self._var_keyword
-            for key, item in extra.items():
-                kwargs[key] = item if convert is None else _convert_root(convert, item, key)
-        return tuple(args), kwargs
-
-    def _bind_array(self, value: list[Any]) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
-        count = len(value)
-        if count > self._positional_count and self._var_positional is None:
-            raise too_many_arguments(self._positional_count, count)
-        args: list[Any] = []
-        kwargs: dict[str, Any] | None = None
-        for index, (name, convert, required, default, keyword_only) in enumerate(self._params):
-            if keyword_only:
-                if required:
-                    raise missing_parameter(name)
-                continue
-            if index < count:
-                item = value[index]
-                args.append(item if convert is None else _convert_root(convert, item, name))
-            elif required:
-                raise missing_parameter(name)
-            else:
-                args.append(default)
-        if count > self._positional_count:
-            name, convert = self._var_positional
-            for index in range(self._positional_count, count):
-                item = value[index]
-                if convert is not None:
-                    try:
-                        item = convert(item, 0)
-                    except Mismatch as error:
-                        error.segments.append(index - self._positional_count)
-                        raise error.at(name) from None
-                args.append(item)
-        return tuple(args), kwargs
+        return self._bind(value, [])
 
     def call(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None, ctx: Any = None) -> Any:
         """Call the handler with bound arguments (and `ctx` first when it takes one)."""
@@ -224,15 +157,106 @@ class Handler:
         """Decode, bind, call (synchronous handlers only) and encode."""
         if self.is_async:
             raise async_invoke(self.name)
-        args, kwargs = self.bind_value(decode_json(payload))
+        args, kwargs = self._bind(decode_json(payload), [ctx] if self.takes_ctx else [])
         try:
-            result = self.call(args, kwargs, ctx)
+            result = self.fn(*args, **kwargs) if kwargs else self.fn(*args)
         except Exception as exc:
             raise wrap_exception(self.name, exc)  # sets __cause__; agnt5 errors pass through
         return self.encode(result)
 
     def __repr__(self) -> str:
         return f"<Handler {self.name}>"
+
+    def _bind(self, value: Any, args: list[Any]) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
+        """`(args, kwargs)` by the binding rules; `args` continues the given list (`[ctx]`)."""
+        kind = type(value)
+        if kind is dict:
+            if self._whole_object and self._names[0] not in value:
+                return self._bind_one(value, args)
+            return self._bind_object(value, args)
+        if value is None:
+            return self._bind_object({}, args)
+        if kind is list:
+            return self._bind_array(value, args)
+        if not self._scalar:
+            raise scalar_needs_one_parameter(value, len(self._params))
+        return self._bind_one(value, args)
+
+    def _bind_one(self, value: Any, args: list[Any]) -> tuple[tuple[Any, ...], None]:
+        name, convert = self._params[0][:2]
+        args.append(_convert_root(convert, value, name))
+        return tuple(args), None
+
+    def _bind_object(
+        self, value: dict[str, Any], args: list[Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
+        extra: dict[str, Any] | None = None
+        if not self._name_set.issuperset(value):
+            extra = {key: item for key, item in value.items() if key not in self._name_set}
+            if self._var_keyword is None:
+                raise unknown_parameter(next(iter(extra)), self._names)
+        kwargs: dict[str, Any] | None = None
+        for name, convert, accept, required, default, keyword_only in self._params:
+            item = value.get(name, _MISSING)
+            if item is _MISSING:
+                if required:
+                    raise missing_parameter(name)
+                if keyword_only:
+                    continue
+                item = default
+            elif type(item) is not accept:
+                item = _convert_root(convert, item, name)
+            if keyword_only:
+                if kwargs is None:
+                    kwargs = {}
+                kwargs[name] = item
+            else:
+                args.append(item)
+        if extra:
+            kwargs = kwargs or {}
+            name, convert = self._var_keyword
+            for key, item in extra.items():
+                kwargs[key] = _convert_root(convert, item, key)
+        return tuple(args), kwargs
+
+    def _bind_array(self, value: list[Any], args: list[Any]) -> tuple[tuple[Any, ...], None]:
+        count = len(value)
+        if count > self._positional_count and self._var_positional is None:
+            raise too_many_arguments(self._positional_count, count)
+        for index, (name, convert, accept, required, default, keyword_only) in enumerate(
+            self._params
+        ):
+            if keyword_only:
+                if required:
+                    raise missing_parameter(name)
+                continue
+            if index < count:
+                item = value[index]
+                args.append(item if type(item) is accept else _convert_root(convert, item, name))
+            elif required:
+                raise missing_parameter(name)
+            else:
+                args.append(default)
+        if count > self._positional_count:
+            name, convert = self._var_positional
+            for index in range(self._positional_count, count):
+                item = value[index]
+                if convert is not None:
+                    try:
+                        item = convert(item, 0)
+                    except Mismatch as error:
+                        error.segments.append(index - self._positional_count)
+                        raise error.at(name) from None
+                args.append(item)
+        return tuple(args), None
+
+
+class _Unmatched:
+    """No value has this exact type: parameters of other kinds always go through conversion."""
+
+
+# Exact types a parameter of these kinds accepts unchanged, checked before calling its converter.
+_EXACT: dict[int, type] = {plan.STR: str, plan.INT: int, plan.FLOAT: float, plan.BOOL: bool}
 
 
 def _convert_root(convert: Converter | None, value: Any, root: str) -> Any:
