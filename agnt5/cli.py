@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import importlib
 import importlib.util
+import logging
 import os
 import signal
 import sys
@@ -91,6 +92,20 @@ def _add_worker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-concurrency", type=int, help="invocations run at once (default: 100)")
 
 
+def _add_log_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level",
+        default=_env("AGNT5_LOG_LEVEL", "INFO"),
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help="log level of the messages on stderr (default: $AGNT5_LOG_LEVEL or INFO)",
+    )
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agnt5",
@@ -108,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
         "'agnt5 coordinator: grpc=HOST:PORT http=HOST:PORT' once it serves.",
     )
     _add_coordinator_options(coordinator)
+    _add_log_option(coordinator)
     coordinator.set_defaults(run=_coordinator)
 
     worker = commands.add_parser(
@@ -118,6 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_worker_options(worker)
     _add_client_options(worker)
+    _add_log_option(worker)
     worker.set_defaults(run=_worker)
 
     dev = commands.add_parser(
@@ -128,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_worker_options(dev)
     _add_coordinator_options(dev)
+    _add_log_option(dev)
     dev.set_defaults(run=_dev)
 
     invoke = commands.add_parser(
@@ -188,6 +206,7 @@ def _announce(coordinator: Coordinator) -> None:
 
 
 def _coordinator(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    _configure_logging(args)
     async def serve() -> None:
         coordinator = _new_coordinator(args)
         stop = asyncio.Event()
@@ -242,12 +261,14 @@ def _import(name: str) -> Any:
 
 
 def _worker(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    _configure_logging(args)
     worker = _load_worker(args, args.endpoint, args.api_key)
     asyncio.run(worker.run())
     return 0
 
 
 def _dev(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    _configure_logging(args)
     async def serve() -> None:
         coordinator = _new_coordinator(args)
         await coordinator.start()

@@ -1,0 +1,286 @@
+"""Real parts for coordinator, client and CLI tests: a coordinator subprocess and a protocol-speaking worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from agnt5._proto import common_pb2, worker_pb2, worker_pb2_grpc
+from agnt5.errors import AgntError, InvocationCancelledError
+
+__all__ = [
+    "CoordinatorProcess",
+    "FakeWorker",
+    "Handler",
+    "agnt5_env",
+    "blocker",
+    "coordinator_process",
+    "echo",
+    "eventually",
+    "sleeper",
+    "unique",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+Handler = Callable[[worker_pb2.Invoke], Awaitable[bytes]]
+
+
+def unique(prefix: str = "svc") -> str:
+    """A name no other test uses (tests share a coordinator)."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def agnt5_env(**extra: str) -> dict[str, str]:
+    """The environment for an ``agnt5`` subprocess: this checkout importable, no stray AGNT5_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNT5_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+@dataclass
+class CoordinatorProcess:
+    """A running ``agnt5 coordinator`` subprocess and where it listens."""
+
+    process: subprocess.Popen[bytes]
+    grpc_address: str
+    http_address: str
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.grpc_address}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.http_address}"
+
+
+@contextmanager
+def coordinator_process(*args: str, startup_timeout: float = 20.0) -> Iterator[CoordinatorProcess]:
+    """Run ``python -m agnt5 coordinator --port 0 --http-port 0 *args``; always stopped on exit."""
+    command = [sys.executable, "-m", "agnt5", "coordinator", "--host", "127.0.0.1", "--port", "0",
+               "--http-port", "0", "--log-level", "WARNING", *args]
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=agnt5_env())
+        try:
+            line = _read_line(process, startup_timeout)
+            if not line.startswith("agnt5 coordinator:"):
+                stderr.seek(0)
+                raise RuntimeError(f"coordinator did not start: {line!r}\n{stderr.read().decode()}")
+            fields = dict(part.split("=", 1) for part in line.split()[2:])
+            yield CoordinatorProcess(process, fields["grpc"], fields["http"])
+        finally:
+            _stop(process)
+
+
+def _read_line(process: subprocess.Popen[bytes], timeout: float) -> str:
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    return process.stdout.readline().decode().strip() if ready else ""
+
+
+def _stop(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM, then SIGKILL after 5 s: this process only, by its pid."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
+
+
+class FakeWorker:
+    """A real gRPC client speaking the worker protocol, with scripted async handlers.
+
+    Counts what the coordinator makes it do: every Invoke received, the most ever in flight at
+    once, the Cancels received. ``heartbeat`` (seconds) is the Heartbeat interval; None stays silent.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        service: str,
+        handlers: dict[str, Handler],
+        *,
+        max_concurrency: int = 4,
+        retries: int = 3,
+        backoff_ms: int = 50,
+        api_key: str | None = None,
+        heartbeat: float | None = 0.3,
+    ) -> None:
+        self.target = endpoint.removeprefix("http://")
+        self.service = service
+        self.handlers = handlers
+        self.max_concurrency = max_concurrency
+        self.worker_id = unique("worker")
+        self.invokes: list[worker_pb2.Invoke] = []
+        self.cancelled: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._retries = retries
+        self._backoff_ms = backoff_ms
+        self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
+        self._heartbeat = heartbeat
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self._channel: grpc.aio.Channel | None = None
+        self._call: Any = None
+
+    async def start(self) -> FakeWorker:
+        """Connect and register; raises the AioRpcError if the coordinator refuses."""
+        self._channel = grpc.aio.insecure_channel(self.target)
+        self._call = worker_pb2_grpc.WorkerCoordinatorStub(self._channel).Connect(metadata=self._metadata)
+        try:
+            await self._call.write(worker_pb2.WorkerMessage(register=self._register()))
+            ack = await asyncio.wait_for(self._call.read(), 10)
+            assert ack.WhichOneof("message") == "register_ack", ack
+        except BaseException:
+            await self.disconnect()
+            raise
+        self._tasks.append(asyncio.create_task(self._read()))
+        if self._heartbeat is not None:
+            self._tasks.append(asyncio.create_task(self._beat(self._heartbeat)))
+        return self
+
+    async def drain(self) -> None:
+        await self._send(worker_pb2.WorkerMessage(drain=worker_pb2.Drain(reason="test")))
+
+    async def disconnect(self) -> None:
+        """Drop the connection abruptly (in-flight work is abandoned)."""
+        self._closed = True
+        tasks = [*self._tasks, *self._running.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._call is not None:
+            self._call.cancel()
+        if self._channel is not None:
+            await self._channel.close()
+
+    async def wait_for_invokes(self, count: int, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.invokes) < count:  # bounded by the timeout
+                await asyncio.sleep(0.01)
+
+    async def __aenter__(self) -> FakeWorker:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.disconnect()
+
+    def _register(self) -> worker_pb2.Register:
+        config = common_pb2.ComponentConfig(
+            retries=self._retries,
+            backoff=common_pb2.Backoff(initial_ms=self._backoff_ms, multiplier=2.0, max_ms=1000),
+        )
+        return worker_pb2.Register(
+            service_name=self.service,
+            service_version="1.0.0",
+            worker_id=self.worker_id,
+            max_concurrency=self.max_concurrency,
+            components=[
+                common_pb2.Component(name=name, kind="function", description=f"{name} handler",
+                                     input_schema_json='{"type": "object"}', config=config)
+                for name in self.handlers
+            ],
+        )
+
+    async def _send(self, message: worker_pb2.WorkerMessage) -> None:
+        async with self._lock:
+            await self._call.write(message)
+
+    async def _beat(self, interval: float) -> None:
+        while not self._closed:  # until disconnect
+            await self._send(worker_pb2.WorkerMessage(heartbeat=worker_pb2.Heartbeat(in_flight=self.in_flight)))
+            await asyncio.sleep(interval)
+
+    async def _read(self) -> None:
+        while not self._closed:  # until the stream ends
+            message = await self._call.read()
+            if message is grpc.aio.EOF:
+                return
+            kind = message.WhichOneof("message")
+            if kind == "invoke_batch":
+                for invoke in message.invoke_batch.invocations:
+                    self.invokes.append(invoke)
+                    self.in_flight += 1
+                    self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                    self._running[invoke.invocation_id] = asyncio.create_task(self._run(invoke))
+            elif kind == "cancel":
+                self.cancelled.append(message.cancel.invocation_id)
+                task = self._running.get(message.cancel.invocation_id)
+                if task is not None:
+                    task.cancel()
+
+    async def _run(self, invoke: worker_pb2.Invoke) -> None:
+        try:
+            result = worker_pb2.Result(
+                invocation_id=invoke.invocation_id,
+                attempt=invoke.attempt,
+                output=await self.handlers[invoke.component](invoke),
+            )
+        except AgntError as error:
+            result = self._failure(invoke, error)
+        except asyncio.CancelledError:
+            if self._closed:
+                raise
+            result = self._failure(invoke, InvocationCancelledError("cancelled by the coordinator"))
+        finally:
+            self.in_flight -= 1
+            self._running.pop(invoke.invocation_id, None)
+        await self._send(worker_pb2.WorkerMessage(result_batch=worker_pb2.ResultBatch(results=[result])))
+
+    @staticmethod
+    def _failure(invoke: worker_pb2.Invoke, error: AgntError) -> worker_pb2.Result:
+        return worker_pb2.Result(
+            invocation_id=invoke.invocation_id, attempt=invoke.attempt, error=common_pb2.Error(**error.to_dict())
+        )
+
+
+async def echo(invoke: worker_pb2.Invoke) -> bytes:
+    """Return the input unchanged."""
+    return invoke.input or b"null"
+
+
+def sleeper(seconds: float) -> Handler:
+    async def handler(invoke: worker_pb2.Invoke) -> bytes:
+        await asyncio.sleep(seconds)
+        return invoke.input or b"null"
+
+    return handler
+
+
+def blocker(event: asyncio.Event) -> Handler:
+    async def handler(invoke: worker_pb2.Invoke) -> bytes:
+        await event.wait()
+        return b'"released"'
+
+    return handler
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until ``predicate()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():  # bounded by the deadline
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
