@@ -1,0 +1,156 @@
+"""The HTTP gateway of a coordinator subprocess: endpoints, status codes and error bodies."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import pytest_asyncio
+from _coordinator_support import CoordinatorProcess, FakeWorker, blocker, coordinator_process, echo, unique
+
+from agnt5._proto import worker_pb2
+from agnt5.client import AsyncClient
+from agnt5.errors import FunctionFailedError, PayloadTooLargeError
+
+pytestmark = pytest.mark.asyncio
+
+LIMIT = 1024
+
+
+@pytest.fixture(scope="module")
+def coordinator() -> Iterator[CoordinatorProcess]:
+    with coordinator_process("--max-input-bytes", str(LIMIT)) as process:
+        yield process
+
+
+async def failing_function(invoke: worker_pb2.Invoke) -> bytes:
+    raise FunctionFailedError("Function failing_function failed: Something went wrong", error_type="ValueError")
+
+
+@pytest_asyncio.fixture
+async def served(coordinator: CoordinatorProcess) -> AsyncIterator[tuple[str, asyncio.Event, httpx.AsyncClient]]:
+    """A service with echo, failing_function and hold (waits for the event), and an HTTP client."""
+    service = unique()
+    release = asyncio.Event()
+    handlers = {"echo": echo, "failing_function": failing_function, "hold": blocker(release)}
+    async with (
+        FakeWorker(coordinator.endpoint, service, handlers),
+        httpx.AsyncClient(base_url=coordinator.http_url, timeout=10) as http,
+    ):
+        try:
+            yield service, release, http
+        finally:
+            release.set()
+
+
+def _path(service: str, function: str, action: str = "invoke") -> str:
+    return f"/v1/services/{service}/functions/{function}/{action}"
+
+
+async def test_invoke_returns_the_output(served: tuple[str, asyncio.Event, httpx.AsyncClient]) -> None:
+    service, _, http = served
+    response = await http.post(_path(service, "echo"), content=b'{"name": "Ada"}')
+    assert response.status_code == 200
+    body = response.json()
+    assert body["state"] == "SUCCEEDED" and body["output"] == {"name": "Ada"} and body["attempt"] == 1
+    empty = await http.post(_path(service, "echo"))
+    assert empty.status_code == 200 and empty.json()["output"] is None
+
+
+async def test_handler_failure_is_500_with_the_documented_body(
+    served: tuple[str, asyncio.Event, httpx.AsyncClient],
+) -> None:
+    service, _, http = served
+    response = await http.post(_path(service, "failing_function"), json={})
+    assert response.status_code == 500
+    body = response.json()
+    assert body.pop("invocation_id")
+    assert body == {
+        "error": "Function failing_function failed: Something went wrong",
+        "status": 500,
+        "code": "FUNCTION_FAILED",
+    }
+
+
+async def test_submit_then_fetch(served: tuple[str, asyncio.Event, httpx.AsyncClient]) -> None:
+    service, _, http = served
+    submitted = await http.post(_path(service, "echo", "submit"), json=[1, 2])
+    assert submitted.status_code == 202
+    invocation_id = submitted.json()["invocation_id"]
+    fetched = await http.get(f"/v1/invocations/{invocation_id}", params={"wait": 5})
+    assert fetched.status_code == 200
+    assert fetched.json()["output"] == [1, 2] and fetched.json()["invocation_id"] == invocation_id
+
+
+async def test_idempotency_key_header(served: tuple[str, asyncio.Event, httpx.AsyncClient]) -> None:
+    service, _, http = served
+    headers = {"Idempotency-Key": unique("key")}
+    first = await http.post(_path(service, "echo", "submit"), json=1, headers=headers)
+    second = await http.post(_path(service, "echo", "submit"), json=2, headers=headers)
+    assert first.json()["invocation_id"] == second.json()["invocation_id"]
+    assert (first.json()["deduplicated"], second.json()["deduplicated"]) == (False, True)
+
+
+async def test_unfinished_invoke_is_202_and_deadline_is_504(
+    served: tuple[str, asyncio.Event, httpx.AsyncClient],
+) -> None:
+    service, release, http = served
+    running = await http.post(_path(service, "hold"), params={"wait": 0.1})
+    assert running.status_code == 202
+    assert running.json()["state"] == "RUNNING"
+    assert running.headers["location"] == f"/v1/invocations/{running.json()['invocation_id']}"
+    late = await http.post(_path(service, "hold"), params={"timeout": 0.2})
+    assert late.status_code == 504 and late.json()["code"] == "TIMEOUT"
+    release.set()
+    done = await http.get(running.headers["location"], params={"wait": 5})
+    assert done.json()["output"] == "released"
+
+
+async def test_not_found_and_bad_requests(served: tuple[str, asyncio.Event, httpx.AsyncClient]) -> None:
+    service, _, http = served
+    cases = [
+        (http.post(_path(service, "nope")), 404, "NOT_FOUND"),
+        (http.post(_path(unique("nope"), "echo")), 404, "NOT_FOUND"),
+        (http.get("/v1/invocations/unknown"), 404, "NOT_FOUND"),
+        (http.get("/no/such/route"), 404, "NOT_FOUND"),
+        (http.get(_path(service, "echo")), 405, "METHOD_NOT_ALLOWED"),
+        (http.post(_path(service, "echo"), content=b"{not json"), 400, "INVALID_ARGUMENT"),
+        (http.post(_path(service, "echo"), params={"wait": "soon"}), 400, "INVALID_ARGUMENT"),
+    ]
+    for request, status, code in cases:
+        response = await request
+        assert (response.status_code, response.json()["code"], response.json()["status"]) == (status, code, status)
+
+
+async def test_oversized_input_is_413(
+    coordinator: CoordinatorProcess, served: tuple[str, asyncio.Event, httpx.AsyncClient]
+) -> None:
+    service, _, http = served
+    big = b'"' + b"x" * LIMIT + b'"'
+    response = await http.post(_path(service, "echo"), content=big)
+    assert response.status_code == 413 and response.json()["code"] == "PAYLOAD_TOO_LARGE"
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the gateway counts
+        for _ in range(4):
+            yield b" " * (LIMIT // 2)
+
+    streamed = await http.post(_path(service, "echo"), content=chunks())
+    assert streamed.status_code == 413
+    async with AsyncClient(coordinator.endpoint) as client:
+        with pytest.raises(PayloadTooLargeError):
+            await client.invoke(service, "echo", "x" * LIMIT)
+        assert await client.invoke(service, "echo", "still serving") == "still serving"
+
+
+async def test_services_lists_components_and_workers(
+    served: tuple[str, asyncio.Event, httpx.AsyncClient],
+) -> None:
+    service, _, http = served
+    response = await http.get("/v1/services")
+    assert response.status_code == 200
+    entry = {s["name"]: s for s in response.json()["services"]}[service]
+    assert sorted(c["name"] for c in entry["components"]) == ["echo", "failing_function", "hold"]
+    assert entry["components"][0]["input_schema"] == {"type": "object"}
+    assert len(entry["workers"]) == 1 and entry["queued"] == 0
