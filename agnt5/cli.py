@@ -181,6 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AgntError as error:
         print(f"error: {error.code}: {error.message}", file=sys.stderr)
         return 1
+    except OSError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

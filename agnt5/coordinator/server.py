@@ -82,6 +82,7 @@ class Coordinator:
         self._http: EmbeddedServer | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._port: int | None = None
+        self._stopped = False
 
     @property
     def port(self) -> int:
@@ -101,22 +102,26 @@ class Coordinator:
         return f"http://{_address(self.host, self.port)}"
 
     async def start(self) -> None:
-        """Bind and serve; raises if a port cannot be bound."""
-        if self._grpc is not None:
-            raise RuntimeError("the coordinator is already started")
+        """Bind and serve; raises if a port cannot be bound. A coordinator starts once."""
+        if self._grpc is not None or self._stopped:
+            raise RuntimeError("a coordinator starts once: create a new one")
         port, http_port = self._requested
         message_limit = max(_MIN_MESSAGE_BYTES, 2 * self._max_input_bytes)
         server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", message_limit),
                 ("grpc.max_send_message_length", -1),
+                ("grpc.so_reuseport", 0),  # a second coordinator on a busy port must fail
             ]
         )
         worker_pb2_grpc.add_WorkerCoordinatorServicer_to_server(self._sessions, server)
         invocations_pb2_grpc.add_InvocationsServicer_to_server(
             InvocationsService(self._scheduler, self._registry, api_key=self._api_key), server
         )
-        bound = server.add_insecure_port(_address(self.host, port))
+        try:
+            bound = server.add_insecure_port(_address(self.host, port))
+        except RuntimeError:
+            bound = 0
         if not bound:
             raise OSError(f"cannot bind the coordinator to {_address(self.host, port)}")
         await server.start()
@@ -140,6 +145,7 @@ class Coordinator:
 
     async def stop(self, grace: float = 1.0) -> None:
         """Drain workers, fail unfinished invocations with UNAVAILABLE, stop both servers."""
+        self._stopped = True
         self._sessions.drain_all("coordinator shutting down", grace)
         self._scheduler.close()
         if self._reaper is not None:
@@ -152,7 +158,7 @@ class Coordinator:
             self._http = None
         if self._grpc is not None:
             await self._grpc.stop(grace)
-            self._grpc = None
+            self._grpc = self._port = None
 
     async def __aenter__(self) -> Coordinator:
         await self.start()
