@@ -1,0 +1,146 @@
+"""The ``agnt5`` command line: help, invoke, services, and worker/dev serving a real module."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from _coordinator_support import CoordinatorProcess, FakeWorker, agnt5_env, coordinator_process, echo, unique
+
+from agnt5.cli import main
+from agnt5.client import AsyncClient
+
+COMMANDS = ["coordinator", "worker", "dev", "invoke", "services"]
+MODULE = textwrap.dedent(
+    '''
+    from agnt5 import function
+
+    @function()
+    def greet(name: str) -> str:
+        """Say hello."""
+        return f"Hello, {name}!"
+
+    @function()
+    async def add(a: int, b: int) -> int:
+        return a + b
+    '''
+)
+
+
+@pytest.fixture(scope="module")
+def coordinator() -> Iterator[CoordinatorProcess]:
+    with coordinator_process("--no-http") as process:
+        yield process
+
+
+@pytest.fixture
+def module_file(tmp_path: Path) -> Path:
+    path = tmp_path / f"{unique('clitest').replace('-', '_')}.py"
+    path.write_text(MODULE)
+    return path
+
+
+@contextlib.asynccontextmanager
+async def agnt5_process(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``python -m agnt5 *args``; terminated (then killed) by pid on exit if still running."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agnt5", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=agnt5_env(),
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    assert all(command in text for command in COMMANDS) and "examples:" in text
+    for command in COMMANDS:
+        with pytest.raises(SystemExit) as exited:
+            main([command, "--help"])
+        assert exited.value.code == 0
+        assert "--" in capsys.readouterr().out
+
+
+def test_invalid_json_input_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["invoke", "svc", "fn", "{nope", "--endpoint", "http://127.0.0.1:1"])
+    assert exited.value.code == 2
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+@pytest.mark.asyncio
+async def test_invoke_and_services(coordinator: CoordinatorProcess, capsys: pytest.CaptureFixture[str]) -> None:
+    service = unique()
+    async with FakeWorker(coordinator.endpoint, service, {"echo": echo}):
+        async with agnt5_process("invoke", service, "echo", '{"x": [1, 2]}', "--endpoint", coordinator.endpoint) as cli:
+            out, err = await asyncio.wait_for(cli.communicate(), 30)
+        assert cli.returncode == 0, err.decode()
+        assert orjson.loads(out) == {"x": [1, 2]}
+
+        endpoint = ["--endpoint", coordinator.endpoint]
+        assert await asyncio.to_thread(main, ["invoke", service, "missing", *endpoint]) == 1
+        assert "error: NOT_FOUND: Function 'missing' not found" in capsys.readouterr().err
+        assert await asyncio.to_thread(main, ["invoke", service, "echo", "--submit", *endpoint]) == 0
+        assert len(capsys.readouterr().out.strip()) == 32
+        assert await asyncio.to_thread(main, ["services", *endpoint]) == 0
+        assert f"{service} 1.0.0  workers=1 queued=0\n  echo (function)  echo handler" in capsys.readouterr().out
+        assert await asyncio.to_thread(main, ["services", "--json", *endpoint]) == 0
+        assert service in [s["name"] for s in orjson.loads(capsys.readouterr().out)]
+
+
+@pytest.mark.asyncio
+async def test_worker_command_serves_a_module_until_sigterm(
+    coordinator: CoordinatorProcess, module_file: Path
+) -> None:
+    service = unique()
+    args = ["worker", str(module_file), "--service", service, "--endpoint", coordinator.endpoint]
+    async with agnt5_process(*args) as worker, AsyncClient(coordinator.endpoint, timeout=10) as client:
+        for _ in range(200):  # until the worker registered (bounded: ~20 s)
+            if any(s["name"] == service and s["workers"] for s in await client.list_services()):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the worker never registered")
+        assert await client.invoke(service, "greet", {"name": "Ada"}) == "Hello, Ada!"
+        assert await client.invoke(service, "add", [2, 3]) == 5
+        worker.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(worker.communicate(), 30)
+        assert worker.returncode == 0, err.decode()
+
+
+@pytest.mark.asyncio
+async def test_dev_runs_coordinator_and_worker_in_one_process(module_file: Path) -> None:
+    async with agnt5_process("dev", str(module_file), "--port", "0", "--http-port", "0") as dev:
+        assert dev.stdout is not None
+        line = (await asyncio.wait_for(dev.stdout.readline(), 30)).decode()
+        assert line.startswith("agnt5 coordinator: grpc=127.0.0.1:"), line
+        endpoint = "http://" + line.split()[2].removeprefix("grpc=")
+        usage = (await asyncio.wait_for(dev.stdout.readline(), 10)).decode()
+        assert f"serving '{module_file.stem}'" in usage
+        async with AsyncClient(endpoint, timeout=10) as client:
+            for _ in range(200):  # until the embedded worker registered (bounded: ~20 s)
+                if any(s["workers"] for s in await client.list_services()):
+                    break
+                await asyncio.sleep(0.1)
+            assert await client.invoke(module_file.stem, "greet", {"name": "dev"}) == "Hello, dev!"
+        dev.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(dev.communicate(), 30)
+        assert dev.returncode == 0, err.decode()
