@@ -18,6 +18,7 @@ from typing import Any
 
 import grpc
 
+import agnt5
 from agnt5._proto import common_pb2, worker_pb2, worker_pb2_grpc
 from agnt5.errors import AgntError, InvocationCancelledError
 
@@ -34,7 +35,7 @@ __all__ = [
     "unique",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_PARENT = Path(agnt5.__file__).resolve().parent.parent
 Handler = Callable[[worker_pb2.Invoke], Awaitable[bytes]]
 
 
@@ -44,9 +45,9 @@ def unique(prefix: str = "svc") -> str:
 
 
 def agnt5_env(**extra: str) -> dict[str, str]:
-    """The environment for an ``agnt5`` subprocess: this checkout importable, no stray AGNT5_ settings."""
+    """The environment for an ``agnt5`` subprocess: the agnt5 these tests import, no AGNT5_ settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGNT5_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
 
