@@ -32,6 +32,7 @@ examples:
   agnt5 invoke hello hello '{"name": "Ada"}'  # call hello/hello, print the result
   agnt5 services                              # what the coordinator serves
   agnt5 dev examples/hello.py                 # coordinator + worker in one process
+  agnt5 dev examples/hello.py --invoke hello '{"name": "Ada"}'   # ... invoke once, exit
 """
 
 
@@ -145,6 +146,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_worker_options(dev)
     _add_coordinator_options(dev)
+    dev.add_argument(
+        "--invoke",
+        nargs="+",
+        metavar=("FUNCTION", "JSON"),
+        help="invoke FUNCTION once (with the JSON input), print the result and exit",
+    )
     _add_log_option(dev)
     dev.set_defaults(run=_dev)
 
@@ -272,19 +279,48 @@ def _worker(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _dev(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     _configure_logging(args)
+    once = args.invoke
+    if once is not None and len(once) > 2:
+        parser.error("--invoke takes FUNCTION and at most one JSON input")
+    value = _read_input(once[1] if once and len(once) == 2 else None, parser)
+
     async def serve() -> None:
         coordinator = _new_coordinator(args)
         await coordinator.start()
         try:
             worker = _load_worker(args, coordinator.endpoint, args.api_key)
             _announce(coordinator)
-            _print_usage(coordinator, worker)
-            await worker.run()  # until SIGINT/SIGTERM: the worker drains, then returns
+            if once is None:
+                _print_usage(coordinator, worker)
+                await worker.run()  # until SIGINT/SIGTERM: the worker drains, then returns
+                return
+            runner = asyncio.create_task(worker.run())
+            try:
+                result = await _invoke_when_ready(coordinator, worker, once[0], value, args.api_key)
+                print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode(), flush=True)
+            finally:
+                worker.stop()
+                await runner
         finally:
             await coordinator.stop()
 
     asyncio.run(serve())
     return 0
+
+
+async def _invoke_when_ready(
+    coordinator: Coordinator, worker: Worker, function: str, value: Any, api_key: str | None
+) -> Any:
+    """Wait (up to 30 s) for the worker to register, then invoke ``function`` once."""
+    from agnt5.client import AsyncClient
+
+    async with AsyncClient(coordinator.endpoint, api_key) as client:
+        for _ in range(300):  # bounded: 300 x 0.1 s
+            services = await client.list_services()
+            if any(s["name"] == worker.service_name and s["workers"] for s in services):
+                return await client.invoke(worker.service_name, function, value)
+            await asyncio.sleep(0.1)
+    raise SystemExit("agnt5: the worker did not register within 30 s")
 
 
 def _print_usage(coordinator: Coordinator, worker: Worker) -> None:

@@ -144,3 +144,16 @@ async def test_dev_runs_coordinator_and_worker_in_one_process(module_file: Path)
         dev.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(dev.communicate(), 30)
         assert dev.returncode == 0, err.decode()
+
+
+@pytest.mark.asyncio
+async def test_dev_invoke_once_prints_the_result_and_exits(module_file: Path) -> None:
+    args = ["dev", str(module_file), "--port", "0", "--no-http", "--log-level", "WARNING"]
+    async with agnt5_process(*args, "--invoke", "add", "[20, 22]") as dev:
+        out, err = await asyncio.wait_for(dev.communicate(), 60)
+    assert dev.returncode == 0, err.decode()
+    assert out.decode().splitlines()[1:] == ["42"]
+    async with agnt5_process(*args, "--invoke", "add", '{"a": "x", "b": 1}') as dev:
+        out, err = await asyncio.wait_for(dev.communicate(), 60)
+    assert dev.returncode == 1
+    assert "error: INVALID_ARGUMENT" in err.decode()
