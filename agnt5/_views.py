@@ -1,4 +1,4 @@
-"""Plain-dict views of protocol messages, shared by the Client and the coordinator's HTTP gateway."""
+"""Plain-dict views of protocol messages, shared by the Client and the HTTP gateway."""
 
 from __future__ import annotations
 

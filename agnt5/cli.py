@@ -53,19 +53,29 @@ def _add_client_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_coordinator_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=9091, help="gRPC port, 0 for any (default: %(default)s)")
     parser.add_argument(
-        "--http-port", type=int, default=8080, help="HTTP gateway port, 0 for any (default: %(default)s)"
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=9091, help="gRPC port, 0 for any (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=8080,
+        help="HTTP gateway port, 0 for any (default: %(default)s)",
     )
     parser.add_argument("--no-http", action="store_true", help="run without the HTTP gateway")
     parser.add_argument(
         "--api-key",
         default=_env("AGNT5_API_KEY"),
-        help="require 'authorization: Bearer KEY' from workers and clients (default: $AGNT5_API_KEY)",
+        help="require 'authorization: Bearer KEY' of workers and clients (default: $AGNT5_API_KEY)",
     )
     parser.add_argument(
-        "--max-queue", type=int, default=10_000, help="invocations that may wait for a worker (default: %(default)s)"
+        "--max-queue",
+        type=int,
+        default=10_000,
+        help="invocations that may wait for a worker (default: %(default)s)",
     )
     parser.add_argument(
         "--max-input-bytes",
@@ -77,7 +87,7 @@ def _add_coordinator_options(parser: argparse.ArgumentParser) -> None:
         "--heartbeat-timeout",
         type=float,
         default=15.0,
-        help="drop a worker silent this many seconds and re-deliver its work (default: %(default)s)",
+        help="drop a worker silent this long, re-delivering its work (default: %(default)s)",
     )
 
 
@@ -85,12 +95,14 @@ def _add_worker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "target",
         metavar="MODULE[:ATTR]",
-        help="a module name or .py file whose @function handlers to serve; ATTR names a Worker in it",
+        help="module name or .py file whose @function handlers to serve; ATTR: a Worker in it",
     )
     parser.add_argument(
         "--service", help="service name (default: $AGNT5_SERVICE_NAME, else the module's name)"
     )
-    parser.add_argument("--max-concurrency", type=int, help="invocations run at once (default: 100)")
+    parser.add_argument(
+        "--max-concurrency", type=int, help="invocations run at once (default: 100)"
+    )
 
 
 def _add_log_option(parser: argparse.ArgumentParser) -> None:
@@ -104,7 +116,9 @@ def _add_log_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -163,15 +177,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     invoke.add_argument("service", metavar="SERVICE")
     invoke.add_argument("function", metavar="FUNCTION")
-    invoke.add_argument("input", metavar="JSON", nargs="?", help="the input as JSON, '-' for stdin (default: none)")
+    invoke.add_argument(
+        "input", metavar="JSON", nargs="?", help="the input as JSON, '-' for stdin (default: none)"
+    )
     invoke.add_argument("--timeout", type=float, help="invocation deadline in seconds")
     invoke.add_argument("--idempotency-key", help="requests with the same key share one invocation")
-    invoke.add_argument("--submit", action="store_true", help="do not wait: print the invocation id")
+    invoke.add_argument(
+        "--submit", action="store_true", help="do not wait: print the invocation id"
+    )
     _add_client_options(invoke)
     invoke.set_defaults(run=_invoke)
 
     services = commands.add_parser(
-        "services", help="list services and their functions", description="List the services a coordinator knows."
+        "services",
+        help="list services and their functions",
+        description="List the services a coordinator knows.",
     )
     services.add_argument("--json", action="store_true", help="print JSON")
     _add_client_options(services)
@@ -211,12 +231,17 @@ def _new_coordinator(args: argparse.Namespace) -> Coordinator:
 
 
 def _announce(coordinator: Coordinator) -> None:
-    http = f"{coordinator.host}:{coordinator.http_port}" if coordinator.http_port is not None else "off"
+    http = (
+        f"{coordinator.host}:{coordinator.http_port}"
+        if coordinator.http_port is not None
+        else "off"
+    )
     print(f"agnt5 coordinator: grpc={coordinator.host}:{coordinator.port} http={http}", flush=True)
 
 
 def _coordinator(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     _configure_logging(args)
+
     async def serve() -> None:
         coordinator = _new_coordinator(args)
         stop = asyncio.Event()
@@ -350,10 +375,22 @@ def _invoke(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     value = _read_input(args.input, parser)
     with Client(args.endpoint, args.api_key) as client:
         if args.submit:
-            print(client.submit(args.service, args.function, value, idempotency_key=args.idempotency_key, timeout=args.timeout))
+            print(
+                client.submit(
+                    args.service,
+                    args.function,
+                    value,
+                    idempotency_key=args.idempotency_key,
+                    timeout=args.timeout,
+                )
+            )
             return 0
         result = client.invoke(
-            args.service, args.function, value, idempotency_key=args.idempotency_key, timeout=args.timeout
+            args.service,
+            args.function,
+            value,
+            idempotency_key=args.idempotency_key,
+            timeout=args.timeout,
         )
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     return 0
@@ -375,6 +412,10 @@ def _services(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             f"queued={service['queued']}"
         )
         for component in service["components"]:
-            summary = component["description"].strip().splitlines()[0] if component["description"].strip() else ""
+            summary = (
+                component["description"].strip().splitlines()[0]
+                if component["description"].strip()
+                else ""
+            )
             print(f"  {component['name']} ({component['kind']}){'  ' + summary if summary else ''}")
     return 0

@@ -47,7 +47,11 @@ class _Base:
     """What both clients share: the endpoint, credentials, request building and result decoding."""
 
     def __init__(
-        self, endpoint: str = DEFAULT_ENDPOINT, api_key: str | None = None, *, timeout: float = DEFAULT_TIMEOUT
+        self,
+        endpoint: str = DEFAULT_ENDPOINT,
+        api_key: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         _milliseconds(timeout)
         self.endpoint = endpoint
@@ -87,7 +91,12 @@ class _Base:
         if result.state == _FAILED:
             error = result.error
             raise error_from_dict(
-                {"code": error.code, "message": error.message, "type": error.type, "retryable": error.retryable}
+                {
+                    "code": error.code,
+                    "message": error.message,
+                    "type": error.type,
+                    "retryable": error.retryable,
+                }
             )
         raise InvocationTimeoutError(
             f"Invocation {result.invocation_id} did not finish within {waited:g} s; it is still "
@@ -103,7 +112,11 @@ class Client(_Base):
     """
 
     def __init__(
-        self, endpoint: str = DEFAULT_ENDPOINT, api_key: str | None = None, *, timeout: float = DEFAULT_TIMEOUT
+        self,
+        endpoint: str = DEFAULT_ENDPOINT,
+        api_key: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         super().__init__(endpoint, api_key, timeout=timeout)
         if self._target.secure:
@@ -147,12 +160,16 @@ class Client(_Base):
     def result(self, invocation_id: str, timeout: float | None = None) -> Any:
         """Wait up to ``timeout`` seconds (default: the client's) for an invocation's result."""
         wait = self._wait(timeout)
-        request = invocations_pb2.GetResultRequest(invocation_id=invocation_id, wait_ms=_milliseconds(wait))
+        request = invocations_pb2.GetResultRequest(
+            invocation_id=invocation_id, wait_ms=_milliseconds(wait)
+        )
         return self._outcome(self._call(self._stub.GetResult, request, wait + _GRACE), wait)
 
     def list_services(self) -> list[dict[str, Any]]:
         """Every service the coordinator knows, with components, workers and queue length."""
-        response = self._call(self._stub.ListServices, invocations_pb2.ListServicesRequest(), self._timeout)
+        response = self._call(
+            self._stub.ListServices, invocations_pb2.ListServicesRequest(), self._timeout
+        )
         return [service_dict(service) for service in response.services]
 
     def close(self) -> None:
@@ -183,7 +200,11 @@ class AsyncClient(_Base):
     """
 
     def __init__(
-        self, endpoint: str = DEFAULT_ENDPOINT, api_key: str | None = None, *, timeout: float = DEFAULT_TIMEOUT
+        self,
+        endpoint: str = DEFAULT_ENDPOINT,
+        api_key: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         super().__init__(endpoint, api_key, timeout=timeout)
         self._channel: grpc.aio.Channel | None = None
@@ -219,7 +240,9 @@ class AsyncClient(_Base):
     async def result(self, invocation_id: str, timeout: float | None = None) -> Any:
         """Wait up to ``timeout`` seconds (default: the client's) for an invocation's result."""
         wait = self._wait(timeout)
-        request = invocations_pb2.GetResultRequest(invocation_id=invocation_id, wait_ms=_milliseconds(wait))
+        request = invocations_pb2.GetResultRequest(
+            invocation_id=invocation_id, wait_ms=_milliseconds(wait)
+        )
         return self._outcome(await self._call("GetResult", request, wait + _GRACE), wait)
 
     async def list_services(self) -> list[dict[str, Any]]:
@@ -237,12 +260,16 @@ class AsyncClient(_Base):
         if self._stub is None:
             if self._target.secure:
                 credentials = grpc.ssl_channel_credentials()
-                self._channel = grpc.aio.secure_channel(self._target.target, credentials, _CHANNEL_OPTIONS)
+                self._channel = grpc.aio.secure_channel(
+                    self._target.target, credentials, _CHANNEL_OPTIONS
+                )
             else:
                 self._channel = grpc.aio.insecure_channel(self._target.target, _CHANNEL_OPTIONS)
             self._stub = invocations_pb2_grpc.InvocationsStub(self._channel)
         try:
-            return await getattr(self._stub, name)(request, timeout=timeout, metadata=self._metadata)
+            return await getattr(self._stub, name)(
+                request, timeout=timeout, metadata=self._metadata
+            )
         except grpc.RpcError as exc:
             raise error_from_rpc(exc) from None
 

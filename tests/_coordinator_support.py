@@ -1,4 +1,4 @@
-"""Real parts for coordinator, client and CLI tests: a coordinator subprocess and a protocol-speaking worker."""
+"""Real parts for coordinator, client and CLI tests: a coordinator subprocess, a protocol worker."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def unique(prefix: str = "svc") -> str:
 
 
 def agnt5_env(**extra: str) -> dict[str, str]:
-    """The environment for an ``agnt5`` subprocess: the agnt5 these tests import, no AGNT5_ settings."""
+    """Environment for an ``agnt5`` subprocess: the agnt5 these tests import, no AGNT5_ settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGNT5_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), env.get("PYTHONPATH")]))
     env.update(extra)
@@ -72,8 +72,21 @@ class CoordinatorProcess:
 @contextmanager
 def coordinator_process(*args: str, startup_timeout: float = 20.0) -> Iterator[CoordinatorProcess]:
     """Run ``python -m agnt5 coordinator --port 0 --http-port 0 *args``; always stopped on exit."""
-    command = [sys.executable, "-m", "agnt5", "coordinator", "--host", "127.0.0.1", "--port", "0",
-               "--http-port", "0", "--log-level", "WARNING", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "agnt5",
+        "coordinator",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--http-port",
+        "0",
+        "--log-level",
+        "WARNING",
+        *args,
+    ]
     with tempfile.TemporaryFile() as stderr:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=agnt5_env())
         try:
@@ -111,7 +124,7 @@ class FakeWorker:
     """A real gRPC client speaking the worker protocol, with scripted async handlers.
 
     Counts what the coordinator makes it do: every Invoke received, the most ever in flight at
-    once, the Cancels received. ``heartbeat`` (seconds) is the Heartbeat interval; None stays silent.
+    once, the Cancels received. ``heartbeat`` is the Heartbeat interval (s); None stays silent.
     """
 
     def __init__(
@@ -149,7 +162,9 @@ class FakeWorker:
     async def start(self) -> FakeWorker:
         """Connect and register; raises the AioRpcError if the coordinator refuses."""
         self._channel = grpc.aio.insecure_channel(self.target)
-        self._call = worker_pb2_grpc.WorkerCoordinatorStub(self._channel).Connect(metadata=self._metadata)
+        self._call = worker_pb2_grpc.WorkerCoordinatorStub(self._channel).Connect(
+            metadata=self._metadata
+        )
         try:
             await self._call.write(worker_pb2.WorkerMessage(register=self._register()))
             ack = await asyncio.wait_for(self._call.read(), 10)
@@ -199,8 +214,13 @@ class FakeWorker:
             worker_id=self.worker_id,
             max_concurrency=self.max_concurrency,
             components=[
-                common_pb2.Component(name=name, kind="function", description=f"{name} handler",
-                                     input_schema_json='{"type": "object"}', config=config)
+                common_pb2.Component(
+                    name=name,
+                    kind="function",
+                    description=f"{name} handler",
+                    input_schema_json='{"type": "object"}',
+                    config=config,
+                )
                 for name in self.handlers
             ],
         )
@@ -211,7 +231,9 @@ class FakeWorker:
 
     async def _beat(self, interval: float) -> None:
         while not self._closed:  # until disconnect
-            await self._send(worker_pb2.WorkerMessage(heartbeat=worker_pb2.Heartbeat(in_flight=self.in_flight)))
+            await self._send(
+                worker_pb2.WorkerMessage(heartbeat=worker_pb2.Heartbeat(in_flight=self.in_flight))
+            )
             await asyncio.sleep(interval)
 
     async def _read(self) -> None:
@@ -248,12 +270,16 @@ class FakeWorker:
         finally:
             self.in_flight -= 1
             self._running.pop(invoke.invocation_id, None)
-        await self._send(worker_pb2.WorkerMessage(result_batch=worker_pb2.ResultBatch(results=[result])))
+        await self._send(
+            worker_pb2.WorkerMessage(result_batch=worker_pb2.ResultBatch(results=[result]))
+        )
 
     @staticmethod
     def _failure(invoke: worker_pb2.Invoke, error: AgntError) -> worker_pb2.Result:
         return worker_pb2.Result(
-            invocation_id=invoke.invocation_id, attempt=invoke.attempt, error=common_pb2.Error(**error.to_dict())
+            invocation_id=invoke.invocation_id,
+            attempt=invoke.attempt,
+            error=common_pb2.Error(**error.to_dict()),
         )
 
 

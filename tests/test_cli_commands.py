@@ -12,7 +12,14 @@ from pathlib import Path
 
 import orjson
 import pytest
-from _coordinator_support import CoordinatorProcess, FakeWorker, agnt5_env, coordinator_process, echo, unique
+from _coordinator_support import (
+    CoordinatorProcess,
+    FakeWorker,
+    agnt5_env,
+    coordinator_process,
+    echo,
+    unique,
+)
 
 from agnt5.cli import main
 from agnt5.client import AsyncClient
@@ -51,8 +58,13 @@ def module_file(tmp_path: Path) -> Path:
 async def agnt5_process(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
     """``python -m agnt5 *args``; terminated (then killed) by pid on exit if still running."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agnt5", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=agnt5_env(),
+        sys.executable,
+        "-m",
+        "agnt5",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=agnt5_env(),
     )
     try:
         yield process
@@ -87,10 +99,14 @@ def test_invalid_json_input_is_a_usage_error(capsys: pytest.CaptureFixture[str])
 
 
 @pytest.mark.asyncio
-async def test_invoke_and_services(coordinator: CoordinatorProcess, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_invoke_and_services(
+    coordinator: CoordinatorProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
     service = unique()
     async with FakeWorker(coordinator.endpoint, service, {"echo": echo}):
-        async with agnt5_process("invoke", service, "echo", '{"x": [1, 2]}', "--endpoint", coordinator.endpoint) as cli:
+        async with agnt5_process(
+            "invoke", service, "echo", '{"x": [1, 2]}', "--endpoint", coordinator.endpoint
+        ) as cli:
             out, err = await asyncio.wait_for(cli.communicate(), 30)
         assert cli.returncode == 0, err.decode()
         assert orjson.loads(out) == {"x": [1, 2]}
@@ -98,10 +114,15 @@ async def test_invoke_and_services(coordinator: CoordinatorProcess, capsys: pyte
         endpoint = ["--endpoint", coordinator.endpoint]
         assert await asyncio.to_thread(main, ["invoke", service, "missing", *endpoint]) == 1
         assert "error: NOT_FOUND: Function 'missing' not found" in capsys.readouterr().err
-        assert await asyncio.to_thread(main, ["invoke", service, "echo", "--submit", *endpoint]) == 0
+        assert (
+            await asyncio.to_thread(main, ["invoke", service, "echo", "--submit", *endpoint]) == 0
+        )
         assert len(capsys.readouterr().out.strip()) == 32
         assert await asyncio.to_thread(main, ["services", *endpoint]) == 0
-        assert f"{service} 1.0.0  workers=1 queued=0\n  echo (function)  echo handler" in capsys.readouterr().out
+        assert (
+            f"{service} 1.0.0  workers=1 queued=0\n  echo (function)  echo handler"
+            in capsys.readouterr().out
+        )
         assert await asyncio.to_thread(main, ["services", "--json", *endpoint]) == 0
         assert service in [s["name"] for s in orjson.loads(capsys.readouterr().out)]
 
@@ -112,7 +133,10 @@ async def test_worker_command_serves_a_module_until_sigterm(
 ) -> None:
     service = unique()
     args = ["worker", str(module_file), "--service", service, "--endpoint", coordinator.endpoint]
-    async with agnt5_process(*args) as worker, AsyncClient(coordinator.endpoint, timeout=10) as client:
+    async with (
+        agnt5_process(*args) as worker,
+        AsyncClient(coordinator.endpoint, timeout=10) as client,
+    ):
         for _ in range(200):  # until the worker registered (bounded: ~20 s)
             if any(s["name"] == service and s["workers"] for s in await client.list_services()):
                 break

@@ -8,18 +8,25 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from _coordinator_support import CoordinatorProcess, FakeWorker, blocker, coordinator_process, echo, unique
+from _coordinator_support import (
+    CoordinatorProcess,
+    FakeWorker,
+    blocker,
+    coordinator_process,
+    echo,
+    unique,
+)
 
 from agnt5._status import ERROR_METADATA_KEY, error_from_rpc, error_trailer, status_of
 from agnt5.client import AsyncClient, Client
 from agnt5.errors import (
+    _BY_CODE,
     AgntError,
     InvalidArgumentError,
     InvocationTimeoutError,
     NotFoundError,
     PayloadTooLargeError,
     UnavailableError,
-    _BY_CODE,
 )
 
 
@@ -66,7 +73,9 @@ async def test_blocking_client_round_trip(coordinator: CoordinatorProcess) -> No
 
 
 @pytest.mark.asyncio
-async def test_invoke_without_timeout_waits_at_most_the_client_timeout(coordinator: CoordinatorProcess) -> None:
+async def test_invoke_without_timeout_waits_at_most_the_client_timeout(
+    coordinator: CoordinatorProcess,
+) -> None:
     service = unique()
     release = asyncio.Event()
     async with (
@@ -115,13 +124,17 @@ def test_errors_survive_the_trip_through_grpc(code: str) -> None:
 
 def test_status_alone_maps_to_the_error_type() -> None:
     def failure(code: grpc.StatusCode) -> AgntError:
-        return error_from_rpc(grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "details"))
+        return error_from_rpc(
+            grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "details")
+        )
 
     assert isinstance(failure(grpc.StatusCode.UNAVAILABLE), UnavailableError)
     assert isinstance(failure(grpc.StatusCode.DEADLINE_EXCEEDED), InvocationTimeoutError)
     internal = failure(grpc.StatusCode.INTERNAL)
     assert type(internal) is AgntError and internal.code == "INTERNAL"
     garbled = grpc.aio.Metadata((ERROR_METADATA_KEY, b"not json"))
-    out_of_range = grpc.aio.AioRpcError(grpc.StatusCode.OUT_OF_RANGE, grpc.aio.Metadata(), garbled, "x")
+    out_of_range = grpc.aio.AioRpcError(
+        grpc.StatusCode.OUT_OF_RANGE, grpc.aio.Metadata(), garbled, "x"
+    )
     assert error_from_rpc(out_of_range).code == "OUT_OF_RANGE"
     assert status_of(PayloadTooLargeError("x")) == grpc.StatusCode.OUT_OF_RANGE

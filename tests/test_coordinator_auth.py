@@ -25,7 +25,9 @@ def coordinator() -> Iterator[CoordinatorProcess]:
 
 
 @pytest.mark.parametrize("api_key", [None, "wrong"])
-async def test_worker_without_the_key_is_refused(coordinator: CoordinatorProcess, api_key: str | None) -> None:
+async def test_worker_without_the_key_is_refused(
+    coordinator: CoordinatorProcess, api_key: str | None
+) -> None:
     worker = FakeWorker(coordinator.endpoint, unique(), {"f": echo}, api_key=api_key)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await worker.start()
@@ -34,7 +36,9 @@ async def test_worker_without_the_key_is_refused(coordinator: CoordinatorProcess
 
 
 @pytest.mark.parametrize("api_key", [None, "wrong"])
-async def test_client_without_the_key_is_refused(coordinator: CoordinatorProcess, api_key: str | None) -> None:
+async def test_client_without_the_key_is_refused(
+    coordinator: CoordinatorProcess, api_key: str | None
+) -> None:
     async with AsyncClient(coordinator.endpoint, api_key) as client:
         with pytest.raises(UnauthenticatedError, match="API key"):
             await client.list_services()

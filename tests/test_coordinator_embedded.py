@@ -19,7 +19,10 @@ async def test_embedded_coordinator_serves_on_ephemeral_ports() -> None:
     async with Coordinator(port=0) as coordinator:
         assert coordinator.port > 0 and coordinator.http_port is None
         assert coordinator.endpoint == f"http://127.0.0.1:{coordinator.port}"
-        async with FakeWorker(coordinator.endpoint, service, {"f": echo}), AsyncClient(coordinator.endpoint) as client:
+        async with (
+            FakeWorker(coordinator.endpoint, service, {"f": echo}),
+            AsyncClient(coordinator.endpoint) as client,
+        ):
             assert await client.invoke(service, "f", "hi") == "hi"
     with pytest.raises(RuntimeError, match="not started"):
         _ = coordinator.port

@@ -8,7 +8,14 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import pytest_asyncio
-from _coordinator_support import CoordinatorProcess, FakeWorker, blocker, coordinator_process, echo, unique
+from _coordinator_support import (
+    CoordinatorProcess,
+    FakeWorker,
+    blocker,
+    coordinator_process,
+    echo,
+    unique,
+)
 
 from agnt5._proto import worker_pb2
 from agnt5.client import AsyncClient
@@ -26,11 +33,15 @@ def coordinator() -> Iterator[CoordinatorProcess]:
 
 
 async def failing_function(invoke: worker_pb2.Invoke) -> bytes:
-    raise FunctionFailedError("Function failing_function failed: Something went wrong", error_type="ValueError")
+    raise FunctionFailedError(
+        "Function failing_function failed: Something went wrong", error_type="ValueError"
+    )
 
 
 @pytest_asyncio.fixture
-async def served(coordinator: CoordinatorProcess) -> AsyncIterator[tuple[str, asyncio.Event, httpx.AsyncClient]]:
+async def served(
+    coordinator: CoordinatorProcess,
+) -> AsyncIterator[tuple[str, asyncio.Event, httpx.AsyncClient]]:
     """A service with echo, failing_function and hold (waits for the event), and an HTTP client."""
     service = unique()
     release = asyncio.Event()
@@ -49,12 +60,16 @@ def _path(service: str, function: str, action: str = "invoke") -> str:
     return f"/v1/services/{service}/functions/{function}/{action}"
 
 
-async def test_invoke_returns_the_output(served: tuple[str, asyncio.Event, httpx.AsyncClient]) -> None:
+async def test_invoke_returns_the_output(
+    served: tuple[str, asyncio.Event, httpx.AsyncClient],
+) -> None:
     service, _, http = served
     response = await http.post(_path(service, "echo"), content=b'{"name": "Ada"}')
     assert response.status_code == 200
     body = response.json()
-    assert body["state"] == "SUCCEEDED" and body["output"] == {"name": "Ada"} and body["attempt"] == 1
+    assert (
+        body["state"] == "SUCCEEDED" and body["output"] == {"name": "Ada"} and body["attempt"] == 1
+    )
     empty = await http.post(_path(service, "echo"))
     assert empty.status_code == 200 and empty.json()["output"] is None
 
@@ -108,7 +123,9 @@ async def test_unfinished_invoke_is_202_and_deadline_is_504(
     assert done.json()["output"] == "released"
 
 
-async def test_not_found_and_bad_requests(served: tuple[str, asyncio.Event, httpx.AsyncClient]) -> None:
+async def test_not_found_and_bad_requests(
+    served: tuple[str, asyncio.Event, httpx.AsyncClient],
+) -> None:
     service, _, http = served
     cases = [
         (http.post(_path(service, "nope")), 404, "NOT_FOUND"),
@@ -121,7 +138,11 @@ async def test_not_found_and_bad_requests(served: tuple[str, asyncio.Event, http
     ]
     for request, status, code in cases:
         response = await request
-        assert (response.status_code, response.json()["code"], response.json()["status"]) == (status, code, status)
+        assert (response.status_code, response.json()["code"], response.json()["status"]) == (
+            status,
+            code,
+            status,
+        )
 
 
 async def test_oversized_input_is_413(

@@ -1,4 +1,4 @@
-"""The coordinator subprocess routes, queues, retries and re-delivers within every worker's capacity."""
+"""A coordinator subprocess routes, queues, retries and re-delivers within worker capacity."""
 
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ def coordinator() -> Iterator[CoordinatorProcess]:
         yield process
 
 
-async def test_routes_to_workers_without_exceeding_max_concurrency(coordinator: CoordinatorProcess) -> None:
+async def test_routes_to_workers_without_exceeding_max_concurrency(
+    coordinator: CoordinatorProcess,
+) -> None:
     service = unique()
     handlers = {"work": sleeper(0.02)}
     async with (
@@ -63,7 +65,9 @@ async def test_full_queue_is_resource_exhausted(coordinator: CoordinatorProcess)
     service = unique()
     release = asyncio.Event()
     async with (
-        FakeWorker(coordinator.endpoint, service, {"hold": blocker(release)}, max_concurrency=1) as worker,
+        FakeWorker(
+            coordinator.endpoint, service, {"hold": blocker(release)}, max_concurrency=1
+        ) as worker,
         AsyncClient(coordinator.endpoint) as client,
     ):
         accepted = [await client.submit(service, "hold") for _ in range(4)]  # 1 running + 3 queued
@@ -75,11 +79,15 @@ async def test_full_queue_is_resource_exhausted(coordinator: CoordinatorProcess)
         assert worker.max_in_flight == 1
 
 
-async def test_lost_worker_work_is_redelivered_with_next_attempt(coordinator: CoordinatorProcess) -> None:
+async def test_lost_worker_work_is_redelivered_with_next_attempt(
+    coordinator: CoordinatorProcess,
+) -> None:
     service = unique()
     never = asyncio.Event()
     async with AsyncClient(coordinator.endpoint) as client:
-        first = await FakeWorker(coordinator.endpoint, service, {"job": blocker(never)}, max_concurrency=2).start()
+        first = await FakeWorker(
+            coordinator.endpoint, service, {"job": blocker(never)}, max_concurrency=2
+        ).start()
         try:
             ids = [await client.submit(service, "job", {"n": n}) for n in range(2)]
             await first.wait_for_invokes(2)
@@ -96,7 +104,9 @@ async def test_redelivery_stops_at_the_retry_budget(coordinator: CoordinatorProc
     service = unique()
     never = asyncio.Event()
     async with AsyncClient(coordinator.endpoint) as client:
-        worker = await FakeWorker(coordinator.endpoint, service, {"job": blocker(never)}, retries=0).start()
+        worker = await FakeWorker(
+            coordinator.endpoint, service, {"job": blocker(never)}, retries=0
+        ).start()
         try:
             invocation_id = await client.submit(service, "job")
             await worker.wait_for_invokes(1)
@@ -157,7 +167,9 @@ async def test_idempotency_key_dedupes(coordinator: CoordinatorProcess) -> None:
     assert [i.input for i in worker.invokes] == [b'{"v":1}', b'{"v":4}']
 
 
-async def test_unknown_service_function_or_invocation_is_not_found(coordinator: CoordinatorProcess) -> None:
+async def test_unknown_service_function_or_invocation_is_not_found(
+    coordinator: CoordinatorProcess,
+) -> None:
     service = unique()
     async with (
         FakeWorker(coordinator.endpoint, service, {"known": echo}),
@@ -171,11 +183,15 @@ async def test_unknown_service_function_or_invocation_is_not_found(coordinator: 
             await client.result("no-such-id", timeout=1)
 
 
-async def test_silent_worker_is_dropped_and_its_work_redelivered(coordinator: CoordinatorProcess) -> None:
+async def test_silent_worker_is_dropped_and_its_work_redelivered(
+    coordinator: CoordinatorProcess,
+) -> None:
     service = unique()
     never = asyncio.Event()
     async with AsyncClient(coordinator.endpoint) as client:
-        silent_worker = FakeWorker(coordinator.endpoint, service, {"job": blocker(never)}, heartbeat=None)
+        silent_worker = FakeWorker(
+            coordinator.endpoint, service, {"job": blocker(never)}, heartbeat=None
+        )
         async with silent_worker as silent:
             invocation_id = await client.submit(service, "job", [1])
             await silent.wait_for_invokes(1)
@@ -196,7 +212,9 @@ async def test_draining_worker_gets_no_new_work(coordinator: CoordinatorProcess)
         await draining.drain()
         for _ in range(500):  # until the coordinator has read the Drain (bounded: ~10 s)
             services = {s["name"]: s for s in await client.list_services()}
-            if {w["worker_id"]: w["draining"] for w in services[service]["workers"]}[draining.worker_id]:
+            if {w["worker_id"]: w["draining"] for w in services[service]["workers"]}[
+                draining.worker_id
+            ]:
                 break
             await asyncio.sleep(0.02)
         else:

@@ -13,7 +13,10 @@ COMMITTED = ROOT / "agnt5" / "_proto"
 # Toolchain version stamps: a newer grpcio-tools changes them without the protos changing.
 _STAMPS = [
     (re.compile(r"^GRPC_GENERATED_VERSION = .*$", re.MULTILINE), "GRPC_GENERATED_VERSION = <v>"),
-    (re.compile(r"^# Protobuf Python Version: .*$", re.MULTILINE), "# Protobuf Python Version: <v>"),
+    (
+        re.compile(r"^# Protobuf Python Version: .*$", re.MULTILINE),
+        "# Protobuf Python Version: <v>",
+    ),
     (re.compile(r"(Domain\.PUBLIC,\n)(\s*\d+,\n){3}"), r"\1<v>\n"),
 ]
 

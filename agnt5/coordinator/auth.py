@@ -10,11 +10,13 @@ __all__ = ["check_authorization"]
 
 
 def check_authorization(api_key: str | None, header: str | None) -> None:
-    """Raise `UnauthenticatedError` unless ``header`` is ``Bearer <api_key>`` (no key: anything goes)."""
+    """Raise `UnauthenticatedError` unless ``header`` is ``Bearer <api_key>`` (if a key is set)."""
     if api_key is None:
         return
     scheme, _, token = (header or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), api_key.encode()):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), api_key.encode()
+    ):
         raise UnauthenticatedError(
             "missing or wrong API key: send the 'authorization: Bearer <key>' header"
         )

@@ -99,7 +99,7 @@ async def _read_input(request: Request, limit: int) -> bytes:
 def build_gateway(
     scheduler: Scheduler, registry: Registry, *, api_key: str | None, wait_timeout: float = 60.0
 ) -> Starlette:
-    """The gateway app; every route needs ``Authorization: Bearer <key>`` when ``api_key`` is set."""
+    """The gateway app; with ``api_key`` every route needs ``Authorization: Bearer <key>``."""
 
     def guarded(endpoint: _Endpoint) -> _Endpoint:
         async def handle(request: Request) -> Response:
@@ -119,7 +119,9 @@ def build_gateway(
             payload,
             idempotency_key=request.headers.get("idempotency-key", ""),
             timeout=_seconds(request, "timeout", None),
-            metadata={k: request.headers[k] for k in ("traceparent", "tracestate") if k in request.headers},
+            metadata={
+                k: request.headers[k] for k in ("traceparent", "tracestate") if k in request.headers
+            },
         )
 
     async def invoke_endpoint(request: Request) -> Response:
@@ -148,7 +150,9 @@ def build_gateway(
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = _HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
-        return _json({"error": exc.detail, "status": exc.status_code, "code": code}, exc.status_code)
+        return _json(
+            {"error": exc.detail, "status": exc.status_code, "code": code}, exc.status_code
+        )
 
     function_path = "/v1/services/{service}/functions/{function}"
     return Starlette(
@@ -160,4 +164,3 @@ def build_gateway(
         ],
         exception_handlers={HTTPException: http_error},
     )
-

@@ -119,7 +119,7 @@ class Registry:
             yield from list(entry.workers.values())
 
     def pick(self, service: str, function: str) -> WorkerHandle | None:
-        """The live worker of ``service`` serving ``function`` with the fewest in flight, if any is free."""
+        """The free live worker of ``service`` serving ``function`` with the fewest in flight."""
         entry = self._services.get(service)
         if entry is None:
             return None

@@ -74,7 +74,7 @@ class Scheduler:
         timeout: float | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> tuple[Invocation, bool]:
-        """Accept an invocation; returns it and whether an earlier one with the same key is reused."""
+        """Accept an invocation; returns it and whether it is an earlier one with the same key."""
         if self._closed:
             raise UnavailableError("the coordinator is shutting down")
         entry = self._registry.service(service)
@@ -168,7 +168,9 @@ class Scheduler:
         for result in results:
             invocation = worker.in_flight.get(result.invocation_id)
             if invocation is None or invocation.attempt != result.attempt:
-                _log.debug("ignoring a result for %s attempt %d", result.invocation_id, result.attempt)
+                _log.debug(
+                    "ignoring a result for %s attempt %d", result.invocation_id, result.attempt
+                )
                 continue
             del worker.in_flight[invocation.id]
             if invocation.finished:
@@ -236,7 +238,9 @@ class Scheduler:
             self._queued -= 1
             self._deliver(worker, invocation)
 
-    def _attempt_failed(self, invocation: Invocation, error: dict[str, Any], *, backoff: bool) -> None:
+    def _attempt_failed(
+        self, invocation: Invocation, error: dict[str, Any], *, backoff: bool
+    ) -> None:
         """Retry a retryable failure while the budget and deadline allow; else fail for good."""
         policy = invocation.policy
         if error["retryable"] and invocation.attempt <= policy.retries:
@@ -284,9 +288,15 @@ class Scheduler:
         self._finish(invocation, error=error.to_dict())
 
     def _finish(
-        self, invocation: Invocation, *, output: bytes | None = None, error: dict[str, Any] | None = None
+        self,
+        invocation: Invocation,
+        *,
+        output: bytes | None = None,
+        error: dict[str, Any] | None = None,
     ) -> None:
-        invocation.state = InvocationState.FAILED if error is not None else InvocationState.SUCCEEDED
+        invocation.state = (
+            InvocationState.FAILED if error is not None else InvocationState.SUCCEEDED
+        )
         invocation.output = output
         invocation.error = error
         for timers in (self._deadlines, self._retries):

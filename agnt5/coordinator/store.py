@@ -76,7 +76,7 @@ class StateStore(Protocol):
 
 
 class MemoryStore:
-    """A `StateStore` in process memory: lost on restart; keeps the newest ``max_finished`` results."""
+    """A `StateStore` in process memory (lost on restart); keeps the newest finished results."""
 
     def __init__(self, max_finished: int = 100_000) -> None:
         if max_finished < 1:

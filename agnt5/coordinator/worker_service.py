@@ -52,7 +52,10 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
         self._scheduler.worker_joined(worker)
         _log.info(
             "worker %s joined service %s (%d components, max_concurrency %d)",
-            worker.worker_id, worker.service, len(worker.components), worker.max_concurrency,
+            worker.worker_id,
+            worker.service,
+            len(worker.components),
+            worker.max_concurrency,
         )
         reader = asyncio.create_task(self._read(context, worker))
         try:
