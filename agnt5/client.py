@@ -66,8 +66,9 @@ class _Base:
         input: Any,
         idempotency_key: str | None,
         timeout: float | None,
-        wait: float = 0.0,
+        wait: float | None = None,
     ) -> invocations_pb2.InvokeRequest:
+        """``wait``: how long the coordinator holds an Invoke (None: until the outcome)."""
         try:
             payload = b"" if input is None else orjson.dumps(input)
         except TypeError as exc:
@@ -78,11 +79,31 @@ class _Base:
             input=payload,
             idempotency_key=idempotency_key or "",
             timeout_ms=_milliseconds(timeout),
-            wait_ms=_milliseconds(wait) if wait else 0,
+            wait_ms=_milliseconds(wait),
         )
 
-    def _wait(self, timeout: float | None) -> float:
-        return self._timeout if timeout is None else timeout
+    def _invoke_request(
+        self,
+        service: str,
+        function: str,
+        input: Any,
+        idempotency_key: str | None,
+        timeout: float | None,
+    ) -> tuple[invocations_pb2.InvokeRequest, float]:
+        """The Invoke request and how long it may take: its deadline, else the client timeout."""
+        if timeout is not None:  # the deadline bounds the wait, so the outcome is final
+            return self._request(service, function, input, idempotency_key, timeout), timeout
+        wait = self._timeout
+        return self._request(service, function, input, idempotency_key, None, wait), wait
+
+    def _result_request(
+        self, invocation_id: str, timeout: float | None
+    ) -> tuple[invocations_pb2.GetResultRequest, float]:
+        wait = self._timeout if timeout is None else timeout
+        request = invocations_pb2.GetResultRequest(
+            invocation_id=invocation_id, wait_ms=_milliseconds(wait)
+        )
+        return request, wait
 
     @staticmethod
     def _outcome(result: invocations_pb2.InvocationResult, waited: float) -> Any:
@@ -140,8 +161,7 @@ class Client(_Base):
         ``timeout`` is the invocation's deadline (past it: `InvocationTimeoutError`); without
         one the call waits up to the client's timeout and the invocation itself has no deadline.
         """
-        wait = self._wait(timeout)
-        request = self._request(service, function, input, idempotency_key, timeout, wait)
+        request, wait = self._invoke_request(service, function, input, idempotency_key, timeout)
         return self._outcome(self._call(self._stub.Invoke, request, wait + _GRACE), wait)
 
     def submit(
@@ -159,10 +179,7 @@ class Client(_Base):
 
     def result(self, invocation_id: str, timeout: float | None = None) -> Any:
         """Wait up to ``timeout`` seconds (default: the client's) for an invocation's result."""
-        wait = self._wait(timeout)
-        request = invocations_pb2.GetResultRequest(
-            invocation_id=invocation_id, wait_ms=_milliseconds(wait)
-        )
+        request, wait = self._result_request(invocation_id, timeout)
         return self._outcome(self._call(self._stub.GetResult, request, wait + _GRACE), wait)
 
     def list_services(self) -> list[dict[str, Any]]:
@@ -220,8 +237,7 @@ class AsyncClient(_Base):
         timeout: float | None = None,
     ) -> Any:
         """Run ``service/function`` and return its decoded result (see `Client.invoke`)."""
-        wait = self._wait(timeout)
-        request = self._request(service, function, input, idempotency_key, timeout, wait)
+        request, wait = self._invoke_request(service, function, input, idempotency_key, timeout)
         return self._outcome(await self._call("Invoke", request, wait + _GRACE), wait)
 
     async def submit(
@@ -239,10 +255,7 @@ class AsyncClient(_Base):
 
     async def result(self, invocation_id: str, timeout: float | None = None) -> Any:
         """Wait up to ``timeout`` seconds (default: the client's) for an invocation's result."""
-        wait = self._wait(timeout)
-        request = invocations_pb2.GetResultRequest(
-            invocation_id=invocation_id, wait_ms=_milliseconds(wait)
-        )
+        request, wait = self._result_request(invocation_id, timeout)
         return self._outcome(await self._call("GetResult", request, wait + _GRACE), wait)
 
     async def list_services(self) -> list[dict[str, Any]]:

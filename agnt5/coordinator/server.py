@@ -134,14 +134,17 @@ class Coordinator:
                     api_key=self._api_key,
                     wait_timeout=self._http_wait_timeout,
                 )
-                http = EmbeddedServer(app, self.host, http_port)
-                await http.start()
-                self._http = http
+                self._http = EmbeddedServer(app, self.host, http_port)
+                await self._http.start()
             self._reaper = asyncio.create_task(self._sessions.reap())
         except BaseException:
             await self.stop(grace=0)
             raise
-        _log.info("coordinator serving gRPC on %s", _address(self.host, bound))
+        _log.info(
+            "coordinator serving gRPC on %s, HTTP gateway on %s",
+            _address(self.host, bound),
+            _address(self.host, self._http.port) if self._http is not None else "(none)",
+        )
 
     async def stop(self, grace: float = 1.0) -> None:
         """Drain workers, fail unfinished invocations with UNAVAILABLE, stop both servers."""
