@@ -1,0 +1,161 @@
+"""`Instrumentation`: the span, metrics and log scope around one invocation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from agnt5._prometheus import render
+from agnt5.errors import AgntError, ErrorCode
+from agnt5.logging import bind_invocation, unbind_invocation
+
+__all__ = ["Instrumentation"]
+
+_DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class _Metrics:
+    """The three invocation instruments: outcomes counter, duration histogram, in-flight count."""
+
+    __slots__ = ("invocations", "duration", "in_flight")
+
+    def __init__(self, meter: Any) -> None:
+        self.invocations = meter.create_counter(
+            "agnt5.invocations", unit="{invocation}", description="Invocations finished, by function and outcome."
+        )
+        self.duration = meter.create_histogram(
+            "agnt5.invocation.duration",
+            unit="s",
+            description="Invocation duration in seconds, by function and outcome.",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        )
+        self.in_flight = meter.create_up_down_counter(
+            "agnt5.invocations.in_flight", unit="{invocation}", description="Invocations running now, by function."
+        )
+
+
+class Instrumentation:
+    """What a runtime wraps every invocation in; create it with `agnt5.telemetry.create_instrumentation`."""
+
+    def __init__(
+        self,
+        service_name: str,
+        *,
+        tracer: Any,
+        meter: Any,
+        logger_provider: Any,
+        prometheus_reader: Any,
+        owned: list[Any],
+    ) -> None:
+        self.service_name = service_name
+        self.logger_provider = logger_provider
+        self._tracer = tracer
+        self._metrics = None if meter is None else _Metrics(meter)
+        self._prometheus = prometheus_reader
+        self._owned = owned
+
+    async def observe(
+        self,
+        function_name: str,
+        invocation_id: str,
+        attempt: int,
+        metadata: Mapping[str, str],
+        run: Callable[[], Awaitable[bytes]],
+    ) -> bytes:
+        """Await ``run()`` inside the invocation's log scope, span and metrics; its result or error passes through.
+
+        The span is a child of a W3C ``traceparent`` in ``metadata``. ``run`` should raise agnt5
+        errors (``TimeoutError`` counts as ``TIMEOUT``); a cancellation is recorded as ``CANCELLED``.
+        """
+        scope = bind_invocation(invocation_id, self.service_name, function_name)
+        try:
+            if self._tracer is None and self._metrics is None:
+                return await run()
+            return await self._measured(function_name, invocation_id, attempt, metadata, run)
+        finally:
+            unbind_invocation(scope)
+
+    async def _measured(
+        self,
+        function_name: str,
+        invocation_id: str,
+        attempt: int,
+        metadata: Mapping[str, str],
+        run: Callable[[], Awaitable[bytes]],
+    ) -> bytes:
+        metrics = self._metrics
+        labels = {"agnt5.function": function_name}
+        if metrics is not None:
+            metrics.in_flight.add(1, labels)
+        span = token = None
+        if self._tracer is not None:
+            parent = propagate.extract(metadata) if metadata else None
+            span = self._tracer.start_span(
+                f"invoke {function_name}",
+                context=parent,
+                kind=SpanKind.SERVER,
+                attributes={
+                    "agnt5.service": self.service_name,
+                    "agnt5.function": function_name,
+                    "agnt5.invocation_id": invocation_id,
+                    "agnt5.attempt": attempt,
+                },
+            )
+            token = otel_context.attach(trace.set_span_in_context(span, parent))
+        started = time.perf_counter()
+        outcome, code, failure = "success", "", None
+        try:
+            return await run()
+        except asyncio.CancelledError:
+            outcome, code = "cancelled", ErrorCode.CANCELLED
+            raise
+        except Exception as exc:
+            outcome, code, failure = "error", _error_code(exc), exc
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            if span is not None:
+                _finish_span(span, outcome, code, failure)
+                otel_context.detach(token)
+            if metrics is not None:
+                metrics.in_flight.add(-1, labels)
+                labels["agnt5.outcome"] = outcome
+                metrics.duration.record(elapsed, labels)
+                if code:
+                    labels["agnt5.error_code"] = code
+                metrics.invocations.add(1, labels)
+
+    def metrics_text(self) -> str:
+        """The metrics in Prometheus text format (empty unless the worker has a ``health_port``)."""
+        return "" if self._prometheus is None else render(self._prometheus.get_metrics_data())
+
+    def shutdown(self) -> None:
+        """Flush and shut down the providers this instrumentation created (never ones passed in)."""
+        owned, self._owned = self._owned, []
+        for provider in owned:
+            provider.shutdown()
+
+
+def _error_code(exc: Exception) -> str:
+    if isinstance(exc, AgntError):
+        return exc.code
+    if isinstance(exc, TimeoutError):
+        return ErrorCode.TIMEOUT
+    return ErrorCode.FUNCTION_FAILED
+
+
+def _finish_span(span: Any, outcome: str, code: str, failure: Exception | None) -> None:
+    span.set_attribute("agnt5.outcome", outcome)
+    if code:
+        span.set_attribute("agnt5.error_code", code)
+        span.set_attribute("error.type", code)
+        span.set_status(Status(StatusCode.ERROR, str(failure) if failure is not None else outcome))
+    if failure is not None:
+        span.record_exception(failure)
+    span.end()

@@ -1,0 +1,105 @@
+"""Telemetry decided once at worker start: ``None`` means the hot path never calls OpenTelemetry.
+
+A runtime calls `start_telemetry` when it starts, `Instrumentation.observe` around each
+invocation when it got an instrumentation (else it runs the invocation directly), and
+`stop_telemetry` when it stops. OpenTelemetry itself is imported only by `create_instrumentation`,
+so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from agnt5.logging import install_opentelemetry_logging, remove_opentelemetry_logging
+
+if TYPE_CHECKING:
+    from agnt5._instrumentation import Instrumentation
+    from agnt5.config import WorkerConfig
+
+__all__ = ["Instrumentation", "create_instrumentation", "start_telemetry", "stop_telemetry"]
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_GLOBAL_APIS = ("opentelemetry.trace", "opentelemetry.metrics", "opentelemetry._logs")
+
+
+def create_instrumentation(
+    config: WorkerConfig,
+    *,
+    tracer_provider: Any = None,
+    metric_readers: Sequence[Any] = (),
+    logger_provider: Any = None,
+) -> Instrumentation | None:
+    """The worker's instrumentation, or ``None`` when there is nothing to do per invocation.
+
+    ``None`` when telemetry is disabled (``AGNT5_DISABLE_TELEMETRY``, ``OTEL_SDK_DISABLED``), or
+    when nothing would receive a span, a metric or a correlated log line: no provider or metric
+    reader passed in, none set globally, no ``OTEL_*`` exporter configured, no ``health_port``
+    (``/metrics``) and ``log_format`` is not ``json``.
+    """
+    if config.disable_telemetry or _flag("OTEL_SDK_DISABLED"):
+        return None
+    wanted = (
+        tracer_provider is not None
+        or bool(metric_readers)
+        or logger_provider is not None
+        or config.health_port is not None
+        or config.log_format == "json"
+        or any(_env_exporters(signal) for signal in ("traces", "metrics", "logs"))
+        or any(name in sys.modules for name in _GLOBAL_APIS)
+    )
+    if not wanted:
+        return None
+    from agnt5._providers import build_instrumentation
+
+    return build_instrumentation(
+        config,
+        tracer_provider=tracer_provider,
+        metric_readers=list(metric_readers),
+        logger_provider=logger_provider,
+    )
+
+
+def start_telemetry(config: WorkerConfig) -> Instrumentation | None:
+    """At worker start: install the SDK's log handler (unless telemetry is disabled), then instrument."""
+    instrumentation = create_instrumentation(config)
+    if not config.disable_telemetry:
+        install_opentelemetry_logging(
+            level=config.log_level,
+            log_format=config.log_format,
+            service_name=config.service_name,
+            logger_provider=None if instrumentation is None else instrumentation.logger_provider,
+        )
+    return instrumentation
+
+
+def stop_telemetry(instrumentation: Instrumentation | None) -> None:
+    """At worker stop: remove the SDK's log handler, then flush and shut down what was created."""
+    remove_opentelemetry_logging()
+    if instrumentation is not None:
+        instrumentation.shutdown()
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def _env_exporters(signal: str) -> list[str]:
+    """Exporter names for ``signal`` from ``OTEL_<SIGNAL>_EXPORTER``, or ``otlp`` when an OTLP endpoint is set."""
+    raw = os.environ.get(f"OTEL_{signal.upper()}_EXPORTER", "").strip().lower()
+    if not raw:
+        endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
+            f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"
+        )
+        return ["otlp"] if endpoint else []
+    return [name for name in (part.strip() for part in raw.split(",")) if name and name != "none"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Instrumentation":
+        from agnt5._instrumentation import Instrumentation
+
+        return Instrumentation
+    raise AttributeError(f"module 'agnt5.telemetry' has no attribute {name!r}")
