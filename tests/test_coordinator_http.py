@@ -175,3 +175,15 @@ async def test_services_lists_components_and_workers(
     assert sorted(c["name"] for c in entry["components"]) == ["echo", "failing_function", "hold"]
     assert entry["components"][0]["input_schema"] == {"type": "object"}
     assert len(entry["workers"]) == 1 and entry["queued"] == 0
+
+
+async def test_traceparent_header_reaches_the_worker(coordinator: CoordinatorProcess) -> None:
+    service = unique()
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    async with (
+        FakeWorker(coordinator.endpoint, service, {"echo": echo}) as worker,
+        httpx.AsyncClient(base_url=coordinator.http_url, timeout=10) as http,
+    ):
+        response = await http.post(_path(service, "echo"), headers={"traceparent": traceparent})
+        assert response.status_code == 200
+    assert dict(worker.invokes[0].metadata) == {"traceparent": traceparent}
