@@ -95,7 +95,8 @@ def _add_worker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "target",
         metavar="MODULE[:ATTR]",
-        help="module name or .py file whose @function handlers to serve; ATTR: a Worker in it",
+        help="module name or .py file whose @function handlers to serve; "
+        "ATTR: a Worker object in it, run with its own settings",
     )
     parser.add_argument(
         "--service", help="service name (default: $AGNT5_SERVICE_NAME, else the module's name)"
@@ -354,7 +355,8 @@ def _print_usage(coordinator: Coordinator, worker: Worker) -> None:
     for name in sorted(worker.components):
         lines.append(f"  agnt5 invoke --endpoint {coordinator.endpoint} {service} {name} '<json>'")
         if coordinator.http_port is not None:
-            url = f"http://{coordinator.host}:{coordinator.http_port}/v1/services/{service}/functions/{name}/invoke"
+            base = f"http://{coordinator.host}:{coordinator.http_port}"
+            url = f"{base}/v1/services/{service}/functions/{name}/invoke"
             lines.append(f"  curl -X POST {url} -d '<json>'")
     print("\n".join(lines), flush=True)
 

@@ -55,7 +55,7 @@ def module_file(tmp_path: Path) -> Path:
 
 
 @contextlib.asynccontextmanager
-async def agnt5_process(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+async def agnt5_process(*args: str, **env: str) -> AsyncIterator[asyncio.subprocess.Process]:
     """``python -m agnt5 *args``; terminated (then killed) by pid on exit if still running."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -64,7 +64,7 @@ async def agnt5_process(*args: str) -> AsyncIterator[asyncio.subprocess.Process]
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=agnt5_env(),
+        env=agnt5_env(**env),
     )
     try:
         yield process
@@ -137,17 +137,42 @@ async def test_worker_command_serves_a_module_until_sigterm(
         agnt5_process(*args) as worker,
         AsyncClient(coordinator.endpoint, timeout=10) as client,
     ):
-        for _ in range(200):  # until the worker registered (bounded: ~20 s)
-            if any(s["name"] == service and s["workers"] for s in await client.list_services()):
-                break
-            await asyncio.sleep(0.1)
-        else:
-            pytest.fail("the worker never registered")
+        await _wait_for_worker(client, service)
         assert await client.invoke(service, "greet", {"name": "Ada"}) == "Hello, Ada!"
         assert await client.invoke(service, "add", [2, 3]) == 5
         worker.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(worker.communicate(), 30)
         assert worker.returncode == 0, err.decode()
+
+
+@pytest.mark.asyncio
+async def test_worker_command_runs_a_named_worker_object(
+    coordinator: CoordinatorProcess, tmp_path: Path
+) -> None:
+    service = unique()
+    path = tmp_path / "attr_module.py"
+    path.write_text(MODULE + f"\nfrom agnt5 import Worker\napp = Worker({service!r})\n")
+    env = {"AGNT5_COORDINATOR_ENDPOINT": coordinator.endpoint}
+    async with (
+        agnt5_process("worker", f"{path}:app", **env) as worker,
+        AsyncClient(coordinator.endpoint, timeout=10) as client,
+    ):
+        await _wait_for_worker(client, service)
+        assert await client.invoke(service, "add", {"a": 1, "b": 2}) == 3
+        worker.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(worker.communicate(), 30)
+        assert worker.returncode == 0, err.decode()
+    async with agnt5_process("worker", f"{path}:MODULE_MISSING") as bad:
+        _, err = await asyncio.wait_for(bad.communicate(), 30)
+    assert bad.returncode == 1 and b"is not an agnt5 Worker" in err
+
+
+async def _wait_for_worker(client: AsyncClient, service: str) -> None:
+    for _ in range(200):  # until the worker registered (bounded: ~20 s)
+        if any(s["name"] == service and s["workers"] for s in await client.list_services()):
+            return
+        await asyncio.sleep(0.1)
+    pytest.fail(f"no worker of {service} registered")
 
 
 @pytest.mark.asyncio
