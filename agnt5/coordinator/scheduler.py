@@ -81,6 +81,9 @@ class Scheduler:
         if entry is None:
             raise NotFoundError(f"Service {service!r} not found")
         component = entry.components.get(function)
+        if component is None:  # an older worker still connected may serve it
+            serving = (w for w in entry.workers.values() if function in w.components)
+            component = next((w.components[function] for w in serving), None)
         if component is None:
             raise NotFoundError(f"Function {function!r} not found in service {service!r}")
         if len(payload) > self._max_input_bytes:
