@@ -9,9 +9,8 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import Histogram, Sum
 
-__all__ = ["CONTENT_TYPE", "render"]
+__all__ = ["render"]
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _INVALID = re.compile(r"[^a-zA-Z0-9_]")
 _UNITS = {"s": "_seconds", "ms": "_milliseconds", "By": "_bytes"}
 
