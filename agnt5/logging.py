@@ -1,4 +1,4 @@
-"""Log handlers for workers: text or JSON lines on stderr, forwarded to OpenTelemetry logs when configured.
+"""Log handlers for workers: text or JSON lines on stderr, also sent to OpenTelemetry logs when configured.
 
 ``install_opentelemetry_logging()`` with no ``logger`` installs on the SDK's own ``"agnt5"``
 logger (which carries ``ctx.logger`` records); the root logger is touched only when passed
@@ -176,7 +176,7 @@ def _installed(logger: logging.Logger) -> list[_Handler]:
 
 
 def _otel_handler(logger_provider: Any) -> logging.Handler | None:
-    """OpenTelemetry's own ``LoggingHandler`` for the given or the configured global provider."""
+    """A bridge to the given OpenTelemetry logger provider, else to the configured global one."""
     if logger_provider is None:
         if os.environ.get("AGNT5_DISABLE_TELEMETRY", "").strip().lower() in _TRUE:
             return None
@@ -186,9 +186,9 @@ def _otel_handler(logger_provider: Any) -> logging.Handler | None:
         logger_provider = get_logger_provider()
         if not isinstance(logger_provider, LoggerProvider):
             return None
-    from opentelemetry.sdk._logs import LoggingHandler
+    from agnt5._otel_logs import OtelLogBridge
 
-    return LoggingHandler(logger_provider=logger_provider)
+    return OtelLogBridge(logger_provider)
 
 
 def _timestamp(created: float) -> str:
