@@ -9,6 +9,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agnt5._prometheus import render
@@ -21,23 +22,41 @@ _DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.
 
 
 class _Metrics:
-    """The three invocation instruments: outcomes counter, duration histogram, in-flight count."""
+    """Outcome counts and in-flight counts kept as plain integers (read by the SDK only when it
+    collects) beside the one synchronous instrument, the duration histogram."""
 
-    __slots__ = ("invocations", "duration", "in_flight")
+    __slots__ = ("duration", "finished", "running")
 
     def __init__(self, meter: Any) -> None:
-        self.invocations = meter.create_counter(
-            "agnt5.invocations", unit="{invocation}", description="Invocations finished, by function and outcome."
-        )
+        self.finished: dict[tuple[str, str, str], int] = {}
+        self.running: dict[str, int] = {}
         self.duration = meter.create_histogram(
             "agnt5.invocation.duration",
             unit="s",
             description="Invocation duration in seconds, by function and outcome.",
             explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
         )
-        self.in_flight = meter.create_up_down_counter(
-            "agnt5.invocations.in_flight", unit="{invocation}", description="Invocations running now, by function."
+        meter.create_observable_counter(
+            "agnt5.invocations",
+            callbacks=[self._observe_finished],
+            unit="{invocation}",
+            description="Invocations finished, by function and outcome.",
         )
+        meter.create_observable_up_down_counter(
+            "agnt5.invocations.in_flight",
+            callbacks=[self._observe_running],
+            unit="{invocation}",
+            description="Invocations running now, by function.",
+        )
+
+    def _observe_finished(self, options: CallbackOptions) -> list[Observation]:
+        return [
+            Observation(count, _labels(function, outcome, code))
+            for (function, outcome, code), count in self.finished.copy().items()
+        ]
+
+    def _observe_running(self, options: CallbackOptions) -> list[Observation]:
+        return [Observation(count, _labels(function)) for function, count in self.running.copy().items()]
 
 
 class Instrumentation:
@@ -90,12 +109,11 @@ class Instrumentation:
         run: Callable[[], Awaitable[bytes]],
     ) -> bytes:
         metrics = self._metrics
-        labels = {"agnt5.function": function_name}
         if metrics is not None:
-            metrics.in_flight.add(1, labels)
+            metrics.running[function_name] = metrics.running.get(function_name, 0) + 1
         span = token = None
         if self._tracer is not None:
-            parent = propagate.extract(metadata) if metadata else None
+            parent = propagate.extract(metadata) if "traceparent" in metadata else None
             span = self._tracer.start_span(
                 f"invoke {function_name}",
                 context=parent,
@@ -124,12 +142,10 @@ class Instrumentation:
                 _finish_span(span, outcome, code, failure)
                 otel_context.detach(token)
             if metrics is not None:
-                metrics.in_flight.add(-1, labels)
-                labels["agnt5.outcome"] = outcome
-                metrics.duration.record(elapsed, labels)
-                if code:
-                    labels["agnt5.error_code"] = code
-                metrics.invocations.add(1, labels)
+                metrics.running[function_name] -= 1
+                key = (function_name, outcome, code)
+                metrics.finished[key] = metrics.finished.get(key, 0) + 1
+                metrics.duration.record(elapsed, _labels(function_name, outcome))
 
     def metrics_text(self) -> str:
         """The metrics in Prometheus text format (empty unless the worker has a ``health_port``)."""
@@ -140,6 +156,15 @@ class Instrumentation:
         owned, self._owned = self._owned, []
         for provider in owned:
             provider.shutdown()
+
+
+def _labels(function: str, outcome: str = "", code: str = "") -> dict[str, str]:
+    labels = {"agnt5.function": function}
+    if outcome:
+        labels["agnt5.outcome"] = outcome
+    if code:
+        labels["agnt5.error_code"] = code
+    return labels
 
 
 def _error_code(exc: Exception) -> str:

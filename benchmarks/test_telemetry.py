@@ -1,0 +1,101 @@
+"""In-process cost of the telemetry seam around `agnt5._execution.execute`, per no-op invocation.
+
+Each round runs a batch of invocations in one coroutine, so the event loop's own overhead is
+amortised and the medians compare the seam alone:
+
+- ``floor``: ``await execute(...)``, no seam at all;
+- ``off``: `create_instrumentation` returned ``None`` and the runtime branches on it (goal ≤ 3%);
+- ``scope``: log correlation only (``log_format=json``, nothing exported);
+- ``on``: a span and three metrics per invocation into in-memory exporters;
+- ``parented``: as ``on``, with a W3C ``traceparent`` to extract.
+
+    pytest benchmarks/test_telemetry.py --benchmark-only
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from agnt5 import function
+from agnt5._execution import execute
+from agnt5._speedups import lookup
+from agnt5.config import WorkerConfig
+from agnt5.decorators import HANDLERS
+from agnt5.telemetry import Instrumentation, create_instrumentation
+
+BATCH = 200
+TRACEPARENT = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+
+
+@function(name="bench_telemetry_noop")
+def noop() -> None:
+    return None
+
+
+def _config(**options: Any) -> WorkerConfig:
+    return WorkerConfig.resolve({}, service_name="bench", **options)
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def _batch(instrumentation: Instrumentation | None, metadata: dict[str, str]) -> Callable[[], Any]:
+    """One round: ``BATCH`` invocations shaped exactly as a runtime runs them."""
+    handler = lookup(HANDLERS, "bench_telemetry_noop")
+
+    async def one_batch() -> None:
+        for n in range(BATCH):
+            if instrumentation is None:
+                await execute(handler, b"", None, None)
+            else:
+                await instrumentation.observe(
+                    "bench_telemetry_noop", str(n), 1, metadata, lambda: execute(handler, b"", None, None)
+                )
+
+    return one_batch
+
+
+async def _floor() -> None:
+    handler = lookup(HANDLERS, "bench_telemetry_noop")
+    for _ in range(BATCH):
+        await execute(handler, b"", None, None)
+
+
+@pytest.mark.parametrize("variant", ["floor", "off", "scope", "on", "parented"])
+def test_seam(benchmark: Any, loop: asyncio.AbstractEventLoop, variant: str) -> None:
+    benchmark.group = f"telemetry seam (per {BATCH} no-op invocations)"
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    instrumentation = None
+    if variant == "off":
+        instrumentation = create_instrumentation(_config())
+        assert instrumentation is None
+    elif variant == "scope":
+        instrumentation = create_instrumentation(_config(log_format="json"))
+    elif variant in ("on", "parented"):
+        instrumentation = create_instrumentation(
+            _config(), tracer_provider=provider, metric_readers=[InMemoryMetricReader()]
+        )
+    batch = _floor if variant == "floor" else _batch(instrumentation, TRACEPARENT if variant == "parented" else {})
+
+    def round_() -> None:
+        loop.run_until_complete(batch())
+        spans.clear()
+
+    benchmark(round_)
+    if instrumentation is not None:
+        instrumentation.shutdown()
+    provider.shutdown()
