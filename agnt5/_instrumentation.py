@@ -22,8 +22,7 @@ _DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.
 
 
 class _Metrics:
-    """Outcome counts and in-flight counts kept as plain integers (read by the SDK only when it
-    collects) beside the one synchronous instrument, the duration histogram."""
+    """The duration histogram, and outcome/in-flight counts kept as plain ints the SDK reads when it collects."""
 
     __slots__ = ("duration", "finished", "running")
 

@@ -17,9 +17,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from agnt5._instrumentation import Instrumentation
+from agnt5._otel_env import exporter_names
 from agnt5._version import __version__
 from agnt5.config import WorkerConfig
-from agnt5.telemetry import _env_exporters
 
 __all__ = ["build_instrumentation"]
 
@@ -100,7 +100,7 @@ def _global(provider: Any, sdk_type: type) -> Any:
 def _exporters(signal: str) -> list[Any]:
     """The exporter classes named by ``OTEL_<SIGNAL>_EXPORTER`` that are installed (entry points)."""
     found = []
-    for name in _env_exporters(signal):
+    for name in exporter_names(signal):
         entry = _entry_point(signal, _otlp_flavour(signal) if name == "otlp" else name)
         if entry is None:
             hint = f" ({_OTLP_HINT})" if name.startswith("otlp") else ""

@@ -25,8 +25,9 @@ from typing import Any
 
 import orjson
 
+from agnt5._otel_env import flag
+
 __all__ = [
-    "JsonFormatter",
     "bind_invocation",
     "install_opentelemetry_logging",
     "remove_opentelemetry_logging",
@@ -41,7 +42,6 @@ _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
     "asctime",
     "taskName",
 }
-_TRUE = frozenset({"1", "true", "yes", "on"})
 
 _invocation: contextvars.ContextVar[tuple[str, str, str] | None] = contextvars.ContextVar(
     "agnt5_invocation", default=None
@@ -60,7 +60,7 @@ def unbind_invocation(token: contextvars.Token[tuple[str, str, str] | None]) -> 
     _invocation.reset(token)
 
 
-class JsonFormatter(logging.Formatter):
+class _JsonFormatter(logging.Formatter):
     """One JSON object per record: core fields, invocation identity, trace ids and every ``extra=`` key."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -152,7 +152,7 @@ def install_opentelemetry_logging(
     if chosen not in ("text", "json"):
         raise ValueError(f"log_format must be 'text' or 'json', got {chosen!r}")
     handler = _Handler(_otel_handler(logger_provider), previous_level)
-    handler.setFormatter(JsonFormatter() if chosen == "json" else logging.Formatter(format_string or _TEXT_FORMAT))
+    handler.setFormatter(_JsonFormatter() if chosen == "json" else logging.Formatter(format_string or _TEXT_FORMAT))
     handler.addFilter(
         _InvocationFilter(service_name or os.environ.get("AGNT5_SERVICE_NAME", "").strip() or None)
     )
@@ -178,7 +178,7 @@ def _installed(logger: logging.Logger) -> list[_Handler]:
 def _otel_handler(logger_provider: Any) -> logging.Handler | None:
     """A bridge to the given OpenTelemetry logger provider, else to the configured global one."""
     if logger_provider is None:
-        if os.environ.get("AGNT5_DISABLE_TELEMETRY", "").strip().lower() in _TRUE:
+        if flag("AGNT5_DISABLE_TELEMETRY"):
             return None
         from opentelemetry._logs import get_logger_provider
         from opentelemetry.sdk._logs import LoggerProvider

@@ -8,11 +8,11 @@ so importing this module stays cheap.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from agnt5._otel_env import exporter_names, flag
 from agnt5.logging import install_opentelemetry_logging, remove_opentelemetry_logging
 
 if TYPE_CHECKING:
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Instrumentation", "create_instrumentation", "start_telemetry", "stop_telemetry"]
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
 _GLOBAL_APIS = ("opentelemetry.trace", "opentelemetry.metrics", "opentelemetry._logs")
 
 
@@ -39,7 +38,7 @@ def create_instrumentation(
     reader passed in, none set globally, no ``OTEL_*`` exporter configured, no ``health_port``
     (``/metrics``) and ``log_format`` is not ``json``.
     """
-    if config.disable_telemetry or _flag("OTEL_SDK_DISABLED"):
+    if config.disable_telemetry or flag("OTEL_SDK_DISABLED"):
         return None
     wanted = (
         tracer_provider is not None
@@ -47,7 +46,7 @@ def create_instrumentation(
         or logger_provider is not None
         or config.health_port is not None
         or config.log_format == "json"
-        or any(_env_exporters(signal) for signal in ("traces", "metrics", "logs"))
+        or any(exporter_names(signal) for signal in ("traces", "metrics", "logs"))
         or any(name in sys.modules for name in _GLOBAL_APIS)
     )
     if not wanted:
@@ -80,21 +79,6 @@ def stop_telemetry(instrumentation: Instrumentation | None) -> None:
     remove_opentelemetry_logging()
     if instrumentation is not None:
         instrumentation.shutdown()
-
-
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in _TRUE
-
-
-def _env_exporters(signal: str) -> list[str]:
-    """Exporter names for ``signal`` from ``OTEL_<SIGNAL>_EXPORTER``, or ``otlp`` when an OTLP endpoint is set."""
-    raw = os.environ.get(f"OTEL_{signal.upper()}_EXPORTER", "").strip().lower()
-    if not raw:
-        endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
-            f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"
-        )
-        return ["otlp"] if endpoint else []
-    return [name for name in (part.strip() for part in raw.split(",")) if name and name != "none"]
 
 
 def __getattr__(name: str) -> Any:
