@@ -178,8 +178,8 @@ def _installed(logger: logging.Logger) -> list[_Handler]:
 def _otel_handler(logger_provider: Any) -> logging.Handler | None:
     """A bridge to the given OpenTelemetry logger provider, else to the configured global one."""
     if logger_provider is None:
-        if flag("AGNT5_DISABLE_TELEMETRY"):
-            return None
+        if flag("AGNT5_DISABLE_TELEMETRY") or "opentelemetry._logs" not in sys.modules:
+            return None  # disabled, or OpenTelemetry never imported: no global provider can be set
         from opentelemetry._logs import get_logger_provider
         from opentelemetry.sdk._logs import LoggerProvider
 
