@@ -15,6 +15,8 @@ amortised and the medians compare the seam alone:
 from __future__ import annotations
 
 import asyncio
+import statistics
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -67,10 +69,15 @@ def _batch(instrumentation: Instrumentation | None, metadata: dict[str, str]) ->
     return one_batch
 
 
-async def _floor() -> None:
+def _floor() -> Callable[[], Any]:
+    """One round without any seam, in the same closure shape as `_batch`."""
     handler = lookup(HANDLERS, "bench_telemetry_noop")
-    for _ in range(BATCH):
-        await execute(handler, b"", None, None)
+
+    async def one_batch() -> None:
+        for _ in range(BATCH):
+            await execute(handler, b"", None, None)
+
+    return one_batch
 
 
 @pytest.mark.parametrize("variant", ["floor", "off", "scope", "on", "parented"])
@@ -89,7 +96,7 @@ def test_seam(benchmark: Any, loop: asyncio.AbstractEventLoop, variant: str) -> 
         instrumentation = create_instrumentation(
             _config(), tracer_provider=provider, metric_readers=[InMemoryMetricReader()]
         )
-    batch = _floor if variant == "floor" else _batch(instrumentation, TRACEPARENT if variant == "parented" else {})
+    batch = _floor() if variant == "floor" else _batch(instrumentation, TRACEPARENT if variant == "parented" else {})
 
     def round_() -> None:
         loop.run_until_complete(batch())
@@ -99,3 +106,24 @@ def test_seam(benchmark: Any, loop: asyncio.AbstractEventLoop, variant: str) -> 
     if instrumentation is not None:
         instrumentation.shutdown()
     provider.shutdown()
+
+
+def test_off_against_floor_interleaved(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """``off`` vs ``floor`` alternating round by round, so machine drift hits both alike.
+
+    The medians and their ratio land in ``extra_info`` (``--benchmark-json``); the goal is ≤ 1.03.
+    """
+    benchmark.group = "telemetry seam off vs floor (interleaved rounds)"
+    assert create_instrumentation(_config()) is None
+    batches = {"floor": _floor(), "off": _batch(None, {})}
+    times: dict[str, list[float]] = {"floor": [], "off": []}
+
+    def ab_round() -> None:
+        for name, batch in batches.items():
+            started = time.perf_counter()
+            loop.run_until_complete(batch())
+            times[name].append(time.perf_counter() - started)
+
+    benchmark.pedantic(ab_round, rounds=300, warmup_rounds=20)
+    floor, off = (statistics.median(times[name]) for name in ("floor", "off"))
+    benchmark.extra_info.update(floor_median_us=floor * 1e6, off_median_us=off * 1e6, off_over_floor=off / floor)
