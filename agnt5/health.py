@@ -32,11 +32,11 @@ _Response = tuple[int, str, bytes]
 
 
 class HealthServer:
-    """Probe endpoints for one worker (``host=None``: every interface); ``await start()`` on its loop, then ``stop()``."""
+    """Probe endpoints for one worker; ``await start()`` on the worker's loop, ``await stop()`` when done."""
 
     def __init__(
         self,
-        host: str | None,
+        host: str,
         port: int,
         readiness: Callable[[], bool],
         metrics_text: Callable[[], str] | None = None,
