@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -39,7 +40,6 @@ class OtelLogBridge(logging.Handler):
             severity_text=record.levelname,
             body=record.getMessage(),
             attributes=_attributes(record),
-            exception=record.exc_info[1] if record.exc_info else None,
         )
 
 
@@ -48,7 +48,7 @@ def _severity(level: int) -> SeverityNumber:
 
 
 def _attributes(record: logging.LogRecord) -> dict[str, Any]:
-    """Every ``extra=`` field (non-primitive values as text) and the code location."""
+    """Every ``extra=`` field (non-primitive values as text), the code location and the exception."""
     attributes = {
         key: value if isinstance(value, _PRIMITIVES) else str(value)
         for key, value in record.__dict__.items()
@@ -57,4 +57,8 @@ def _attributes(record: logging.LogRecord) -> dict[str, Any]:
     attributes["code.file.path"] = record.pathname
     attributes["code.function.name"] = record.funcName
     attributes["code.line.number"] = record.lineno
+    if record.exc_info and record.exc_info[0] is not None:
+        attributes["exception.type"] = record.exc_info[0].__name__
+        attributes["exception.message"] = str(record.exc_info[1])
+        attributes["exception.stacktrace"] = "".join(traceback.format_exception(*record.exc_info))
     return attributes

@@ -218,7 +218,9 @@ def test_records_go_to_an_opentelemetry_logger_provider(app_logger: logging.Logg
         "code.line.number": 0,
     }
     assert error.severity_number.name == "ERROR"
-    assert error.attributes is not None and error.attributes["exception.type"] == "KeyError"
+    assert error.attributes is not None
+    assert (error.attributes["exception.type"], error.attributes["exception.message"]) == ("KeyError", "'missing'")
+    assert str(error.attributes["exception.stacktrace"]).endswith("KeyError: 'missing'\n")
     remove_opentelemetry_logging(app_logger)
     app_logger.warning("not any more")
     assert len(exporter.get_finished_logs()) == 2
