@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from concurrent.futures import Executor
 from typing import Any
 
@@ -24,4 +25,6 @@ async def execute(handler: Any, payload: bytes, ctx: Any, executor: Executor | N
         return handler.encode(result)
     if executor is None:
         return handler.invoke(payload, ctx)
-    return await asyncio.get_running_loop().run_in_executor(executor, handler.invoke, payload, ctx)
+    run_in_context = contextvars.copy_context().run  # the span and log scope follow the call
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(executor, run_in_context, handler.invoke, payload, ctx)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -54,8 +55,10 @@ class Session:
         config: WorkerConfig,
         components: Mapping[str, Component],
         executor: Executor,
+        instrumentation: Any = None,
     ) -> None:
         self._call = call
+        self._instrumentation = instrumentation
         self._config = config
         self._components = components
         self._executor = executor
@@ -176,9 +179,14 @@ class Session:
     async def _run(self, invoke: Any, component: Component, ctx: Context | None) -> None:
         started = time.perf_counter()
         executor = None if component.config.inline else self._executor
+        run = functools.partial(_within_limit, invoke, component, ctx, executor)
         try:
-            async with asyncio.timeout(_time_limit(invoke, component)):
-                output = await execute(component.handler, invoke.input, ctx, executor)
+            if self._instrumentation is None:
+                output = await run()
+            else:
+                output = await self._instrumentation.observe(
+                    component.name, invoke.invocation_id, invoke.attempt or 1, invoke.metadata, run
+                )
         except TimeoutError:
             if ctx is not None:
                 ctx._cancel("timeout")
@@ -304,6 +312,14 @@ def _coalesce(batch: list[Any]) -> list[Any]:
     if results:
         messages.append(worker_pb2.WorkerMessage(result_batch=worker_pb2.ResultBatch(results=results)))
     return messages
+
+
+async def _within_limit(
+    invoke: Any, component: Component, ctx: Context | None, executor: Executor | None
+) -> bytes:
+    """Run one attempt under the earlier of its function timeout and its deadline."""
+    async with asyncio.timeout(_time_limit(invoke, component)):
+        return await execute(component.handler, invoke.input, ctx, executor)
 
 
 def _time_limit(invoke: Any, component: Component) -> float | None:

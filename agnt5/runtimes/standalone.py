@@ -92,6 +92,7 @@ class PyWorker:
         if self._loop is not None:
             raise RuntimeError("this worker is already running")
         from agnt5.runtimes._signals import ShutdownSignals
+        from agnt5.telemetry import start_telemetry, stop_telemetry
 
         self._loop = asyncio.get_running_loop()
         self._stop, self._hurry = asyncio.Event(), asyncio.Event()
@@ -100,21 +101,43 @@ class PyWorker:
         executor = ThreadPoolExecutor(
             self._worker.config.pool_size, thread_name_prefix=f"agnt5-{self._worker.service_name}"
         )
+        telemetry = start_telemetry(self._worker.config)
+        health = await self._start_health(telemetry)
         self._running = True
         try:
-            await self._serve_forever(executor)
+            await self._serve_forever(executor, telemetry)
         finally:
             self._running = self._registered = False
             signals.uninstall()
+            if health is not None:
+                await health.stop()
             executor.shutdown(wait=False, cancel_futures=True)
+            stop_telemetry(telemetry)
             self._loop = None
 
-    async def _serve_forever(self, executor: ThreadPoolExecutor) -> None:
+    async def _start_health(self, telemetry: Any) -> Any:
+        """The /health, /ready and /metrics listener, when a health port is configured."""
+        port = self._worker.config.health_port
+        if port is None:
+            return None
+        from agnt5.health import HealthServer
+
+        health = HealthServer(
+            "0.0.0.0",
+            port,
+            lambda: self._registered,
+            None if telemetry is None else telemetry.metrics_text,
+        )
+        await health.start()
+        _log.info("health endpoints on port %d: /health /ready /metrics", health.port)
+        return health
+
+    async def _serve_forever(self, executor: ThreadPoolExecutor, telemetry: Any) -> None:
         assert self._stop is not None
         failures = 0
         while not self._stop.is_set():
             try:
-                registered = await self._one_session(executor)
+                registered = await self._one_session(executor, telemetry)
             except Exception as exc:  # every connection failure ends in a retry, never in run()
                 registered = False
                 _log.warning("coordinator session failed: %s", _describe(exc))
@@ -126,7 +149,7 @@ class PyWorker:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
 
-    async def _one_session(self, executor: ThreadPoolExecutor) -> bool:
+    async def _one_session(self, executor: ThreadPoolExecutor, telemetry: Any) -> bool:
         """Connect, register and serve until the session ends; True if it registered."""
         import grpc
 
@@ -139,7 +162,7 @@ class PyWorker:
             stub = worker_pb2_grpc.WorkerCoordinatorStub(channel)
             metadata = (("authorization", f"Bearer {config.api_key}"),) if config.api_key else None
             call = stub.Connect(metadata=metadata)
-            session = Session(call, config, dict(self._worker.components), executor)
+            session = Session(call, config, dict(self._worker.components), executor, telemetry)
             try:
                 await session.register()
             except grpc.aio.AioRpcError as exc:
