@@ -106,19 +106,32 @@ def _add_worker_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_log_option(parser: argparse.ArgumentParser) -> None:
+def _add_log_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level",
         default=_env("AGNT5_LOG_LEVEL", "INFO"),
         type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
-        help="log level of the messages on stderr (default: $AGNT5_LOG_LEVEL or INFO)",
+        help="level of the log lines on stderr (default: $AGNT5_LOG_LEVEL or INFO)",
+    )
+    parser.add_argument(
+        "--log-format",
+        default=_env("AGNT5_LOG_FORMAT", "text"),
+        type=str.lower,
+        choices=["text", "json"],
+        help="log lines as text or JSON (default: $AGNT5_LOG_FORMAT or text)",
     )
 
 
-def _configure_logging(args: argparse.Namespace) -> None:
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+def _configure_logging(args: argparse.Namespace, service_name: str | None = None) -> None:
+    """The process's log lines (the SDK's and the application's) through the SDK's handler."""
+    from agnt5.logging import install_opentelemetry_logging
+
+    install_opentelemetry_logging(
+        logging.getLogger(),
+        args.log_level,
+        log_format=args.log_format,
+        service_name=service_name,
     )
 
 
@@ -139,7 +152,7 @@ def _parser() -> argparse.ArgumentParser:
         "'agnt5 coordinator: grpc=HOST:PORT http=HOST:PORT' once it serves.",
     )
     _add_coordinator_options(coordinator)
-    _add_log_option(coordinator)
+    _add_log_options(coordinator)
     coordinator.set_defaults(run=_coordinator)
 
     worker = commands.add_parser(
@@ -150,7 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_worker_options(worker)
     _add_client_options(worker)
-    _add_log_option(worker)
+    _add_log_options(worker)
     worker.set_defaults(run=_worker)
 
     dev = commands.add_parser(
@@ -167,7 +180,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar=("FUNCTION", "JSON"),
         help="invoke FUNCTION once (with the JSON input), print the result and exit",
     )
-    _add_log_option(dev)
+    _add_log_options(dev)
     dev.set_defaults(run=_dev)
 
     invoke = commands.add_parser(
@@ -271,7 +284,12 @@ def _load_worker(args: argparse.Namespace, endpoint: str, api_key: str | None) -
         if not isinstance(worker, Worker):
             raise SystemExit(f"agnt5: {module_name}:{attr} is not an agnt5 Worker")
         return worker
-    options: dict[str, Any] = {"coordinator_endpoint": endpoint, "api_key": api_key}
+    options: dict[str, Any] = {
+        "coordinator_endpoint": endpoint,
+        "api_key": api_key,
+        "log_level": args.log_level,
+        "log_format": args.log_format,
+    }
     if args.max_concurrency is not None:
         options["max_concurrency"] = args.max_concurrency
     service = args.service or _env("AGNT5_SERVICE_NAME") or module.__name__.rpartition(".")[2]
@@ -297,8 +315,8 @@ def _import(name: str) -> Any:
 
 
 def _worker(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    _configure_logging(args)
     worker = _load_worker(args, args.endpoint, args.api_key)
+    _configure_logging(args, worker.service_name)
     asyncio.run(worker.run())
     return 0
 
