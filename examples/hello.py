@@ -1,12 +1,20 @@
-"""The smallest agnt5 service: one function, invoked in-process through the full hot path.
+"""The smallest agnt5 service: the docs' Basic Worker.
+
+Run it with a coordinator in one process, and invoke it once:
+
+    agnt5 dev examples/hello.py --invoke hello '{"name": "Ada"}'
+
+or against a coordinator you started yourself (``agnt5 coordinator``):
 
     python examples/hello.py
+    agnt5 invoke hello-service hello '{"name": "Ada"}'
 """
 
 from __future__ import annotations
 
-from agnt5 import function
-from agnt5.testing import invoke
+import asyncio
+
+from agnt5 import Worker, function
 
 
 @function()
@@ -15,5 +23,10 @@ def hello(name: str) -> str:
     return f"Hello, {name}!"
 
 
+async def main() -> None:
+    worker = Worker(service_name="hello-service")
+    await worker.run()
+
+
 if __name__ == "__main__":
-    print(invoke(hello, {"name": "Ada"}))
+    asyncio.run(main())

@@ -166,8 +166,7 @@ class PyWorker:
             try:
                 await session.register()
             except grpc.aio.AioRpcError as exc:
-                call.cancel()
-                raise ConnectionError(_describe(exc)) from None
+                raise ConnectionError(await _refusal(call, exc)) from None
             self._registered = True
             _log.info(
                 "registered %d component(s) of %s with %s as %s",
@@ -228,6 +227,18 @@ async def _channel(config: Any) -> Any:
         yield channel
     finally:
         await channel.close(grace=None)
+
+
+async def _refusal(call: Any, exc: BaseException) -> str:
+    """Why the coordinator refused the stream: a failed write can hide the real status."""
+    try:
+        code = await asyncio.wait_for(call.code(), 2.0)
+        details = await asyncio.wait_for(call.details(), 2.0)
+        return f"{code.name}: {details}"
+    except Exception:
+        return _describe(exc)
+    finally:
+        call.cancel()
 
 
 def _describe(exc: BaseException) -> str:
