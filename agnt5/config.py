@@ -147,6 +147,8 @@ _SETTINGS: dict[str, _Setting] = {
     "worker_id": _Setting(_name, default_factory=_default_worker_id),
     "health_port": _Setting(_optional(_integer(0, 65535))),
     "max_body_size": _Setting(_integer(1), 10 * 1024 * 1024),
+    "http_host": _Setting(_name, "127.0.0.1"),
+    "http_port": _Setting(_integer(0, 65535), 8000),
 }
 
 
@@ -169,6 +171,8 @@ class WorkerConfig:
     worker_id: str
     health_port: int | None
     max_body_size: int
+    http_host: str
+    http_port: int
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str] | None = None, **given: Any) -> WorkerConfig:

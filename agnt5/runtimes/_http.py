@@ -1,0 +1,99 @@
+"""Raw ASGI HTTP plumbing for the fast path: bounded body reading and byte responses."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import orjson
+
+from agnt5.errors import AgntError, InvalidArgumentError, PayloadTooLargeError
+
+__all__ = ["UnsupportedMediaType", "error_body", "header", "read_body", "respond"]
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+_JSON = [(b"content-type", b"application/json")]
+
+
+class UnsupportedMediaType(InvalidArgumentError):
+    """A request body that is not JSON (HTTP 415)."""
+
+    http_status = 415
+
+
+def header(scope: dict[str, Any], name: bytes) -> bytes | None:
+    """The first value of a (lower-case) request header."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value  # type: ignore[no-any-return]
+    return None
+
+
+def check_content_type(scope: dict[str, Any]) -> None:
+    """Accept no content type, ``application/json`` and any ``application/*+json``."""
+    value = header(scope, b"content-type")
+    if value is None:
+        return
+    media = value.split(b";", 1)[0].strip().lower()
+    if media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json")):
+        return
+    raise UnsupportedMediaType(
+        f"unsupported content type {media.decode('latin-1')!r}: send application/json"
+    )
+
+
+async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> bytes:
+    """The whole request body, refusing one over ``limit`` bytes without buffering it."""
+    declared = header(scope, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(body) > limit:
+            raise _too_large(limit)
+        return body  # type: ignore[no-any-return]
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body", False):  # bounded: ends with the body or past the limit
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(f"request body is over the {limit}-byte limit")
+
+
+async def respond(
+    send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """Send a complete JSON response."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*_JSON, (b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def error_body(error: AgntError, invocation_id: str | None) -> bytes:
+    """``{"error", "status", "code"[, "invocation_id"]}``."""
+    document: dict[str, Any] = {
+        "error": error.message,
+        "status": error.http_status,
+        "code": error.code,
+    }
+    if invocation_id is not None:
+        document["invocation_id"] = invocation_id
+    return orjson.dumps(document)

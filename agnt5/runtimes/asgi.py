@@ -1,0 +1,303 @@
+"""ASGI runtime: a ``Worker(runtime="asgi")`` is itself an ASGI 3 application.
+
+Endpoints: ``GET /health``, ``GET /functions`` and ``POST /invoke/{handler}``. ``/invoke`` runs on
+a raw ASGI fast path (read the body, hand the bytes to the hot path, write the encoded bytes);
+Starlette supplies the middleware (CORS, and anything given to ``add_middleware``), which wraps
+every endpoint.
+
+Request rules for ``/invoke/{handler}``:
+
+- The body is JSON; a ``Content-Type`` of ``application/json`` or ``application/*+json`` is
+  accepted, and so is none at all. Anything else is 415.
+- Bodies over ``max_body_size`` (10 MiB by default, ``AGNT5_MAX_BODY_SIZE``) are 413, refused
+  from ``Content-Length`` before reading, or as soon as the streamed body passes the limit.
+- ``X-Invocation-Id`` sets the invocation id (else one is generated). ``traceparent``,
+  ``tracestate`` and every ``x-agnt5-*`` header reach the handler as ``ctx.metadata``.
+- Success is ``200 {"result": ..., "invocation_id": ...}``; errors are
+  ``{"error", "status", "code", "invocation_id"}`` with the status of the error's code
+  (400, 404, 413, 415, 429, 500, 503, 504, ...). Tracebacks are logged, never returned.
+
+Lifespan: startup registers components, starts the thread pool for sync handlers and telemetry;
+shutdown waits for in-flight requests up to ``drain_timeout``. Servers that skip lifespan get
+the same start on the first request. ``await worker.run()`` serves the app with uvicorn on
+``http_host:http_port`` (``AGNT5_HTTP_HOST``/``AGNT5_HTTP_PORT``, default 127.0.0.1:8000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import orjson
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+from agnt5._execution import execute
+from agnt5.context import Context
+from agnt5.errors import AgntError, InvocationTimeoutError, NotFoundError
+from agnt5.runtimes._http import check_content_type, error_body, header, read_body, respond
+
+__all__ = ["AsgiRuntime"]
+
+_log = logging.getLogger("agnt5.asgi")
+
+_INVOKE_PREFIX = "/invoke/"
+_ROUTES = {"/health": "GET", "/functions": "GET"}
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_METADATA_HEADERS = (b"traceparent", b"tracestate")
+
+
+class _MethodNotAllowed(AgntError):
+    code = "METHOD_NOT_ALLOWED"
+    http_status = 405
+
+
+class AsgiRuntime:
+    """The ASGI application behind an ASGI `Worker`."""
+
+    def __init__(self, worker: Any) -> None:
+        self._worker = worker
+        self._config = worker.config
+        self._middleware: list[Middleware] = []
+        self._cors: Middleware | None = None
+        self._app: Any = None
+        self._handlers: dict[str, Any] = {}
+        self._inline: frozenset[str] = frozenset()
+        self._timeouts: dict[str, float] = {}
+        self._functions_body = b""
+        self._executor: ThreadPoolExecutor | None = None
+        self._telemetry: Any = None
+        self._started = False
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+
+    # The Worker's public surface.
+
+    def is_running(self) -> bool:
+        """True between startup (lifespan, or the first request) and shutdown."""
+        return self._started
+
+    async def run(self) -> None:
+        """Serve this app with uvicorn on ``http_host:http_port`` until SIGINT/SIGTERM."""
+        import uvicorn
+
+        config = uvicorn.Config(
+            self._worker,
+            host=self._config.http_host,
+            port=self._config.http_port,
+            log_level=self._config.log_level.lower(),
+            timeout_graceful_shutdown=int(self._config.drain_timeout) or None,
+        )
+        self._server = uvicorn.Server(config)
+        await self._server.serve()
+
+    def stop(self) -> None:
+        """Ask a server started by `run` to shut down gracefully."""
+        server = getattr(self, "_server", None)
+        if server is not None:
+            server.should_exit = True
+
+    def enable_cors(self, origins: list[str] | None = None, **options: Any) -> None:
+        """CORS for every origin, or only ``origins``; other CORSMiddleware options pass through."""
+        settings = {"allow_methods": ["GET", "POST", "OPTIONS"], "allow_headers": ["*"], **options}
+        settings["allow_origins"] = list(origins) if origins is not None else ["*"]
+        self._cors = Middleware(CORSMiddleware, **settings)
+        self._app = None
+
+    def disable_cors(self) -> None:
+        self._cors = None
+        self._app = None
+
+    def add_middleware(self, middleware_class: type, **options: Any) -> None:
+        """The last middleware added is the outermost (as in Starlette); CORS wraps them all."""
+        self._middleware.insert(0, Middleware(middleware_class, **options))
+        self._app = None
+
+    # ASGI.
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        app = self._app or self._build()
+        await app(scope, receive, send)
+
+    def _build(self) -> Any:
+        app: Any = self._endpoints
+        stack = ([self._cors] if self._cors is not None else []) + self._middleware
+        for middleware in reversed(stack):
+            app = middleware.cls(app, *middleware.args, **middleware.kwargs)
+        self._app = app
+        return app
+
+    async def _endpoints(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1003, "reason": "no websocket endpoints"})
+
+    async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if not self._started:
+            await self._startup()
+        path, method = scope["path"], scope["method"]
+        if path.startswith(_INVOKE_PREFIX):
+            if method == "POST":
+                await self._invoke(path[len(_INVOKE_PREFIX):], scope, receive, send)
+            else:
+                await self._not_allowed(send, "POST")
+            return
+        allowed = _ROUTES.get(path)
+        if allowed is None:
+            error = NotFoundError(f"no route for {path}: use /health, /functions or /invoke/{{handler}}")
+            await respond(send, 404, error_body(error, None))
+        elif method not in (allowed, "HEAD"):
+            await self._not_allowed(send, allowed)
+        elif path == "/health":
+            await respond(send, 200, self._health_body())
+        else:
+            await respond(send, 200, self._functions_body)
+
+    async def _not_allowed(self, send: Any, allowed: str) -> None:
+        error = _MethodNotAllowed(f"method not allowed; use {allowed}")
+        await respond(send, 405, error_body(error, None), [(b"allow", allowed.encode())])
+
+    # /invoke/{handler}: the fast path.
+
+    async def _invoke(self, name: str, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        invocation_id = _invocation_id(scope)
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            handler = self._handlers.get(name)
+            if handler is None:
+                raise NotFoundError(f"Function {name!r} not found")
+            check_content_type(scope)
+            body = await read_body(scope, receive, self._config.max_body_size)
+            output = await self._run(handler, name, invocation_id, body, scope)
+        except AgntError as error:
+            if error.__cause__ is not None:
+                _log.error("%s", error.message, exc_info=error.__cause__,
+                           extra={"invocation_id": invocation_id})
+            await respond(send, error.http_status, error_body(error, invocation_id))
+        else:
+            await respond(
+                send,
+                200,
+                b'{"result":' + output + b',"invocation_id":' + orjson.dumps(invocation_id) + b"}",
+            )
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def _run(
+        self, handler: Any, name: str, invocation_id: str, body: bytes, scope: dict[str, Any]
+    ) -> bytes:
+        metadata = _metadata(scope) if handler.takes_ctx or self._telemetry is not None else {}
+        ctx = None
+        if handler.takes_ctx:
+            ctx = Context(
+                invocation_id, name, service_name=self._config.service_name, metadata=metadata
+            )
+        executor = None if name in self._inline else self._executor
+        timeout = self._timeouts.get(name)
+
+        async def attempt() -> bytes:
+            try:
+                async with asyncio.timeout(timeout):
+                    return await execute(handler, body, ctx, executor)
+            except TimeoutError:
+                if ctx is not None:
+                    ctx._cancel("timeout")
+                raise InvocationTimeoutError(f"Function {name} timed out after {timeout}s") from None
+
+        if self._telemetry is None:
+            return await attempt()
+        return await self._telemetry.observe(name, invocation_id, 1, metadata, attempt)  # type: ignore[no-any-return]
+
+    # Lifecycle.
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:  # bounded: the server sends startup, then shutdown, then stops
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self._startup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _startup(self) -> None:
+        if self._started:
+            return
+        from agnt5.telemetry import start_telemetry
+
+        self._started = True
+        self._worker._register_components()
+        components = self._worker.components
+        self._handlers = {name: c.handler for name, c in components.items()}
+        self._inline = frozenset(name for name, c in components.items() if c.config.inline)
+        self._timeouts = {n: c.config.timeout for n, c in components.items() if c.config.timeout}
+        metadata = [c.metadata() for c in components.values()]
+        self._functions_body = orjson.dumps({"functions": metadata, "count": len(metadata)})
+        self._executor = ThreadPoolExecutor(
+            self._config.pool_size, thread_name_prefix=f"agnt5-{self._config.service_name}"
+        )
+        self._telemetry = start_telemetry(self._config)
+        self._idle.set()
+        _log.info("serving %d component(s) of %s over ASGI", len(components), self._config.service_name)
+
+    async def _shutdown(self) -> None:
+        if not self._started:
+            return
+        from agnt5.telemetry import stop_telemetry
+
+        if self._in_flight:
+            _log.info("draining %d in-flight request(s)", self._in_flight)
+            try:
+                await asyncio.wait_for(self._idle.wait(), self._config.drain_timeout)
+            except TimeoutError:
+                _log.warning("drain timeout: %d request(s) still in flight", self._in_flight)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        stop_telemetry(self._telemetry)
+        self._telemetry = None
+        self._started = False
+
+    def _health_body(self) -> bytes:
+        return orjson.dumps(
+            {
+                "status": "healthy",
+                "service": self._config.service_name,
+                "version": self._config.service_version,
+                "runtime": "asgi",
+            }
+        )
+
+
+def _invocation_id(scope: dict[str, Any]) -> str:
+    given = header(scope, b"x-invocation-id")
+    if given is not None:
+        text = given.decode("latin-1")
+        if _VALID_ID.match(text):
+            return text
+    return uuid.uuid4().hex
+
+
+def _metadata(scope: dict[str, Any]) -> dict[str, str]:
+    """The request headers a handler sees as ``ctx.metadata``."""
+    return {
+        key.decode("latin-1"): value.decode("latin-1")
+        for key, value in scope["headers"]
+        if key in _METADATA_HEADERS or key.startswith(b"x-agnt5-")
+    }
