@@ -1,0 +1,131 @@
+"""A real uvicorn (or hypercorn/gunicorn) process serving an ASGI Worker, for the ASGI tests."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from _coordinator_support import agnt5_env
+
+__all__ = ["APP", "free_port", "serve"]
+
+APP = textwrap.dedent(
+    '''
+    import asyncio
+    import os
+    import time
+
+    from starlette.middleware.gzip import GZipMiddleware
+
+    from agnt5 import Worker, function
+
+
+    @function()
+    async def nap(seconds: float) -> float:
+        await asyncio.sleep(seconds)
+        return seconds
+
+
+    @function()
+    def sync_nap(seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+
+    @function()
+    def failing_function(data: dict) -> dict:
+        raise ValueError("Something went wrong")
+
+
+    @function()
+    def web_handler(request: dict) -> dict:
+        return {"message": "Hello from AGNT5!", "data": request}
+
+
+    @function()
+    def total(prices: list[float]) -> float:
+        return sum(prices)
+
+
+    @function(timeout=0.2)
+    async def too_slow() -> None:
+        await asyncio.sleep(5)
+
+
+    @function()
+    def whoami(ctx) -> dict:
+        return {"invocation_id": ctx.invocation_id, "metadata": dict(ctx.metadata)}
+
+
+    @function()
+    def text(size: int) -> str:
+        return "x" * size
+
+
+    app = Worker("web-service", runtime="asgi", max_body_size=int(os.environ.get("MAX_BODY", "1048576")))
+    assert callable(app)
+    asgi_app = app.__call__
+    if os.environ.get("CORS") == "*":
+        app.enable_cors()
+    elif os.environ.get("CORS"):
+        app.enable_cors(origins=os.environ["CORS"].split(","))
+    if os.environ.get("GZIP"):
+        app.add_middleware(GZipMiddleware, minimum_size=100)
+    '''
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _command(server: str, port: int) -> list[str]:
+    bind = f"127.0.0.1:{port}"
+    if server == "uvicorn":
+        return [sys.executable, "-m", "uvicorn", "web_app:app", "--host", "127.0.0.1",
+                "--port", str(port), "--lifespan", "on", "--log-level", "warning"]
+    if server == "hypercorn":
+        return [sys.executable, "-m", "hypercorn", "web_app:app", "--bind", bind]
+    return [sys.executable, "-m", "gunicorn", "-k", "uvicorn.workers.UvicornWorker",
+            "-w", "1", "-b", bind, "web_app:app"]
+
+
+@contextmanager
+def serve(
+    directory: Path, server: str = "uvicorn", **env: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Serve `APP` from ``directory``; yields (base URL, process); always stopped by pid."""
+    (directory / "web_app.py").write_text(APP)
+    port = free_port()
+    log = open(directory / f"{server}.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        _command(server, port), cwd=directory, stdout=log, stderr=subprocess.STDOUT,
+        env=agnt5_env(**env),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:  # bounded by the deadline
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{server} did not start:\n{(directory / f'{server}.log').read_text()}")
+            time.sleep(0.05)
+        yield base, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        log.close()

@@ -1,0 +1,190 @@
+"""The ASGI runtime served by a real uvicorn process: endpoints, errors, concurrency, lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import importlib.util
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from _asgi_support import serve
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve(tmp_path_factory.mktemp("asgi")) as (url, _):
+        yield url
+
+
+def test_health(base: str) -> None:
+    response = httpx.get(f"{base}/health", timeout=10)
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "healthy",
+        "service": "web-service",
+        "version": "1.0.0",
+        "runtime": "asgi",
+    }
+
+
+def test_functions_lists_every_component(base: str) -> None:
+    body = httpx.get(f"{base}/functions", timeout=10).json()
+    names = {entry["name"] for entry in body["functions"]}
+    assert {"nap", "sync_nap", "failing_function", "web_handler", "total", "whoami"} <= names
+    assert body["count"] == len(body["functions"])
+    total = next(entry for entry in body["functions"] if entry["name"] == "total")
+    assert total["kind"] == "function"
+    assert total["input_schema"]["properties"]["prices"] == {
+        "type": "array",
+        "items": {"type": "number"},
+    }
+    assert total["output_schema"]["type"] == "number"
+
+
+def test_invoke(base: str) -> None:
+    response = httpx.post(f"{base}/invoke/web_handler", json={"user": "ada"}, timeout=10)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["result"] == {"message": "Hello from AGNT5!", "data": {"user": "ada"}}
+    assert len(body["invocation_id"]) == 32
+
+
+def test_invocation_id_and_metadata_headers_reach_the_handler(base: str) -> None:
+    headers = {
+        "X-Invocation-Id": "inv-123",
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "X-Agnt5-Tenant": "acme",
+        "X-Other": "ignored",
+    }
+    body = httpx.post(f"{base}/invoke/whoami", headers=headers, timeout=10).json()
+    assert body["invocation_id"] == "inv-123"
+    assert body["result"] == {
+        "invocation_id": "inv-123",
+        "metadata": {"traceparent": headers["traceparent"], "x-agnt5-tenant": "acme"},
+    }
+
+
+def test_handler_error_body(base: str) -> None:
+    response = httpx.post(f"{base}/invoke/failing_function", json={}, timeout=10)
+    assert response.status_code == 500
+    body = response.json()
+    assert body["error"] == "Function failing_function failed: Something went wrong"
+    assert body["status"] == 500
+    assert body["code"] == "FUNCTION_FAILED"
+    assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "kwargs", "status", "fragment"),
+    [
+        ("/invoke/missing", {"json": {}}, 404, "Function 'missing' not found"),
+        ("/invoke/total", {"content": b'{"prices": ['}, 400, "invalid JSON input"),
+        ("/invoke/total", {"content": b'{"prices": ["\xff"]}'}, 400, "UTF-8"),
+        ("/invoke/total", {"json": {"prices": [1, "2"]}}, 400, "prices[1]: expected float, got string"),
+        ("/invoke/total", {"json": {"price": []}}, 400, "unknown parameter 'price'"),
+        ("/invoke/total", {"content": b"{}", "headers": {"content-type": "text/plain"}}, 415, "content type"),
+        ("/invoke/too_slow", {}, 504, "timed out"),
+        ("/nowhere", {}, 404, "no route"),
+    ],
+)
+def test_error_statuses(base: str, path: str, kwargs: dict, status: int, fragment: str) -> None:  # type: ignore[type-arg]
+    response = httpx.post(f"{base}{path}", timeout=10, **kwargs)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] == status
+    assert fragment in body["error"]
+
+
+def test_wrong_method_names_the_allowed_one(base: str) -> None:
+    get_invoke = httpx.get(f"{base}/invoke/total", timeout=10)
+    assert (get_invoke.status_code, get_invoke.headers["allow"]) == (405, "POST")
+    post_health = httpx.post(f"{base}/health", timeout=10)
+    assert (post_health.status_code, post_health.headers["allow"]) == (405, "GET")
+
+
+def test_oversized_bodies_are_refused(base: str) -> None:
+    declared = httpx.post(f"{base}/invoke/total", content=b"[" + b"1," * 600_000 + b"1]", timeout=10)
+    assert declared.status_code == 413
+    assert declared.json()["code"] == "PAYLOAD_TOO_LARGE"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit applies while streaming
+        yield b'{"prices": ['
+        for _ in range(300):
+            yield b"1," * 2000
+        yield b"1]}"
+
+    streamed = httpx.post(f"{base}/invoke/total", content=chunks(), timeout=10)
+    assert streamed.status_code == 413
+    assert httpx.post(f"{base}/invoke/total", json={"prices": [1]}, timeout=10).json()["result"] == 1.0
+
+
+def test_one_hundred_parallel_async_requests(base: str) -> None:
+    async def burst() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=100)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+            calls = [client.post(f"{base}/invoke/nap", json={"seconds": 0.1}) for _ in range(100)]
+            return await asyncio.gather(*calls)
+
+    started = time.monotonic()
+    responses = asyncio.run(burst())
+    elapsed = time.monotonic() - started
+    assert [r.status_code for r in responses] == [200] * 100
+    assert elapsed < 5, f"100 parallel 0.1 s requests took {elapsed:.2f}s"
+
+
+def test_sleeping_sync_handler_does_not_stall_health(base: str) -> None:
+    sleeper = threading.Thread(
+        target=httpx.post, args=(f"{base}/invoke/sync_nap",), kwargs={"json": 2.0, "timeout": 10}
+    )
+    sleeper.start()
+    try:
+        time.sleep(0.2)
+        started = time.monotonic()
+        assert httpx.get(f"{base}/health", timeout=5).status_code == 200
+        assert time.monotonic() - started < 1.0
+    finally:
+        sleeper.join(10)
+
+
+def test_lifespan_shutdown_lets_in_flight_requests_finish(tmp_path: Path) -> None:
+    with serve(tmp_path) as (url, process):
+        result: dict[str, httpx.Response] = {}
+        request = threading.Thread(
+            target=lambda: result.setdefault(
+                "response", httpx.post(f"{url}/invoke/nap", json={"seconds": 1.0}, timeout=10)
+            )
+        )
+        request.start()
+        time.sleep(0.3)
+        process.send_signal(signal.SIGTERM)
+        request.join(10)
+        assert process.wait(10) in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM once drained
+    assert result["response"].status_code == 200
+    assert result["response"].json()["result"] == 1.0
+
+
+def test_gzip_middleware(tmp_path: Path) -> None:
+    with serve(tmp_path, GZIP="1") as (url, _):
+        response = httpx.post(
+            f"{url}/invoke/text", json={"size": 5000}, headers={"accept-encoding": "gzip"}, timeout=10
+        )
+        raw = httpx.post(f"{url}/invoke/text", json={"size": 10}, timeout=10)
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.json()["result"] == "x" * 5000
+    assert "content-encoding" not in raw.headers
+    assert len(gzip.compress(response.content)) < 5000
+
+
+@pytest.mark.parametrize("server", ["hypercorn", "gunicorn"])
+def test_other_asgi_servers(tmp_path: Path, server: str) -> None:
+    if importlib.util.find_spec(server) is None:
+        pytest.skip(f"{server} is not installed (pip install {server})")
+    with serve(tmp_path, server) as (url, _):
+        response = httpx.post(f"{url}/invoke/total", json={"prices": [1, 2]}, timeout=10)
+    assert response.json()["result"] == 3.0
