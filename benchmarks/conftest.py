@@ -40,14 +40,13 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def _ratios(medians: dict[str, float]) -> list[tuple[str, float]]:
-    pairs = [
-        ("compiled/floor", "compiled", "floor"),
-        ("fallback/floor", "fallback", "floor"),
+    pairs = [(f"{label}/{REFERENCE}", label, REFERENCE) for label in sorted(medians)]
+    pairs += [
         ("naive/compiled", "naive", "compiled"),
         ("fallback/compiled", "fallback", "compiled"),
     ]
     return [
         (name, medians[top] / medians[bottom])
         for name, top, bottom in pairs
-        if top in medians and bottom in medians and medians[bottom] > 0
+        if top != bottom and top in medians and bottom in medians and medians[bottom] > 0
     ]

@@ -9,7 +9,7 @@ import orjson
 
 from agnt5.errors import AgntError, InvalidArgumentError, PayloadTooLargeError
 
-__all__ = ["UnsupportedMediaType", "error_body", "header", "read_body", "respond"]
+__all__ = ["UnsupportedMediaType", "check_content_type", "error_body", "read_body", "respond"]
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -23,17 +23,8 @@ class UnsupportedMediaType(InvalidArgumentError):
     http_status = 415
 
 
-def header(scope: dict[str, Any], name: bytes) -> bytes | None:
-    """The first value of a (lower-case) request header."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return value  # type: ignore[no-any-return]
-    return None
-
-
-def check_content_type(scope: dict[str, Any]) -> None:
+def check_content_type(value: bytes | None) -> None:
     """Accept no content type, ``application/json`` and any ``application/*+json``."""
-    value = header(scope, b"content-type")
     if value is None:
         return
     media = value.split(b";", 1)[0].strip().lower()
@@ -44,12 +35,16 @@ def check_content_type(scope: dict[str, Any]) -> None:
     )
 
 
-async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> bytes:
-    """The whole request body, refusing one over ``limit`` bytes without buffering it."""
-    declared = header(scope, b"content-length")
+async def read_body(
+    receive: Receive, declared: bytes | None, limit: int, first: dict[str, Any] | None = None
+) -> bytes:
+    """The whole request body, refusing one over ``limit`` bytes without buffering it.
+
+    ``first`` is the first ``http.request`` message when the caller already received it.
+    """
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
-    message = await receive()
+    message = first if first is not None else await receive()
     body = message.get("body", b"")
     if not message.get("more_body", False):
         if len(body) > limit:

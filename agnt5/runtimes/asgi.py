@@ -26,10 +26,14 @@ the same start on the first request. ``await worker.run()`` serves the app with 
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import logging
+import os
 import re
-import uuid
+import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable
 from typing import Any
 
 import orjson
@@ -39,7 +43,7 @@ from starlette.middleware.cors import CORSMiddleware
 from agnt5._execution import execute
 from agnt5.context import Context
 from agnt5.errors import AgntError, InvocationTimeoutError, NotFoundError
-from agnt5.runtimes._http import check_content_type, error_body, header, read_body, respond
+from agnt5.runtimes._http import check_content_type, error_body, read_body, respond
 
 __all__ = ["AsgiRuntime"]
 
@@ -49,6 +53,7 @@ _INVOKE_PREFIX = "/invoke/"
 _ROUTES = {"/health": "GET", "/functions": "GET"}
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _METADATA_HEADERS = (b"traceparent", b"tracestate")
+_PLAIN_JSON = (None, b"application/json")
 
 
 class _MethodNotAllowed(AgntError):
@@ -64,7 +69,7 @@ class AsgiRuntime:
         self._config = worker.config
         self._middleware: list[Middleware] = []
         self._cors: Middleware | None = None
-        self._app: Any = None
+        self._app: Any = self._endpoints
         self._handlers: dict[str, Any] = {}
         self._inline: frozenset[str] = frozenset()
         self._timeouts: dict[str, float] = {}
@@ -73,7 +78,8 @@ class AsgiRuntime:
         self._telemetry: Any = None
         self._started = False
         self._in_flight = 0
-        self._idle = asyncio.Event()
+        self._id_prefix = os.urandom(12).hex()  # ids: a per-process random prefix and a counter
+        self._id_counter = itertools.count(1)
 
     # The Worker's public surface.
 
@@ -106,40 +112,44 @@ class AsgiRuntime:
         settings = {"allow_methods": ["GET", "POST", "OPTIONS"], "allow_headers": ["*"], **options}
         settings["allow_origins"] = list(origins) if origins is not None else ["*"]
         self._cors = Middleware(CORSMiddleware, **settings)
-        self._app = None
+        self._build()
 
     def disable_cors(self) -> None:
         self._cors = None
-        self._app = None
+        self._build()
 
     def add_middleware(self, middleware_class: type, **options: Any) -> None:
         """The last middleware added is the outermost (as in Starlette); CORS wraps them all."""
         self._middleware.insert(0, Middleware(middleware_class, **options))
-        self._app = None
+        self._build()
 
     # ASGI.
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        app = self._app or self._build()
-        await app(scope, receive, send)
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
+        return self._app(scope, receive, send)  # type: ignore[no-any-return]
 
-    def _build(self) -> Any:
+    def _build(self) -> None:
+        """Wrap the endpoints in the middleware stack (CORS outermost)."""
         app: Any = self._endpoints
         stack = ([self._cors] if self._cors is not None else []) + self._middleware
         for middleware in reversed(stack):
             app = middleware.cls(app, *middleware.args, **middleware.kwargs)
         self._app = app
-        return app
 
-    async def _endpoints(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    def _endpoints(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "lifespan":
-            await self._lifespan(receive, send)
-        elif kind == "websocket":
-            await receive()  # websocket.connect
-            await send({"type": "websocket.close", "code": 1003, "reason": "no websocket endpoints"})
+            path = scope["path"]
+            if self._started and scope["method"] == "POST" and path.startswith(_INVOKE_PREFIX):
+                return self._invoke(path[len(_INVOKE_PREFIX):], scope, receive, send)
+            return self._http(scope, receive, send)
+        if kind == "lifespan":
+            return self._lifespan(receive, send)
+        return self._refuse_websocket(receive, send)
+
+    async def _refuse_websocket(self, receive: Any, send: Any) -> None:
+        await receive()  # websocket.connect
+        await send({"type": "websocket.close", "code": 1003, "reason": "no websocket endpoints"})
 
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if not self._started:
@@ -169,16 +179,39 @@ class AsgiRuntime:
     # /invoke/{handler}: the fast path.
 
     async def _invoke(self, name: str, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        invocation_id = _invocation_id(scope)
+        headers = _request_headers(scope)
+        invocation_id = headers.invocation_id or f"{self._id_prefix}{next(self._id_counter):08x}"
         self._in_flight += 1
-        self._idle.clear()
         try:
             handler = self._handlers.get(name)
             if handler is None:
                 raise NotFoundError(f"Function {name!r} not found")
-            check_content_type(scope)
-            body = await read_body(scope, receive, self._config.max_body_size)
-            output = await self._run(handler, name, invocation_id, body, scope)
+            if headers.content_type not in _PLAIN_JSON:
+                check_content_type(headers.content_type)
+            message = await receive()
+            body = message.get("body", b"")
+            if message.get("more_body", False) or len(body) > self._config.max_body_size:
+                body = await read_body(
+                    receive, headers.content_length, self._config.max_body_size, message
+                )
+            ctx = None
+            if handler.takes_ctx:
+                ctx = Context(
+                    invocation_id,
+                    name,
+                    service_name=self._config.service_name,
+                    metadata=headers.metadata,
+                )
+            if self._telemetry is not None:
+                run = functools.partial(self._attempt, handler, name, body, ctx)
+                output = await self._telemetry.observe(
+                    name, invocation_id, 1, headers.metadata, run
+                )
+            elif name in self._timeouts:
+                output = await self._attempt(handler, name, body, ctx)
+            else:
+                executor = None if name in self._inline else self._executor
+                output = await execute(handler, body, ctx, executor)
         except AgntError as error:
             if error.__cause__ is not None:
                 _log.error("%s", error.message, exc_info=error.__cause__,
@@ -188,37 +221,24 @@ class AsgiRuntime:
             await respond(
                 send,
                 200,
-                b'{"result":' + output + b',"invocation_id":' + orjson.dumps(invocation_id) + b"}",
+                b'{"result":' + output + b',"invocation_id":"' + invocation_id.encode() + b'"}',
             )
         finally:
             self._in_flight -= 1
-            if not self._in_flight:
-                self._idle.set()
 
-    async def _run(
-        self, handler: Any, name: str, invocation_id: str, body: bytes, scope: dict[str, Any]
-    ) -> bytes:
-        metadata = _metadata(scope) if handler.takes_ctx or self._telemetry is not None else {}
-        ctx = None
-        if handler.takes_ctx:
-            ctx = Context(
-                invocation_id, name, service_name=self._config.service_name, metadata=metadata
-            )
+    async def _attempt(self, handler: Any, name: str, body: bytes, ctx: Context | None) -> bytes:
+        """One invocation, under its function's timeout when it has one."""
         executor = None if name in self._inline else self._executor
         timeout = self._timeouts.get(name)
-
-        async def attempt() -> bytes:
-            try:
-                async with asyncio.timeout(timeout):
-                    return await execute(handler, body, ctx, executor)
-            except TimeoutError:
-                if ctx is not None:
-                    ctx._cancel("timeout")
-                raise InvocationTimeoutError(f"Function {name} timed out after {timeout}s") from None
-
-        if self._telemetry is None:
-            return await attempt()
-        return await self._telemetry.observe(name, invocation_id, 1, metadata, attempt)  # type: ignore[no-any-return]
+        if timeout is None:
+            return await execute(handler, body, ctx, executor)
+        try:
+            async with asyncio.timeout(timeout):
+                return await execute(handler, body, ctx, executor)
+        except TimeoutError:
+            if ctx is not None:
+                ctx._cancel("timeout")
+            raise InvocationTimeoutError(f"Function {name} timed out after {timeout}s") from None
 
     # Lifecycle.
 
@@ -254,7 +274,6 @@ class AsgiRuntime:
             self._config.pool_size, thread_name_prefix=f"agnt5-{self._config.service_name}"
         )
         self._telemetry = start_telemetry(self._config)
-        self._idle.set()
         _log.info("serving %d component(s) of %s over ASGI", len(components), self._config.service_name)
 
     async def _shutdown(self) -> None:
@@ -264,9 +283,10 @@ class AsgiRuntime:
 
         if self._in_flight:
             _log.info("draining %d in-flight request(s)", self._in_flight)
-            try:
-                await asyncio.wait_for(self._idle.wait(), self._config.drain_timeout)
-            except TimeoutError:
+            deadline = time.monotonic() + self._config.drain_timeout
+            while self._in_flight and time.monotonic() < deadline:  # bounded by the drain timeout
+                await asyncio.sleep(0.01)
+            if self._in_flight:
                 _log.warning("drain timeout: %d request(s) still in flight", self._in_flight)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -285,19 +305,30 @@ class AsgiRuntime:
         )
 
 
-def _invocation_id(scope: dict[str, Any]) -> str:
-    given = header(scope, b"x-invocation-id")
-    if given is not None:
-        text = given.decode("latin-1")
-        if _VALID_ID.match(text):
-            return text
-    return uuid.uuid4().hex
+class _Headers:
+    """What ``/invoke`` reads from the request headers, in one pass."""
+
+    __slots__ = ("content_type", "content_length", "invocation_id", "metadata")
+
+    def __init__(self) -> None:
+        self.content_type: bytes | None = None
+        self.content_length: bytes | None = None
+        self.invocation_id: str | None = None
+        self.metadata: dict[str, str] = {}
 
 
-def _metadata(scope: dict[str, Any]) -> dict[str, str]:
-    """The request headers a handler sees as ``ctx.metadata``."""
-    return {
-        key.decode("latin-1"): value.decode("latin-1")
-        for key, value in scope["headers"]
-        if key in _METADATA_HEADERS or key.startswith(b"x-agnt5-")
-    }
+def _request_headers(scope: dict[str, Any]) -> _Headers:
+    """Content type and length, a valid ``X-Invocation-Id``, and the ``ctx.metadata`` headers."""
+    found = _Headers()
+    for key, value in scope["headers"]:
+        if key == b"content-type":
+            found.content_type = value
+        elif key == b"content-length":
+            found.content_length = value
+        elif key == b"x-invocation-id":
+            text = value.decode("latin-1")
+            if _VALID_ID.match(text):
+                found.invocation_id = text
+        elif key in _METADATA_HEADERS or key.startswith(b"x-agnt5-"):
+            found.metadata[key.decode("latin-1")] = value.decode("latin-1")
+    return found

@@ -1,0 +1,53 @@
+"""The three ASGI apps the ASGI benchmarks compare, each serving a no-op ``POST /invoke/noop``.
+
+- ``worker``: an agnt5 ``Worker(runtime="asgi")`` with an async no-op function;
+- ``raw``: a hand-written raw ASGI app (read body, ``orjson``, call, ``orjson``, send);
+- ``starlette``: a Starlette ``Route`` + ``Request.json()`` + ``JSONResponse``.
+
+Served by uvicorn as ``_asgi_apps:worker`` etc.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from agnt5 import Worker, function
+
+__all__ = ["raw", "starlette", "worker"]
+
+
+@function(name="noop")
+async def noop(name: str) -> str:
+    return name
+
+
+worker = Worker("bench-asgi", runtime="asgi", disable_telemetry=True)
+
+_HEADERS = [(b"content-type", b"application/json")]
+
+
+async def raw(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    message = await receive()
+    body = message.get("body", b"")
+    while message.get("more_body"):
+        message = await receive()
+        body += message.get("body", b"")
+    output = orjson.dumps({"result": await noop(**orjson.loads(body))})
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [*_HEADERS, (b"content-length", str(len(output)).encode())]})
+    await send({"type": "http.response.body", "body": output})
+
+
+async def _endpoint(request: Request) -> JSONResponse:
+    return JSONResponse({"result": await noop(**(await request.json()))})
+
+
+starlette = Starlette(routes=[Route("/invoke/{name}", _endpoint, methods=["POST"])])
