@@ -14,12 +14,33 @@ from pathlib import Path
 import httpx
 from _coordinator_support import agnt5_env
 
-__all__ = ["APP", "free_port", "serve"]
+__all__ = ["APP", "SPANS_TO_FILE", "free_port", "serve"]
 
-APP = textwrap.dedent(
+SPANS_TO_FILE = textwrap.dedent(
+    '''
+    import os
+
+    if os.environ.get("SPANS"):  # the application configures OpenTelemetry itself, as users do
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+        class FileExporter(SpanExporter):
+            def export(self, spans):
+                with open(os.environ["SPANS"], "a") as out:
+                    for span in spans:
+                        out.write(span.to_json(indent=None) + "\\n")
+                return SpanExportResult.SUCCESS
+
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(FileExporter()))
+        trace.set_tracer_provider(provider)
+    '''
+)
+
+APP = SPANS_TO_FILE + textwrap.dedent(
     '''
     import asyncio
-    import os
     import time
 
     from starlette.middleware.gzip import GZipMiddleware

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import importlib.util
 import signal
 import threading
@@ -188,3 +189,27 @@ def test_other_asgi_servers(tmp_path: Path, server: str) -> None:
     with serve(tmp_path, server) as (url, _):
         response = httpx.post(f"{url}/invoke/total", json={"prices": [1, 2]}, timeout=10)
     assert response.json()["result"] == 3.0
+
+
+def test_invocation_span_is_a_child_of_the_request_traceparent(tmp_path: Path) -> None:
+    spans = tmp_path / "spans.jsonl"
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    with serve(tmp_path, SPANS=str(spans)) as (url, _):
+        response = httpx.post(
+            f"{url}/invoke/total",
+            json={"prices": [1, 2]},
+            headers={"traceparent": f"00-{trace_id}-{parent_id}-01", "X-Invocation-Id": "span-1"},
+            timeout=10,
+        )
+        failed = httpx.post(f"{url}/invoke/failing_function", json={}, timeout=10)
+    assert (response.status_code, failed.status_code) == (200, 500)
+    records = [json.loads(line) for line in spans.read_text().splitlines()]
+    by_name = {record["name"]: record for record in records}
+    span = by_name["invoke total"]
+    assert span["context"]["trace_id"] == f"0x{trace_id}"
+    assert span["parent_id"] == f"0x{parent_id}"
+    assert span["attributes"]["agnt5.invocation_id"] == "span-1"
+    assert span["attributes"]["agnt5.outcome"] == "success"
+    failure = by_name["invoke failing_function"]
+    assert failure["attributes"]["agnt5.error_code"] == "FUNCTION_FAILED"
+    assert failure["parent_id"] is None

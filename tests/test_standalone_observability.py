@@ -9,36 +9,19 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _asgi_support import SPANS_TO_FILE
 from _coordinator_support import coordinator_process, unique
 from test_standalone_worker import free_port, log_of, wait_for_service, worker_process
 
 from agnt5.client import Client
 
-MODULE = textwrap.dedent(
+MODULE = SPANS_TO_FILE + textwrap.dedent(
     '''
     import logging
-    import os
 
     from agnt5 import function
 
     log = logging.getLogger("observed_app")
-    SPANS = os.environ.get("SPANS")
-
-    if SPANS:  # the application configures OpenTelemetry itself, as users do
-        from opentelemetry import trace
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
-
-        class FileExporter(SpanExporter):
-            def export(self, spans):
-                with open(SPANS, "a") as out:
-                    for span in spans:
-                        out.write(span.to_json(indent=None) + "\\n")
-                return SpanExportResult.SUCCESS
-
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(FileExporter()))
-        trace.set_tracer_provider(provider)
 
 
     @function()
