@@ -4,11 +4,13 @@
 - ``raw``: a hand-written raw ASGI app (read body, ``orjson``, call, ``orjson``, send);
 - ``starlette``: a Starlette ``Route`` + ``Request.json()`` + ``JSONResponse``.
 
-Served by uvicorn as ``_asgi_apps:worker`` etc.
+Served by uvicorn as ``_asgi_apps:worker`` etc. With ``AGNT5_BENCH_TELEMETRY=1`` the worker
+exports every span and metric into in-memory OpenTelemetry exporters (the cost of telemetry on).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import orjson
@@ -27,7 +29,21 @@ async def noop(name: str) -> str:
     return name
 
 
-worker = Worker("bench-asgi", runtime="asgi", disable_telemetry=True)
+TELEMETRY = os.environ.get("AGNT5_BENCH_TELEMETRY") == "1"
+if TELEMETRY:
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    _tracing = TracerProvider()
+    _tracing.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    trace.set_tracer_provider(_tracing)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+
+worker = Worker("bench-asgi", runtime="asgi", disable_telemetry=not TELEMETRY)
 
 _HEADERS = [(b"content-type", b"application/json")]
 

@@ -1,7 +1,8 @@
 """Requests/s of ``POST /invoke/noop`` over HTTP: one uvicorn process per app, loaded by ``wrk``.
 
-The three apps of ``_asgi_apps`` (agnt5 worker, raw ASGI, Starlette route) are measured one after
-another in one run, and the worker's rate is printed as a share of the raw app's.
+The apps of ``_asgi_apps`` (agnt5 worker, the worker with telemetry into in-memory exporters,
+raw ASGI, Starlette route) are measured one after another in one run; each rate is printed as
+a share of the raw app's, and telemetry's cost as a share of the worker's.
 
     python benchmarks/asgi_http.py [--connections 64] [--duration 10]
 
@@ -11,6 +12,7 @@ Needs ``wrk`` (Debian package ``wrk``) and uvicorn. Traffic stays on 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import socket
@@ -45,13 +47,15 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def measure(app: str, connections: int, duration: int, script: str) -> float:
-    """Requests/s of one app under one uvicorn process."""
+def measure(variant: str, connections: int, duration: int, script: str) -> float:
+    """Requests/s of one app variant under one uvicorn process."""
+    app, _, telemetry = variant.partition("+")
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", f"_asgi_apps:{app}", "--port", str(port),
          "--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"],
         cwd=HERE,
+        env={**os.environ, "AGNT5_BENCH_TELEMETRY": "1" if telemetry else "0"},
     )
     url = f"http://127.0.0.1:{port}/invoke/noop"
     try:
@@ -79,14 +83,16 @@ def main() -> None:
         sys.exit("wrk is not installed (apt-get install wrk)")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(LUA)
-    rates: dict[str, list[float]] = {"raw": [], "worker": [], "starlette": []}
+    rates: dict[str, list[float]] = {"raw": [], "worker": [], "worker+otel": [], "starlette": []}
     for _ in range(args.repeats):  # interleaved, so drift hits every app alike
         for app in rates:
             rates[app].append(measure(app, args.connections, args.duration, lua.name))
     medians = {app: sorted(values)[len(values) // 2] for app, values in rates.items()}
     for app, median in medians.items():
         share = median / medians["raw"]
-        print(f"{app:>10}: {median:9.0f} req/s  ({share:.0%} of raw)  runs={rates[app]}")
+        print(f"{app:>11}: {median:9.0f} req/s  ({share:.0%} of raw)  runs={rates[app]}")
+    loss = 1 - medians["worker+otel"] / medians["worker"]
+    print(f"telemetry on (spans + metrics into in-memory exporters) costs {loss:.1%} of throughput")
 
 
 if __name__ == "__main__":
