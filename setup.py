@@ -57,7 +57,10 @@ def _extensions() -> list[Extension]:
               file=sys.stderr)
         return []
     return cythonize(
-        [Extension("agnt5._speedups._dispatch", ["agnt5/_speedups/_dispatch.pyx"])],
+        [
+            Extension("agnt5._speedups._dispatch", ["agnt5/_speedups/_dispatch.pyx"]),
+            Extension("agnt5._speedups._frames", ["agnt5/_speedups/_frames.pyx"]),
+        ],
         compiler_directives={"language_level": "3", "embedsignature": True},
     )
 

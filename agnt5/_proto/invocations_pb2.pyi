@@ -119,3 +119,52 @@ class WorkerInfo(_message.Message):
     in_flight: int
     draining: bool
     def __init__(self, worker_id: _Optional[str] = ..., version: _Optional[str] = ..., max_concurrency: _Optional[int] = ..., in_flight: _Optional[int] = ..., draining: _Optional[bool] = ...) -> None: ...
+
+class InvokeStreamRequest(_message.Message):
+    __slots__ = ("calls",)
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    calls: _containers.RepeatedCompositeFieldContainer[StreamCall]
+    def __init__(self, calls: _Optional[_Iterable[_Union[StreamCall, _Mapping]]] = ...) -> None: ...
+
+class StreamCall(_message.Message):
+    __slots__ = ("ref", "service", "function", "input", "idempotency_key", "timeout_ms", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    REF_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    ref: int
+    service: str
+    function: str
+    input: bytes
+    idempotency_key: str
+    timeout_ms: int
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, ref: _Optional[int] = ..., service: _Optional[str] = ..., function: _Optional[str] = ..., input: _Optional[bytes] = ..., idempotency_key: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class InvokeStreamResponse(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[StreamOutcome]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[StreamOutcome, _Mapping]]] = ...) -> None: ...
+
+class StreamOutcome(_message.Message):
+    __slots__ = ("ref", "invocation_id", "output", "error")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ref: int
+    invocation_id: str
+    output: bytes
+    error: _common_pb2.Error
+    def __init__(self, ref: _Optional[int] = ..., invocation_id: _Optional[str] = ..., output: _Optional[bytes] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ...) -> None: ...

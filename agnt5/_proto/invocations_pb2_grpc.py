@@ -54,6 +54,11 @@ class InvocationsStub:
                 request_serializer=agnt5_dot_v1_dot_invocations__pb2.ListServicesRequest.SerializeToString,
                 response_deserializer=agnt5_dot_v1_dot_invocations__pb2.ListServicesResponse.FromString,
                 _registered_method=True)
+        self.InvokeStream = channel.stream_stream(
+                '/agnt5.v1.Invocations/InvokeStream',
+                request_serializer=agnt5_dot_v1_dot_invocations__pb2.InvokeStreamRequest.SerializeToString,
+                response_deserializer=agnt5_dot_v1_dot_invocations__pb2.InvokeStreamResponse.FromString,
+                _registered_method=True)
 
 
 class InvocationsServicer:
@@ -87,6 +92,15 @@ class InvocationsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InvokeStream(self, request_iterator, context):
+        """Start many invocations over one stream; each outcome comes back (in completion order,
+        several per message) once the invocation finishes. A refused item (unknown function,
+        oversized input, full queue) comes back as a failed outcome; the stream stays open.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InvocationsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +123,11 @@ def add_InvocationsServicer_to_server(servicer, server):
                     servicer.ListServices,
                     request_deserializer=agnt5_dot_v1_dot_invocations__pb2.ListServicesRequest.FromString,
                     response_serializer=agnt5_dot_v1_dot_invocations__pb2.ListServicesResponse.SerializeToString,
+            ),
+            'InvokeStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.InvokeStream,
+                    request_deserializer=agnt5_dot_v1_dot_invocations__pb2.InvokeStreamRequest.FromString,
+                    response_serializer=agnt5_dot_v1_dot_invocations__pb2.InvokeStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +238,33 @@ class Invocations:
             '/agnt5.v1.Invocations/ListServices',
             agnt5_dot_v1_dot_invocations__pb2.ListServicesRequest.SerializeToString,
             agnt5_dot_v1_dot_invocations__pb2.ListServicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InvokeStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/agnt5.v1.Invocations/InvokeStream',
+            agnt5_dot_v1_dot_invocations__pb2.InvokeStreamRequest.SerializeToString,
+            agnt5_dot_v1_dot_invocations__pb2.InvokeStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,245 @@
+"""Random wire-format frames for the codec tests and fuzzer: any field order, repeats, unknowns.
+
+One generator, two drivers: `random.Random` (the fuzzer's speed) or hypothesis (`HypothesisSource`,
+shrinking). Frames are built field by field from the proto schemas below, so they cover what
+protobuf can produce and more: fields out of order, repeated scalars and submessages, repeated
+map keys, unknown fields of every wire type (groups nested), known fields with another wire type,
+overlong varints, huge values, empty and large payloads, invalid UTF-8 in strings.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from hypothesis import strategies as st
+
+from agnt5._speedups import FrameError, _frames_py
+
+try:
+    from agnt5._speedups import _frames as compiled
+except ImportError:  # test_frames_equivalence skips; test_speedups_selection says why
+    compiled = None
+
+__all__ = [
+    "DECODERS",
+    "HypothesisSource",
+    "Source",
+    "compare",
+    "frame",
+    "fuzz",
+    "message",
+    "mutate",
+    "outcome",
+    "varint",
+]
+
+Spec = dict[int, Any]
+ERROR: Spec = {1: "str", 2: "str", 3: "str", 4: "bool"}
+INVOKE: Spec = {1: "str", 2: "str", 3: "bytes", 4: "map", 5: "u32", 6: "u64"}
+RESULT: Spec = {1: "str", 2: "u32", 3: "bytes", 4: ERROR, 5: "u64"}
+STREAM_CALL: Spec = {1: "u64", 2: "str", 3: "str", 4: "bytes", 5: "str", 6: "u64", 7: "map"}
+STREAM_OUTCOME: Spec = {1: "u64", 2: "str", 3: "bytes", 4: ERROR}
+MAP_ENTRY: Spec = {1: "str", 2: "str"}
+COORDINATOR: Spec = {
+    1: {1: "str", 2: "u64", 3: "u64"},  # RegisterAck
+    2: {1: INVOKE},  # InvokeBatch
+    3: {1: "str", 2: "str"},  # Cancel
+    4: {1: "u64"},  # HeartbeatAck
+    5: {1: "str", 2: "u64"},  # Drain
+}
+WORKER: Spec = {
+    1: {1: "str", 2: "str", 3: "str", 5: "u32", 6: "str"},  # Register (no components)
+    2: {1: RESULT},  # ResultBatch
+    3: {1: "u32"},  # Heartbeat
+    4: {1: "str", 2: "u64"},  # Drain
+    5: {1: "str"},  # Unregister
+}
+STREAM_REQUEST: Spec = {1: STREAM_CALL}
+STREAM_RESPONSE: Spec = {1: STREAM_OUTCOME}
+
+# (name, the schema of its frames, the hot kind's spec to favour)
+DECODERS: list[tuple[str, Spec, int]] = [
+    ("decode_coordinator_message", COORDINATOR, 2),
+    ("decode_worker_message", WORKER, 2),
+    ("decode_stream_calls", STREAM_REQUEST, 1),
+    ("decode_stream_outcomes", STREAM_RESPONSE, 1),
+]
+_SIZES = (0, 1, 127, 128, 300, 16_383, 16_384, 70_000)
+_NUMBERS = (0, 1, 127, 128, 2**31, 2**32 - 1, 2**32, 2**63, 2**64 - 1)
+
+
+class Source(Protocol):
+    """What the generator draws from (`random.Random` has all of it)."""
+
+    def randint(self, a: int, b: int) -> int: ...
+    def choice(self, seq: Any) -> Any: ...
+    def randbytes(self, n: int) -> bytes: ...
+
+
+class HypothesisSource:
+    """A `Source` backed by a hypothesis ``draw`` (so failures shrink)."""
+
+    def __init__(self, draw: Callable[[Any], Any]) -> None:
+        self._draw = draw
+
+    def randint(self, a: int, b: int) -> int:
+        return int(self._draw(st.integers(a, b)))
+
+    def choice(self, seq: Any) -> Any:
+        return self._draw(st.sampled_from(seq))
+
+    def randbytes(self, n: int) -> bytes:
+        return bytes(self._draw(st.binary(min_size=n, max_size=n)))
+
+
+def varint(value: int, pad: int = 0) -> bytes:
+    """``value`` as a varint, with ``pad`` redundant continuation bytes (overlong form)."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value or pad:
+            out.append(byte | 0x80)
+            if not value:
+                for _ in range(pad - 1):
+                    out.append(0x80)
+                out.append(0)
+                return bytes(out)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _key(field: int, wire: int) -> bytes:
+    return varint(field << 3 | wire)
+
+
+def _len(field: int, payload: bytes) -> bytes:
+    return _key(field, 2) + varint(len(payload)) + payload
+
+
+def _text(src: Source) -> bytes:
+    roll = src.randint(0, 19)
+    if roll == 0:
+        return src.randbytes(src.randint(1, 4))  # often not UTF-8
+    if roll == 1:
+        return b"x" * src.choice(_SIZES)
+    chars = []
+    for _ in range(src.randint(0, 8)):
+        point = src.choice((src.randint(0x20, 0x7E), src.randint(0, 0x10FFFF)))
+        chars.append(chr(point if not 0xD800 <= point <= 0xDFFF else 0xFFFD))
+    return "".join(chars).encode()
+
+
+def _number(src: Source) -> int:
+    return int(src.choice((src.choice(_NUMBERS), src.randint(0, 2**64 - 1), src.randint(0, 300))))
+
+
+def _unknown(src: Source, depth: int) -> bytes:
+    field = src.choice((src.randint(8, 40), src.randint(41, 2**29 - 1)))
+    wire = src.choice((0, 1, 2, 5, 3))
+    if wire == 0:
+        return _key(field, 0) + varint(_number(src))
+    if wire in (1, 5):
+        return _key(field, wire) + src.randbytes(8 if wire == 1 else 4)
+    if wire == 2:
+        return _len(field, src.randbytes(src.randint(0, 6)))
+    inner = b"".join(_unknown(src, depth + 1) for _ in range(src.randint(0, 2 if depth < 3 else 0)))
+    return _key(field, 3) + inner + _key(field, 4)
+
+
+def _field(src: Source, field: int, kind: Any, depth: int) -> bytes:
+    if src.randint(0, 15) == 0:  # a known number with another wire type: skipped as unknown
+        wire = src.choice((0, 1, 2, 5))
+        if wire == 0:
+            return _key(field, 0) + varint(_number(src), src.choice((0, 0, 3)))
+        if wire == 2:
+            return _len(field, src.randbytes(src.randint(0, 3)))
+        return _key(field, wire) + src.randbytes(8 if wire == 1 else 4)
+    if kind in ("u32", "u64", "bool"):
+        return _key(field, 0) + varint(_number(src), src.choice((0, 0, 0, 1, 9)))
+    if kind == "str":
+        return _len(field, _text(src))
+    if kind == "bytes":
+        size = src.choice((src.randint(0, 8), src.choice(_SIZES)))
+        return _len(field, src.randbytes(size) if size < 64 else b"\xab" * size)
+    spec = MAP_ENTRY if kind == "map" else kind
+    return _len(field, message(src, spec, depth + 1))
+
+
+def message(src: Source, spec: Spec, depth: int = 0, favour: int | None = None) -> bytes:
+    """One message of ``spec``: random fields in random order, some repeated, some unknown."""
+    parts: list[bytes] = []
+    limit = (6, 4, 3, 2)[min(depth, 3)]
+    for _ in range(src.randint(0, limit)):
+        roll = src.randint(0, 9)
+        if roll == 0:
+            parts.append(_unknown(src, depth))
+            continue
+        field = favour if favour is not None and roll < 7 else src.choice(sorted(spec))
+        parts.append(_field(src, field, spec[field], depth))
+    return b"".join(parts)
+
+
+def frame(src: Source) -> tuple[str, bytes]:
+    """A decoder name and a frame for it (valid as far as the schema goes)."""
+    name, spec, favour = src.choice(DECODERS)
+    return name, message(src, spec, 0, favour)
+
+
+def mutate(src: Source, data: bytes, other: bytes) -> bytes:
+    """One random damage: bit flip, truncation, deletion, insertion, duplication, splice."""
+    buf = bytearray(data)
+    op = src.randint(0, 7)
+    at = src.randint(0, len(buf))
+    if op == 0 and buf:
+        buf[min(at, len(buf) - 1)] ^= 1 << src.randint(0, 7)
+    elif op == 1:
+        del buf[at:]
+    elif op == 2:
+        del buf[at : at + src.randint(1, 8)]
+    elif op == 3:
+        buf[at:at] = src.randbytes(src.randint(1, 8))
+    elif op == 4:
+        buf[at:at] = buf[at : at + src.randint(1, 16)]
+    elif op == 5 and buf:
+        buf[min(at, len(buf) - 1)] = src.choice((0x00, 0x80, 0xFF, 0x7F, 0x0C, 0x0B))
+    elif op == 6:
+        buf[at:] = other[src.randint(0, len(other)) :]
+    else:
+        buf[at:at] = other
+    return bytes(buf)
+
+
+def outcome(decode: Callable[[bytes], Any], data: bytes) -> tuple[str, Any]:
+    """``("ok", value)`` or ``("error", message)`` for a `FrameError`; anything else propagates."""
+    try:
+        return "ok", decode(data)
+    except FrameError as exc:
+        return "error", str(exc)
+
+
+def compare(name: str, data: bytes) -> tuple[str, Any]:
+    """Decode with both implementations; raise AssertionError if they disagree."""
+    expected = outcome(getattr(_frames_py, name), data)
+    actual = outcome(getattr(compiled, name), data)
+    assert actual == expected, f"{name}({data!r}): compiled {actual!r} != twin {expected!r}"
+    return expected
+
+
+def fuzz(
+    iterations: int, seed: int, report: Callable[[int, dict[str, int]], None] | None = None
+) -> dict[str, int]:
+    """Mutate valid frames ``iterations`` times, decoding each with both implementations."""
+    rnd = random.Random(seed)
+    counts = {"ok": 0, "error": 0}
+    for index in range(iterations):
+        name, data = frame(rnd)
+        for _ in range(rnd.choice((0, 1, 1, 2, 3))):
+            data = mutate(rnd, data, frame(rnd)[1])
+        counts[compare(name, data)[0]] += 1
+        if report is not None and (index + 1) % 100_000 == 0:
+            report(index + 1, counts)
+    return counts
