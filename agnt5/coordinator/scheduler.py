@@ -7,10 +7,11 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from agnt5._proto import worker_pb2
+from agnt5._speedups import InvokeItem, ResultItem
 from agnt5.coordinator.registry import Registry, WorkerHandle, retry_policy
 from agnt5.coordinator.store import Invocation, InvocationState, StateStore
 from agnt5.errors import (
@@ -52,6 +53,7 @@ class Scheduler:
         self._queues: dict[str, deque[Invocation]] = {}
         self._queued = 0
         self._waiters: dict[str, asyncio.Event] = {}
+        self._listeners: dict[str, list[Callable[[Invocation], None]]] = {}
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
         self._retries: dict[str, asyncio.TimerHandle] = {}
         self._closed = False
@@ -141,6 +143,13 @@ class Scheduler:
             pass
         return invocation
 
+    def on_finish(self, invocation: Invocation, callback: Callable[[Invocation], None]) -> None:
+        """Call ``callback(invocation)`` once ``invocation`` finishes (at once if it has)."""
+        if invocation.finished:
+            callback(invocation)
+        else:
+            self._listeners.setdefault(invocation.id, []).append(callback)
+
     def worker_joined(self, worker: WorkerHandle) -> None:
         """A worker registered: route waiting work to it (a stale session of its id is dropped)."""
         previous = self._registry.add(worker)
@@ -166,7 +175,7 @@ class Scheduler:
                 self._attempt_failed(invocation, error.to_dict(), backoff=False)
         self._dispatch(worker.service)
 
-    def results(self, worker: WorkerHandle, results: Iterable[worker_pb2.Result]) -> None:
+    def results(self, worker: WorkerHandle, results: Iterable[ResultItem]) -> None:
         """Outcomes of attempts ``worker`` ran; stale or unknown ones are ignored."""
         for result in results:
             invocation = worker.in_flight.get(result.invocation_id)
@@ -179,17 +188,10 @@ class Scheduler:
             if invocation.finished:
                 continue
             invocation.duration_us = result.duration_us
-            if result.WhichOneof("outcome") == "error":
-                error = result.error
-                data = {
-                    "code": error.code,
-                    "message": error.message,
-                    "type": error.type,
-                    "retryable": error.retryable,
-                }
-                self._attempt_failed(invocation, data, backoff=True)
+            if result.error is not None:
+                self._attempt_failed(invocation, result.error._asdict(), backoff=True)
             else:
-                self._finish(invocation, output=result.output)
+                self._finish(invocation, output=result.output or b"")
         self._dispatch(worker.service)
 
     def close(self) -> None:
@@ -209,13 +211,13 @@ class Scheduler:
         worker.in_flight[invocation.id] = invocation
         self._store.save(invocation)
         worker.outbox.put_nowait(
-            worker_pb2.Invoke(
-                invocation_id=invocation.id,
-                component=invocation.function,
-                input=invocation.input,
-                metadata=invocation.metadata,
-                attempt=invocation.attempt,
-                deadline_unix_ms=invocation.deadline_unix_ms,
+            InvokeItem(
+                invocation.id,
+                invocation.function,
+                invocation.input,
+                invocation.metadata,
+                invocation.attempt,
+                invocation.deadline_unix_ms,
             )
         )
 
@@ -310,3 +312,5 @@ class Scheduler:
         event = self._waiters.pop(invocation.id, None)
         if event is not None:
             event.set()
+        for callback in self._listeners.pop(invocation.id, ()):
+            callback(invocation)

@@ -9,7 +9,7 @@ from types import TracebackType
 
 import grpc
 
-from agnt5._proto import invocations_pb2_grpc, worker_pb2_grpc
+from agnt5._wire import add_services
 from agnt5.coordinator._http_server import EmbeddedServer
 from agnt5.coordinator.client_service import InvocationsService
 from agnt5.coordinator.gateway import build_gateway
@@ -114,9 +114,10 @@ class Coordinator:
                 ("grpc.so_reuseport", 0),  # a second coordinator on a busy port must fail
             ]
         )
-        worker_pb2_grpc.add_WorkerCoordinatorServicer_to_server(self._sessions, server)
-        invocations_pb2_grpc.add_InvocationsServicer_to_server(
-            InvocationsService(self._scheduler, self._registry, api_key=self._api_key), server
+        add_services(
+            server,
+            self._sessions,
+            InvocationsService(self._scheduler, self._registry, api_key=self._api_key),
         )
         try:
             bound = server.add_insecure_port(_address(self.host, port))

@@ -9,7 +9,9 @@ from typing import Any
 
 import grpc
 
+from agnt5._batching import Batcher
 from agnt5._proto import worker_pb2, worker_pb2_grpc
+from agnt5._speedups import InvokeItem
 from agnt5.coordinator._grpc_util import serve_call
 from agnt5.coordinator.registry import CLOSE, Registry, WorkerHandle
 from agnt5.coordinator.scheduler import Scheduler
@@ -18,13 +20,13 @@ from agnt5.errors import InvalidArgumentError
 __all__ = ["WorkerSessions"]
 
 _log = logging.getLogger("agnt5.coordinator")
-_BATCH_LIMIT = 512
 
 
 class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
     """Serves worker streams: Register -> RegisterAck, then batches both ways until the stream ends.
 
-    Invokes queued for a worker go out together as one ``InvokeBatch`` (up to 512). A worker
+    Invokes queued for a worker go out in adaptive batches (`agnt5._batching.Batcher`), read
+    and written through the frame codec (`agnt5._wire`). A worker
     that sends nothing for ``heartbeat_timeout`` seconds is dropped by `reap` and its in-flight
     work re-delivered.
     """
@@ -97,9 +99,9 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
             raise InvalidArgumentError(
                 f"no Register within {self._register_timeout:g} s of opening the stream"
             ) from None
-        if message is grpc.aio.EOF or message.WhichOneof("message") != "register":
+        if message is grpc.aio.EOF or message[0] != "register":
             raise InvalidArgumentError("the first message on a worker stream must be Register")
-        register = message.register
+        register: worker_pb2.Register = message[1]
         if not register.service_name or not register.worker_id:
             raise InvalidArgumentError("Register needs a service_name and a worker_id")
         return register
@@ -111,9 +113,9 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
                 if message is grpc.aio.EOF:
                     return
                 worker.last_seen = time.monotonic()
-                kind = message.WhichOneof("message")
+                kind, body = message
                 if kind == "result_batch":
-                    self._scheduler.results(worker, message.result_batch.results)
+                    self._scheduler.results(worker, body)
                 elif kind == "heartbeat":
                     ack = worker_pb2.HeartbeatAck(unix_ms=int(time.time() * 1000))
                     worker.outbox.put_nowait(worker_pb2.CoordinatorMessage(heartbeat_ack=ack))
@@ -128,22 +130,14 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
 
     @staticmethod
     async def _write(context: grpc.aio.ServicerContext, worker: WorkerHandle) -> None:
-        outbox = worker.outbox
-        held: Any = None
+        frames = Batcher(worker.outbox, InvokeItem, _invoke_size)
         while True:  # until CLOSE, which every way of ending a session puts on the outbox
-            item = held if held is not None else await outbox.get()
-            held = None
-            if item is CLOSE:
+            frame = await frames.next()
+            if frame is CLOSE:
                 return
-            if isinstance(item, worker_pb2.Invoke):
-                batch = [item]
-                while len(batch) < _BATCH_LIMIT and not outbox.empty():
-                    following = outbox.get_nowait()
-                    if not isinstance(following, worker_pb2.Invoke):
-                        held = following
-                        break
-                    batch.append(following)
-                item = worker_pb2.CoordinatorMessage(
-                    invoke_batch=worker_pb2.InvokeBatch(invocations=batch)
-                )
-            await context.write(item)
+            await context.write(frame)
+
+
+def _invoke_size(invoke: InvokeItem) -> int:
+    """About how many bytes an invocation adds to its frame."""
+    return 96 + len(invoke.input) + sum(len(k) + len(v) for k, v in invoke.metadata.items())

@@ -14,8 +14,10 @@ from typing import Any
 import grpc
 import orjson
 
+from agnt5._batching import Batcher
 from agnt5._execution import execute
 from agnt5._proto import common_pb2, worker_pb2
+from agnt5._speedups import ErrorItem, InvokeItem, ResultItem
 from agnt5._version import __version__
 from agnt5.config import WorkerConfig
 from agnt5.context import Context
@@ -33,7 +35,6 @@ __all__ = ["Session", "SessionLost"]
 
 _log = logging.getLogger("agnt5.worker")
 
-_RESULT_BATCH_LIMIT = 256
 _REGISTER_TIMEOUT = 10.0
 _CLOSE_TIMEOUT = 5.0
 
@@ -77,9 +78,9 @@ class Session:
         """Send Register and wait for RegisterAck."""
         await self._call.write(worker_pb2.WorkerMessage(register=self._register_message()))
         reply = await asyncio.wait_for(self._call.read(), _REGISTER_TIMEOUT)
-        if reply is grpc.aio.EOF or reply.WhichOneof("message") != "register_ack":
+        if reply is grpc.aio.EOF or reply[0] != "register_ack":
             raise SessionLost("the coordinator closed the stream instead of acknowledging Register")
-        ack = reply.register_ack
+        ack = reply[1]
         if ack.heartbeat_interval_ms:
             self._heartbeat_interval = min(self._heartbeat_interval, ack.heartbeat_interval_ms / 1000)
 
@@ -131,14 +132,14 @@ class Session:
                 if message is grpc.aio.EOF:
                     self._end("the coordinator closed the stream")
                     return
-                kind = message.WhichOneof("message")
+                kind, body = message
                 if kind == "invoke_batch":
-                    for invoke in message.invoke_batch.invocations:
+                    for invoke in body:
                         self._start(invoke)
                 elif kind == "cancel":
-                    self._cancel(message.cancel.invocation_id, message.cancel.reason)
+                    self._cancel(body.invocation_id, body.reason)
                 elif kind == "drain":
-                    _log.info("coordinator is draining: %s", message.drain.reason or "no reason")
+                    _log.info("coordinator is draining: %s", body.reason or "no reason")
                     self._accepting = False
                     self._end("coordinator drain")
                     return
@@ -151,7 +152,7 @@ class Session:
 
     # Running invocations.
 
-    def _start(self, invoke: Any) -> None:
+    def _start(self, invoke: InvokeItem) -> None:
         invocation_id = invoke.invocation_id
         component = self._components.get(invoke.component)
         if component is None:
@@ -176,7 +177,7 @@ class Session:
         task = asyncio.create_task(self._run(invoke, component, ctx), name=f"agnt5-{invocation_id}")
         self._inflight[invocation_id] = (task, ctx)
 
-    async def _run(self, invoke: Any, component: Component, ctx: Context | None) -> None:
+    async def _run(self, invoke: InvokeItem, component: Component, ctx: Context | None) -> None:
         started = time.perf_counter()
         executor = None if component.config.inline else self._executor
         run = functools.partial(_within_limit, invoke, component, ctx, executor)
@@ -204,12 +205,8 @@ class Session:
             _log.exception("invocation %s failed inside the runtime", invoke.invocation_id)
             error = wrap_exception(component.name, exc)
         else:
-            self._finish(invoke, worker_pb2.Result(
-                invocation_id=invoke.invocation_id,
-                attempt=invoke.attempt,
-                output=output,
-                duration_us=int((time.perf_counter() - started) * 1e6),
-            ))
+            duration_us = int((time.perf_counter() - started) * 1e6)
+            self._finish(invoke, ResultItem(invoke.invocation_id, invoke.attempt, output, None, duration_us))
             return
         if error.code == "FUNCTION_FAILED" and error.__cause__ is not None:
             _log.error(
@@ -218,20 +215,13 @@ class Session:
             )
         self._fail(invoke, error, time.perf_counter() - started)
 
-    def _fail(self, invoke: Any, error: AgntError, seconds: float) -> None:
-        self._finish(invoke, worker_pb2.Result(
-            invocation_id=invoke.invocation_id,
-            attempt=invoke.attempt,
-            error=common_pb2.Error(
-                code=error.code,
-                message=error.message,
-                type=error.error_type,
-                retryable=error.retryable,
-            ),
-            duration_us=int(seconds * 1e6),
-        ))
+    def _fail(self, invoke: InvokeItem, error: AgntError, seconds: float) -> None:
+        failure = ErrorItem(error.code, error.message, error.error_type, error.retryable)
+        self._finish(
+            invoke, ResultItem(invoke.invocation_id, invoke.attempt, None, failure, int(seconds * 1e6))
+        )
 
-    def _finish(self, invoke: Any, result: Any) -> None:
+    def _finish(self, invoke: InvokeItem, result: ResultItem) -> None:
         self._inflight.pop(invoke.invocation_id, None)
         self._send(result)
 
@@ -258,17 +248,15 @@ class Session:
         await self._outbox.join()
 
     async def _write_loop(self) -> None:
+        """Results go out in adaptive batches (a list of `ResultItem` is one ResultBatch)."""
+        frames = Batcher(self._outbox, ResultItem, _result_size)
         try:
             while True:
-                first = await self._outbox.get()
-                batch = [first]
-                while len(batch) < _RESULT_BATCH_LIMIT and not self._outbox.empty():
-                    batch.append(self._outbox.get_nowait())
+                frame = await frames.next()
                 try:
-                    for message in _coalesce(batch):
-                        await self._call.write(message)
+                    await self._call.write(frame)
                 finally:
-                    for _ in batch:
+                    for _ in frame if type(frame) is list else (frame,):
                         self._outbox.task_done()
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
             self._end(f"write failed: {exc}")
@@ -297,32 +285,21 @@ class Session:
         )
 
 
-def _coalesce(batch: list[Any]) -> list[Any]:
-    """Consecutive results become one ResultBatch; other messages keep their order."""
-    messages: list[Any] = []
-    results: list[Any] = []
-    for item in batch:
-        if isinstance(item, worker_pb2.Result):
-            results.append(item)
-            continue
-        if results:
-            messages.append(worker_pb2.WorkerMessage(result_batch=worker_pb2.ResultBatch(results=results)))
-            results = []
-        messages.append(item)
-    if results:
-        messages.append(worker_pb2.WorkerMessage(result_batch=worker_pb2.ResultBatch(results=results)))
-    return messages
+def _result_size(result: ResultItem) -> int:
+    """About how many bytes a result adds to its frame."""
+    error = result.error
+    return 48 + len(result.output or b"") + (len(error.message) if error is not None else 0)
 
 
 async def _within_limit(
-    invoke: Any, component: Component, ctx: Context | None, executor: Executor | None
+    invoke: InvokeItem, component: Component, ctx: Context | None, executor: Executor | None
 ) -> bytes:
     """Run one attempt under the earlier of its function timeout and its deadline."""
     async with asyncio.timeout(_time_limit(invoke, component)):
         return await execute(component.handler, invoke.input, ctx, executor)
 
 
-def _time_limit(invoke: Any, component: Component) -> float | None:
+def _time_limit(invoke: InvokeItem, component: Component) -> float | None:
     """Seconds until the earlier of the function's timeout and the invocation's deadline."""
     limits = []
     if component.config.timeout is not None:

@@ -153,15 +153,14 @@ class PyWorker:
         """Connect, register and serve until the session ends; True if it registered."""
         import grpc
 
-        from agnt5._proto import worker_pb2_grpc
+        from agnt5._wire import worker_stream
         from agnt5.runtimes._session import Session
 
         assert self._stop is not None and self._hurry is not None
         config = self._worker.config
         async with _channel(config) as channel:
-            stub = worker_pb2_grpc.WorkerCoordinatorStub(channel)
             metadata = (("authorization", f"Bearer {config.api_key}"),) if config.api_key else None
-            call = stub.Connect(metadata=metadata)
+            call = worker_stream(channel, metadata)
             session = Session(call, config, dict(self._worker.components), executor, telemetry)
             try:
                 await session.register()

@@ -1,0 +1,77 @@
+"""Adaptive batching of a stream's outgoing items: at once when idle, coalesced under load.
+
+`Batcher` turns a queue of items into frames. Consecutive batchable items (records) become one
+list, bounded by count and bytes; any other item (a control message) is a frame of its own, in
+queue order. After a frame of one (idle), the next item goes out as soon as it is queued. After
+a frame of several (load), the writer lingers while each event-loop turn brings more items, for
+at most ``max_hold`` seconds, so nothing waits longer than that for company.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["MAX_BYTES", "MAX_HOLD", "MAX_ITEMS", "Batcher"]
+
+MAX_ITEMS = 512
+MAX_BYTES = 4 * 1024 * 1024
+MAX_HOLD = 0.001
+
+
+class Batcher:
+    """Frames from ``queue``: a list of ``batched`` items, or one item of any other type."""
+
+    def __init__(
+        self,
+        queue: asyncio.Queue[Any],
+        batched: type,
+        size_of: Callable[[Any], int],
+        *,
+        max_items: int = MAX_ITEMS,
+        max_bytes: int = MAX_BYTES,
+        max_hold: float = MAX_HOLD,
+    ) -> None:
+        if max_items < 1 or max_bytes < 1 or max_hold < 0:
+            raise ValueError("need max_items >= 1, max_bytes >= 1 and max_hold >= 0")
+        self._queue = queue
+        self._batched = batched
+        self._size_of = size_of
+        self._max_items = max_items
+        self._max_bytes = max_bytes
+        self._max_hold = max_hold
+        self._held: Any = None
+        self._busy = False
+
+    async def next(self) -> Any:
+        """The next frame (waits for the first item); its items are taken off the queue."""
+        first = self._held if self._held is not None else await self._queue.get()
+        self._held = None
+        if not isinstance(first, self._batched):
+            return first
+        queue, batched = self._queue, self._batched
+        batch = [first]
+        size = self._size_of(first)
+        deadline = -1.0
+        while len(batch) < self._max_items and size < self._max_bytes:  # bounded by both limits
+            if queue.empty():
+                if not self._busy:
+                    break
+                loop = asyncio.get_running_loop()
+                if deadline < 0:
+                    deadline = loop.time() + self._max_hold
+                if loop.time() >= deadline:
+                    break
+                await asyncio.sleep(0)  # one loop turn: finishing work may queue more
+                if queue.empty():
+                    break
+                continue
+            item = queue.get_nowait()
+            if not isinstance(item, batched):
+                self._held = item
+                break
+            batch.append(item)
+            size += self._size_of(item)
+        self._busy = len(batch) > 1
+        return batch
