@@ -11,8 +11,11 @@ failure from its gRPC status (``UNAVAILABLE`` -> `UnavailableError`, ``DEADLINE_
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 import orjson
@@ -21,9 +24,9 @@ from agnt5._proto import invocations_pb2, invocations_pb2_grpc
 from agnt5._status import error_from_rpc
 from agnt5._views import service_dict
 from agnt5.config import parse_endpoint
-from agnt5.errors import InvalidArgumentError, InvocationTimeoutError, error_from_dict
+from agnt5.errors import AgntError, InvalidArgumentError, InvocationTimeoutError, error_from_dict
 
-__all__ = ["DEFAULT_ENDPOINT", "DEFAULT_TIMEOUT", "AsyncClient", "Client"]
+__all__ = ["DEFAULT_ENDPOINT", "DEFAULT_TIMEOUT", "AsyncClient", "BatchResult", "Client"]
 
 DEFAULT_ENDPOINT = "http://localhost:9091"
 DEFAULT_TIMEOUT = 60.0
@@ -33,6 +36,25 @@ _GRACE = 5.0  # the call deadline beyond the time the coordinator is asked to wa
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
 _SUCCEEDED = invocations_pb2.INVOCATION_STATE_SUCCEEDED
 _FAILED = invocations_pb2.INVOCATION_STATE_FAILED
+
+
+class BatchResult(NamedTuple):
+    """One outcome of `AsyncClient.invoke_many`: which input, and its output or its error."""
+
+    index: int
+    """Position of the input in ``inputs``."""
+    invocation_id: str
+    """The invocation's id ("" when the coordinator refused the call before creating one)."""
+    output: Any
+    """The decoded result (None when the invocation failed)."""
+    error: AgntError | None
+    """Why it failed, or None."""
+
+    def result(self) -> Any:
+        """The decoded output; raises the error if the invocation failed."""
+        if self.error is not None:
+            raise self.error
+        return self.output
 
 
 def _milliseconds(seconds: float | None) -> int:
@@ -69,18 +91,21 @@ class _Base:
         wait: float | None = None,
     ) -> invocations_pb2.InvokeRequest:
         """``wait``: how long the coordinator holds an Invoke (None: until the outcome)."""
-        try:
-            payload = b"" if input is None else orjson.dumps(input)
-        except TypeError as exc:
-            raise InvalidArgumentError(f"input is not JSON-serializable: {exc}") from None
         return invocations_pb2.InvokeRequest(
             service=service,
             function=function,
-            input=payload,
+            input=self._payload(input),
             idempotency_key=idempotency_key or "",
             timeout_ms=_milliseconds(timeout),
             wait_ms=_milliseconds(wait),
         )
+
+    @staticmethod
+    def _payload(input: Any) -> bytes:
+        try:
+            return b"" if input is None else orjson.dumps(input)
+        except TypeError as exc:
+            raise InvalidArgumentError(f"input is not JSON-serializable: {exc}") from None
 
     def _invoke_request(
         self,
@@ -226,6 +251,7 @@ class AsyncClient(_Base):
         super().__init__(endpoint, api_key, timeout=timeout)
         self._channel: grpc.aio.Channel | None = None
         self._stub: invocations_pb2_grpc.InvocationsStub | None = None
+        self._stream: Any = None  # agnt5._client_stream.InvokeStream, opened by invoke_many
 
     async def invoke(
         self,
@@ -264,13 +290,78 @@ class AsyncClient(_Base):
         response = await self._call("ListServices", request, self._timeout)
         return [service_dict(service) for service in response.services]
 
+    async def invoke_many(
+        self,
+        service: str,
+        function: str,
+        inputs: Iterable[Any],
+        *,
+        idempotency_keys: Iterable[str | None] | None = None,
+        timeout: float | None = None,
+        window: int = 256,
+    ) -> AsyncIterator[BatchResult]:
+        """Run ``service/function`` once per input; yield each `BatchResult` as it completes.
+
+        All calls share one ``InvokeStream`` (batched frames both ways), with at most ``window``
+        unfinished at a time. ``idempotency_keys`` pairs a key (or None) with each input.
+        Each invocation's deadline is ``timeout`` (default: the client's); a failed one is a
+        result with its error, not an exception. A broken stream fails its unfinished calls
+        with `UnavailableError`; the next call opens a new stream.
+        """
+        from agnt5._client_stream import InvokeStream
+
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window!r}")
+        timeout_ms = _milliseconds(self._timeout if timeout is None else timeout)
+        keys = iter(idempotency_keys) if idempotency_keys is not None else None
+        if self._stream is None or self._stream.broken:
+            if self._stream is not None:
+                await self._stream.close()
+            self._stream = InvokeStream(self._open(), self._metadata)
+        stream = self._stream
+        done: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
+        pending = 0
+        for index, input in enumerate(inputs):
+            key = next(keys, None) if keys is not None else None
+            stream.submit(
+                service, function, self._payload(input), key or "", timeout_ms,
+                functools.partial(_deliver, done, index),
+            )  # fmt: skip
+            pending += 1
+            while pending >= window:  # bounded: each turn takes one outcome
+                yield await self._next_result(done, timeout_ms)
+                pending -= 1
+        for _ in range(pending):
+            yield await self._next_result(done, timeout_ms)
+
+    @staticmethod
+    async def _next_result(done: asyncio.Queue[tuple[int, Any]], timeout_ms: int) -> BatchResult:
+        wait = timeout_ms / 1000 + _GRACE
+        try:
+            index, outcome = await asyncio.wait_for(done.get(), wait)
+        except TimeoutError:
+            raise InvocationTimeoutError(
+                f"no outcome from the invocation stream within {wait:g} s", retryable=True
+            ) from None
+        if isinstance(outcome, AgntError):
+            return BatchResult(index, "", None, outcome)
+        if outcome.error is not None:
+            error = error_from_dict(outcome.error._asdict())
+            return BatchResult(index, outcome.invocation_id, None, error)
+        output = orjson.loads(outcome.output) if outcome.output else None
+        return BatchResult(index, outcome.invocation_id, output, None)
+
     async def close(self) -> None:
+        if self._stream is not None:
+            await self._stream.close()
+            self._stream = None
         if self._channel is not None:
             await self._channel.close()
             self._channel = self._stub = None
 
-    async def _call(self, name: str, request: Any, timeout: float) -> Any:
-        if self._stub is None:
+    def _open(self) -> grpc.aio.Channel:
+        """The channel (opened on first use, on the running loop)."""
+        if self._channel is None:
             if self._target.secure:
                 credentials = grpc.ssl_channel_credentials()
                 self._channel = grpc.aio.secure_channel(
@@ -279,6 +370,10 @@ class AsyncClient(_Base):
             else:
                 self._channel = grpc.aio.insecure_channel(self._target.target, _CHANNEL_OPTIONS)
             self._stub = invocations_pb2_grpc.InvocationsStub(self._channel)
+        return self._channel
+
+    async def _call(self, name: str, request: Any, timeout: float) -> Any:
+        self._open()
         try:
             return await getattr(self._stub, name)(
                 request, timeout=timeout, metadata=self._metadata
@@ -296,3 +391,7 @@ class AsyncClient(_Base):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _deliver(done: asyncio.Queue[tuple[int, Any]], index: int, outcome: Any) -> None:
+    done.put_nowait((index, outcome))

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import grpc
 
+from agnt5._batching import Batcher
 from agnt5._proto import common_pb2, invocations_pb2, invocations_pb2_grpc
+from agnt5._speedups import ErrorItem, StreamCall, StreamOutcome
 from agnt5.coordinator._grpc_util import header, serve_call
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
 from agnt5.coordinator.store import Invocation
+from agnt5.errors import AgntError
 
-__all__ = ["InvocationsService", "result_message", "services_message"]
+__all__ = ["InvocationsService", "result_message", "services_message", "stream_outcome"]
 
 
 def _seconds(milliseconds: int) -> float | None:
@@ -32,6 +38,49 @@ def result_message(invocation: Invocation) -> invocations_pb2.InvocationResult:
     elif invocation.output is not None:
         message.output = invocation.output
     return message
+
+
+def stream_outcome(ref: int, invocation: Invocation) -> StreamOutcome:
+    """A finished invocation as the `StreamOutcome` for the call numbered ``ref``."""
+    if invocation.error is not None:
+        return StreamOutcome(ref, invocation.id, None, ErrorItem(**invocation.error))
+    return StreamOutcome(ref, invocation.id, invocation.output or b"", None)
+
+
+def _metadata(sent: Any, traceparent: str | None) -> dict[str, str]:
+    """The caller's metadata, plus the call's ``traceparent`` header when it sent none."""
+    metadata = dict(sent)
+    if traceparent and "traceparent" not in metadata:
+        metadata["traceparent"] = traceparent
+    return metadata
+
+
+def _outcome_size(outcome: StreamOutcome) -> int:
+    return 48 + len(outcome.output or b"") + (len(outcome.error.message) if outcome.error else 0)
+
+
+_END: Any = object()  # on an InvokeStream outbox: every call has its outcome, end the stream
+
+
+class _OpenCalls:
+    """The calls of one InvokeStream still waiting for an outcome, and its outcome queue."""
+
+    def __init__(self) -> None:
+        self.outbox: asyncio.Queue[Any] = asyncio.Queue()
+        self.count = 0
+        self.reading = True
+
+    def opened(self) -> None:
+        self.count += 1
+
+    def finished(self, outcome: StreamOutcome) -> None:
+        self.outbox.put_nowait(outcome)
+        self.count -= 1
+        self.end_if_done()
+
+    def end_if_done(self) -> None:
+        if not self.reading and self.count == 0:
+            self.outbox.put_nowait(_END)
 
 
 def services_message(
@@ -100,6 +149,58 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
 
         return await serve_call(context, self._api_key, work)
 
+    async def InvokeStream(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
+        """Start each call as it arrives; send each outcome, batched, once its invocation ends.
+
+        The stream ends after the client stops writing and every call has had its outcome.
+        """
+
+        async def work() -> None:
+            calls = _OpenCalls()
+            traceparent = header(context, "traceparent")
+            writer = asyncio.create_task(self._write_outcomes(context, calls.outbox))
+            try:
+                while True:  # one batch of calls per turn, until the client stops writing
+                    batch = await context.read()
+                    if batch is grpc.aio.EOF:
+                        break
+                    for call in batch:
+                        self._start_call(call, traceparent, calls)
+                calls.reading = False
+                calls.end_if_done()
+                await writer
+            finally:
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
+
+        await serve_call(context, self._api_key, work)
+
+    def _start_call(self, call: StreamCall, traceparent: str | None, calls: _OpenCalls) -> None:
+        calls.opened()
+        try:
+            invocation, _ = self._scheduler.submit(
+                call.service,
+                call.function,
+                call.input,
+                idempotency_key=call.idempotency_key,
+                timeout=_seconds(call.timeout_ms),
+                metadata=_metadata(call.metadata, traceparent),
+            )
+        except AgntError as error:
+            calls.finished(StreamOutcome(call.ref, "", None, ErrorItem(**error.to_dict())))
+            return
+        ref = call.ref
+        self._scheduler.on_finish(invocation, lambda done: calls.finished(stream_outcome(ref, done)))
+
+    @staticmethod
+    async def _write_outcomes(context: grpc.aio.ServicerContext, outbox: asyncio.Queue[Any]) -> None:
+        frames = Batcher(outbox, StreamOutcome, _outcome_size)
+        while True:  # until _END, queued once every call has had its outcome
+            frame = await frames.next()
+            if frame is _END:
+                return
+            await context.write(frame)
+
     async def ListServices(
         self, request: invocations_pb2.ListServicesRequest, context: grpc.aio.ServicerContext
     ) -> invocations_pb2.ListServicesResponse:
@@ -111,15 +212,11 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
     def _submit(
         self, request: invocations_pb2.InvokeRequest, context: grpc.aio.ServicerContext
     ) -> tuple[Invocation, bool]:
-        metadata = dict(request.metadata)
-        traceparent = header(context, "traceparent")
-        if traceparent and "traceparent" not in metadata:
-            metadata["traceparent"] = traceparent
         return self._scheduler.submit(
             request.service,
             request.function,
             request.input,
             idempotency_key=request.idempotency_key,
             timeout=_seconds(request.timeout_ms),
-            metadata=metadata,
+            metadata=_metadata(request.metadata, header(context, "traceparent")),
         )
