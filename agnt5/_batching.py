@@ -3,8 +3,9 @@
 `Batcher` turns a queue of items into frames. Consecutive batchable items (records) become one
 list, bounded by count and bytes; any other item (a control message) is a frame of its own, in
 queue order. After a frame of one (idle), the next item goes out as soon as it is queued. After
-a frame of several (load), the writer lingers while each event-loop turn brings more items, for
-at most ``max_hold`` seconds, so nothing waits longer than that for company.
+a frame of several (load), a frame that is not full once the queue is drained waits once,
+``max_hold`` seconds, for more (what arrives meanwhile joins it), so no item waits longer than
+that for company.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 __all__ = ["MAX_BYTES", "MAX_HOLD", "MAX_ITEMS", "Batcher"]
 
-MAX_ITEMS = 512
+MAX_ITEMS = 64
 MAX_BYTES = 4 * 1024 * 1024
 MAX_HOLD = 0.001
 
@@ -53,19 +54,13 @@ class Batcher:
         queue, batched = self._queue, self._batched
         batch = [first]
         size = self._size_of(first)
-        deadline = -1.0
+        lingered = not self._busy
         while len(batch) < self._max_items and size < self._max_bytes:  # bounded by both limits
             if queue.empty():
-                if not self._busy:
+                if lingered:
                     break
-                loop = asyncio.get_running_loop()
-                if deadline < 0:
-                    deadline = loop.time() + self._max_hold
-                if loop.time() >= deadline:
-                    break
-                await asyncio.sleep(0)  # one loop turn: finishing work may queue more
-                if queue.empty():
-                    break
+                lingered = True
+                await asyncio.sleep(self._max_hold)
                 continue
             item = queue.get_nowait()
             if not isinstance(item, batched):

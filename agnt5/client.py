@@ -336,13 +336,15 @@ class AsyncClient(_Base):
 
     @staticmethod
     async def _next_result(done: asyncio.Queue[tuple[int, Any]], timeout_ms: int) -> BatchResult:
-        wait = timeout_ms / 1000 + _GRACE
-        try:
-            index, outcome = await asyncio.wait_for(done.get(), wait)
-        except TimeoutError:
-            raise InvocationTimeoutError(
-                f"no outcome from the invocation stream within {wait:g} s", retryable=True
-            ) from None
+        if done.empty():
+            wait = timeout_ms / 1000 + _GRACE
+            try:
+                await asyncio.wait_for(_ready(done), wait)
+            except TimeoutError:
+                raise InvocationTimeoutError(
+                    f"no outcome from the invocation stream within {wait:g} s", retryable=True
+                ) from None
+        index, outcome = done.get_nowait()
         if isinstance(outcome, AgntError):
             return BatchResult(index, "", None, outcome)
         if outcome.error is not None:
@@ -395,3 +397,8 @@ class AsyncClient(_Base):
 
 def _deliver(done: asyncio.Queue[tuple[int, Any]], index: int, outcome: Any) -> None:
     done.put_nowait((index, outcome))
+
+
+async def _ready(done: asyncio.Queue[tuple[int, Any]]) -> None:
+    """Wait until ``done`` has an item, leaving it there."""
+    done.put_nowait(await done.get())

@@ -123,5 +123,10 @@ class Registry:
         entry = self._services.get(service)
         if entry is None:
             return None
-        free = [w for w in entry.workers.values() if w.can_take(function)]
-        return min(free, key=lambda w: len(w.in_flight)) if free else None
+        best: WorkerHandle | None = None
+        for worker in entry.workers.values():  # a plain loop: this runs once per invocation
+            if worker.can_take(function) and (
+                best is None or len(worker.in_flight) < len(best.in_flight)
+            ):
+                best = worker
+        return best

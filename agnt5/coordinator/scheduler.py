@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -103,7 +103,7 @@ class Scheduler:
                 f"({self._max_queue} invocations waiting)"
             )
         invocation = Invocation(
-            id=uuid.uuid4().hex,
+            id=os.urandom(16).hex(),  # as random as uuid4().hex, a fraction of its cost
             service=service,
             function=function,
             input=payload,
