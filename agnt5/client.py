@@ -304,15 +304,18 @@ class AsyncClient(_Base):
 
         All calls share one ``InvokeStream`` (batched frames both ways), with at most ``window``
         unfinished at a time. ``idempotency_keys`` pairs a key (or None) with each input.
-        Each invocation's deadline is ``timeout`` (default: the client's); a failed one is a
-        result with its error, not an exception. A broken stream fails its unfinished calls
-        with `UnavailableError`; the next call opens a new stream.
+        ``timeout`` is each invocation's deadline (past it: a TIMEOUT result), as in `invoke`;
+        without one the invocations have none and each outcome is awaited up to the client's
+        timeout (then `InvocationTimeoutError`). A failed invocation is a result with its error,
+        not an exception. A broken stream fails its unfinished calls with `UnavailableError`;
+        the next call opens a new stream.
         """
         from agnt5._client_stream import InvokeStream
 
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window!r}")
-        timeout_ms = _milliseconds(self._timeout if timeout is None else timeout)
+        timeout_ms = _milliseconds(timeout)
+        wait = (self._timeout if timeout is None else timeout) + _GRACE
         keys = iter(idempotency_keys) if idempotency_keys is not None else None
         if self._stream is None or self._stream.broken:
             if self._stream is not None:
@@ -329,15 +332,14 @@ class AsyncClient(_Base):
             )  # fmt: skip
             pending += 1
             while pending >= window:  # bounded: each turn takes one outcome
-                yield await self._next_result(done, timeout_ms)
+                yield await self._next_result(done, wait)
                 pending -= 1
         for _ in range(pending):
-            yield await self._next_result(done, timeout_ms)
+            yield await self._next_result(done, wait)
 
     @staticmethod
-    async def _next_result(done: asyncio.Queue[tuple[int, Any]], timeout_ms: int) -> BatchResult:
+    async def _next_result(done: asyncio.Queue[tuple[int, Any]], wait: float) -> BatchResult:
         if done.empty():
-            wait = timeout_ms / 1000 + _GRACE
             try:
                 await asyncio.wait_for(_ready(done), wait)
             except TimeoutError:

@@ -96,19 +96,29 @@ async def _echo_measure(target: str, seconds: float) -> dict[str, float]:
 
 
 async def _echo_stream(channel: grpc.aio.Channel, in_flight: int, seconds: float) -> float:
+    """Messages/s echoed on one stream with ``in_flight`` outstanding (writer and reader apart)."""
     call = channel.stream_stream(_ECHO)()
-    payload = b"x" * 32
-    for _ in range(in_flight):
-        await call.write(payload)
+    room = asyncio.Semaphore(in_flight)
+    end = time.perf_counter() + seconds
+
+    async def writer() -> None:
+        while time.perf_counter() < end:  # bounded by the measuring time
+            await room.acquire()
+            await call.write(b"x" * 32)
+        await call.done_writing()
+
     count = 0
     started = time.perf_counter()
-    end = started + seconds
-    while time.perf_counter() < end:  # bounded by the measuring time
-        await asyncio.wait_for(call.read(), 10)
-        count += 1
-        await call.write(payload)
-    elapsed = time.perf_counter() - started
-    call.cancel()
+    task = asyncio.create_task(writer())
+    try:
+        while await asyncio.wait_for(call.read(), 10) is not grpc.aio.EOF:  # until writer ends
+            count += 1
+            room.release()
+    finally:
+        elapsed = time.perf_counter() - started
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        call.cancel()
     return count / elapsed
 
 

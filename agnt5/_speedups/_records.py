@@ -102,7 +102,9 @@ class Layout:
 
     __slots__ = ("cls", "kinds", "name", "sub")
 
-    def __init__(self, cls: type[tuple[Any, ...]], kinds: tuple[int, ...], sub: Layout | None):
+    def __init__(
+        self, cls: type[tuple[Any, ...]], kinds: tuple[int, ...], sub: Layout | None
+    ) -> None:
         self.cls = cls
         self.kinds = kinds
         self.name = cls.__name__

@@ -68,8 +68,26 @@ class ServiceEntry:
     workers: dict[str, WorkerHandle] = dataclasses.field(default_factory=dict)
 
 
+_POLICY_CACHE_LIMIT = 4096
+_policies: dict[int, tuple[common_pb2.Component, RetryPolicy]] = {}
+
+
 def retry_policy(component: common_pb2.Component) -> RetryPolicy:
-    """The retry budget and backoff a component declared (defaults when it sent no config)."""
+    """The retry budget and backoff a component declared (defaults when it sent no config).
+
+    Memoized per component object (held, so its id cannot be reused): it runs per invocation.
+    """
+    cached = _policies.get(id(component))
+    if cached is not None and cached[0] is component:
+        return cached[1]
+    policy = _read_policy(component)
+    if len(_policies) >= _POLICY_CACHE_LIMIT:
+        _policies.clear()
+    _policies[id(component)] = (component, policy)
+    return policy
+
+
+def _read_policy(component: common_pb2.Component) -> RetryPolicy:
     default = RetryPolicy()
     if not component.HasField("config"):
         return default
