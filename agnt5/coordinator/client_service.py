@@ -49,10 +49,9 @@ def stream_outcome(ref: int, invocation: Invocation) -> StreamOutcome:
 
 def _metadata(sent: Any, traceparent: str | None) -> dict[str, str]:
     """The caller's metadata, plus the call's ``traceparent`` header when it sent none."""
-    metadata = dict(sent)
-    if traceparent and "traceparent" not in metadata:
-        metadata["traceparent"] = traceparent
-    return metadata
+    if not traceparent or "traceparent" in sent:
+        return sent if type(sent) is dict else dict(sent)
+    return {**sent, "traceparent": traceparent}
 
 
 def _outcome_size(outcome: StreamOutcome) -> int:

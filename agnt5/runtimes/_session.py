@@ -295,7 +295,10 @@ async def _within_limit(
     invoke: InvokeItem, component: Component, ctx: Context | None, executor: Executor | None
 ) -> bytes:
     """Run one attempt under the earlier of its function timeout and its deadline."""
-    async with asyncio.timeout(_time_limit(invoke, component)):
+    limit = _time_limit(invoke, component)
+    if limit is None:  # nothing to enforce: no timer for this attempt
+        return await execute(component.handler, invoke.input, ctx, executor)
+    async with asyncio.timeout(limit):
         return await execute(component.handler, invoke.input, ctx, executor)
 
 
