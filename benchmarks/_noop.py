@@ -10,4 +10,3 @@ __all__ = ["noop"]
 @function()
 async def noop() -> None:
     """Do nothing: the cost measured is the path around it."""
-    return None

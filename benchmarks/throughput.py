@@ -22,7 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -229,7 +229,9 @@ async def _registered(client: Any) -> bool:
 # Orchestration.
 
 
-def _child(args: list[str], env: dict[str, str], on_line: Callable[[str], None]) -> dict[str, float]:
+def _child(
+    args: list[str], env: dict[str, str], on_line: Callable[[str], None]
+) -> dict[str, float]:
     """Run this script as a measuring child; its last stdout line is the JSON result."""
     command = [sys.executable, str(Path(__file__).resolve()), *args]
     with _process(command, env) as process:

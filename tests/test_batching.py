@@ -16,7 +16,7 @@ class Item(int):
     """A batchable item whose size is its value."""
 
 
-def batcher(queue: asyncio.Queue[object], **limits: int | float) -> Batcher:
+def batcher(queue: asyncio.Queue[object], **limits: float) -> Batcher:
     return Batcher(queue, Item, int, **limits)  # type: ignore[arg-type]
 
 

@@ -28,17 +28,17 @@ async def collect(client: AsyncClient, *args: object, **kwargs: object) -> list[
 
 async def test_every_input_gets_its_output_in_batches() -> None:
     service = unique()
-    async with Coordinator(port=0) as coordinator:
-        async with (
-            FakeWorker(coordinator.endpoint, service, {"f": echo}, max_concurrency=64) as worker,
-            AsyncClient(coordinator.endpoint) as client,
-        ):
-            results = await collect(client, service, "f", [{"n": n} for n in range(300)], window=100)
-            assert [r.result() for r in results] == [{"n": n} for n in range(300)]
-            assert len({r.invocation_id for r in results}) == 300
-            assert worker.max_in_flight <= 64
-            again = await collect(client, service, "f", ["once more"])  # the stream is reused
-            assert again[0].output == "once more"
+    async with (
+        Coordinator(port=0) as coordinator,
+        FakeWorker(coordinator.endpoint, service, {"f": echo}, max_concurrency=64) as worker,
+        AsyncClient(coordinator.endpoint) as client,
+    ):
+        results = await collect(client, service, "f", [{"n": n} for n in range(300)], window=100)
+        assert [r.result() for r in results] == [{"n": n} for n in range(300)]
+        assert len({r.invocation_id for r in results}) == 300
+        assert worker.max_in_flight <= 64
+        again = await collect(client, service, "f", ["once more"])  # the stream is reused
+        assert again[0].output == "once more"
 
 
 async def test_failures_are_results_not_exceptions() -> None:
@@ -47,14 +47,14 @@ async def test_failures_are_results_not_exceptions() -> None:
     async def refuse(invoke: worker_pb2.Invoke) -> bytes:
         raise InvalidArgumentError("no thanks")
 
-    async with Coordinator(port=0) as coordinator:
-        async with (
-            FakeWorker(coordinator.endpoint, service, {"f": echo, "bad": refuse}),
-            AsyncClient(coordinator.endpoint) as client,
-        ):
-            [bad] = await collect(client, service, "bad", [1])
-            [missing] = await collect(client, service, "nope", [1])
-            [ok] = await collect(client, service, "f", [None])
+    async with (
+        Coordinator(port=0) as coordinator,
+        FakeWorker(coordinator.endpoint, service, {"f": echo, "bad": refuse}),
+        AsyncClient(coordinator.endpoint) as client,
+    ):
+        [bad] = await collect(client, service, "bad", [1])
+        [missing] = await collect(client, service, "nope", [1])
+        [ok] = await collect(client, service, "f", [None])
     assert isinstance(bad.error, InvalidArgumentError) and bad.error.message == "no thanks"
     with pytest.raises(InvalidArgumentError, match="no thanks"):
         bad.result()
@@ -64,24 +64,24 @@ async def test_failures_are_results_not_exceptions() -> None:
 
 async def test_idempotency_keys_dedupe_per_item() -> None:
     service = unique()
-    async with Coordinator(port=0) as coordinator:
-        async with (
-            FakeWorker(coordinator.endpoint, service, {"f": echo}) as worker,
-            AsyncClient(coordinator.endpoint) as client,
-        ):
-            results = await collect(client, service, "f", [1, 2, 3], idempotency_keys=["k", None, "k"])
-            assert results[0].invocation_id == results[2].invocation_id != results[1].invocation_id
-            assert len(worker.invokes) == 2
+    async with (
+        Coordinator(port=0) as coordinator,
+        FakeWorker(coordinator.endpoint, service, {"f": echo}) as worker,
+        AsyncClient(coordinator.endpoint) as client,
+    ):
+        results = await collect(client, service, "f", [1, 2, 3], idempotency_keys=["k", None, "k"])
+        assert results[0].invocation_id == results[2].invocation_id != results[1].invocation_id
+        assert len(worker.invokes) == 2
 
 
 async def test_deadline_passes_as_timeout_result() -> None:
     service = unique()
-    async with Coordinator(port=0) as coordinator:
-        async with (
-            FakeWorker(coordinator.endpoint, service, {"slow": sleeper(5)}),
-            AsyncClient(coordinator.endpoint) as client,
-        ):
-            [result] = await collect(client, service, "slow", [1], timeout=0.2)
+    async with (
+        Coordinator(port=0) as coordinator,
+        FakeWorker(coordinator.endpoint, service, {"slow": sleeper(5)}),
+        AsyncClient(coordinator.endpoint) as client,
+    ):
+        [result] = await collect(client, service, "slow", [1], timeout=0.2)
     assert isinstance(result.error, InvocationTimeoutError)
 
 
@@ -108,9 +108,11 @@ async def test_lost_coordinator_fails_unfinished_calls_and_the_next_call_reconne
 
 
 async def test_stream_needs_the_api_key() -> None:
-    async with Coordinator(port=0, api_key="secret") as coordinator:
-        async with AsyncClient(coordinator.endpoint) as client:
-            [result] = await collect(client, "svc", "f", [1])
+    async with (
+        Coordinator(port=0, api_key="secret") as coordinator,
+        AsyncClient(coordinator.endpoint) as client,
+    ):
+        [result] = await collect(client, "svc", "f", [1])
     assert isinstance(result.error, UnauthenticatedError)
 
 

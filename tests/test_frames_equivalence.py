@@ -35,7 +35,12 @@ SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-ENCODERS = ("encode_invoke_batch", "encode_result_batch", "encode_stream_calls", "encode_stream_outcomes")
+ENCODERS = (
+    "encode_invoke_batch",
+    "encode_result_batch",
+    "encode_stream_calls",
+    "encode_stream_outcomes",
+)
 
 # Records as protobuf can carry them.
 
@@ -140,10 +145,19 @@ def test_encoders_refuse_the_same_records_the_same_way(name: str, batch: Any) ->
 
 
 def test_repeated_metadata_keys_last_wins() -> None:
-    entry = lambda k, v: b"\x22" + varint(4 + len(k) + len(v)) + b"\x0a" + varint(len(k)) + k + b"\x12" + varint(len(v)) + v  # noqa: E731
+    entry = lambda k, v: (
+        b"\x22"
+        + varint(4 + len(k) + len(v))
+        + b"\x0a"
+        + varint(len(k))
+        + k
+        + b"\x12"
+        + varint(len(v))
+        + v
+    )
     invoke = entry(b"k", b"1") + b"\x0a\x01a" + entry(b"k", b"2") + entry(b"j", b"")
     frame = b"\x12" + varint(len(invoke) + 2) + b"\x0a" + varint(len(invoke)) + invoke
-    status, value = compare("decode_coordinator_message", frame)
+    _, value = compare("decode_coordinator_message", frame)
     assert value == ("invoke_batch", [InvokeItem("a", metadata={"k": "2", "j": ""})])
 
 
@@ -204,7 +218,9 @@ def test_non_bytes_frames_are_type_errors(name: str) -> None:
 
 
 def test_selector_exposes_one_implementation() -> None:
-    expected = "agnt5._speedups._frames" if speedups.USE_EXTENSIONS else "agnt5._speedups._frames_py"
+    expected = (
+        "agnt5._speedups._frames" if speedups.USE_EXTENSIONS else "agnt5._speedups._frames_py"
+    )
     module = importlib.import_module(expected)
     for name in (*ENCODERS, *(d[0] for d in DECODERS)):
         assert getattr(speedups, name) is getattr(module, name)

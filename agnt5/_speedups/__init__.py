@@ -53,16 +53,18 @@ from agnt5._speedups._records import (
     StreamOutcome,
 )
 
-_FRAMES = frozenset({
-    "decode_coordinator_message",
-    "decode_stream_calls",
-    "decode_stream_outcomes",
-    "decode_worker_message",
-    "encode_invoke_batch",
-    "encode_result_batch",
-    "encode_stream_calls",
-    "encode_stream_outcomes",
-})
+_FRAMES = frozenset(
+    {
+        "decode_coordinator_message",
+        "decode_stream_calls",
+        "decode_stream_outcomes",
+        "decode_worker_message",
+        "encode_invoke_batch",
+        "encode_result_batch",
+        "encode_stream_calls",
+        "encode_stream_outcomes",
+    }
+)
 
 USE_EXTENSIONS: bool
 if _extensions_disabled():

@@ -126,8 +126,16 @@ def corrupt(message: str) -> FrameError:
 def unencodable(layout: Layout, slot: int, value: Any) -> FrameError:
     """The error for a record slot holding a value its kind cannot encode."""
     field = layout.cls._fields[slot]  # type: ignore[attr-defined]
-    kind = ("str", "bytes", "uint32", "uint64", "bool", "dict[str, str]", "bytes or None",
-            f"{layout.sub.name if layout.sub else ''} or None")[layout.kinds[slot]]
+    kind = (
+        "str",
+        "bytes",
+        "uint32",
+        "uint64",
+        "bool",
+        "dict[str, str]",
+        "bytes or None",
+        f"{layout.sub.name if layout.sub else ''} or None",
+    )[layout.kinds[slot]]
     return FrameError(
         f"cannot encode {layout.name}.{field}: expected {kind}, got {type(value).__name__}"
     )
@@ -150,9 +158,7 @@ def _valid(kind: int, value: Any, sub: Layout | None) -> bool:
         return value is None or (
             sub is not None and isinstance(value, sub.cls) and check_record(value, sub)
         )
-    return (
-        isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _LIMITS[kind]
-    )
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _LIMITS[kind]
 
 
 def check_record(record: Any, layout: Layout) -> bool:

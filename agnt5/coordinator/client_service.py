@@ -189,10 +189,14 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
             calls.finished(StreamOutcome(call.ref, "", None, ErrorItem(**error.to_dict())))
             return
         ref = call.ref
-        self._scheduler.on_finish(invocation, lambda done: calls.finished(stream_outcome(ref, done)))
+        self._scheduler.on_finish(
+            invocation, lambda done: calls.finished(stream_outcome(ref, done))
+        )
 
     @staticmethod
-    async def _write_outcomes(context: grpc.aio.ServicerContext, outbox: asyncio.Queue[Any]) -> None:
+    async def _write_outcomes(
+        context: grpc.aio.ServicerContext, outbox: asyncio.Queue[Any]
+    ) -> None:
         frames = Batcher(outbox, StreamOutcome, _outcome_size)
         while True:  # until _END, queued once every call has had its outcome
             frame = await frames.next()
