@@ -341,12 +341,14 @@ class AsyncClient(_Base):
     async def _next_result(done: asyncio.Queue[tuple[int, Any]], wait: float) -> BatchResult:
         if done.empty():
             try:
-                await asyncio.wait_for(_ready(done), wait)
+                async with asyncio.timeout(wait):
+                    index, outcome = await done.get()
             except TimeoutError:
                 raise InvocationTimeoutError(
                     f"no outcome from the invocation stream within {wait:g} s", retryable=True
                 ) from None
-        index, outcome = done.get_nowait()
+        else:
+            index, outcome = done.get_nowait()
         if isinstance(outcome, AgntError):
             return BatchResult(index, "", None, outcome)
         if outcome.error is not None:
@@ -399,8 +401,3 @@ class AsyncClient(_Base):
 
 def _deliver(done: asyncio.Queue[tuple[int, Any]], index: int, outcome: Any) -> None:
     done.put_nowait((index, outcome))
-
-
-async def _ready(done: asyncio.Queue[tuple[int, Any]]) -> None:
-    """Wait until ``done`` has an item, leaving it there."""
-    done.put_nowait(await done.get())
