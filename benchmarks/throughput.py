@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import select
+import signal
 import statistics
 import subprocess
 import sys
@@ -84,8 +85,11 @@ async def _echo_server() -> None:
     )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     print(f"port={port}", flush=True)
-    await server.wait_for_termination()
+    await stop.wait()
+    await server.stop(0)
 
 
 async def _echo_measure(target: str, seconds: float) -> dict[str, float]:
