@@ -91,6 +91,28 @@ def _add_coordinator_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_journal_options(parser: argparse.ArgumentParser) -> None:
+    storage = parser.add_mutually_exclusive_group()
+    storage.add_argument(
+        "--data-dir",
+        default="./.agnt5",
+        help="journal invocations to DIR/journal.db (SQLite) and recover them on restart "
+        "(default: %(default)s)",
+    )
+    storage.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="keep state in memory only: lost when the coordinator stops",
+    )
+    parser.add_argument(
+        "--retention",
+        type=float,
+        default=24 * 3600.0,
+        help="seconds finished results stay readable by id and idempotency key "
+        "(default: %(default)s)",
+    )
+
+
 def _add_worker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "target",
@@ -146,13 +168,15 @@ def _parser() -> argparse.ArgumentParser:
 
     coordinator = commands.add_parser(
         "coordinator",
-        help="run the dev coordinator (gRPC + HTTP gateway, state in memory)",
+        help="run the dev coordinator (gRPC + HTTP gateway, invocations journaled)",
         description="Run the dev coordinator: workers connect over gRPC, clients invoke over gRPC "
-        "or the HTTP gateway. State is kept in memory and lost when it stops. Prints "
+        "or the HTTP gateway. Invocations are journaled to --data-dir (SQLite) and those "
+        "unfinished are run again after a restart; --in-memory keeps nothing. Prints "
         "'agnt5 coordinator: grpc=HOST:PORT http=HOST:PORT' once it serves.",
     )
     _add_coordinator_options(coordinator)
     _add_log_options(coordinator)
+    _add_journal_options(coordinator)
     coordinator.set_defaults(run=_coordinator)
 
     worker = commands.add_parser(
@@ -230,8 +254,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _new_coordinator(args: argparse.Namespace) -> Coordinator:
-    from agnt5.coordinator import Coordinator
+    from agnt5.coordinator import Coordinator, SqliteStore
 
+    journaled = not getattr(args, "in_memory", True)  # `agnt5 dev` keeps state in memory
     return Coordinator(
         args.host,
         args.port,
@@ -241,6 +266,7 @@ def _new_coordinator(args: argparse.Namespace) -> Coordinator:
         max_input_bytes=args.max_input_bytes,
         heartbeat_interval=min(5.0, args.heartbeat_timeout / 3),
         heartbeat_timeout=args.heartbeat_timeout,
+        store=SqliteStore(args.data_dir, retention=args.retention) if journaled else None,
     )
 
 

@@ -7,12 +7,21 @@ of a failed invocation is rebuilt from its ``{"code","message","type","retryable
 refused request from the ``agnt5-error-bin`` trailing metadata of the call, and a transport
 failure from its gRPC status (``UNAVAILABLE`` -> `UnavailableError`, ``DEADLINE_EXCEEDED`` ->
 `InvocationTimeoutError`, ...). Every call has a deadline.
+
+``invoke``, ``submit`` and ``result`` retry a call that failed with ``UNAVAILABLE`` (the
+coordinator unreachable, restarting or shutting down) after a jittered exponential backoff,
+within the call's own deadline, resending the same idempotency key (``invoke`` and ``submit``
+generate one when given none): a coordinator restart during ``invoke`` yields the one result of
+the one invocation (see `agnt5.coordinator` for the guarantee).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import random
+import time
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -24,7 +33,13 @@ from agnt5._proto import invocations_pb2, invocations_pb2_grpc
 from agnt5._status import error_from_rpc
 from agnt5._views import service_dict
 from agnt5.config import parse_endpoint
-from agnt5.errors import AgntError, InvalidArgumentError, InvocationTimeoutError, error_from_dict
+from agnt5.errors import (
+    AgntError,
+    InvalidArgumentError,
+    InvocationTimeoutError,
+    UnavailableError,
+    error_from_dict,
+)
 
 __all__ = ["DEFAULT_ENDPOINT", "DEFAULT_TIMEOUT", "AsyncClient", "BatchResult", "Client"]
 
@@ -34,6 +49,9 @@ DEFAULT_TIMEOUT = 60.0
 
 _GRACE = 5.0  # the call deadline beyond the time the coordinator is asked to wait
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+_BACKOFF_INITIAL = 0.05  # seconds before the first retry of an UNAVAILABLE call (at most)
+_BACKOFF_MAX = 1.0
+_MAX_TRIES = 1000  # a bound on the retry loop; the call's deadline ends it long before
 _SUCCEEDED = invocations_pb2.INVOCATION_STATE_SUCCEEDED
 _FAILED = invocations_pb2.INVOCATION_STATE_FAILED
 
@@ -55,6 +73,27 @@ class BatchResult(NamedTuple):
         if self.error is not None:
             raise self.error
         return self.output
+
+
+def _backoff(retry: int) -> float:
+    """A full-jitter pause before retry number ``retry`` (0 for the first)."""
+    return random.uniform(0.0, min(_BACKOFF_MAX, _BACKOFF_INITIAL * 2**retry))
+
+
+def _retry_pause(error: AgntError, retry: int, deadline: float, request: Any) -> float:
+    """Seconds to pause before calling again, or raise ``error`` if it is final.
+
+    Only ``UNAVAILABLE`` is retried, and only while the pause leaves time before ``deadline``
+    (monotonic). A request that asks the coordinator to wait is asked to wait less, so the
+    coordinator answers before the call's shortened deadline.
+    """
+    pause = _backoff(retry)
+    remaining = deadline - time.monotonic() - pause
+    if not isinstance(error, UnavailableError) or retry + 1 >= _MAX_TRIES or remaining <= 0:
+        raise error
+    if getattr(request, "wait_ms", 0):
+        request.wait_ms = max(1, int((remaining - _GRACE) * 1000))
+    return pause
 
 
 def _milliseconds(seconds: float | None) -> int:
@@ -95,7 +134,7 @@ class _Base:
             service=service,
             function=function,
             input=self._payload(input),
-            idempotency_key=idempotency_key or "",
+            idempotency_key=idempotency_key or os.urandom(16).hex(),  # so a retry is deduped
             timeout_ms=_milliseconds(timeout),
             wait_ms=_milliseconds(wait),
         )
@@ -187,7 +226,7 @@ class Client(_Base):
         one the call waits up to the client's timeout and the invocation itself has no deadline.
         """
         request, wait = self._invoke_request(service, function, input, idempotency_key, timeout)
-        return self._outcome(self._call(self._stub.Invoke, request, wait + _GRACE), wait)
+        return self._outcome(self._retried(self._stub.Invoke, request, wait + _GRACE), wait)
 
     def submit(
         self,
@@ -200,12 +239,12 @@ class Client(_Base):
     ) -> str:
         """Start ``service/function`` (``timeout``: its deadline) and return the invocation id."""
         request = self._request(service, function, input, idempotency_key, timeout)
-        return str(self._call(self._stub.Submit, request, self._timeout).invocation_id)
+        return str(self._retried(self._stub.Submit, request, self._timeout).invocation_id)
 
     def result(self, invocation_id: str, timeout: float | None = None) -> Any:
         """Wait up to ``timeout`` seconds (default: the client's) for an invocation's result."""
         request, wait = self._result_request(invocation_id, timeout)
-        return self._outcome(self._call(self._stub.GetResult, request, wait + _GRACE), wait)
+        return self._outcome(self._retried(self._stub.GetResult, request, wait + _GRACE), wait)
 
     def list_services(self) -> list[dict[str, Any]]:
         """Every service the coordinator knows, with components, workers and queue length."""
@@ -222,6 +261,16 @@ class Client(_Base):
             return method(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise error_from_rpc(exc) from None
+
+    def _retried(self, method: Any, request: Any, timeout: float) -> Any:
+        """`_call`, retrying ``UNAVAILABLE`` within ``timeout`` seconds in all."""
+        deadline = time.monotonic() + timeout
+        for retry in range(_MAX_TRIES):
+            try:
+                return self._call(method, request, max(0.001, deadline - time.monotonic()))
+            except AgntError as error:
+                time.sleep(_retry_pause(error, retry, deadline, request))
+        raise AssertionError("unreachable: _retry_pause raises on the last try")
 
     def __enter__(self) -> Client:
         return self
@@ -264,7 +313,7 @@ class AsyncClient(_Base):
     ) -> Any:
         """Run ``service/function`` and return its decoded result (see `Client.invoke`)."""
         request, wait = self._invoke_request(service, function, input, idempotency_key, timeout)
-        return self._outcome(await self._call("Invoke", request, wait + _GRACE), wait)
+        return self._outcome(await self._retried("Invoke", request, wait + _GRACE), wait)
 
     async def submit(
         self,
@@ -277,12 +326,12 @@ class AsyncClient(_Base):
     ) -> str:
         """Start ``service/function`` and return the invocation id (see `Client.submit`)."""
         request = self._request(service, function, input, idempotency_key, timeout)
-        return str((await self._call("Submit", request, self._timeout)).invocation_id)
+        return str((await self._retried("Submit", request, self._timeout)).invocation_id)
 
     async def result(self, invocation_id: str, timeout: float | None = None) -> Any:
         """Wait up to ``timeout`` seconds (default: the client's) for an invocation's result."""
         request, wait = self._result_request(invocation_id, timeout)
-        return self._outcome(await self._call("GetResult", request, wait + _GRACE), wait)
+        return self._outcome(await self._retried("GetResult", request, wait + _GRACE), wait)
 
     async def list_services(self) -> list[dict[str, Any]]:
         """Every service the coordinator knows, with components, workers and queue length."""
@@ -386,6 +435,16 @@ class AsyncClient(_Base):
             )
         except grpc.RpcError as exc:
             raise error_from_rpc(exc) from None
+
+    async def _retried(self, name: str, request: Any, timeout: float) -> Any:
+        """`_call`, retrying ``UNAVAILABLE`` within ``timeout`` seconds in all."""
+        deadline = time.monotonic() + timeout
+        for retry in range(_MAX_TRIES):
+            try:
+                return await self._call(name, request, max(0.001, deadline - time.monotonic()))
+            except AgntError as error:
+                await asyncio.sleep(_retry_pause(error, retry, deadline, request))
+        raise AssertionError("unreachable: _retry_pause raises on the last try")
 
     async def __aenter__(self) -> AsyncClient:
         return self

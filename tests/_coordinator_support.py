@@ -71,7 +71,11 @@ class CoordinatorProcess:
 
 @contextmanager
 def coordinator_process(*args: str, startup_timeout: float = 20.0) -> Iterator[CoordinatorProcess]:
-    """Run ``python -m agnt5 coordinator --port 0 --http-port 0 *args``; always stopped on exit."""
+    """Run ``python -m agnt5 coordinator --port 0 --http-port 0 *args``; always stopped on exit.
+
+    In memory unless ``args`` name a ``--data-dir``.
+    """
+    storage = () if "--data-dir" in args else ("--in-memory",)
     command = [
         sys.executable,
         "-m",
@@ -85,6 +89,7 @@ def coordinator_process(*args: str, startup_timeout: float = 20.0) -> Iterator[C
         "0",
         "--log-level",
         "WARNING",
+        *storage,
         *args,
     ]
     with tempfile.TemporaryFile() as stderr:

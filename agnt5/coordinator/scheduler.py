@@ -150,6 +150,26 @@ class Scheduler:
         else:
             self._listeners.setdefault(invocation.id, []).append(callback)
 
+    def recover(self, invocations: Iterable[Invocation]) -> None:
+        """Take back invocations a previous coordinator left unfinished (from its journal).
+
+        Each waits in its service's queue until a worker of it registers; one that was running
+        is delivered again with ``attempt + 1``; one past its deadline fails with ``TIMEOUT``.
+        """
+        loop = asyncio.get_running_loop()
+        now_ms = time.time() * 1000
+        for invocation in invocations:
+            if invocation.state is InvocationState.RUNNING:
+                invocation.attempt += 1
+            invocation.state = InvocationState.PENDING
+            invocation.worker_id = ""
+            self._store.save(invocation)
+            self._waiters[invocation.id] = asyncio.Event()
+            self._enqueue(invocation)
+            if invocation.deadline_unix_ms:
+                delay = max(0.0, (invocation.deadline_unix_ms - now_ms) / 1000)
+                self._deadlines[invocation.id] = loop.call_later(delay, self._expire, invocation)
+
     def worker_joined(self, worker: WorkerHandle) -> None:
         """A worker registered: route waiting work to it (a stale session of its id is dropped)."""
         previous = self._registry.add(worker)

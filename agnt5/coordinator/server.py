@@ -37,8 +37,11 @@ class Coordinator:
     ports (read `port` / `http_port` after `start`); ``http_port=None`` runs no gateway. With
     ``api_key`` set, workers and clients must send ``authorization: Bearer <api_key>``.
 
-    State lives in memory (a `MemoryStore` unless ``store`` is given): services, queued work and
-    results are lost when the coordinator stops; workers re-register when they reconnect.
+    State lives in memory (a `MemoryStore`) unless ``store`` is given, e.g. a
+    `agnt5.coordinator.journal.SqliteStore`: then invocations the store holds unfinished are
+    queued again at `start` (see `agnt5.coordinator` for the delivery guarantee), and `stop`
+    closes the store before failing waiting clients, so a stop is not journaled as failures.
+    Services are never stored: workers re-register when they reconnect.
     """
 
     def __init__(
@@ -65,9 +68,10 @@ class Coordinator:
         self._max_input_bytes = max_input_bytes
         self._http_wait_timeout = http_wait_timeout
         self._registry = Registry()
+        self._store: StateStore = store if store is not None else MemoryStore()
         self._scheduler = Scheduler(
             self._registry,
-            store if store is not None else MemoryStore(),
+            self._store,
             max_queue=max_queue,
             max_input_bytes=max_input_bytes,
         )
@@ -138,6 +142,7 @@ class Coordinator:
                 self._http = EmbeddedServer(app, self.host, http_port)
                 await self._http.start()
             self._reaper = asyncio.create_task(self._sessions.reap())
+            self._scheduler.recover(self._store.unfinished())
         except BaseException:
             await self.stop(grace=0)
             raise
@@ -151,6 +156,7 @@ class Coordinator:
         """Drain workers, fail unfinished invocations with UNAVAILABLE, stop both servers."""
         self._stopped = True
         self._sessions.drain_all("coordinator shutting down", grace)
+        self._store.close()
         self._scheduler.close()
         if self._reaper is not None:
             self._reaper.cancel()

@@ -1,4 +1,4 @@
-"""Invocation records and the store that keeps them (in memory here; a journal can replace it)."""
+"""Invocation records and the store that keeps them (`MemoryStore`; `journal.SqliteStore` persists)."""
 
 from __future__ import annotations
 
@@ -74,6 +74,14 @@ class StateStore(Protocol):
 
     def save(self, invocation: Invocation) -> None: ...
 
+    def unfinished(self) -> list[Invocation]:
+        """Invocations left unfinished by an earlier coordinator, to run again (once)."""
+        ...
+
+    def close(self) -> None:
+        """Stop recording: changes after this are not kept."""
+        ...
+
 
 class MemoryStore:
     """A `StateStore` in process memory (lost on restart); keeps the newest finished results."""
@@ -106,6 +114,12 @@ class MemoryStore:
             oldest = self._by_id.pop(oldest_id)
             if oldest.idempotency_key:
                 self._by_key.pop(_key(oldest), None)
+
+    def unfinished(self) -> list[Invocation]:
+        return []
+
+    def close(self) -> None:
+        """Nothing to release: memory is the store."""
 
     def __len__(self) -> int:
         return len(self._by_id)

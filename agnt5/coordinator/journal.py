@@ -1,0 +1,224 @@
+"""`SqliteStore`: a `StateStore` journaled to SQLite (WAL) by a batching writer thread."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from agnt5.coordinator.store import Invocation, InvocationState, MemoryStore, RetryPolicy
+
+__all__ = ["DEFAULT_RETENTION", "SqliteStore"]
+
+_log = logging.getLogger("agnt5.coordinator")
+
+DEFAULT_RETENTION = 24 * 3600.0
+"""Seconds a finished invocation stays readable by id and by idempotency key."""
+
+_BATCH_ROWS = 1024  # most rows one commit takes; the writer commits as soon as its queue is empty
+_PRUNE_EVERY = 1.0  # seconds between deletions of finished rows past their retention
+_COLUMNS = (
+    "id, service, function, input, metadata, policy, idempotency_key, deadline_unix_ms, "
+    "created_unix_ms, updated_unix_ms, state, attempt, worker_id, output, error, duration_us"
+)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS invocations (
+    id TEXT PRIMARY KEY, service TEXT NOT NULL, function TEXT NOT NULL, input BLOB NOT NULL,
+    metadata BLOB NOT NULL, policy BLOB NOT NULL, idempotency_key TEXT NOT NULL,
+    deadline_unix_ms INTEGER NOT NULL, created_unix_ms INTEGER NOT NULL,
+    updated_unix_ms INTEGER NOT NULL, state INTEGER NOT NULL, attempt INTEGER NOT NULL,
+    worker_id TEXT NOT NULL, output BLOB, error BLOB, duration_us INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS invocations_by_key
+    ON invocations (service, function, idempotency_key) WHERE idempotency_key != '';
+CREATE INDEX IF NOT EXISTS invocations_by_state ON invocations (state, updated_unix_ms);
+"""
+_INSERT = f"INSERT OR REPLACE INTO invocations ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+_UPDATE = (
+    "UPDATE invocations SET updated_unix_ms = ?, state = ?, attempt = ?, worker_id = ?, "
+    "output = ?, error = ?, duration_us = ? WHERE id = ?"
+)
+_FINISHED = (InvocationState.SUCCEEDED.value, InvocationState.FAILED.value)
+
+
+class SqliteStore:
+    """Every accepted invocation and each state change, journaled to ``<data_dir>/journal.db``.
+
+    Reads are served from memory (unfinished invocations and the newest ``max_finished``
+    finished ones), older finished ones from the database. Writes go to a queue that one
+    thread commits in batches (WAL, ``synchronous=NORMAL``: a committed row survives a killed
+    process, not necessarily a power loss); a write reaches disk within milliseconds of the
+    state change. Finished rows are deleted ``retention`` seconds after they finished.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        *,
+        retention: float = DEFAULT_RETENTION,
+        max_finished: int = 100_000,
+    ) -> None:
+        if not retention > 0:
+            raise ValueError(f"retention must be > 0 seconds, got {retention!r}")
+        directory = Path(data_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / "journal.db"
+        self._retention_ms = int(retention * 1000)
+        self._memory = MemoryStore(max_finished)
+        self._reader = _connect(self.path)
+        self._reader.executescript(_SCHEMA)
+        rows = self._reader.execute(
+            f"SELECT {_COLUMNS} FROM invocations WHERE state NOT IN (?, ?)", _FINISHED
+        ).fetchall()
+        self._unfinished = [_invocation(row) for row in rows]
+        for invocation in self._unfinished:
+            self._memory.add(invocation)
+        self._writes: queue.SimpleQueue[tuple[str, tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._closed = False
+        self._writer = threading.Thread(target=self._write, name="agnt5-journal", daemon=True)
+        self._writer.start()
+
+    def add(self, invocation: Invocation) -> None:
+        self._memory.add(invocation)
+        if not self._closed:
+            self._writes.put((_INSERT, _row(invocation)))
+
+    def get(self, invocation_id: str) -> Invocation | None:
+        found = self._memory.get(invocation_id)
+        if found is None and not self._closed:
+            found = self._select("id = ?", (invocation_id,))
+        return found
+
+    def find(self, service: str, function: str, idempotency_key: str) -> Invocation | None:
+        found = self._memory.find(service, function, idempotency_key)
+        if found is None and not self._closed:
+            where = "service = ? AND function = ? AND idempotency_key = ?"
+            found = self._select(where, (service, function, idempotency_key))
+        return found
+
+    def save(self, invocation: Invocation) -> None:
+        self._memory.save(invocation)
+        if not self._closed:
+            self._writes.put((_UPDATE, _changes(invocation)))
+
+    def unfinished(self) -> list[Invocation]:
+        """Invocations the journal held unfinished when it opened (handed out once)."""
+        found, self._unfinished = self._unfinished, []
+        return found
+
+    def close(self) -> None:
+        """Commit what is queued and close; later changes are not journaled (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._writes.put(None)
+        self._writer.join(timeout=30.0)
+        self._reader.close()
+
+    def __len__(self) -> int:
+        return len(self._memory)
+
+    def _select(self, where: str, params: tuple[str, ...]) -> Invocation | None:
+        row = self._reader.execute(
+            f"SELECT {_COLUMNS} FROM invocations WHERE {where} LIMIT 1", params
+        ).fetchone()
+        return _invocation(row) if row is not None else None
+
+    def _write(self) -> None:
+        """The writer thread: commit queued writes in batches; prune expired rows now and then."""
+        db = _connect(self.path)
+        pruned = 0.0
+        try:
+            running = True
+            while running:
+                try:
+                    first = self._writes.get(timeout=_PRUNE_EVERY)
+                except queue.Empty:
+                    first = ("", ())
+                batch = [first]
+                while len(batch) < _BATCH_ROWS and not self._writes.empty():
+                    batch.append(self._writes.get_nowait())
+                running = None not in batch
+                with db:
+                    _execute(db, [item for item in batch if item is not None and item[0]])
+                    if time.monotonic() - pruned >= _PRUNE_EVERY:
+                        pruned = time.monotonic()
+                        cutoff = int(time.time() * 1000) - self._retention_ms
+                        db.execute(
+                            "DELETE FROM invocations WHERE state IN (?, ?) AND updated_unix_ms < ?",
+                            (*_FINISHED, cutoff),
+                        )
+        except sqlite3.Error:
+            _log.exception("the journal writer failed; invocations are no longer journaled")
+        finally:
+            db.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=10.0, check_same_thread=False, isolation_level="DEFERRED")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
+def _execute(db: sqlite3.Connection, writes: list[tuple[str, tuple[Any, ...]]]) -> None:
+    """Run ``writes`` in order, consecutive ones of the same statement as one executemany."""
+    start = 0
+    for end in range(1, len(writes) + 1):
+        if end == len(writes) or writes[end][0] != writes[start][0]:
+            db.executemany(writes[start][0], [params for _, params in writes[start:end]])
+            start = end
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _error(invocation: Invocation) -> bytes | None:
+    return orjson.dumps(invocation.error) if invocation.error is not None else None
+
+
+def _row(invocation: Invocation) -> tuple[Any, ...]:
+    return (
+        invocation.id, invocation.service, invocation.function, invocation.input,
+        orjson.dumps(invocation.metadata), orjson.dumps(dataclasses.asdict(invocation.policy)),
+        invocation.idempotency_key, invocation.deadline_unix_ms, invocation.created_unix_ms,
+        _now_ms(), invocation.state.value, invocation.attempt, invocation.worker_id,
+        invocation.output, _error(invocation), invocation.duration_us,
+    )  # fmt: skip
+
+
+def _changes(invocation: Invocation) -> tuple[Any, ...]:
+    return (
+        _now_ms(), invocation.state.value, invocation.attempt, invocation.worker_id,
+        invocation.output, _error(invocation), invocation.duration_us, invocation.id,
+    )  # fmt: skip
+
+
+def _invocation(row: tuple[Any, ...]) -> Invocation:
+    (id_, service, function, input_, metadata, policy, key, deadline, created, _updated,
+     state, attempt, worker_id, output, error, duration_us) = row  # fmt: skip
+    return Invocation(
+        id=id_,
+        service=service,
+        function=function,
+        input=input_,
+        metadata=orjson.loads(metadata),
+        policy=RetryPolicy(**orjson.loads(policy)),
+        idempotency_key=key,
+        deadline_unix_ms=deadline,
+        created_unix_ms=created,
+        state=InvocationState(state),
+        attempt=attempt,
+        worker_id=worker_id,
+        output=output,
+        error=orjson.loads(error) if error is not None else None,
+        duration_us=duration_us,
+    )
