@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
 import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,7 @@ _UPDATE = (
     "UPDATE invocations SET updated_unix_ms = ?, state = ?, attempt = ?, worker_id = ?, "
     "output = ?, error = ?, duration_us = ? WHERE id = ?"
 )
+_NOTIFY = ""  # a queued write with this statement is a `when_saved` callback
 _FINISHED = (InvocationState.SUCCEEDED.value, InvocationState.FAILED.value)
 
 
@@ -55,7 +59,8 @@ class SqliteStore:
     finished ones), older finished ones from the database. Writes go to a queue that one
     thread commits in batches (WAL, ``synchronous=NORMAL``: a committed row survives a killed
     process, not necessarily a power loss); a write reaches disk within milliseconds of the
-    state change. Finished rows are deleted ``retention`` seconds after they finished.
+    state change, and `when_saved` callbacks run once the writes queued before them are
+    committed. Finished rows are deleted ``retention`` seconds after they finished.
     """
 
     def __init__(
@@ -80,7 +85,8 @@ class SqliteStore:
         self._unfinished = [_invocation(row) for row in rows]
         for invocation in self._unfinished:
             self._memory.add(invocation)
-        self._writes: queue.SimpleQueue[tuple[str, tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._writes: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._writer = threading.Thread(target=self._write, name="agnt5-journal", daemon=True)
         self._writer.start()
@@ -108,6 +114,13 @@ class SqliteStore:
         if not self._closed:
             self._writes.put((_UPDATE, _changes(invocation)))
 
+    def when_saved(self, callback: Callable[[], None]) -> None:
+        if self._closed:
+            callback()
+            return
+        self._loop = asyncio.get_running_loop()
+        self._writes.put((_NOTIFY, callback))
+
     def unfinished(self) -> list[Invocation]:
         """Invocations the journal held unfinished when it opened (handed out once)."""
         found, self._unfinished = self._unfinished, []
@@ -132,22 +145,23 @@ class SqliteStore:
         return _invocation(row) if row is not None else None
 
     def _write(self) -> None:
-        """The writer thread: commit queued writes in batches; prune expired rows now and then."""
+        """The writer thread: commit queued writes in batches, then run their callbacks on the
+        loop; prune expired rows now and then. Stops at the ``None`` `close` queues."""
         db = _connect(self.path)
         pruned = 0.0
-        try:
-            running = True
-            while running:
-                try:
-                    first = self._writes.get(timeout=_PRUNE_EVERY)
-                except queue.Empty:
-                    first = ("", ())
-                batch = [first]
-                while len(batch) < _BATCH_ROWS and not self._writes.empty():
-                    batch.append(self._writes.get_nowait())
-                running = None not in batch
+        running = True
+        while running:
+            try:
+                batch = [self._writes.get(timeout=_PRUNE_EVERY)]
+            except queue.Empty:
+                batch = []
+            while len(batch) < _BATCH_ROWS and not self._writes.empty():
+                batch.append(self._writes.get_nowait())
+            running = None not in batch
+            writes = [item for item in batch if item is not None]
+            try:
                 with db:
-                    _execute(db, [item for item in batch if item is not None and item[0]])
+                    _execute(db, [item for item in writes if item[0] != _NOTIFY])
                     if time.monotonic() - pruned >= _PRUNE_EVERY:
                         pruned = time.monotonic()
                         cutoff = int(time.time() * 1000) - self._retention_ms
@@ -155,10 +169,18 @@ class SqliteStore:
                             "DELETE FROM invocations WHERE state IN (?, ?) AND updated_unix_ms < ?",
                             (*_FINISHED, cutoff),
                         )
-        except sqlite3.Error:
-            _log.exception("the journal writer failed; invocations are no longer journaled")
-        finally:
-            db.close()
+            except sqlite3.Error:  # keep serving: outcomes still reach their clients
+                _log.exception("the journal failed to commit %d writes", len(writes))
+            callbacks = [callback for kind, callback in writes if kind == _NOTIFY]
+            if callbacks and self._loop is not None:
+                with contextlib.suppress(RuntimeError):  # the loop closed without closing us
+                    self._loop.call_soon_threadsafe(_run_all, callbacks)
+        db.close()
+
+
+def _run_all(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        callback()
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -133,8 +134,8 @@ class Scheduler:
 
     async def wait(self, invocation: Invocation, timeout: float | None) -> Invocation:
         """Wait until ``invocation`` finishes or ``timeout`` seconds pass (None: no limit)."""
-        event = self._waiters.get(invocation.id)
-        if event is None or invocation.finished:
+        event = self._waiters.get(invocation.id)  # kept until the outcome is saved for good
+        if event is None:
             return invocation
         try:
             async with asyncio.timeout(timeout):
@@ -144,8 +145,8 @@ class Scheduler:
         return invocation
 
     def on_finish(self, invocation: Invocation, callback: Callable[[Invocation], None]) -> None:
-        """Call ``callback(invocation)`` once ``invocation`` finishes (at once if it has)."""
-        if invocation.finished:
+        """Call ``callback(invocation)`` once ``invocation``'s outcome is saved (at once if it is)."""
+        if invocation.finished and invocation.id not in self._waiters:
             callback(invocation)
         else:
             self._listeners.setdefault(invocation.id, []).append(callback)
@@ -220,7 +221,7 @@ class Scheduler:
         error = UnavailableError("the coordinator shut down before the invocation finished")
         for invocation_id in list(self._waiters):
             invocation = self._store.get(invocation_id)
-            if invocation is not None:
+            if invocation is not None and not invocation.finished:
                 self._finish(invocation, error=error.to_dict())
         self._queues.clear()
         self._queued = 0
@@ -329,6 +330,10 @@ class Scheduler:
             if timer is not None:
                 timer.cancel()
         self._store.save(invocation)
+        self._store.when_saved(functools.partial(self._announce, invocation))
+
+    def _announce(self, invocation: Invocation) -> None:
+        """The outcome is saved: wake its waiters (a client never sees an unsaved outcome)."""
         event = self._waiters.pop(invocation.id, None)
         if event is not None:
             event.set()

@@ -6,6 +6,7 @@ import dataclasses
 import enum
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Protocol
 
 __all__ = ["Invocation", "InvocationState", "MemoryStore", "RetryPolicy", "StateStore"]
@@ -74,6 +75,10 @@ class StateStore(Protocol):
 
     def save(self, invocation: Invocation) -> None: ...
 
+    def when_saved(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` on the event loop once every change saved so far is durable."""
+        ...
+
     def unfinished(self) -> list[Invocation]:
         """Invocations left unfinished by an earlier coordinator, to run again (once)."""
         ...
@@ -114,6 +119,9 @@ class MemoryStore:
             oldest = self._by_id.pop(oldest_id)
             if oldest.idempotency_key:
                 self._by_key.pop(_key(oldest), None)
+
+    def when_saved(self, callback: Callable[[], None]) -> None:
+        callback()
 
     def unfinished(self) -> list[Invocation]:
         return []
