@@ -30,7 +30,7 @@ from typing import Any
 from agnt5.client import AsyncClient
 from agnt5.errors import AgntError
 
-__all__ = ["main", "run"]
+__all__ = ["free_port", "main", "run", "start_agnt5", "stop_process"]
 
 _SERVICE = "chaos"
 _WORKER_MODULE = """\
@@ -47,7 +47,7 @@ async def tag(i: int) -> dict:
 """
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -65,36 +65,25 @@ class _Cluster:
 
     def __init__(self, directory: Path, workers: int) -> None:
         self.directory = directory
-        self.port = _free_port()
+        self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.module = directory / "chaos_worker.py"
         self.module.write_text(_WORKER_MODULE)
         self.coordinator = self._start_coordinator()
         self.workers = [self._start_worker(n) for n in range(workers)]
 
-    def _start_coordinator(self, timeout: float = 30.0) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "agnt5", "coordinator", "--host", "127.0.0.1",
-                   "--port", str(self.port), "--no-http", "--data-dir", str(self.directory),
-                   "--heartbeat-timeout", "5", "--max-queue", "100000", "--log-level", "ERROR"]  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:  # the killed one's port may take a moment to free
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, env=_env())
-            assert process.stdout is not None
-            ready, _, _ = select.select([process.stdout], [], [], deadline - time.monotonic())
-            if ready and process.stdout.readline().startswith(b"agnt5 coordinator:"):
-                return process
-            _stop(process)
-            time.sleep(0.2)
-        raise RuntimeError(f"the coordinator did not start within {timeout:g} s")
+    def _start_coordinator(self) -> subprocess.Popen[bytes]:
+        return start_agnt5(
+            ["coordinator", "--host", "127.0.0.1", "--port", str(self.port), "--no-http",
+             "--data-dir", str(self.directory), "--heartbeat-timeout", "5",
+             "--max-queue", "100000", "--log-level", "ERROR"], self.directory, announce=True,
+        )  # fmt: skip
 
     def _start_worker(self, n: int) -> subprocess.Popen[bytes]:
-        log = open(self.directory / f"worker-{n}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
-        with log:
-            return subprocess.Popen(
-                [sys.executable, "-m", "agnt5", "worker", str(self.module), "--service",
-                 _SERVICE, "--endpoint", self.endpoint, "--log-level", "WARNING"],
-                stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=self.directory,
-            )  # fmt: skip
+        return start_agnt5(
+            ["worker", str(self.module), "--service", _SERVICE, "--endpoint", self.endpoint,
+             "--log-level", "WARNING"], self.directory, announce=False,
+        )  # fmt: skip
 
     def kill_worker(self, n: int) -> None:
         _kill(self.workers[n])
@@ -106,7 +95,33 @@ class _Cluster:
 
     def stop(self) -> None:
         for process in (*self.workers, self.coordinator):
-            _stop(process)
+            stop_process(process)
+
+
+def start_agnt5(
+    args: list[str], directory: Path, *, announce: bool, timeout: float = 30.0
+) -> subprocess.Popen[bytes]:
+    """``python -m agnt5 *args`` in ``directory``, its output to a log file there.
+
+    With ``announce`` (a coordinator): returns once it printed its address, starting it again
+    while its port is still held by a killed predecessor, for up to ``timeout`` seconds.
+    """
+    command = [sys.executable, "-m", "agnt5", *args]
+    if not announce:
+        with open(directory / f"{args[0]}-{time.monotonic_ns()}.log", "wb") as log:
+            return subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=directory
+            )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, env=_env(), cwd=directory)
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], deadline - time.monotonic())
+        if ready and process.stdout.readline().startswith(b"agnt5 coordinator:"):
+            return process
+        stop_process(process)
+        time.sleep(0.2)
+    raise RuntimeError(f"{command} did not start within {timeout:g} s")
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
@@ -114,7 +129,7 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
     process.wait(10)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM, then SIGKILL after 10 s."""
     if process.poll() is None:
         process.terminate()

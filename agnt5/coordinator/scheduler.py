@@ -80,6 +80,10 @@ class Scheduler:
         """Accept an invocation; returns it and whether it is an earlier one with the same key."""
         if self._closed:
             raise UnavailableError("the coordinator is shutting down")
+        if idempotency_key:  # answered even while no worker serves it (e.g. after a restart)
+            existing = self._store.find(service, function, idempotency_key)
+            if existing is not None:
+                return existing, True
         entry = self._registry.service(service)
         if entry is None:
             raise NotFoundError(f"Service {service!r} not found")
@@ -93,10 +97,6 @@ class Scheduler:
             raise PayloadTooLargeError(
                 f"input is {len(payload)} bytes, over the limit of {self._max_input_bytes} bytes"
             )
-        if idempotency_key:
-            existing = self._store.find(service, function, idempotency_key)
-            if existing is not None:
-                return existing, True
         worker = self._registry.pick(service, function)
         if worker is None and self._queued >= self._max_queue:
             raise ResourceExhaustedError(

@@ -1,0 +1,81 @@
+"""The SQLite journal: unfinished invocations run again after a restart; results kept, then pruned."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from _coordinator_support import FakeWorker, blocker, echo, eventually, unique
+
+from agnt5.client import AsyncClient
+from agnt5.coordinator import Coordinator, SqliteStore
+from agnt5.coordinator.store import Invocation, InvocationState, RetryPolicy
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_a_restart_redelivers_unfinished_work_and_keeps_results(tmp_path: Path) -> None:
+    service = unique()
+    first = Coordinator(port=0, store=SqliteStore(tmp_path))
+    await first.start()
+    try:
+        async with (
+            FakeWorker(first.endpoint, service, {"f": echo}),
+            AsyncClient(first.endpoint, timeout=10) as client,
+        ):
+            assert await client.invoke(service, "f", "done", idempotency_key="done") == "done"
+        async with (
+            FakeWorker(first.endpoint, service, {"f": blocker(asyncio.Event())}) as stuck,
+            AsyncClient(first.endpoint, timeout=10) as client,
+        ):
+            running = await client.submit(service, "f", "again", idempotency_key="running")
+            await stuck.wait_for_invokes(1)
+            await first.stop()
+    finally:
+        await first.stop()
+
+    async with (
+        Coordinator(port=0, store=SqliteStore(tmp_path)) as second,
+        AsyncClient(second.endpoint, timeout=10) as client,
+    ):
+        # finished before the restart: answered by its key with no worker connected
+        assert await client.invoke(service, "f", idempotency_key="done") == "done"
+        async with FakeWorker(second.endpoint, service, {"f": echo}) as worker:
+            assert await client.result(running) == "again"
+            assert [invoke.attempt for invoke in worker.invokes] == [2]
+            assert await client.invoke(service, "f", idempotency_key="running") == "again"
+
+
+async def test_finished_results_are_pruned_after_their_retention(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path, retention=0.01, max_finished=1)
+    try:
+        for name in ("old", "new"):
+            invocation = Invocation(name, "svc", "f", b"", {}, RetryPolicy(), idempotency_key=name)
+            store.add(invocation)
+            invocation.state, invocation.output = InvocationState.SUCCEEDED, b"1"
+            store.save(invocation)
+        await eventually(lambda: store.get("old") is None, timeout=5)  # out of memory and disk
+        assert store.find("svc", "f", "old") is None
+        assert store.get("new") is not None  # the newest finished stay in memory
+    finally:
+        store.close()
+
+
+async def test_outcomes_are_announced_after_they_are_committed(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path)
+    invocation = Invocation("i", "svc", "f", b"", {}, RetryPolicy())
+    store.add(invocation)
+    invocation.state = InvocationState.SUCCEEDED
+    store.save(invocation)
+    committed = asyncio.Event()
+    store.when_saved(committed.set)
+    await asyncio.wait_for(committed.wait(), 5)
+    store.close()
+    reopened = SqliteStore(tmp_path)
+    try:
+        found = reopened.get("i")
+        assert found is not None and found.state is InvocationState.SUCCEEDED
+        assert reopened.unfinished() == []
+    finally:
+        reopened.close()
