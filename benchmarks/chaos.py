@@ -54,9 +54,10 @@ def free_port() -> int:
 
 
 def _env() -> dict[str, str]:
+    """The environment's agnt5 first (an installed build), else this source tree's."""
     root = str(Path(__file__).resolve().parent.parent)
     path = os.environ.get("PYTHONPATH", "")
-    return {**os.environ, "PYTHONPATH": f"{root}:{path}" if path else root,
+    return {**os.environ, "PYTHONPATH": f"{path}:{root}" if path else root,
             "AGNT5_DISABLE_TELEMETRY": "true"}  # fmt: skip
 
 
