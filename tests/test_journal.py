@@ -6,7 +6,14 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from _coordinator_support import FakeWorker, blocker, echo, eventually, unique
+from _coordinator_support import (
+    FakeWorker,
+    blocker,
+    coordinator_process,
+    echo,
+    eventually,
+    unique,
+)
 
 from agnt5.client import AsyncClient
 from agnt5.coordinator import Coordinator, SqliteStore
@@ -79,3 +86,10 @@ async def test_outcomes_are_announced_after_they_are_committed(tmp_path: Path) -
         assert reopened.unfinished() == []
     finally:
         reopened.close()
+
+
+async def test_the_cli_journals_to_its_data_dir(tmp_path: Path) -> None:
+    with coordinator_process("--data-dir", str(tmp_path / "data")) as process:
+        async with AsyncClient(process.endpoint, timeout=10) as client:
+            assert await client.list_services() == []
+        assert (tmp_path / "data" / "journal.db").exists()
