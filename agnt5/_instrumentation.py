@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -122,6 +123,7 @@ class Instrumentation:
                     "agnt5.function": function_name,
                     "agnt5.invocation_id": invocation_id,
                     "agnt5.attempt": attempt,
+                    "agnt5.outcome": "success",
                 },
             )
             token = otel_context.attach(trace.set_span_in_context(span, parent))
@@ -144,7 +146,7 @@ class Instrumentation:
                 metrics.running[function_name] -= 1
                 key = (function_name, outcome, code)
                 metrics.finished[key] = metrics.finished.get(key, 0) + 1
-                metrics.duration.record(elapsed, _labels(function_name, outcome))
+                metrics.duration.record(elapsed, _duration_labels(function_name, outcome))
 
     def metrics_text(self) -> str:
         """The metrics in Prometheus text format (empty unless the worker has a ``health_port``)."""
@@ -155,6 +157,11 @@ class Instrumentation:
         owned, self._owned = self._owned, []
         for provider in owned:
             provider.shutdown()
+
+
+@functools.lru_cache(maxsize=1024)
+def _duration_labels(function: str, outcome: str) -> dict[str, str]:
+    return _labels(function, outcome)
 
 
 def _labels(function: str, outcome: str = "", code: str = "") -> dict[str, str]:
@@ -175,7 +182,8 @@ def _error_code(exc: Exception) -> str:
 
 
 def _finish_span(span: Any, outcome: str, code: str, failure: Exception | None) -> None:
-    span.set_attribute("agnt5.outcome", outcome)
+    if outcome != "success":  # the span started with outcome "success"
+        span.set_attribute("agnt5.outcome", outcome)
     if code:
         span.set_attribute("agnt5.error_code", code)
         span.set_attribute("error.type", code)
