@@ -7,6 +7,7 @@ import gzip
 import json
 import importlib.util
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -123,6 +124,18 @@ def test_oversized_bodies_are_refused(base: str) -> None:
     streamed = httpx.post(f"{base}/invoke/total", content=chunks(), timeout=10)
     assert streamed.status_code == 413
     assert httpx.post(f"{base}/invoke/total", json={"prices": [1]}, timeout=10).json()["result"] == 1.0
+
+
+def test_declared_oversize_is_refused_before_100_continue(base: str) -> None:
+    host, port = base.removeprefix("http://").split(":")
+    request = (
+        b"POST /invoke/total HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 2000000\r\nExpect: 100-continue\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(request)  # and no body: a server that said 100 Continue would wait
+        head = connection.recv(4096)
+    assert head.startswith(b"HTTP/1.1 413 "), head
 
 
 def test_one_hundred_parallel_async_requests(base: str) -> None:

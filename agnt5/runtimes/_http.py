@@ -9,7 +9,14 @@ import orjson
 
 from agnt5.errors import AgntError, InvalidArgumentError, PayloadTooLargeError
 
-__all__ = ["UnsupportedMediaType", "check_content_type", "error_body", "read_body", "respond"]
+__all__ = [
+    "UnsupportedMediaType",
+    "check_content_type",
+    "check_declared_length",
+    "error_body",
+    "read_body",
+    "respond",
+]
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -35,15 +42,18 @@ def check_content_type(value: bytes | None) -> None:
     )
 
 
-async def read_body(
-    receive: Receive, declared: bytes | None, limit: int, first: dict[str, Any] | None = None
-) -> bytes:
-    """The whole request body, refusing one over ``limit`` bytes without buffering it.
-
-    ``first`` is the first ``http.request`` message when the caller already received it.
-    """
+def check_declared_length(declared: bytes | None, limit: int) -> None:
+    """Refuse a ``Content-Length`` over ``limit`` before any of the body is received."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
+
+
+async def read_body(receive: Receive, limit: int, first: dict[str, Any] | None = None) -> bytes:
+    """The whole request body, refusing one over ``limit`` bytes without buffering it.
+
+    ``first`` is the first ``http.request`` message when the caller already received it. The
+    declared length is the caller's to check first (`check_declared_length`).
+    """
     message = first if first is not None else await receive()
     body = message.get("body", b"")
     if not message.get("more_body", False):

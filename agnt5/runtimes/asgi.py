@@ -43,7 +43,13 @@ from starlette.middleware.cors import CORSMiddleware
 from agnt5._execution import execute
 from agnt5.context import Context
 from agnt5.errors import AgntError, InvocationTimeoutError, NotFoundError
-from agnt5.runtimes._http import check_content_type, error_body, read_body, respond
+from agnt5.runtimes._http import (
+    check_content_type,
+    check_declared_length,
+    error_body,
+    read_body,
+    respond,
+)
 
 __all__ = ["AsgiRuntime"]
 
@@ -188,12 +194,13 @@ class AsgiRuntime:
                 raise NotFoundError(f"Function {name!r} not found")
             if headers.content_type not in _PLAIN_JSON:
                 check_content_type(headers.content_type)
-            message = await receive()
+            limit = self._config.max_body_size
+            if headers.content_length is not None:
+                check_declared_length(headers.content_length, limit)
+            message = await receive()  # uvicorn answers "Expect: 100-continue" here, not before
             body = message.get("body", b"")
-            if message.get("more_body", False) or len(body) > self._config.max_body_size:
-                body = await read_body(
-                    receive, headers.content_length, self._config.max_body_size, message
-                )
+            if message.get("more_body", False) or len(body) > limit:
+                body = await read_body(receive, limit, message)
             ctx = None
             if handler.takes_ctx:
                 ctx = Context(
