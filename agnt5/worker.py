@@ -94,7 +94,7 @@ class Worker:
         """The ASGI 3 entry point (``runtime="asgi"`` only)."""
         if self.config.runtime != "asgi":
             raise TypeError(f"Worker({self.service_name!r}) is not an ASGI app: it {_ASGI_ONLY}")
-        await self._runtime(scope, receive, send)
+        await self._runtime.app(scope, receive, send)  # the outermost app: no __call__ hop
 
     def enable_cors(self, origins: list[str] | None = None, **options: Any) -> None:
         """Allow browsers to call the worker: every origin by default, or only ``origins``."""

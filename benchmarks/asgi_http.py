@@ -85,8 +85,8 @@ def main() -> None:
         lua.write(LUA)
     rates: dict[str, list[float]] = {"raw": [], "worker": [], "worker+otel": [], "starlette": []}
     for _ in range(args.repeats):  # interleaved, so drift hits every app alike
-        for app in rates:
-            rates[app].append(measure(app, args.connections, args.duration, lua.name))
+        for app, runs in rates.items():
+            runs.append(measure(app, args.connections, args.duration, lua.name))
     medians = {app: sorted(values)[len(values) // 2] for app, values in rates.items()}
     for app, median in medians.items():
         share = median / medians["raw"]

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _asgi_apps  # noqa: E402
+import _asgi_apps
 
 BATCH = 500
 BODY = b'{"name":"Ada"}'

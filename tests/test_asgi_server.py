@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import json
 import importlib.util
+import json
 import signal
 import socket
 import threading

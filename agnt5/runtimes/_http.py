@@ -16,12 +16,13 @@ __all__ = [
     "error_body",
     "read_body",
     "respond",
+    "response_start",
 ]
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
-_JSON = [(b"content-type", b"application/json")]
+_JSON = (b"content-type", b"application/json")
 
 
 class UnsupportedMediaType(InvalidArgumentError):
@@ -35,7 +36,9 @@ def check_content_type(value: bytes | None) -> None:
     if value is None:
         return
     media = value.split(b";", 1)[0].strip().lower()
-    if media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json")):
+    if media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    ):
         return
     raise UnsupportedMediaType(
         f"unsupported content type {media.decode('latin-1')!r}: send application/json"
@@ -78,17 +81,22 @@ def _too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(f"request body is over the {limit}-byte limit")
 
 
+def response_start(
+    status: int, length: int, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> dict[str, Any]:
+    """The ``http.response.start`` message of a JSON response of ``length`` bytes."""
+    return {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [_JSON, (b"content-length", b"%d" % length), *headers],
+    }
+
+
 async def respond(
     send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]] = ()
 ) -> None:
     """Send a complete JSON response."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*_JSON, (b"content-length", str(len(body)).encode()), *headers],
-        }
-    )
+    await send(response_start(status, len(body), headers))
     await send({"type": "http.response.body", "body": body})
 
 

@@ -32,9 +32,10 @@ import logging
 import os
 import re
 import time
+from collections.abc import Awaitable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Awaitable
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import orjson
 from starlette.middleware import Middleware
@@ -49,6 +50,7 @@ from agnt5.runtimes._http import (
     error_body,
     read_body,
     respond,
+    response_start,
 )
 
 __all__ = ["AsgiRuntime"]
@@ -59,7 +61,16 @@ _INVOKE_PREFIX = "/invoke/"
 _ROUTES = {"/health": "GET", "/functions": "GET"}
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _METADATA_HEADERS = (b"traceparent", b"tracestate")
-_PLAIN_JSON = (None, b"application/json")
+_NO_METADATA: Mapping[str, str] = MappingProxyType({})
+
+
+class _Route(NamedTuple):
+    """How ``/invoke/{name}`` runs one function, decided at startup."""
+
+    name: str
+    handler: Any
+    executor: ThreadPoolExecutor | None  # for sync handlers; None with ``inline=True``
+    timeout: float | None
 
 
 class _MethodNotAllowed(AgntError):
@@ -75,17 +86,18 @@ class AsgiRuntime:
         self._config = worker.config
         self._middleware: list[Middleware] = []
         self._cors: Middleware | None = None
-        self._app: Any = self._endpoints
-        self._handlers: dict[str, Any] = {}
-        self._inline: frozenset[str] = frozenset()
-        self._timeouts: dict[str, float] = {}
+        self.app: Any = self._endpoints
+        """The outermost ASGI app: the endpoints inside the middleware (what `Worker` calls)."""
+        self._routes: dict[str, _Route] = {}  # by path: "/invoke/{name}"
+        self._body_limit = self._config.max_body_size
+        self._body_limit_digits = len(str(self._body_limit))
         self._functions_body = b""
         self._executor: ThreadPoolExecutor | None = None
         self._telemetry: Any = None
         self._started = False
         self._in_flight = 0
-        self._id_prefix = os.urandom(12).hex()  # ids: a per-process random prefix and a counter
-        self._id_counter = itertools.count(1)
+        self._id_prefix = os.urandom(11).hex()  # ids: a per-process random prefix and a counter
+        self._id_counter = itertools.count(10**9)  # 32 characters for the first 9e9 ids
 
     # The Worker's public surface.
 
@@ -132,7 +144,7 @@ class AsgiRuntime:
     # ASGI.
 
     def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
-        return self._app(scope, receive, send)  # type: ignore[no-any-return]
+        return self.app(scope, receive, send)  # type: ignore[no-any-return]
 
     def _build(self) -> None:
         """Wrap the endpoints in the middleware stack (CORS outermost)."""
@@ -140,14 +152,15 @@ class AsgiRuntime:
         stack = ([self._cors] if self._cors is not None else []) + self._middleware
         for middleware in reversed(stack):
             app = middleware.cls(app, *middleware.args, **middleware.kwargs)
-        self._app = app
+        self.app = app
 
     def _endpoints(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
         kind = scope["type"]
         if kind == "http":
-            path = scope["path"]
-            if self._started and scope["method"] == "POST" and path.startswith(_INVOKE_PREFIX):
-                return self._invoke(path[len(_INVOKE_PREFIX):], scope, receive, send)
+            if scope["method"] == "POST":
+                route = self._routes.get(scope["path"])  # empty until startup
+                if route is not None:
+                    return self._invoke(route.name, route, scope, receive, send)
             return self._http(scope, receive, send)
         if kind == "lifespan":
             return self._lifespan(receive, send)
@@ -163,13 +176,16 @@ class AsgiRuntime:
         path, method = scope["path"], scope["method"]
         if path.startswith(_INVOKE_PREFIX):
             if method == "POST":
-                await self._invoke(path[len(_INVOKE_PREFIX):], scope, receive, send)
+                name = path[len(_INVOKE_PREFIX) :]
+                await self._invoke(name, self._routes.get(path), scope, receive, send)
             else:
                 await self._not_allowed(send, "POST")
             return
         allowed = _ROUTES.get(path)
         if allowed is None:
-            error = NotFoundError(f"no route for {path}: use /health, /functions or /invoke/{{handler}}")
+            error = NotFoundError(
+                f"no route for {path}: use /health, /functions or /invoke/{{handler}}"
+            )
             await respond(send, 404, error_body(error, None))
         elif method not in (allowed, "HEAD"):
             await self._not_allowed(send, allowed)
@@ -184,68 +200,68 @@ class AsgiRuntime:
 
     # /invoke/{handler}: the fast path.
 
-    async def _invoke(self, name: str, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        headers = _request_headers(scope)
-        invocation_id = headers.invocation_id or f"{self._id_prefix}{next(self._id_counter):08x}"
+    async def _invoke(
+        self, name: str, route: _Route | None, scope: dict[str, Any], receive: Any, send: Any
+    ) -> None:
+        content_type, content_length, invocation_id, metadata = _request_headers(scope)
+        if invocation_id is None:
+            invocation_id = self._id_prefix + str(next(self._id_counter))
         self._in_flight += 1
         try:
-            handler = self._handlers.get(name)
-            if handler is None:
+            if route is None:
                 raise NotFoundError(f"Function {name!r} not found")
-            if headers.content_type not in _PLAIN_JSON:
-                check_content_type(headers.content_type)
-            limit = self._config.max_body_size
-            if headers.content_length is not None:
-                check_declared_length(headers.content_length, limit)
+            if content_type is not None and content_type != b"application/json":
+                check_content_type(content_type)
+            if content_length is not None and len(content_length) >= self._body_limit_digits:
+                check_declared_length(content_length, self._body_limit)
             message = await receive()  # uvicorn answers "Expect: 100-continue" here, not before
             body = message.get("body", b"")
-            if message.get("more_body", False) or len(body) > limit:
-                body = await read_body(receive, limit, message)
+            if message.get("more_body", False) or len(body) > self._body_limit:
+                body = await read_body(receive, self._body_limit, message)
+            _, handler, executor, timeout = route
             ctx = None
             if handler.takes_ctx:
                 ctx = Context(
-                    invocation_id,
-                    name,
-                    service_name=self._config.service_name,
-                    metadata=headers.metadata,
+                    invocation_id, name, service_name=self._config.service_name, metadata=metadata
                 )
             if self._telemetry is not None:
-                run = functools.partial(self._attempt, handler, name, body, ctx)
-                output = await self._telemetry.observe(
-                    name, invocation_id, 1, headers.metadata, run
-                )
-            elif name in self._timeouts:
-                output = await self._attempt(handler, name, body, ctx)
+                run = functools.partial(self._attempt, route, body, ctx)
+                output = await self._telemetry.observe(name, invocation_id, 1, metadata, run)
+            elif timeout is not None:
+                output = await self._attempt(route, body, ctx)
             else:
-                executor = None if name in self._inline else self._executor
                 output = await execute(handler, body, ctx, executor)
         except AgntError as error:
             if error.__cause__ is not None:
-                _log.error("%s", error.message, exc_info=error.__cause__,
-                           extra={"invocation_id": invocation_id})
+                _log.error(
+                    "%s",
+                    error.message,
+                    exc_info=error.__cause__,
+                    extra={"invocation_id": invocation_id},
+                )
             await respond(send, error.http_status, error_body(error, invocation_id))
         else:
-            await respond(
-                send,
-                200,
-                b'{"result":' + output + b',"invocation_id":"' + invocation_id.encode() + b'"}',
+            output = b"".join(
+                (b'{"result":', output, b',"invocation_id":"', invocation_id.encode(), b'"}')
             )
+            await send(response_start(200, len(output)))
+            await send({"type": "http.response.body", "body": output})
         finally:
             self._in_flight -= 1
 
-    async def _attempt(self, handler: Any, name: str, body: bytes, ctx: Context | None) -> bytes:
+    async def _attempt(self, route: _Route, body: bytes, ctx: Context | None) -> bytes:
         """One invocation, under its function's timeout when it has one."""
-        executor = None if name in self._inline else self._executor
-        timeout = self._timeouts.get(name)
-        if timeout is None:
-            return await execute(handler, body, ctx, executor)
+        if route.timeout is None:
+            return await execute(route.handler, body, ctx, route.executor)
         try:
-            async with asyncio.timeout(timeout):
-                return await execute(handler, body, ctx, executor)
+            async with asyncio.timeout(route.timeout):
+                return await execute(route.handler, body, ctx, route.executor)
         except TimeoutError:
             if ctx is not None:
                 ctx._cancel("timeout")
-            raise InvocationTimeoutError(f"Function {name} timed out after {timeout}s") from None
+            raise InvocationTimeoutError(
+                f"Function {route.name} timed out after {route.timeout}s"
+            ) from None
 
     # Lifecycle.
 
@@ -255,7 +271,8 @@ class AsgiRuntime:
             if message["type"] == "lifespan.startup":
                 try:
                     await self._startup()
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - the server is told, and stops
+                    _log.exception("ASGI startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
@@ -272,16 +289,24 @@ class AsgiRuntime:
         self._started = True
         self._worker._register_components()
         components = self._worker.components
-        self._handlers = {name: c.handler for name, c in components.items()}
-        self._inline = frozenset(name for name, c in components.items() if c.config.inline)
-        self._timeouts = {n: c.config.timeout for n, c in components.items() if c.config.timeout}
         metadata = [c.metadata() for c in components.values()]
         self._functions_body = orjson.dumps({"functions": metadata, "count": len(metadata)})
         self._executor = ThreadPoolExecutor(
             self._config.pool_size, thread_name_prefix=f"agnt5-{self._config.service_name}"
         )
+        self._routes = {
+            _INVOKE_PREFIX + name: _Route(
+                name,
+                c.handler,
+                None if c.config.inline else self._executor,
+                c.config.timeout or None,
+            )
+            for name, c in components.items()
+        }
         self._telemetry = start_telemetry(self._config)
-        _log.info("serving %d component(s) of %s over ASGI", len(components), self._config.service_name)
+        _log.info(
+            "serving %d component(s) of %s over ASGI", len(components), self._config.service_name
+        )
 
     async def _shutdown(self) -> None:
         if not self._started:
@@ -312,30 +337,23 @@ class AsgiRuntime:
         )
 
 
-class _Headers:
-    """What ``/invoke`` reads from the request headers, in one pass."""
-
-    __slots__ = ("content_type", "content_length", "invocation_id", "metadata")
-
-    def __init__(self) -> None:
-        self.content_type: bytes | None = None
-        self.content_length: bytes | None = None
-        self.invocation_id: str | None = None
-        self.metadata: dict[str, str] = {}
-
-
-def _request_headers(scope: dict[str, Any]) -> _Headers:
-    """Content type and length, a valid ``X-Invocation-Id``, and the ``ctx.metadata`` headers."""
-    found = _Headers()
+def _request_headers(
+    scope: dict[str, Any],
+) -> tuple[bytes | None, bytes | None, str | None, Mapping[str, str]]:
+    """Content type, content length, a valid ``X-Invocation-Id`` and the ``ctx.metadata`` headers."""
+    content_type = content_length = invocation_id = None
+    metadata: Mapping[str, str] = _NO_METADATA
     for key, value in scope["headers"]:
         if key == b"content-type":
-            found.content_type = value
+            content_type = value
         elif key == b"content-length":
-            found.content_length = value
+            content_length = value
         elif key == b"x-invocation-id":
             text = value.decode("latin-1")
             if _VALID_ID.match(text):
-                found.invocation_id = text
+                invocation_id = text
         elif key in _METADATA_HEADERS or key.startswith(b"x-agnt5-"):
-            found.metadata[key.decode("latin-1")] = value.decode("latin-1")
-    return found
+            if metadata is _NO_METADATA:
+                metadata = {}
+            metadata[key.decode("latin-1")] = value.decode("latin-1")  # type: ignore[index]
+    return content_type, content_length, invocation_id, metadata
