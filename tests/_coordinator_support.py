@@ -175,7 +175,10 @@ class FakeWorker:
                 await self._call.write(worker_pb2.WorkerMessage(register=self._register()))
             except grpc.aio.AioRpcError:
                 pass  # the coordinator ended the call first (e.g. no API key): read() says why
-            ack = await asyncio.wait_for(self._call.read(), 10)
+            try:
+                ack = await asyncio.wait_for(self._call.read(), 10)
+            except grpc.aio.AioRpcError as exc:
+                raise await self._final_status(exc) from None
             assert ack.WhichOneof("message") == "register_ack", ack
         except BaseException:
             await self.disconnect()
@@ -184,6 +187,14 @@ class FakeWorker:
         if self._heartbeat is not None:
             self._tasks.append(asyncio.create_task(self._beat(self._heartbeat)))
         return self
+
+    async def _final_status(self, exc: grpc.aio.AioRpcError) -> grpc.aio.AioRpcError:
+        """The status the coordinator ended the call with (a racing write can mask it)."""
+        code = await asyncio.wait_for(self._call.code(), 5)
+        if code == exc.code():
+            return exc
+        details = await asyncio.wait_for(self._call.details(), 5)
+        return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
 
     async def drain(self) -> None:
         await self._send(worker_pb2.WorkerMessage(drain=worker_pb2.Drain(reason="test")))
