@@ -31,17 +31,9 @@ async def noop(name: str) -> str:
 
 TELEMETRY = os.environ.get("AGNT5_BENCH_TELEMETRY") == "1"
 if TELEMETRY:
-    from opentelemetry import metrics, trace
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from _bench_otel import install_in_memory_telemetry
 
-    _tracing = TracerProvider()
-    _tracing.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
-    trace.set_tracer_provider(_tracing)
-    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    install_in_memory_telemetry()
 
 worker = Worker("bench-asgi", runtime="asgi", disable_telemetry=not TELEMETRY)
 
@@ -57,8 +49,13 @@ async def raw(scope: dict[str, Any], receive: Any, send: Any) -> None:
         message = await receive()
         body += message.get("body", b"")
     output = orjson.dumps({"result": await noop(**orjson.loads(body))})
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [*_HEADERS, (b"content-length", str(len(output)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [*_HEADERS, (b"content-length", str(len(output)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": output})
 
 
