@@ -93,3 +93,22 @@ async def test_the_cli_journals_to_its_data_dir(tmp_path: Path) -> None:
         async with AsyncClient(process.endpoint, timeout=10) as client:
             assert await client.list_services() == []
         assert (tmp_path / "data" / "journal.db").exists()
+
+
+async def test_an_id_from_submit_survives_a_kill_right_after(tmp_path: Path) -> None:
+    """`submit` answers only once the invocation is journaled, so ``kill -9`` cannot lose it."""
+    service, data = unique(), str(tmp_path / "data")
+    with coordinator_process("--data-dir", data) as first:
+        async with (
+            FakeWorker(first.endpoint, service, {"f": blocker(asyncio.Event())}),
+            AsyncClient(first.endpoint, timeout=10) as client,
+        ):
+            ids = [await client.submit(service, "f", n) for n in range(20)]
+            first.process.kill()  # SIGKILL the moment the last id is back
+            first.process.wait(10)
+    with coordinator_process("--data-dir", data) as second:
+        async with (
+            FakeWorker(second.endpoint, service, {"f": echo}),
+            AsyncClient(second.endpoint, timeout=10) as client,
+        ):
+            assert [await client.result(i, timeout=10) for i in ids] == list(range(20))

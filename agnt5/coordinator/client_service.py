@@ -132,6 +132,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
     ) -> invocations_pb2.SubmitResponse:
         async def work() -> invocations_pb2.SubmitResponse:
             invocation, deduplicated = self._submit(request, context)
+            await self._scheduler.saved()
             return invocations_pb2.SubmitResponse(
                 invocation_id=invocation.id, deduplicated=deduplicated
             )

@@ -136,6 +136,7 @@ def build_gateway(
 
     async def submit_endpoint(request: Request) -> Response:
         invocation, deduplicated = await submit(request)
+        await scheduler.saved()
         return _json({"invocation_id": invocation.id, "deduplicated": deduplicated}, 202)
 
     async def result_endpoint(request: Request) -> Response:

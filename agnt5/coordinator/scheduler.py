@@ -144,6 +144,13 @@ class Scheduler:
             pass
         return invocation
 
+    async def saved(self) -> None:
+        """Return once every change made so far is durable in the store (an id handed out
+        after this survives a coordinator crash)."""
+        done = asyncio.get_running_loop().create_future()
+        self._store.when_saved(lambda: done.done() or done.set_result(None))
+        await done
+
     def on_finish(self, invocation: Invocation, callback: Callable[[Invocation], None]) -> None:
         """Call ``callback(invocation)`` once ``invocation``'s outcome is saved (at once if it is)."""
         if invocation.finished and invocation.id not in self._waiters:
