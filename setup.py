@@ -53,8 +53,10 @@ def _extensions() -> list[Extension]:
     except ImportError as exc:
         if _flag("CIBUILDWHEEL"):
             raise
-        print(f"WARNING: Cython is unavailable ({exc}); installing the pure-Python fallback.",
-              file=sys.stderr)
+        print(
+            f"WARNING: Cython is unavailable ({exc}); installing the pure-Python fallback.",
+            file=sys.stderr,
+        )
         return []
     return cythonize(
         [

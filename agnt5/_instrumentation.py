@@ -19,7 +19,23 @@ from agnt5.logging import bind_invocation, unbind_invocation
 
 __all__ = ["Instrumentation"]
 
-_DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_DURATION_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
 
 
 class _Metrics:
@@ -56,7 +72,9 @@ class _Metrics:
         ]
 
     def _observe_running(self, options: CallbackOptions) -> list[Observation]:
-        return [Observation(count, _labels(function)) for function, count in self.running.copy().items()]
+        return [
+            Observation(count, _labels(function)) for function, count in self.running.copy().items()
+        ]
 
 
 class Instrumentation:

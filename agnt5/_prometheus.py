@@ -41,13 +41,15 @@ def _metric(metric: Any) -> Iterator[str]:
     yield f"# HELP {name} {_escape(metric.description, quote=False)}"
     yield f"# TYPE {name} {kind}"
     for point in data.data_points:
-        labels = {_INVALID.sub("_", str(key)): str(value) for key, value in point.attributes.items()}
+        labels = {
+            _INVALID.sub("_", str(key)): str(value) for key, value in point.attributes.items()
+        }
         if kind != "histogram":
             yield f"{name}{_labels(labels)} {_number(point.value)}"
             continue
         cumulative = 0
         bounds = [*map(_number, point.explicit_bounds), "+Inf"]
-        for bound, count in zip(bounds, point.bucket_counts):
+        for bound, count in zip(bounds, point.bucket_counts, strict=True):
             cumulative += count
             yield f"{name}_bucket{_labels({**labels, 'le': bound})} {cumulative}"
         yield f"{name}_sum{_labels(labels)} {_number(point.sum)}"
@@ -57,7 +59,9 @@ def _metric(metric: Any) -> Iterator[str]:
 def _labels(labels: dict[str, str]) -> str:
     if not labels:
         return ""
-    return "{" + ",".join(f'{key}="{_escape(value)}"' for key, value in sorted(labels.items())) + "}"
+    return (
+        "{" + ",".join(f'{key}="{_escape(value)}"' for key, value in sorted(labels.items())) + "}"
+    )
 
 
 def _escape(text: str, *, quote: bool = True) -> str:

@@ -11,7 +11,11 @@ from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import (
+    InMemoryMetricReader,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -68,7 +72,11 @@ def _tracer(given: Any, resource: Resource, owned: list[Any]) -> Any:
 
 def _meter(readers: list[Any], resource: Resource, owned: list[Any]) -> Any:
     for exporter in _exporters("metrics"):
-        readers.append(exporter() if issubclass(exporter, MetricReader) else PeriodicExportingMetricReader(exporter()))
+        readers.append(
+            exporter()
+            if issubclass(exporter, MetricReader)
+            else PeriodicExportingMetricReader(exporter())
+        )
     if readers:
         provider = MeterProvider(metric_readers=readers, resource=resource)
         owned.append(provider)
@@ -104,7 +112,9 @@ def _exporters(signal: str) -> list[Any]:
         entry = _entry_point(signal, _otlp_flavour(signal) if name == "otlp" else name)
         if entry is None:
             hint = f" ({_OTLP_HINT})" if name.startswith("otlp") else ""
-            _log.warning("OTEL_%s_EXPORTER: exporter %r is not installed%s", signal.upper(), name, hint)
+            _log.warning(
+                "OTEL_%s_EXPORTER: exporter %r is not installed%s", signal.upper(), name, hint
+            )
         else:
             found.append(entry.load())
     return found
@@ -125,7 +135,10 @@ def _otlp_flavour(signal: str) -> str:
 
 
 def _resource(config: WorkerConfig) -> Resource:
-    attributes = {"service.version": config.service_version, "service.instance.id": config.worker_id}
+    attributes = {
+        "service.version": config.service_version,
+        "service.instance.id": config.worker_id,
+    }
     if not os.environ.get("OTEL_SERVICE_NAME"):
         attributes["service.name"] = config.service_name
     return Resource.create(attributes)

@@ -16,7 +16,9 @@ _EMPTY: Mapping[str, str] = MappingProxyType({})
 class _ContextLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
     """A logger adapter whose records carry the invocation's identity beside the caller's extras."""
 
-    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
         extra = kwargs.get("extra")
         kwargs["extra"] = {**self.extra, **extra} if extra else self.extra
         return msg, kwargs
@@ -31,16 +33,16 @@ class Context:
     """
 
     __slots__ = (
-        "invocation_id",
-        "service_name",
-        "function_name",
-        "attempt",
-        "metadata",
-        "deadline",
-        "_cancelled",
-        "_cancel_reason",
         "_callbacks",
+        "_cancel_reason",
+        "_cancelled",
         "_logger",
+        "attempt",
+        "deadline",
+        "function_name",
+        "invocation_id",
+        "metadata",
+        "service_name",
     )
 
     def __init__(

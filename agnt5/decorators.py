@@ -42,7 +42,9 @@ class Backoff:
 
     def __post_init__(self) -> None:
         if not _positive(self.initial):
-            raise ValueError(f"backoff initial must be a positive number of seconds, got {self.initial!r}")
+            raise ValueError(
+                f"backoff initial must be a positive number of seconds, got {self.initial!r}"
+            )
         if not _number(self.multiplier) or self.multiplier < 1:
             raise ValueError(f"backoff multiplier must be a number >= 1, got {self.multiplier!r}")
         if not _number(self.maximum) or self.maximum < self.initial:
@@ -297,5 +299,7 @@ def _backoff(value: Any) -> Backoff:
     if isinstance(value, Backoff):
         return value
     if not _positive(value):
-        raise ValueError(f"backoff must be a positive number of seconds or a Backoff, got {value!r}")
+        raise ValueError(
+            f"backoff must be a positive number of seconds or a Backoff, got {value!r}"
+        )
     return Backoff(initial=float(value), maximum=max(60.0, float(value)))

@@ -104,7 +104,9 @@ class HealthServer:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         try:
-            server = await asyncio.start_server(self._client, self._host, self._port, limit=_MAX_HEAD)
+            server = await asyncio.start_server(
+                self._client, self._host, self._port, limit=_MAX_HEAD
+            )
         except BaseException as exc:
             started.set_exception(exc)
             return

@@ -97,7 +97,7 @@ class _InvocationFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         current = _invocation.get() or (None, self._service_name, None)
-        for key, value in zip(_IDENTITY, current):
+        for key, value in zip(_IDENTITY, current, strict=True):
             if getattr(record, key, None) is None:
                 setattr(record, key, value)
         return True
@@ -152,7 +152,9 @@ def install_opentelemetry_logging(
     if chosen not in ("text", "json"):
         raise ValueError(f"log_format must be 'text' or 'json', got {chosen!r}")
     handler = _Handler(_otel_handler(logger_provider), previous_level)
-    handler.setFormatter(_JsonFormatter() if chosen == "json" else logging.Formatter(format_string or _TEXT_FORMAT))
+    handler.setFormatter(
+        _JsonFormatter() if chosen == "json" else logging.Formatter(format_string or _TEXT_FORMAT)
+    )
     handler.addFilter(
         _InvocationFilter(service_name or os.environ.get("AGNT5_SERVICE_NAME", "").strip() or None)
     )
@@ -192,7 +194,7 @@ def _otel_handler(logger_provider: Any) -> logging.Handler | None:
 
 
 def _timestamp(created: float) -> str:
-    moment = datetime.datetime.fromtimestamp(created, datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(created, datetime.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -22,6 +22,7 @@ class _Defs(dict[str, Any]):
         super().__init__()
         self.owners: dict[str, type] = {}
 
+
 _SIMPLE: dict[int, dict[str, Any]] = {
     plan.ANY: {},
     plan.STR: {"type": "string"},

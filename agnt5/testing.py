@@ -22,7 +22,9 @@ __all__ = ["ainvoke", "ainvoke_raw", "invoke", "invoke_raw"]
 Target = Callable[..., Any] | str
 
 
-def invoke(fn_or_name: Target, input: Any = None, *, metadata: Mapping[str, str] | None = None) -> Any:
+def invoke(
+    fn_or_name: Target, input: Any = None, *, metadata: Mapping[str, str] | None = None
+) -> Any:
     """Invoke a registered handler with a JSON-able ``input``; returns the decoded result."""
     return decode_json(invoke_raw(_name(fn_or_name), _encode(input), metadata=metadata))
 
@@ -74,4 +76,6 @@ def _run_coroutine(coroutine: Any) -> bytes:
     except RuntimeError:
         return asyncio.run(coroutine)
     coroutine.close()
-    raise RuntimeError("invoke() cannot run an async handler inside a running event loop; use ainvoke()")
+    raise RuntimeError(
+        "invoke() cannot run an async handler inside a running event loop; use ainvoke()"
+    )

@@ -52,8 +52,19 @@ def measure(variant: str, connections: int, duration: int, script: str) -> float
     app, _, telemetry = variant.partition("+")
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", f"_asgi_apps:{app}", "--port", str(port),
-         "--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            f"_asgi_apps:{app}",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
         cwd=HERE,
         env={**os.environ, "AGNT5_BENCH_TELEMETRY": "1" if telemetry else "0"},
     )
@@ -62,7 +73,10 @@ def measure(variant: str, connections: int, duration: int, script: str) -> float
         _wait_ready(url, process)
         output = subprocess.run(
             ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", script, url],
-            capture_output=True, text=True, check=True, timeout=duration + 30,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=duration + 30,
         ).stdout
     finally:
         process.terminate()

@@ -57,7 +57,9 @@ async def _wait_registered(client: AsyncClient) -> None:
         await asyncio.sleep(0.1)
 
 
-async def _measure(endpoint: str, seconds: float, repeats: int, in_flight: int) -> dict[str, list[float]]:
+async def _measure(
+    endpoint: str, seconds: float, repeats: int, in_flight: int
+) -> dict[str, list[float]]:
     runs: dict[str, list[float]] = {mode: [] for mode in MODES}
     async with AsyncClient(endpoint, timeout=30) as client:
         await _wait_registered(client)

@@ -14,7 +14,7 @@ import importlib
 import inspect
 import json
 from collections.abc import Callable, Iterator
-from typing import Any, Optional
+from typing import Any
 
 import orjson
 import pytest
@@ -29,7 +29,7 @@ class Item:
     id: int
     price: float
     name: str
-    note: Optional[str] = None
+    note: str | None = None
 
 
 @function(name="bench_noop")
@@ -112,7 +112,9 @@ def _available(label: str) -> bool:
     ],
     indirect=True,
 )
-def test_invoke_raw(benchmark: Any, use_implementation: None, payload: str, request: pytest.FixtureRequest) -> None:
+def test_invoke_raw(
+    benchmark: Any, use_implementation: None, payload: str, request: pytest.FixtureRequest
+) -> None:
     name, body = PAYLOADS[payload]
     benchmark.group = payload
     benchmark.name = f"hot_path[{request.node.callspec.params['use_implementation']}]"

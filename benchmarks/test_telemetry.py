@@ -63,7 +63,11 @@ def _batch(instrumentation: Instrumentation | None, metadata: dict[str, str]) ->
                 await execute(handler, b"", None, None)
             else:
                 await instrumentation.observe(
-                    "bench_telemetry_noop", str(n), 1, metadata, lambda: execute(handler, b"", None, None)
+                    "bench_telemetry_noop",
+                    str(n),
+                    1,
+                    metadata,
+                    lambda: execute(handler, b"", None, None),
                 )
 
     return one_batch
@@ -96,7 +100,11 @@ def test_seam(benchmark: Any, loop: asyncio.AbstractEventLoop, variant: str) -> 
         instrumentation = create_instrumentation(
             _config(), tracer_provider=provider, metric_readers=[InMemoryMetricReader()]
         )
-    batch = _floor() if variant == "floor" else _batch(instrumentation, TRACEPARENT if variant == "parented" else {})
+    batch = (
+        _floor()
+        if variant == "floor"
+        else _batch(instrumentation, TRACEPARENT if variant == "parented" else {})
+    )
 
     def round_() -> None:
         loop.run_until_complete(batch())
@@ -126,4 +134,6 @@ def test_off_against_floor_interleaved(benchmark: Any, loop: asyncio.AbstractEve
 
     benchmark.pedantic(ab_round, rounds=300, warmup_rounds=20)
     floor, off = (statistics.median(times[name]) for name in ("floor", "off"))
-    benchmark.extra_info.update(floor_median_us=floor * 1e6, off_median_us=off * 1e6, off_over_floor=off / floor)
+    benchmark.extra_info.update(
+        floor_median_us=floor * 1e6, off_median_us=off * 1e6, off_over_floor=off / floor
+    )

@@ -308,7 +308,7 @@ def _report(runs: dict[str, list[dict[str, float]]]) -> None:
         ratios = [medians["compiled"][f"batched_{n}"] / medians["fallback"][f"batched_{n}"]
                   for n in FLIGHTS]  # fmt: skip
         print("\ncompiled / fallback invoke_many throughput: "
-              + ", ".join(f"{n} in flight {r:.2f}x" for n, r in zip(FLIGHTS, ratios)))  # fmt: skip
+              + ", ".join(f"{n} in flight {r:.2f}x" for n, r in zip(FLIGHTS, ratios, strict=True)))  # fmt: skip
 
 
 def main(argv: list[str]) -> int:

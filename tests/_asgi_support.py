@@ -17,7 +17,7 @@ from _coordinator_support import agnt5_env
 __all__ = ["APP", "SPANS_TO_FILE", "free_port", "serve"]
 
 SPANS_TO_FILE = textwrap.dedent(
-    '''
+    """
     import os
 
     if os.environ.get("SPANS"):  # the application configures OpenTelemetry itself, as users do
@@ -35,11 +35,11 @@ SPANS_TO_FILE = textwrap.dedent(
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(FileExporter()))
         trace.set_tracer_provider(provider)
-    '''
+    """
 )
 
 APP = SPANS_TO_FILE + textwrap.dedent(
-    '''
+    """
     import asyncio
     import time
 
@@ -99,7 +99,7 @@ APP = SPANS_TO_FILE + textwrap.dedent(
         app.enable_cors(origins=os.environ["CORS"].split(","))
     if os.environ.get("GZIP"):
         app.add_middleware(GZipMiddleware, minimum_size=100)
-    '''
+    """
 )
 
 
@@ -112,12 +112,34 @@ def free_port() -> int:
 def _command(server: str, port: int) -> list[str]:
     bind = f"127.0.0.1:{port}"
     if server == "uvicorn":
-        return [sys.executable, "-m", "uvicorn", "web_app:app", "--host", "127.0.0.1",
-                "--port", str(port), "--lifespan", "on", "--log-level", "warning"]
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "web_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--lifespan",
+            "on",
+            "--log-level",
+            "warning",
+        ]
     if server == "hypercorn":
         return [sys.executable, "-m", "hypercorn", "web_app:app", "--bind", bind]
-    return [sys.executable, "-m", "gunicorn", "-k", "uvicorn.workers.UvicornWorker",
-            "-w", "1", "-b", bind, "web_app:app"]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-k",
+        "uvicorn.workers.UvicornWorker",
+        "-w",
+        "1",
+        "-b",
+        bind,
+        "web_app:app",
+    ]
 
 
 @contextmanager
@@ -129,7 +151,10 @@ def serve(
     port = free_port()
     log = open(directory / f"{server}.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
-        _command(server, port), cwd=directory, stdout=log, stderr=subprocess.STDOUT,
+        _command(server, port),
+        cwd=directory,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         env=agnt5_env(**env),
     )
     base = f"http://127.0.0.1:{port}"
@@ -142,7 +167,9 @@ def serve(
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{server} did not start:\n{(directory / f'{server}.log').read_text()}")
+                raise RuntimeError(
+                    f"{server} did not start:\n{(directory / f'{server}.log').read_text()}"
+                )
             time.sleep(0.05)
         yield base, process
     finally:

@@ -213,7 +213,7 @@ class FakeWorker:
 
     async def wait_for_invokes(self, count: int, timeout: float = 10.0) -> None:
         async with asyncio.timeout(timeout):
-            while len(self.invokes) < count:  # bounded by the timeout
+            while len(self.invokes) < count:  # noqa: ASYNC110 - bounded by the timeout
                 await asyncio.sleep(0.01)
 
     async def __aenter__(self) -> FakeWorker:

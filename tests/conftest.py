@@ -11,7 +11,12 @@ import pytest
 
 from agnt5 import decorators
 
-NO_EXTENSIONS = os.environ.get("AGNT5_NO_EXTENSIONS", "").strip().lower() in {"1", "true", "yes", "on"}
+NO_EXTENSIONS = os.environ.get("AGNT5_NO_EXTENSIONS", "").strip().lower() in {
+    "1",
+    "true",
+    "yes",
+    "on",
+}
 
 
 def _implementations() -> list[str]:

@@ -13,7 +13,9 @@ from agnt5 import Worker, function
 pytestmark = [pytest.mark.usefixtures("registry"), pytest.mark.asyncio]
 
 
-async def call(app: Any, scope: dict[str, Any], incoming: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def call(
+    app: Any, scope: dict[str, Any], incoming: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
     queue = list(incoming)
 
@@ -37,7 +39,9 @@ async def test_seed_asgi_mode() -> None:
 
 async def test_websocket_scope_is_closed_cleanly() -> None:
     app = Worker("ws-service", runtime="asgi")
-    sent = await call(app, {"type": "websocket", "path": "/ws", "headers": []}, [{"type": "websocket.connect"}])
+    sent = await call(
+        app, {"type": "websocket", "path": "/ws", "headers": []}, [{"type": "websocket.connect"}]
+    )
     assert sent == [{"type": "websocket.close", "code": 1003, "reason": "no websocket endpoints"}]
 
 

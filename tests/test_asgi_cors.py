@@ -109,9 +109,17 @@ def browser_outcome(page_url: str, profile: Path) -> str:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     assert browser is not None
     result = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom",
-         f"{page_url}/page.html"],
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            f"{page_url}/page.html",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -88,9 +88,19 @@ def test_handler_error_body(base: str) -> None:
         ("/invoke/missing", {"json": {}}, 404, "Function 'missing' not found"),
         ("/invoke/total", {"content": b'{"prices": ['}, 400, "invalid JSON input"),
         ("/invoke/total", {"content": b'{"prices": ["\xff"]}'}, 400, "UTF-8"),
-        ("/invoke/total", {"json": {"prices": [1, "2"]}}, 400, "prices[1]: expected float, got string"),
+        (
+            "/invoke/total",
+            {"json": {"prices": [1, "2"]}},
+            400,
+            "prices[1]: expected float, got string",
+        ),
         ("/invoke/total", {"json": {"price": []}}, 400, "unknown parameter 'price'"),
-        ("/invoke/total", {"content": b"{}", "headers": {"content-type": "text/plain"}}, 415, "content type"),
+        (
+            "/invoke/total",
+            {"content": b"{}", "headers": {"content-type": "text/plain"}},
+            415,
+            "content type",
+        ),
         ("/invoke/too_slow", {}, 504, "timed out"),
         ("/nowhere", {}, 404, "no route"),
     ],
@@ -111,7 +121,9 @@ def test_wrong_method_names_the_allowed_one(base: str) -> None:
 
 
 def test_oversized_bodies_are_refused(base: str) -> None:
-    declared = httpx.post(f"{base}/invoke/total", content=b"[" + b"1," * 600_000 + b"1]", timeout=10)
+    declared = httpx.post(
+        f"{base}/invoke/total", content=b"[" + b"1," * 600_000 + b"1]", timeout=10
+    )
     assert declared.status_code == 413
     assert declared.json()["code"] == "PAYLOAD_TOO_LARGE"
 
@@ -123,7 +135,9 @@ def test_oversized_bodies_are_refused(base: str) -> None:
 
     streamed = httpx.post(f"{base}/invoke/total", content=chunks(), timeout=10)
     assert streamed.status_code == 413
-    assert httpx.post(f"{base}/invoke/total", json={"prices": [1]}, timeout=10).json()["result"] == 1.0
+    assert (
+        httpx.post(f"{base}/invoke/total", json={"prices": [1]}, timeout=10).json()["result"] == 1.0
+    )
 
 
 def test_declared_oversize_is_refused_before_100_continue(base: str) -> None:
@@ -186,7 +200,10 @@ def test_lifespan_shutdown_lets_in_flight_requests_finish(tmp_path: Path) -> Non
 def test_gzip_middleware(tmp_path: Path) -> None:
     with serve(tmp_path, GZIP="1") as (url, _):
         response = httpx.post(
-            f"{url}/invoke/text", json={"size": 5000}, headers={"accept-encoding": "gzip"}, timeout=10
+            f"{url}/invoke/text",
+            json={"size": 5000},
+            headers={"accept-encoding": "gzip"},
+            timeout=10,
         )
         raw = httpx.post(f"{url}/invoke/text", json={"size": 10}, timeout=10)
     assert response.headers["content-encoding"] == "gzip"

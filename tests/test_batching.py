@@ -31,7 +31,7 @@ async def test_idle_item_goes_out_alone_and_at_once() -> None:
 
 async def test_queued_items_coalesce_within_count_and_byte_limits() -> None:
     queue: asyncio.Queue[object] = asyncio.Queue()
-    for value in range(10):
+    for _ in range(10):
         queue.put_nowait(Item(10))
     frames = batcher(queue, max_items=4, max_bytes=1000)
     assert await frames.next() == [10] * 4

@@ -256,10 +256,20 @@ CONVERSIONS: list[tuple[Any, Any, str, Any]] = [
     (Literal["a", "b"], "b", "str", "b"),
     (Color, "red", "Color", "red"),
     (Movie, {"title": "Up", "year": 2009}, "dict", {"title": "Up", "year": 2009}),
-    (Item, {"id": 1, "price": 2, "name": "n"}, "Item", {"id": 1, "price": 2.0, "name": "n", "note": None}),
+    (
+        Item,
+        {"id": 1, "price": 2, "name": "n"},
+        "Item",
+        {"id": 1, "price": 2.0, "name": "n", "note": None},
+    ),
     (Any, {"x": [1]}, "dict", {"x": [1]}),
     (datetime.date, "2024-05-01", "date", "2024-05-01"),
-    (uuid.UUID, "12345678-1234-5678-1234-567812345678", "UUID", "12345678-1234-5678-1234-567812345678"),
+    (
+        uuid.UUID,
+        "12345678-1234-5678-1234-567812345678",
+        "UUID",
+        "12345678-1234-5678-1234-567812345678",
+    ),
     (decimal.Decimal, "1.50", "Decimal", "1.50"),
 ]
 
@@ -443,7 +453,7 @@ def test_agnt5_errors_raised_by_handlers_pass_through(impl: ModuleType) -> None:
 def test_lookup_and_dispatch(impl: ModuleType) -> None:
     registry = {"greet": handler(impl, greet)}
     assert impl.dispatch(registry, "greet", b'"Ada"') == b'"Hello, Ada!"'
-    with pytest.raises(NotFoundError, match="^Function \"nope\" not found$"):
+    with pytest.raises(NotFoundError, match='^Function "nope" not found$'):
         impl.lookup(registry, "nope")
 
 

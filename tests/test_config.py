@@ -45,7 +45,11 @@ def test_environment_fills_what_the_constructor_leaves_out() -> None:
         "asgi",
     )
     assert config.endpoint == Endpoint("coordinator.example:443", secure=True)
-    assert (config.log_level, config.log_format, config.disable_telemetry) == ("DEBUG", "json", True)
+    assert (config.log_level, config.log_format, config.disable_telemetry) == (
+        "DEBUG",
+        "json",
+        True,
+    )
     assert (config.api_key, config.max_concurrency, config.drain_timeout) == ("secret", 8, 2.5)
     assert (config.worker_id, config.health_port) == ("w-1", 8000)
 
@@ -68,16 +72,40 @@ def test_missing_service_name_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) 
 @pytest.mark.parametrize(
     ("environ", "given", "message"),
     [
-        ({"AGNT5_RUNTIME": "lambda"}, {}, "invalid AGNT5_RUNTIME: expected one of standalone, asgi"),
+        (
+            {"AGNT5_RUNTIME": "lambda"},
+            {},
+            "invalid AGNT5_RUNTIME: expected one of standalone, asgi",
+        ),
         ({}, {"runtime": "lambda"}, "invalid runtime: expected one of standalone, asgi"),
-        ({"AGNT5_MAX_CONCURRENCY": "many"}, {}, "invalid AGNT5_MAX_CONCURRENCY: expected an integer"),
+        (
+            {"AGNT5_MAX_CONCURRENCY": "many"},
+            {},
+            "invalid AGNT5_MAX_CONCURRENCY: expected an integer",
+        ),
         ({}, {"max_concurrency": 0}, "invalid max_concurrency: expected an integer >= 1"),
-        ({"AGNT5_DRAIN_TIMEOUT": "-1"}, {}, "invalid AGNT5_DRAIN_TIMEOUT: expected a finite number"),
-        ({"AGNT5_DISABLE_TELEMETRY": "maybe"}, {}, "invalid AGNT5_DISABLE_TELEMETRY: expected true or false"),
+        (
+            {"AGNT5_DRAIN_TIMEOUT": "-1"},
+            {},
+            "invalid AGNT5_DRAIN_TIMEOUT: expected a finite number",
+        ),
+        (
+            {"AGNT5_DISABLE_TELEMETRY": "maybe"},
+            {},
+            "invalid AGNT5_DISABLE_TELEMETRY: expected true or false",
+        ),
         ({"AGNT5_LOG_FORMAT": "xml"}, {}, "invalid AGNT5_LOG_FORMAT: expected one of text, json"),
-        ({"AGNT5_HEALTH_PORT": "70000"}, {}, "invalid AGNT5_HEALTH_PORT: expected an integer between"),
+        (
+            {"AGNT5_HEALTH_PORT": "70000"},
+            {},
+            "invalid AGNT5_HEALTH_PORT: expected an integer between",
+        ),
         ({"AGNT5_COORDINATOR_ENDPOINT": "ftp://x"}, {}, "invalid AGNT5_COORDINATOR_ENDPOINT"),
-        ({}, {"coordinator_endpoint": "http://host:notaport"}, "invalid coordinator_endpoint: invalid port"),
+        (
+            {},
+            {"coordinator_endpoint": "http://host:notaport"},
+            "invalid coordinator_endpoint: invalid port",
+        ),
     ],
 )
 def test_malformed_values_name_the_setting(

@@ -176,7 +176,7 @@ def test_backoff_delays() -> None:
 
 def test_unresolvable_annotation_degrades_instead_of_crashing() -> None:
     @function()
-    def vague(thing: "NoSuchType") -> "AlsoMissing":  # type: ignore[name-defined]  # noqa: F821
+    def vague(thing: NoSuchType) -> AlsoMissing:  # type: ignore[name-defined]  # noqa: F821
         return thing
 
     meta = get_function_metadata("vague")

@@ -196,7 +196,7 @@ def _shaped(annotation: Any) -> st.SearchStrategy[Any]:
 
 def _record(cls: Any) -> st.SearchStrategy[Any]:
     hints = {name: hint for name, hint in cls.__annotations__.items()}
-    hints = {name: eval(hint, globals()) if isinstance(hint, str) else hint  # noqa: S307
+    hints = {name: eval(hint, globals()) if isinstance(hint, str) else hint
              for name, hint in hints.items()}  # fmt: skip
     if dataclasses.is_dataclass(cls):
         required = {f.name for f in dataclasses.fields(cls) if _field_required(f)}
@@ -248,7 +248,7 @@ def shapes(draw: st.DrawFn) -> Shape:
     parameters = [inspect.Parameter("ctx", ctx_kind)] if draw(st.booleans()) else []
     hints: dict[str, Any] = {}
     defaulted = False
-    for name, kind in zip(names, kinds):
+    for name, kind in zip(names, kinds, strict=True):
         defaulted = draw(st.booleans()) or (defaulted and kind != KW)
         default = draw(st.sampled_from([None, 0, "d", 1.5])) if defaulted else EMPTY
         parameters.append(inspect.Parameter(name, kind, default=default))
@@ -370,7 +370,9 @@ NUMERIC = [int, float, bool, None, Literal["a", 1, True, None], Literal[1.0, Fal
 
 
 @pytest.mark.parametrize("annotation", NUMERIC, ids=repr)
-@pytest.mark.parametrize("value", [1, 1.0, True, False, 0, 0.0, -1, 2**64 - 1, None, "1", [1, True]])
+@pytest.mark.parametrize(
+    "value", [1, 1.0, True, False, 0, 0.0, -1, 2**64 - 1, None, "1", [1, True]]
+)
 def test_numbers_keep_their_json_type(annotation: Any, value: Any) -> None:
     def one(value):  # type: ignore[no-untyped-def]
         return value
@@ -394,8 +396,18 @@ def test_numbers_keep_their_json_type(annotation: Any, value: Any) -> None:
         b"null",
         b'"\xed\xa0\x80"',
     ],
-    ids=["deep-array", "deep-object", "non-utf8", "latin1", "truncated", "bad-literal", "nul",
-         "empty", "null", "surrogate"],  # fmt: skip
+    ids=[
+        "deep-array",
+        "deep-object",
+        "non-utf8",
+        "latin1",
+        "truncated",
+        "bad-literal",
+        "nul",
+        "empty",
+        "null",
+        "surrogate",
+    ],  # fmt: skip
 )
 def test_bad_and_edge_input(payload: bytes) -> None:
     agree(lambda impl: impl.decode_json(payload))
@@ -417,7 +429,9 @@ def test_recursive_dataclass_depth_limit(depth: int) -> None:
             count, head = count + 1, head.next
         return count
 
-    outcome_ = agree(lambda impl: handler(impl, chain).invoke(orjson.dumps({"head": _nested(depth)})))
+    outcome_ = agree(
+        lambda impl: handler(impl, chain).invoke(orjson.dumps({"head": _nested(depth)}))
+    )
     if depth >= 200:
         assert outcome_[2].endswith(".next: input nested too deeply")
     else:
@@ -452,7 +466,7 @@ def test_ten_megabyte_payloads() -> None:
     for fn, payload in ((shout, text), (total, listed)):
         registries = [{fn.__name__: handler(impl, fn, fn.__name__)} for impl in IMPLEMENTATIONS]
         results = [impl.dispatch(registry, fn.__name__, payload)
-                   for impl, registry in zip(IMPLEMENTATIONS, registries)]  # fmt: skip
+                   for impl, registry in zip(IMPLEMENTATIONS, registries, strict=True)]  # fmt: skip
         assert results[0] == results[1]
 
 

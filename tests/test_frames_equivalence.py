@@ -145,16 +145,16 @@ def test_encoders_refuse_the_same_records_the_same_way(name: str, batch: Any) ->
 
 
 def test_repeated_metadata_keys_last_wins() -> None:
-    entry = lambda k, v: (
-        b"\x22"
-        + varint(4 + len(k) + len(v))
-        + b"\x0a"
-        + varint(len(k))
-        + k
-        + b"\x12"
-        + varint(len(v))
-        + v
-    )
+    def entry(k: bytes, v: bytes) -> bytes:  # one metadata map entry of an Invoke
+        return (
+            b"\x22"
+            + varint(4 + len(k) + len(v))
+            + b"\x0a"
+            + varint(len(k))
+            + k
+            + (b"\x12" + varint(len(v)) + v)
+        )
+
     invoke = entry(b"k", b"1") + b"\x0a\x01a" + entry(b"k", b"2") + entry(b"j", b"")
     frame = b"\x12" + varint(len(invoke) + 2) + b"\x0a" + varint(len(invoke)) + invoke
     _, value = compare("decode_coordinator_message", frame)

@@ -96,7 +96,7 @@ async def test_metrics_text_and_unknown_paths(served: tuple[HealthServer, _Ready
 async def test_blocked_loop_answers_503_then_recovers(served: tuple[HealthServer, _Ready]) -> None:
     server, _ = served
     probe = asyncio.get_running_loop().run_in_executor(None, _probe_after, 0.6, server.port)
-    time.sleep(1.0)  # block the event loop the heartbeat runs on
+    time.sleep(1.0)  # noqa: ASYNC251 - blocks the event loop the heartbeat runs on, on purpose
     status, body = await probe
     assert status == 503
     assert orjson.loads(body)["status"] == "unhealthy"

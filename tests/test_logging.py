@@ -48,7 +48,9 @@ def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
 
 
 def test_json_line_has_core_fields_and_every_extra(app_logger: logging.Logger) -> None:
-    stream = _capture(install_opentelemetry_logging(app_logger, log_format="json", service_name="svc"))
+    stream = _capture(
+        install_opentelemetry_logging(app_logger, log_format="json", service_name="svc")
+    )
     app_logger.info("hello %s", "world", extra={"data_size": 42, "tags": ["a"], "obj": object})
     (line,) = _lines(stream)
     assert _TIMESTAMP.match(line.pop("timestamp"))
@@ -85,17 +87,26 @@ def test_json_line_has_trace_ids_while_a_span_is_active(app_logger: logging.Logg
     app_logger.warning("outside")
     inside, outside = _lines(stream)
     context = span.get_span_context()
-    assert (inside["trace_id"], inside["span_id"]) == (f"{context.trace_id:032x}", f"{context.span_id:016x}")
+    assert (inside["trace_id"], inside["span_id"]) == (
+        f"{context.trace_id:032x}",
+        f"{context.span_id:016x}",
+    )
     assert "trace_id" not in outside and "span_id" not in outside
 
 
-def test_format_comes_from_agnt5_log_format(app_logger: logging.Logger, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_format_comes_from_agnt5_log_format(
+    app_logger: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AGNT5_LOG_FORMAT", "json")
     stream = _capture(install_opentelemetry_logging(app_logger))
     app_logger.info("as json")
     assert _lines(stream)[0]["message"] == "as json"
     monkeypatch.setenv("AGNT5_LOG_FORMAT", "text")
-    stream = _capture(install_opentelemetry_logging(app_logger, format_string="%(levelname)s|%(name)s|%(message)s"))
+    stream = _capture(
+        install_opentelemetry_logging(
+            app_logger, format_string="%(levelname)s|%(name)s|%(message)s"
+        )
+    )
     app_logger.info("as text")
     assert stream.getvalue() == "INFO|tests.app|as text\n"
     with pytest.raises(ValueError, match="log_format"):
@@ -113,11 +124,15 @@ def test_seed_structured_logging_example(registry: None, app_logger: logging.Log
                 "data_size": len(str(data)),
             },
         )
-        app_logger.info("Function completed", extra={"invocation_id": ctx.invocation_id, "success": True})
+        app_logger.info(
+            "Function completed", extra={"invocation_id": ctx.invocation_id, "success": True}
+        )
         return {"processed": True}
 
     stream = _capture(
-        install_opentelemetry_logging(logger=app_logger, level=logging.DEBUG, log_format="json", service_name="svc")
+        install_opentelemetry_logging(
+            logger=app_logger, level=logging.DEBUG, log_format="json", service_name="svc"
+        )
     )
     assert invoke(logged_function, {"data": {"k": "v"}}) == {"processed": True}
     started, completed = _lines(stream)
@@ -128,7 +143,9 @@ def test_seed_structured_logging_example(registry: None, app_logger: logging.Log
     assert completed["success"] is True
 
 
-def test_ctx_logger_and_plain_logger_share_the_invocation_id(registry: None, app_logger: logging.Logger) -> None:
+def test_ctx_logger_and_plain_logger_share_the_invocation_id(
+    registry: None, app_logger: logging.Logger
+) -> None:
     @function()
     def chatty(ctx: Context) -> str:
         ctx.logger.info("from ctx", extra={"step": 1})
@@ -151,13 +168,19 @@ def test_ctx_logger_and_plain_logger_share_the_invocation_id(registry: None, app
     (from_module,) = _lines(app_stream)
     assert from_ctx["logger"] == "agnt5.function.chatty"
     for line, step in ((from_ctx, 1), (from_module, 2)):
-        assert (line["invocation_id"], line["service_name"], line["function_name"]) == ("inv-42", "orders", "chatty")
+        assert (line["invocation_id"], line["service_name"], line["function_name"]) == (
+            "inv-42",
+            "orders",
+            "chatty",
+        )
         assert line["step"] == step
     app_logger.info("after")
     assert _lines(app_stream)[-1]["invocation_id"] is None
 
 
-def test_installing_twice_does_not_duplicate_and_remove_restores(app_logger: logging.Logger) -> None:
+def test_installing_twice_does_not_duplicate_and_remove_restores(
+    app_logger: logging.Logger,
+) -> None:
     app_logger.setLevel(logging.ERROR)
     install_opentelemetry_logging(app_logger, level=logging.DEBUG)
     stream = _capture(install_opentelemetry_logging(app_logger, level="INFO", log_format="json"))
@@ -198,7 +221,9 @@ def test_records_go_to_an_opentelemetry_logger_provider(app_logger: logging.Logg
     exporter = InMemoryLogRecordExporter()
     provider = LoggerProvider()
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
-    _capture(install_opentelemetry_logging(app_logger, logger_provider=provider, service_name="svc"))
+    _capture(
+        install_opentelemetry_logging(app_logger, logger_provider=provider, service_name="svc")
+    )
     with TracerProvider().get_tracer("t").start_as_current_span("work") as span:
         app_logger.warning("to otel", extra={"data_size": 7, "obj": object})
     try:
@@ -206,7 +231,11 @@ def test_records_go_to_an_opentelemetry_logger_provider(app_logger: logging.Logg
     except KeyError:
         app_logger.exception("failed")
     warning, error = (item.log_record for item in exporter.get_finished_logs())
-    assert (warning.body, warning.severity_text, warning.severity_number.name) == ("to otel", "WARNING", "WARN")
+    assert (warning.body, warning.severity_text, warning.severity_number.name) == (
+        "to otel",
+        "WARNING",
+        "WARN",
+    )
     assert warning.trace_id == span.get_span_context().trace_id
     assert warning.attributes is not None
     assert dict(warning.attributes) | {"code.line.number": 0} == {
@@ -219,7 +248,10 @@ def test_records_go_to_an_opentelemetry_logger_provider(app_logger: logging.Logg
     }
     assert error.severity_number.name == "ERROR"
     assert error.attributes is not None
-    assert (error.attributes["exception.type"], error.attributes["exception.message"]) == ("KeyError", "'missing'")
+    assert (error.attributes["exception.type"], error.attributes["exception.message"]) == (
+        "KeyError",
+        "'missing'",
+    )
     assert str(error.attributes["exception.stacktrace"]).endswith("KeyError: 'missing'\n")
     remove_opentelemetry_logging(app_logger)
     app_logger.warning("not any more")

@@ -8,7 +8,12 @@ import sys
 
 import agnt5._speedups as speedups
 
-NO_EXTENSIONS = os.environ.get("AGNT5_NO_EXTENSIONS", "").strip().lower() in {"1", "true", "yes", "on"}
+NO_EXTENSIONS = os.environ.get("AGNT5_NO_EXTENSIONS", "").strip().lower() in {
+    "1",
+    "true",
+    "yes",
+    "on",
+}
 
 
 def test_compiled_module_loaded_when_expected() -> None:

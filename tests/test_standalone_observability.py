@@ -16,7 +16,7 @@ from test_standalone_worker import free_port, log_of, wait_for_service, worker_p
 from agnt5.client import Client
 
 MODULE = SPANS_TO_FILE + textwrap.dedent(
-    '''
+    """
     import logging
 
     from agnt5 import function
@@ -34,7 +34,7 @@ MODULE = SPANS_TO_FILE + textwrap.dedent(
     @function()
     def failing(x: int) -> int:
         raise ValueError("boom")
-    '''
+    """
 )
 
 
@@ -68,7 +68,10 @@ def test_health_ready_and_metrics_follow_the_coordinator(module: Path) -> None:
     with worker_process(module, endpoint, service, AGNT5_HEALTH_PORT=str(health_port)) as worker:
         wait_for_status(f"{base}/health", 200)
         assert status(f"{base}/ready") == 503  # no coordinator yet
-        with coordinator_process("--port", str(grpc_port)) as coordinator, Client(endpoint) as client:
+        with (
+            coordinator_process("--port", str(grpc_port)) as coordinator,
+            Client(endpoint) as client,
+        ):
             wait_for_service(client, service)
             wait_for_status(f"{base}/ready", 200)
             assert client.invoke(service, "observed", {"a": 1}) == {"ok": True}
@@ -111,7 +114,9 @@ def test_json_logs_carry_the_invocation_id(module: Path) -> None:
     assert from_module["step"] == "done"
 
 
-def test_invocation_span_is_a_child_of_the_callers_traceparent(module: Path, tmp_path: Path) -> None:
+def test_invocation_span_is_a_child_of_the_callers_traceparent(
+    module: Path, tmp_path: Path
+) -> None:
     service = unique()
     spans = tmp_path / "spans.jsonl"
     trace_id, parent_id = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"

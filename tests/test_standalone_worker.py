@@ -106,8 +106,18 @@ def worker_process(
     """``agnt5 worker MODULE`` as a subprocess; killed (by pid) on exit if still running."""
     log = open(module.parent / f"worker-{unique('log')}.txt", "wb")  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "agnt5", "worker", str(module), "--service", service,
-         "--endpoint", endpoint, *args],
+        [
+            sys.executable,
+            "-m",
+            "agnt5",
+            "worker",
+            str(module),
+            "--service",
+            service,
+            "--endpoint",
+            endpoint,
+            *args,
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=agnt5_env(**env),
@@ -149,9 +159,11 @@ def wait_for_lines(path: Path, count: int, timeout: float = 20.0) -> list[str]:
 
 def test_sync_and_async_handlers_and_bad_input(module: Path) -> None:
     service = unique()
-    with coordinator_process() as coordinator, worker_process(
-        module, coordinator.endpoint, service
-    ), Client(coordinator.endpoint) as client:
+    with (
+        coordinator_process() as coordinator,
+        worker_process(module, coordinator.endpoint, service),
+        Client(coordinator.endpoint) as client,
+    ):
         wait_for_service(client, service)
         assert client.invoke(service, "greet", {"name": "Ada"}) == "Hello, Ada!"
         assert client.invoke(service, "add", [2, 3]) == 5
@@ -159,14 +171,18 @@ def test_sync_and_async_handlers_and_bad_input(module: Path) -> None:
 
         with pytest.raises(NotFoundError):
             client.invoke(service, "no_such_function", {})
-        with pytest.raises(InvalidArgumentError, match=r"^prices\[1\]: expected float, got string$"):
+        with pytest.raises(
+            InvalidArgumentError, match=r"^prices\[1\]: expected float, got string$"
+        ):
             client.invoke(service, "total", {"prices": [1, "two"]})
         with pytest.raises(InvalidArgumentError, match="unknown parameter 'nmae'"):
             client.invoke(service, "greet", {"nmae": "Ada"})
 
         url = f"{coordinator.http_url}/v1/services/{service}/functions/greet/invoke"
         with httpx.Client(timeout=10) as http:
-            bad_json = http.post(url, content=b'{"name": ', headers={"content-type": "application/json"})
+            bad_json = http.post(
+                url, content=b'{"name": ', headers={"content-type": "application/json"}
+            )
             assert bad_json.status_code == 400, bad_json.text
             assert bad_json.json()["code"] == "INVALID_ARGUMENT"
             too_big = http.post(url, content=orjson.dumps({"name": "x" * (11 * 1024 * 1024)}))
@@ -184,9 +200,11 @@ def test_max_concurrency_is_never_exceeded(module: Path) -> None:
             calls = [client.invoke(service, "probe", {"pause": 0.02}) for _ in range(200)]
             return list(await asyncio.gather(*calls))
 
-    with coordinator_process() as coordinator, worker_process(
-        module, coordinator.endpoint, service, "--max-concurrency", "8"
-    ), Client(coordinator.endpoint) as client:
+    with (
+        coordinator_process() as coordinator,
+        worker_process(module, coordinator.endpoint, service, "--max-concurrency", "8"),
+        Client(coordinator.endpoint) as client,
+    ):
         wait_for_service(client, service)
         most = asyncio.run(burst(coordinator.endpoint))
     assert len(most) == 200
@@ -231,9 +249,10 @@ def test_worker_started_first_serves_once_the_coordinator_comes_up(module: Path)
     with worker_process(module, endpoint, service) as worker:
         time.sleep(1.5)  # the worker is retrying against a closed port meanwhile
         assert worker.poll() is None
-        with coordinator_process("--port", str(port)) as coordinator, Client(
-            coordinator.endpoint
-        ) as client:
+        with (
+            coordinator_process("--port", str(port)) as coordinator,
+            Client(coordinator.endpoint) as client,
+        ):
             wait_for_service(client, service)
             assert client.invoke(service, "greet", "Ada") == "Hello, Ada!"
     assert "reconnecting" in log_of(worker)
@@ -257,9 +276,10 @@ def test_worker_reconnects_after_the_coordinator_restarts(module: Path) -> None:
 
 def test_unauthenticated_worker_is_refused(module: Path) -> None:
     service = unique()
-    with coordinator_process("--api-key", "s3cret") as coordinator, Client(
-        coordinator.endpoint, api_key="s3cret"
-    ) as client:
+    with (
+        coordinator_process("--api-key", "s3cret") as coordinator,
+        Client(coordinator.endpoint, api_key="s3cret") as client,
+    ):
         with worker_process(module, coordinator.endpoint, service) as intruder:
             time.sleep(1.5)
             assert all(entry["name"] != service for entry in client.list_services())
@@ -270,7 +290,7 @@ def test_unauthenticated_worker_is_refused(module: Path) -> None:
 
 
 GRACEFUL = textwrap.dedent(
-    '''
+    """
     import asyncio
     import signal
     import sys
@@ -307,7 +327,7 @@ GRACEFUL = textwrap.dedent(
 
 
     asyncio.run(GracefulWorker().run())
-    '''
+    """
 )
 
 

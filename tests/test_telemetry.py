@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 from agnt5 import Context, function
@@ -57,7 +57,9 @@ def reader() -> InMemoryMetricReader:
 
 
 @pytest.fixture
-def instrumentation(spans: InMemorySpanExporter, reader: InMemoryMetricReader) -> Iterator[Instrumentation]:
+def instrumentation(
+    spans: InMemorySpanExporter, reader: InMemoryMetricReader
+) -> Iterator[Instrumentation]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
     made = create_instrumentation(_config(), tracer_provider=provider, metric_readers=[reader])
@@ -142,7 +144,10 @@ async def test_failed_invocation_span_has_outcome_error_code_and_exception(
     assert raised.value.message == "Function explode failed: Something went wrong"
     span = _only(spans)
     attributes = dict(span.attributes or {})
-    assert (attributes["agnt5.outcome"], attributes["agnt5.error_code"]) == ("error", "FUNCTION_FAILED")
+    assert (attributes["agnt5.outcome"], attributes["agnt5.error_code"]) == (
+        "error",
+        "FUNCTION_FAILED",
+    )
     assert attributes["error.type"] == "FUNCTION_FAILED"
     assert span.status.status_code is StatusCode.ERROR
     assert [event.name for event in span.events] == ["exception"]
@@ -152,7 +157,9 @@ def _points(reader: InMemoryMetricReader) -> dict[str, dict[frozenset[tuple[str,
     data = reader.get_metrics_data()
     assert data is not None
     return {
-        metric.name: {frozenset(point.attributes.items()): point for point in metric.data.data_points}
+        metric.name: {
+            frozenset(point.attributes.items()): point for point in metric.data.data_points
+        }
         for resource in data.resource_metrics
         for scope in resource.scope_metrics
         for metric in scope.metrics
@@ -194,7 +201,10 @@ async def test_metrics_after_n_invocations_including_failures(
 
 @pytest.mark.asyncio
 async def test_in_flight_while_running_and_cancellation_outcome(
-    handlers: None, instrumentation: Instrumentation, reader: InMemoryMetricReader, spans: InMemorySpanExporter
+    handlers: None,
+    instrumentation: Instrumentation,
+    reader: InMemoryMetricReader,
+    spans: InMemorySpanExporter,
 ) -> None:
     task = asyncio.create_task(_invoke(instrumentation, "wait"))
     await asyncio.sleep(0.01)
@@ -204,7 +214,12 @@ async def test_in_flight_while_running_and_cancellation_outcome(
         await task
     points = _points(reader)
     assert points["agnt5.invocations.in_flight"][_key(function="wait")].value == 0
-    assert points["agnt5.invocations"][_key(function="wait", outcome="cancelled", error_code="CANCELLED")].value == 1
+    assert (
+        points["agnt5.invocations"][
+            _key(function="wait", outcome="cancelled", error_code="CANCELLED")
+        ].value
+        == 1
+    )
     assert dict(_only(spans).attributes or {})["agnt5.outcome"] == "cancelled"
 
 
@@ -225,7 +240,9 @@ async def test_timeout_raised_by_run_counts_as_timeout(
 
 
 @pytest.mark.asyncio
-async def test_metrics_text_is_prometheus_exposition(handlers: None, spans: InMemorySpanExporter) -> None:
+async def test_metrics_text_is_prometheus_exposition(
+    handlers: None, spans: InMemorySpanExporter
+) -> None:
     made = create_instrumentation(_config(health_port=0))
     assert made is not None
     try:
@@ -241,8 +258,14 @@ async def test_metrics_text_is_prometheus_exposition(handlers: None, spans: InMe
         'agnt5_invocations_total{agnt5_error_code="FUNCTION_FAILED",agnt5_function="explode",'
         'agnt5_outcome="error"} 1'
     ) in text
-    assert 'agnt5_invocation_duration_seconds_count{agnt5_function="add",agnt5_outcome="success"} 1' in text
-    assert 'agnt5_invocation_duration_seconds_bucket{agnt5_function="add",agnt5_outcome="success",le="+Inf"} 1' in text
+    assert (
+        'agnt5_invocation_duration_seconds_count{agnt5_function="add",agnt5_outcome="success"} 1'
+        in text
+    )
+    assert (
+        'agnt5_invocation_duration_seconds_bucket{agnt5_function="add",agnt5_outcome="success",le="+Inf"} 1'
+        in text
+    )
     assert 'agnt5_invocations_in_flight{agnt5_function="add"} 0' in text
     assert spans.get_finished_spans() == ()
 
@@ -253,7 +276,11 @@ def test_nothing_configured_means_no_instrumentation() -> None:
 
 @pytest.mark.parametrize(
     ("variable", "options"),
-    [("AGNT5_DISABLE_TELEMETRY", {}), ("OTEL_SDK_DISABLED", {}), (None, {"disable_telemetry": True})],
+    [
+        ("AGNT5_DISABLE_TELEMETRY", {}),
+        ("OTEL_SDK_DISABLED", {}),
+        (None, {"disable_telemetry": True}),
+    ],
 )
 def test_disabled_wins_over_everything(
     monkeypatch: pytest.MonkeyPatch, variable: str | None, options: dict[str, Any]
@@ -261,8 +288,12 @@ def test_disabled_wins_over_everything(
     if variable is not None:
         monkeypatch.setenv(variable, "true")
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
-    config = WorkerConfig.resolve(None, service_name="orders", health_port=0, log_format="json", **options)
-    made = create_instrumentation(config, tracer_provider=TracerProvider(), metric_readers=[InMemoryMetricReader()])
+    config = WorkerConfig.resolve(
+        None, service_name="orders", health_port=0, log_format="json", **options
+    )
+    made = create_instrumentation(
+        config, tracer_provider=TracerProvider(), metric_readers=[InMemoryMetricReader()]
+    )
     assert made is None
 
 

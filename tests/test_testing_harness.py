@@ -96,7 +96,9 @@ def test_errors_surface_as_agnt5_errors() -> None:
     async def async_failing() -> None:
         raise KeyError("k")
 
-    with pytest.raises(FunctionFailedError, match="^Function failing_function failed: Something went wrong$"):
+    with pytest.raises(
+        FunctionFailedError, match="^Function failing_function failed: Something went wrong$"
+    ):
         invoke(failing_function, {})
     with pytest.raises(FunctionFailedError, match="^Function async_failing failed: 'k'$"):
         invoke(async_failing)

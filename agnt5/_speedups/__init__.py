@@ -37,13 +37,6 @@ __all__ = [
     "lookup",
 ]
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-
-
-def _extensions_disabled() -> bool:
-    return os.environ.get("AGNT5_NO_EXTENSIONS", "").strip().lower() in _TRUE
-
-
 from agnt5._speedups._records import (
     ErrorItem,
     FrameError,
@@ -52,6 +45,13 @@ from agnt5._speedups._records import (
     StreamCall,
     StreamOutcome,
 )
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def _extensions_disabled() -> bool:
+    return os.environ.get("AGNT5_NO_EXTENSIONS", "").strip().lower() in _TRUE
+
 
 _FRAMES = frozenset(
     {

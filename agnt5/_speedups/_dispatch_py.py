@@ -80,18 +80,18 @@ class Handler:
     """A registered callable with its binding plan compiled for the hot path."""
 
     __slots__ = (
-        "name",
-        "fn",
-        "takes_ctx",
-        "is_async",
-        "_params",
-        "_names",
         "_name_set",
+        "_names",
+        "_params",
         "_positional_count",
-        "_whole_object",
         "_scalar",
-        "_var_positional",
         "_var_keyword",
+        "_var_positional",
+        "_whole_object",
+        "fn",
+        "is_async",
+        "name",
+        "takes_ctx",
     )
 
     def __init__(self, name: str, fn: Callable[..., Any], signature: plan.Signature) -> None:
@@ -124,8 +124,10 @@ class Handler:
             and params[0].spec.accepts_object
         )
         required = [p for p in params if p.required]
-        self._scalar = bool(params) and not params[0].keyword_only and (
-            len(params) == 1 or (len(required) == 1 and required[0] is params[0])
+        self._scalar = (
+            bool(params)
+            and not params[0].keyword_only
+            and (len(params) == 1 or (len(required) == 1 and required[0] is params[0]))
         )
 
     def bind(self, payload: bytes) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
@@ -161,7 +163,7 @@ class Handler:
         try:
             result = self.fn(*args, **kwargs) if kwargs else self.fn(*args)
         except Exception as exc:
-            raise wrap_exception(self.name, exc)  # sets __cause__; agnt5 errors pass through
+            raise wrap_exception(self.name, exc)  # noqa: B904 - sets __cause__ itself; agnt5 errors pass through
         return self.encode(result)
 
     def __repr__(self) -> str:
@@ -380,7 +382,7 @@ def _compile_tuple(spec: plan.Spec, memo: dict[int, Converter | None]) -> Conver
             raise wrong_length(label, size, len(value))
         _too_deep(depth)
         out = []
-        for index, (item, element) in enumerate(zip(items, value)):
+        for index, (item, element) in enumerate(zip(items, value, strict=True)):
             if item is None:
                 out.append(element)
                 continue

@@ -57,7 +57,7 @@ OBJECT_KINDS = frozenset({ANY, DICT, DATACLASS, TYPEDDICT, PYDANTIC})
 class Spec:
     """How one annotated value is checked and converted (a tree; recursive types share nodes)."""
 
-    __slots__ = ("kind", "label", "items", "fields", "cls", "values", "parser")
+    __slots__ = ("cls", "fields", "items", "kind", "label", "parser", "values")
 
     def __init__(
         self,
@@ -92,7 +92,7 @@ class Spec:
 class Field:
     """A named member of a dataclass or TypedDict."""
 
-    __slots__ = ("name", "spec", "required")
+    __slots__ = ("name", "required", "spec")
 
     def __init__(self, name: str, spec: Spec, required: bool) -> None:
         self.name = name
@@ -103,7 +103,7 @@ class Field:
 class Param:
     """One handler parameter (the context parameter is not one)."""
 
-    __slots__ = ("name", "spec", "required", "default", "keyword_only", "annotation")
+    __slots__ = ("annotation", "default", "keyword_only", "name", "required", "spec")
 
     def __init__(
         self,

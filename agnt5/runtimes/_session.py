@@ -82,7 +82,9 @@ class Session:
             raise SessionLost("the coordinator closed the stream instead of acknowledging Register")
         ack = reply[1]
         if ack.heartbeat_interval_ms:
-            self._heartbeat_interval = min(self._heartbeat_interval, ack.heartbeat_interval_ms / 1000)
+            self._heartbeat_interval = min(
+                self._heartbeat_interval, ack.heartbeat_interval_ms / 1000
+            )
 
     async def serve(self) -> str:
         """Run until the stream is lost or the coordinator drains; returns why it ended."""
@@ -96,9 +98,11 @@ class Session:
     async def drain(self, reason: str, timeout: float) -> None:
         """Take no new work, tell the coordinator, let in-flight work finish, cancel the rest."""
         self._accepting = False
-        self._send(worker_pb2.WorkerMessage(
-            drain=worker_pb2.Drain(reason=reason, timeout_ms=int(timeout * 1000))
-        ))
+        self._send(
+            worker_pb2.WorkerMessage(
+                drain=worker_pb2.Drain(reason=reason, timeout_ms=int(timeout * 1000))
+            )
+        )
         pending = [task for task, _ in self._inflight.values()]
         if pending:
             _log.info("draining: waiting up to %.1fs for %d invocation(s)", timeout, len(pending))
@@ -195,7 +199,11 @@ class Session:
                 f"Function {component.name} timed out after {time.perf_counter() - started:.3f}s"
             )
         except asyncio.CancelledError as cancelled:
-            reason = cancelled.args[0] if cancelled.args and isinstance(cancelled.args[0], _Cancel) else None
+            reason = (
+                cancelled.args[0]
+                if cancelled.args and isinstance(cancelled.args[0], _Cancel)
+                else None
+            )
             if reason is None:
                 raise
             error = InvocationCancelledError(reason.args[0], retryable=reason.args[1])
@@ -206,11 +214,15 @@ class Session:
             error = wrap_exception(component.name, exc)
         else:
             duration_us = int((time.perf_counter() - started) * 1e6)
-            self._finish(invoke, ResultItem(invoke.invocation_id, invoke.attempt, output, None, duration_us))
+            self._finish(
+                invoke, ResultItem(invoke.invocation_id, invoke.attempt, output, None, duration_us)
+            )
             return
         if error.code == "FUNCTION_FAILED" and error.__cause__ is not None:
             _log.error(
-                "%s", error.message, exc_info=error.__cause__,
+                "%s",
+                error.message,
+                exc_info=error.__cause__,
                 extra={"invocation_id": invoke.invocation_id},
             )
         self._fail(invoke, error, time.perf_counter() - started)
@@ -218,7 +230,8 @@ class Session:
     def _fail(self, invoke: InvokeItem, error: AgntError, seconds: float) -> None:
         failure = ErrorItem(error.code, error.message, error.error_type, error.retryable)
         self._finish(
-            invoke, ResultItem(invoke.invocation_id, invoke.attempt, None, failure, int(seconds * 1e6))
+            invoke,
+            ResultItem(invoke.invocation_id, invoke.attempt, None, failure, int(seconds * 1e6)),
         )
 
     def _finish(self, invoke: InvokeItem, result: ResultItem) -> None:
@@ -270,9 +283,11 @@ class Session:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self._heartbeat_interval)
-            self._send(worker_pb2.WorkerMessage(
-                heartbeat=worker_pb2.Heartbeat(in_flight=len(self._inflight))
-            ))
+            self._send(
+                worker_pb2.WorkerMessage(
+                    heartbeat=worker_pb2.Heartbeat(in_flight=len(self._inflight))
+                )
+            )
 
     def _register_message(self) -> Any:
         return worker_pb2.Register(

@@ -271,7 +271,7 @@ class AsgiRuntime:
             if message["type"] == "lifespan.startup":
                 try:
                     await self._startup()
-                except Exception as exc:  # noqa: BLE001 - the server is told, and stops
+                except Exception as exc:
                     _log.exception("ASGI startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
@@ -316,7 +316,7 @@ class AsgiRuntime:
         if self._in_flight:
             _log.info("draining %d in-flight request(s)", self._in_flight)
             deadline = time.monotonic() + self._config.drain_timeout
-            while self._in_flight and time.monotonic() < deadline:  # bounded by the drain timeout
+            while self._in_flight and time.monotonic() < deadline:  # noqa: ASYNC110 - bounded poll of a plain counter
                 await asyncio.sleep(0.01)
             if self._in_flight:
                 _log.warning("drain timeout: %d request(s) still in flight", self._in_flight)
