@@ -1,13 +1,15 @@
 """End-to-end invocations/s and latency beside a raw grpc.aio echo, compiled and fallback, one run.
 
-    python benchmarks/throughput.py [--seconds 2] [--repeats 3] [--profile DIR]
+    python benchmarks/throughput.py [--seconds 2] [--repeats 3] [--profile DIR] [--journal]
 
 Each mode (compiled codec, ``AGNT5_NO_EXTENSIONS=1``) gets its own coordinator, worker (a no-op
 async handler) and client processes, all on 127.0.0.1. Measured, medians of ``--repeats``:
 raw bidirectional echo (messages/s with 16 in flight, round trip with 1), the batched client path
 (`AsyncClient.invoke_many`) with 1, 64 and 256 in flight, plain per-call ``invoke`` with the same
 concurrency, and p50/p99 latency with 1 in flight. ``--profile DIR`` records py-spy profiles of
-the coordinator and the worker during the 256-in-flight batched run. A report, not a timed test.
+the coordinator and the worker during the 256-in-flight batched run. The coordinator keeps state
+in memory unless ``--journal`` (SQLite, as ``agnt5 coordinator`` does by default). A report, not
+a timed test.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -250,10 +253,13 @@ def _child(
     return dict(json.loads(last))
 
 
-def _run_mode(fallback: bool, seconds: float, profile: Path | None) -> dict[str, float]:
+def _run_mode(
+    fallback: bool, seconds: float, profile: Path | None, journal: Path | None
+) -> dict[str, float]:
     env = _env(fallback)
+    storage = ["--data-dir", str(journal)] if journal is not None else ["--in-memory"]
     coordinator = [sys.executable, "-m", "agnt5", "coordinator", "--host", "127.0.0.1",
-                   "--port", "0", "--http-port", "0", "--log-level", "WARNING"]  # fmt: skip
+                   "--port", "0", "--http-port", "0", "--log-level", "WARNING", *storage]  # fmt: skip
     echo = [sys.executable, str(Path(__file__).resolve()), "echo-server"]
     with _process(coordinator, env) as coord, _process(echo, env) as echo_server:
         line = _first_line(coord, _START_TIMEOUT)
@@ -326,6 +332,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", type=Path, help="write py-spy profiles here")
     parser.add_argument("--mode", choices=["both", "compiled", "fallback"], default="both")
+    parser.add_argument(
+        "--journal",
+        action="store_true",
+        help="journal to SQLite in a fresh temp dir (default: an in-memory coordinator)",
+    )
     args = parser.parse_args(argv)
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -334,7 +345,9 @@ def main(argv: list[str]) -> int:
     for repeat in range(args.repeats):  # interleaved so drift hits both modes alike
         for mode in modes:
             profile = args.profile if repeat == 0 else None
-            runs[mode].append(_run_mode(mode == "fallback", args.seconds, profile))
+            with tempfile.TemporaryDirectory(prefix="agnt5-bench-") as data:
+                journal = Path(data) if args.journal else None
+                runs[mode].append(_run_mode(mode == "fallback", args.seconds, profile, journal))
             print(f"repeat {repeat + 1} {mode}: done", flush=True)
     _report(runs)
     return 0

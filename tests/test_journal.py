@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from _coordinator_support import (
 )
 
 from agnt5.client import AsyncClient
-from agnt5.coordinator import Coordinator, SqliteStore
+from agnt5.coordinator import Coordinator, SqliteStore, journal
 from agnt5.coordinator.store import Invocation, InvocationState, RetryPolicy
 
 pytestmark = pytest.mark.asyncio
@@ -112,3 +113,43 @@ async def test_an_id_from_submit_survives_a_kill_right_after(tmp_path: Path) -> 
             AsyncClient(second.endpoint, timeout=10) as client,
         ):
             assert [await client.result(i, timeout=10) for i in ids] == list(range(20))
+
+
+async def test_changes_within_one_commit_land_as_the_final_state(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path)
+    invocation = Invocation("i", "svc", "f", b"1", {}, RetryPolicy(), idempotency_key="k")
+    store.add(invocation)
+    invocation.state, invocation.worker_id = InvocationState.RUNNING, "w"
+    store.save(invocation)
+    invocation.state, invocation.output = InvocationState.SUCCEEDED, b"2"
+    store.save(invocation)
+    committed = asyncio.Event()
+    store.when_saved(committed.set)
+    await asyncio.wait_for(committed.wait(), 5)
+    store.close()
+    reopened = SqliteStore(tmp_path)
+    try:
+        found = reopened.find("svc", "f", "k")
+        assert found is not None
+        assert (found.state, found.worker_id, found.output) == (
+            InvocationState.SUCCEEDED,
+            "w",
+            b"2",
+        )
+    finally:
+        reopened.close()
+
+
+@pytest.mark.parametrize(
+    ("where", "params"),
+    [
+        (journal.FIND_BY_KEY, ("svc", "f", "k")),
+        (f"{journal._IS_FINISHED} AND updated_unix_ms < ?", (0,)),
+    ],
+)
+async def test_lookups_and_pruning_use_an_index(where: str, params: tuple[object, ...]) -> None:
+    """A full scan per lookup slows every invocation as the journal grows."""
+    db = sqlite3.connect(":memory:")
+    db.executescript(journal._SCHEMA)
+    plan = db.execute(f"EXPLAIN QUERY PLAN SELECT id FROM invocations WHERE {where}", params)
+    assert "USING INDEX" in " ".join(str(row) for row in plan)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import queue
 import sqlite3
@@ -31,7 +32,9 @@ _COLUMNS = (
     "id, service, function, input, metadata, policy, idempotency_key, deadline_unix_ms, "
     "created_unix_ms, updated_unix_ms, state, attempt, worker_id, output, error, duration_us"
 )
-_SCHEMA = """
+_FINISHED = (InvocationState.SUCCEEDED.value, InvocationState.FAILED.value)
+_IS_FINISHED = f"state IN {_FINISHED}"  # literal, so the planner can use the partial index
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS invocations (
     id TEXT PRIMARY KEY, service TEXT NOT NULL, function TEXT NOT NULL, input BLOB NOT NULL,
     metadata BLOB NOT NULL, policy BLOB NOT NULL, idempotency_key TEXT NOT NULL,
@@ -41,15 +44,19 @@ CREATE TABLE IF NOT EXISTS invocations (
 );
 CREATE INDEX IF NOT EXISTS invocations_by_key
     ON invocations (service, function, idempotency_key) WHERE idempotency_key != '';
-CREATE INDEX IF NOT EXISTS invocations_by_state ON invocations (state, updated_unix_ms);
+DROP INDEX IF EXISTS invocations_by_state;
+CREATE INDEX IF NOT EXISTS invocations_finished
+    ON invocations (updated_unix_ms) WHERE {_IS_FINISHED};
 """
+# "!= ''" lets SQLite use the partial index (it cannot prove it of a parameter).
+FIND_BY_KEY = "service = ? AND function = ? AND idempotency_key = ? AND idempotency_key != ''"
 _INSERT = f"INSERT OR REPLACE INTO invocations ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
 _UPDATE = (
     "UPDATE invocations SET updated_unix_ms = ?, state = ?, attempt = ?, worker_id = ?, "
     "output = ?, error = ?, duration_us = ? WHERE id = ?"
 )
+_CHANGED = 9  # the columns before the ones an _UPDATE sets (updated_unix_ms ... duration_us)
 _NOTIFY = ""  # a queued write with this statement is a `when_saved` callback
-_FINISHED = (InvocationState.SUCCEEDED.value, InvocationState.FAILED.value)
 
 
 class SqliteStore:
@@ -105,8 +112,7 @@ class SqliteStore:
     def find(self, service: str, function: str, idempotency_key: str) -> Invocation | None:
         found = self._memory.find(service, function, idempotency_key)
         if found is None and not self._closed:
-            where = "service = ? AND function = ? AND idempotency_key = ?"
-            found = self._select(where, (service, function, idempotency_key))
+            found = self._select(FIND_BY_KEY, (service, function, idempotency_key))
         return found
 
     def save(self, invocation: Invocation) -> None:
@@ -161,13 +167,15 @@ class SqliteStore:
             writes = [item for item in batch if item is not None]
             try:
                 with db:
-                    _execute(db, [item for item in writes if item[0] != _NOTIFY])
+                    inserts, updates = _coalesce(writes)
+                    db.executemany(_INSERT, inserts)
+                    db.executemany(_UPDATE, updates)
                     if time.monotonic() - pruned >= _PRUNE_EVERY:
                         pruned = time.monotonic()
                         cutoff = int(time.time() * 1000) - self._retention_ms
                         db.execute(
-                            "DELETE FROM invocations WHERE state IN (?, ?) AND updated_unix_ms < ?",
-                            (*_FINISHED, cutoff),
+                            f"DELETE FROM invocations WHERE {_IS_FINISHED} AND updated_unix_ms < ?",
+                            (cutoff,),
                         )
             except sqlite3.Error:  # keep serving: outcomes still reach their clients
                 _log.exception("the journal failed to commit %d writes", len(writes))
@@ -190,13 +198,29 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-def _execute(db: sqlite3.Connection, writes: list[tuple[str, tuple[Any, ...]]]) -> None:
-    """Run ``writes`` in order, consecutive ones of the same statement as one executemany."""
-    start = 0
-    for end in range(1, len(writes) + 1):
-        if end == len(writes) or writes[end][0] != writes[start][0]:
-            db.executemany(writes[start][0], [params for _, params in writes[start:end]])
-            start = end
+def _coalesce(
+    writes: list[tuple[str, Any]],
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """One write per invocation for a batch: rows to insert and changes to apply.
+
+    An invocation inserted and changed within the batch is inserted once, in its final state;
+    of several changes to one invocation only the last is kept (each carries every column it
+    changes).
+    """
+    inserts: dict[str, tuple[Any, ...]] = {}
+    updates: dict[str, tuple[Any, ...]] = {}
+    for statement, params in writes:
+        if statement == _INSERT:
+            inserts[params[0]] = params
+            updates.pop(params[0], None)
+        elif statement == _UPDATE:
+            invocation_id = params[-1]
+            row = inserts.get(invocation_id)
+            if row is None:
+                updates[invocation_id] = params
+            else:
+                inserts[invocation_id] = (*row[:_CHANGED], *params[:-1])
+    return list(inserts.values()), list(updates.values())
 
 
 def _now_ms() -> int:
@@ -207,10 +231,15 @@ def _error(invocation: Invocation) -> bytes | None:
     return orjson.dumps(invocation.error) if invocation.error is not None else None
 
 
+@functools.lru_cache(maxsize=256)
+def _policy_json(policy: RetryPolicy) -> bytes:
+    return orjson.dumps(dataclasses.asdict(policy))  # few distinct policies: one per function
+
+
 def _row(invocation: Invocation) -> tuple[Any, ...]:
     return (
         invocation.id, invocation.service, invocation.function, invocation.input,
-        orjson.dumps(invocation.metadata), orjson.dumps(dataclasses.asdict(invocation.policy)),
+        orjson.dumps(invocation.metadata), _policy_json(invocation.policy),
         invocation.idempotency_key, invocation.deadline_unix_ms, invocation.created_unix_ms,
         _now_ms(), invocation.state.value, invocation.attempt, invocation.worker_id,
         invocation.output, _error(invocation), invocation.duration_us,
