@@ -407,7 +407,7 @@ def test_numbers_keep_their_json_type(annotation: Any, value: Any) -> None:
         "empty",
         "null",
         "surrogate",
-    ],  # fmt: skip
+    ],
 )
 def test_bad_and_edge_input(payload: bytes) -> None:
     agree(lambda impl: impl.decode_json(payload))
