@@ -19,23 +19,19 @@ __all__ = ["RecentSpanExporter", "install_in_memory_telemetry"]
 
 
 class RecentSpanExporter(SpanExporter):
-    """An in-memory span exporter holding the last ``keep`` spans and a count of all."""
+    """An in-memory span exporter holding the last ``keep`` spans."""
 
     def __init__(self, keep: int = 10_000) -> None:
         self.spans: deque[ReadableSpan] = deque(maxlen=keep)
-        self.exported = 0
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         self.spans.extend(spans)
-        self.exported += len(spans)
         return SpanExportResult.SUCCESS
 
 
-def install_in_memory_telemetry() -> RecentSpanExporter:
-    """Set global tracer and meter providers that export into memory; returns the span exporter."""
-    exporter = RecentSpanExporter()
+def install_in_memory_telemetry() -> None:
+    """Set global tracer and meter providers that export into memory."""
     tracing = TracerProvider()
-    tracing.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.add_span_processor(SimpleSpanProcessor(RecentSpanExporter()))
     trace.set_tracer_provider(tracing)
     metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
-    return exporter

@@ -23,6 +23,15 @@ from agnt5.coordinator.store import Invocation, InvocationState, RetryPolicy
 pytestmark = pytest.mark.asyncio
 
 
+async def _reopened_once_committed(store: SqliteStore, data_dir: Path) -> SqliteStore:
+    """Wait for ``store``'s queued writes to commit, close it and open the journal afresh."""
+    committed = asyncio.Event()
+    store.when_saved(committed.set)
+    await asyncio.wait_for(committed.wait(), 5)
+    store.close()
+    return SqliteStore(data_dir)
+
+
 async def test_a_restart_redelivers_unfinished_work_and_keeps_results(tmp_path: Path) -> None:
     service = unique()
     first = Coordinator(port=0, store=SqliteStore(tmp_path))
@@ -76,11 +85,7 @@ async def test_outcomes_are_announced_after_they_are_committed(tmp_path: Path) -
     store.add(invocation)
     invocation.state = InvocationState.SUCCEEDED
     store.save(invocation)
-    committed = asyncio.Event()
-    store.when_saved(committed.set)
-    await asyncio.wait_for(committed.wait(), 5)
-    store.close()
-    reopened = SqliteStore(tmp_path)
+    reopened = await _reopened_once_committed(store, tmp_path)
     try:
         found = reopened.get("i")
         assert found is not None and found.state is InvocationState.SUCCEEDED
@@ -123,11 +128,7 @@ async def test_changes_within_one_commit_land_as_the_final_state(tmp_path: Path)
     store.save(invocation)
     invocation.state, invocation.output = InvocationState.SUCCEEDED, b"2"
     store.save(invocation)
-    committed = asyncio.Event()
-    store.when_saved(committed.set)
-    await asyncio.wait_for(committed.wait(), 5)
-    store.close()
-    reopened = SqliteStore(tmp_path)
+    reopened = await _reopened_once_committed(store, tmp_path)
     try:
         found = reopened.find("svc", "f", "k")
         assert found is not None
@@ -144,7 +145,7 @@ async def test_changes_within_one_commit_land_as_the_final_state(tmp_path: Path)
     ("where", "params"),
     [
         (journal.FIND_BY_KEY, ("svc", "f", "k")),
-        (f"{journal._IS_FINISHED} AND updated_unix_ms < ?", (0,)),
+        (journal.EXPIRED, (0,)),
     ],
 )
 async def test_lookups_and_pruning_use_an_index(where: str, params: tuple[object, ...]) -> None:

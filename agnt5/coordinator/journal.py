@@ -50,6 +50,7 @@ CREATE INDEX IF NOT EXISTS invocations_finished
 """
 # "!= ''" lets SQLite use the partial index (it cannot prove it of a parameter).
 FIND_BY_KEY = "service = ? AND function = ? AND idempotency_key = ? AND idempotency_key != ''"
+EXPIRED = f"{_IS_FINISHED} AND updated_unix_ms < ?"  # finished before a cutoff (ms)
 _INSERT = f"INSERT OR REPLACE INTO invocations ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
 _UPDATE = (
     "UPDATE invocations SET updated_unix_ms = ?, state = ?, attempt = ?, worker_id = ?, "
@@ -174,7 +175,7 @@ class SqliteStore:
                         pruned = time.monotonic()
                         cutoff = int(time.time() * 1000) - self._retention_ms
                         db.execute(
-                            f"DELETE FROM invocations WHERE {_IS_FINISHED} AND updated_unix_ms < ?",
+                            f"DELETE FROM invocations WHERE {EXPIRED}",
                             (cutoff,),
                         )
             except sqlite3.Error:  # keep serving: outcomes still reach their clients
