@@ -9,7 +9,7 @@ import pytest
 
 from agnt5._batching import Batcher
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.hot_path]
 
 
 class Item(int):

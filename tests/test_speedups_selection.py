@@ -6,7 +6,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import agnt5._speedups as speedups
+
+pytestmark = pytest.mark.hot_path
 
 NO_EXTENSIONS = os.environ.get("AGNT5_NO_EXTENSIONS", "").strip().lower() in {
     "1",

@@ -22,6 +22,8 @@ from _coordinator_support import agnt5_env, coordinator_process, unique
 from agnt5.client import AsyncClient, Client
 from agnt5.errors import InvalidArgumentError, NotFoundError
 
+pytestmark = pytest.mark.hot_path
+
 MODULE = textwrap.dedent(
     '''
     import asyncio
