@@ -28,6 +28,7 @@ MODULE = textwrap.dedent(
     '''
     import asyncio
     import os
+    import sys
     import time
 
     from agnt5 import function
@@ -84,6 +85,11 @@ MODULE = textwrap.dedent(
         _mark(f"start {os.getpid()}")
         time.sleep(seconds)
         return os.getpid()
+
+
+    @function()
+    def web_stack_loaded() -> list[str]:
+        return sorted({"starlette", "uvicorn"} & set(sys.modules))
     '''
 )
 
@@ -358,3 +364,15 @@ def test_user_signal_handlers_coexist_with_the_worker(tmp_path: Path, signum: in
     assert process.returncode == 0, text
     assert f"Received signal {signum}, initiating graceful shutdown..." in text
     assert "Cleanup complete (shutdown_requested=True)" in text
+
+
+def test_a_standalone_worker_never_loads_the_web_stack(module: Path) -> None:
+    """starlette and uvicorn are installed with agnt5, but only the ASGI runtime imports them."""
+    service = unique()
+    with (
+        coordinator_process() as coordinator,
+        worker_process(module, coordinator.endpoint, service),
+        Client(coordinator.endpoint) as client,
+    ):
+        wait_for_service(client, service)
+        assert client.invoke(service, "web_stack_loaded") == []
