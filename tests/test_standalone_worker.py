@@ -198,6 +198,8 @@ def test_sync_and_async_handlers_and_bad_input(module: Path) -> None:
             ok = http.post(url, content=b'{"name": "Bob"}')
             assert ok.status_code == 200, ok.text
         assert client.invoke(service, "greet", "Cy") == "Hello, Cy!"
+        # starlette and uvicorn are installed with agnt5, but only the ASGI runtime imports them.
+        assert client.invoke(service, "web_stack_loaded") == []
 
 
 def test_max_concurrency_is_never_exceeded(module: Path) -> None:
@@ -364,15 +366,3 @@ def test_user_signal_handlers_coexist_with_the_worker(tmp_path: Path, signum: in
     assert process.returncode == 0, text
     assert f"Received signal {signum}, initiating graceful shutdown..." in text
     assert "Cleanup complete (shutdown_requested=True)" in text
-
-
-def test_a_standalone_worker_never_loads_the_web_stack(module: Path) -> None:
-    """starlette and uvicorn are installed with agnt5, but only the ASGI runtime imports them."""
-    service = unique()
-    with (
-        coordinator_process() as coordinator,
-        worker_process(module, coordinator.endpoint, service),
-        Client(coordinator.endpoint) as client,
-    ):
-        wait_for_service(client, service)
-        assert client.invoke(service, "web_stack_loaded") == []
