@@ -47,7 +47,7 @@ def test_environment_variable_forces_fallback() -> None:
         timeout=60,
     )
     assert out.stdout.split() == ["False", "agnt5._speedups._dispatch_py"]
-    assert "compiled hot path unavailable" not in out.stderr
+    assert out.stderr == ""  # the fallback chosen on purpose says nothing
 
 
 def test_import_agnt5_stays_light() -> None:
