@@ -79,7 +79,7 @@ project="$work/sdist"
 # Which interpreters: each --python as given, or every CPython >= requires-python found.
 probe='import sys, sysconfig, platform; sys.stdout.write("%s %d.%d %s %s\n" % ((platform.python_implementation(),) + sys.version_info[:2] + (sysconfig.get_config_var("Py_GIL_DISABLED") or 0, sys.executable)))'
 if ((${#pythons[@]} == 0)); then
-    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/*/bin/python3 python3 python3.{11..20}; do
+    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/*/bin/python python3 python3.{11..20}; do
         command -v "$candidate" >/dev/null 2>&1 && pythons+=("$candidate")
     done
 fi
