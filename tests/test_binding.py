@@ -23,6 +23,8 @@ from agnt5.errors import (
     OutputNotSerializableError,
 )
 
+pytestmark = pytest.mark.hot_path
+
 
 def handler(impl: ModuleType, fn: Callable[..., Any], name: str | None = None) -> Any:
     return impl.Handler(name or fn.__name__, fn, read_signature(fn))
