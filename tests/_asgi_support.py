@@ -60,6 +60,31 @@ APP = SPANS_TO_FILE + textwrap.dedent(
         return seconds
 
 
+    _arrived = {}
+
+
+    @function()
+    async def rendezvous(key: str, count: int) -> bool:
+        # True once `count` calls with `key` are in flight together; False after 20 s.
+        _arrived[key] = _arrived.get(key, 0) + 1
+        for _ in range(2000):  # bounded: 20 s
+            if _arrived[key] >= count:
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
+
+    @function()
+    def hold(started: str, release: str) -> str:
+        # Block a pool thread: mark `started`, then wait (up to 20 s) for `release` to exist.
+        open(started, "w").close()
+        for _ in range(2000):  # bounded: 20 s
+            if os.path.exists(release):
+                return "released"
+            time.sleep(0.01)
+        return "timed out"
+
+
     @function()
     def failing_function(data: dict) -> dict:
         raise ValueError("Something went wrong")

@@ -194,7 +194,7 @@ async def test_metrics_after_n_invocations_including_failures(
         _key(function="add", outcome="error"): 2,
         _key(function="explode", outcome="error"): 1,
     }
-    assert all(0 < point.sum < 1 for point in durations.values())
+    assert all(point.sum > 0 for point in durations.values())
     in_flight = {key: point.value for key, point in points["agnt5.invocations.in_flight"].items()}
     assert in_flight == {_key(function="add"): 0, _key(function="explode"): 0}
 
