@@ -32,7 +32,7 @@ import orjson
 from agnt5._proto import invocations_pb2, invocations_pb2_grpc
 from agnt5._status import error_from_rpc
 from agnt5._views import service_dict
-from agnt5.config import parse_endpoint
+from agnt5.config import DEFAULT_ENDPOINT, parse_endpoint
 from agnt5.errors import (
     AgntError,
     InvalidArgumentError,
@@ -43,7 +43,6 @@ from agnt5.errors import (
 
 __all__ = ["DEFAULT_ENDPOINT", "DEFAULT_TIMEOUT", "AsyncClient", "BatchResult", "Client"]
 
-DEFAULT_ENDPOINT = "http://localhost:9091"
 DEFAULT_TIMEOUT = 60.0
 """Seconds `invoke` and `result` wait for an outcome when given no ``timeout``."""
 

@@ -19,13 +19,12 @@ import contextvars
 import datetime
 import json
 import logging
-import os
 import sys
 from typing import Any
 
 import orjson
 
-from agnt5._otel_env import flag
+from agnt5 import config
 
 __all__ = [
     "bind_invocation",
@@ -148,16 +147,14 @@ def install_opentelemetry_logging(
     existing = _installed(target)
     previous_level = existing[0].previous_level if existing else target.level
     remove_opentelemetry_logging(target)
-    chosen = (log_format or os.environ.get("AGNT5_LOG_FORMAT", "") or "text").strip().lower()
-    if chosen not in ("text", "json"):
+    chosen = (log_format or config.setting("log_format")).strip().lower()
+    if chosen not in config.LOG_FORMATS:
         raise ValueError(f"log_format must be 'text' or 'json', got {chosen!r}")
     handler = _Handler(_otel_handler(logger_provider), previous_level)
     handler.setFormatter(
         _JsonFormatter() if chosen == "json" else logging.Formatter(format_string or _TEXT_FORMAT)
     )
-    handler.addFilter(
-        _InvocationFilter(service_name or os.environ.get("AGNT5_SERVICE_NAME", "").strip() or None)
-    )
+    handler.addFilter(_InvocationFilter(service_name or config.setting("service_name")))
     handler.setLevel(level)
     target.setLevel(level)
     target.addHandler(handler)
@@ -180,7 +177,7 @@ def _installed(logger: logging.Logger) -> list[_Handler]:
 def _otel_handler(logger_provider: Any) -> logging.Handler | None:
     """A bridge to the given OpenTelemetry logger provider, else to the configured global one."""
     if logger_provider is None:
-        if flag("AGNT5_DISABLE_TELEMETRY") or "opentelemetry._logs" not in sys.modules:
+        if config.setting("disable_telemetry") or "opentelemetry._logs" not in sys.modules:
             return None  # disabled, or OpenTelemetry never imported: no global provider can be set
         from opentelemetry._logs import get_logger_provider
         from opentelemetry.sdk._logs import LoggerProvider

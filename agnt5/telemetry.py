@@ -12,7 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from agnt5._otel_env import exporter_names, flag
+from agnt5._otel_env import exporter_names
+from agnt5.config import env_flag
 from agnt5.logging import install_opentelemetry_logging, remove_opentelemetry_logging
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def create_instrumentation(
     reader passed in, none set globally, no ``OTEL_*`` exporter configured, no ``health_port``
     (``/metrics``) and ``log_format`` is not ``json``.
     """
-    if config.disable_telemetry or flag("OTEL_SDK_DISABLED"):
+    if config.disable_telemetry or env_flag("OTEL_SDK_DISABLED"):
         return None
     wanted = (
         tracer_provider is not None

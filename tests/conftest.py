@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
 
 from agnt5 import decorators
+from agnt5.config import env_flag
 
-NO_EXTENSIONS = os.environ.get("AGNT5_NO_EXTENSIONS", "").strip().lower() in {
-    "1",
-    "true",
-    "yes",
-    "on",
-}
+NO_EXTENSIONS = env_flag("AGNT5_NO_EXTENSIONS")
 
 
 def _implementations() -> list[str]:

@@ -7,13 +7,9 @@ import subprocess
 import sys
 
 import agnt5._speedups as speedups
+from agnt5.config import env_flag
 
-NO_EXTENSIONS = os.environ.get("AGNT5_NO_EXTENSIONS", "").strip().lower() in {
-    "1",
-    "true",
-    "yes",
-    "on",
-}
+NO_EXTENSIONS = env_flag("AGNT5_NO_EXTENSIONS")
 
 
 def test_compiled_module_loaded_when_expected() -> None:

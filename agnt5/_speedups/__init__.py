@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from typing import Any
 
 __all__ = [
@@ -45,13 +44,7 @@ from agnt5._speedups._records import (
     StreamCall,
     StreamOutcome,
 )
-
-_TRUE = frozenset({"1", "true", "yes", "on"})
-
-
-def _extensions_disabled() -> bool:
-    return os.environ.get("AGNT5_NO_EXTENSIONS", "").strip().lower() in _TRUE
-
+from agnt5.config import env_flag
 
 _FRAMES = frozenset(
     {
@@ -67,7 +60,7 @@ _FRAMES = frozenset(
 )
 
 USE_EXTENSIONS: bool
-if _extensions_disabled():
+if env_flag("AGNT5_NO_EXTENSIONS"):
     from agnt5._speedups._dispatch_py import Handler, decode_json, dispatch, encode_json, lookup
 
     USE_EXTENSIONS = False

@@ -1,4 +1,3 @@
-# cython: language_level=3, embedsignature=True
 """The hot path compiled: the twin of `_dispatch_py.py`, identical in behaviour and messages.
 
 Binding plans (`_plan.Spec` trees) become `_Node` trees with an int kind at construction;

@@ -1,4 +1,3 @@
-# cython: language_level=3, embedsignature=True
 """The frame codec compiled: the twin of `_frames_py.py`, reading and writing wire format directly.
 
 Decoding follows upb, the protobuf runtime behind the twin: fields in any order, the last value
