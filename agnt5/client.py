@@ -30,8 +30,8 @@ import grpc
 import orjson
 
 from agnt5._proto import invocations_pb2, invocations_pb2_grpc
-from agnt5._status import error_from_rpc
-from agnt5._views import service_dict
+from agnt5._wire.status import error_from_rpc
+from agnt5._wire.views import service_dict
 from agnt5.config import DEFAULT_ENDPOINT, parse_endpoint
 from agnt5.errors import (
     AgntError,
@@ -299,7 +299,7 @@ class AsyncClient(_Base):
         super().__init__(endpoint, api_key, timeout=timeout)
         self._channel: grpc.aio.Channel | None = None
         self._stub: invocations_pb2_grpc.InvocationsStub | None = None
-        self._stream: Any = None  # agnt5._client_stream.InvokeStream, opened by invoke_many
+        self._stream: Any = None  # agnt5._wire.client_stream.InvokeStream, opened by invoke_many
 
     async def invoke(
         self,
@@ -358,7 +358,7 @@ class AsyncClient(_Base):
         not an exception. A broken stream fails its unfinished calls with `UnavailableError`;
         the next call opens a new stream.
         """
-        from agnt5._client_stream import InvokeStream
+        from agnt5._wire.client_stream import InvokeStream
 
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window!r}")

@@ -15,7 +15,8 @@ from typing import Any, Protocol
 
 from hypothesis import strategies as st
 
-from agnt5._speedups import FrameError, _frames_py
+from agnt5._speedups import _frames_py
+from agnt5._wire.records import FrameError
 
 try:
     from agnt5._speedups import _frames as compiled

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agnt5._batching import Batcher
+from agnt5._wire.batching import Batcher
 
 pytestmark = pytest.mark.asyncio
 

@@ -12,14 +12,14 @@ from hypothesis import strategies as st
 
 import agnt5._speedups as speedups
 from agnt5._proto import common_pb2, invocations_pb2, worker_pb2
-from agnt5._speedups import (
+from agnt5._speedups import _frames_py
+from agnt5._wire.records import (
     ErrorItem,
     FrameError,
     InvokeItem,
     ResultItem,
     StreamCall,
     StreamOutcome,
-    _frames_py,
 )
 
 try:

@@ -4,7 +4,7 @@
 with one warning. Runtimes import from here, never from ``_dispatch`` or ``_frames`` modules
 directly. The frame codec (``_frames`` | ``_frames_py``) follows the same choice but loads on
 first use, as it needs protobuf and ``import agnt5`` stays light; the records it reads and
-writes and `FrameError` come from ``_records``, shared by both implementations.
+writes and `FrameError` live in `agnt5._wire.records`, shared by both implementations.
 """
 
 from __future__ import annotations
@@ -15,13 +15,7 @@ from typing import Any
 
 __all__ = [
     "USE_EXTENSIONS",
-    "ErrorItem",
-    "FrameError",
     "Handler",
-    "InvokeItem",
-    "ResultItem",
-    "StreamCall",
-    "StreamOutcome",
     "decode_coordinator_message",
     "decode_json",
     "decode_stream_calls",
@@ -36,14 +30,6 @@ __all__ = [
     "lookup",
 ]
 
-from agnt5._speedups._records import (
-    ErrorItem,
-    FrameError,
-    InvokeItem,
-    ResultItem,
-    StreamCall,
-    StreamOutcome,
-)
 from agnt5.config import env_flag
 
 _FRAMES = frozenset(

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from agnt5._speedups._records import InvokeItem, ResultItem, StreamCall, StreamOutcome
+from agnt5._wire.records import InvokeItem, ResultItem, StreamCall, StreamOutcome
 
 __all__ = [
     "decode_coordinator_message",

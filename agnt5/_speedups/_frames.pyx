@@ -19,8 +19,8 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 from agnt5._speedups import _frames_py
-from agnt5._speedups import _records as records
-from agnt5._speedups._records import (
+from agnt5._wire import records
+from agnt5._wire.records import (
     FrameError,
     check_record,
     corrupt,
@@ -43,7 +43,7 @@ __all__ = [
 
 ctypedef const unsigned char* cptr
 
-# The `_records` slot kinds, in order; checked at import.
+# The `records` slot kinds, in order; checked at import.
 cdef enum:
     K_STR, K_BYTES, K_U32, K_U64, K_BOOL, K_MAP, K_ONEOF_BYTES, K_ONEOF_RECORD
 
@@ -59,7 +59,7 @@ cdef enum:
 
 _KINDS = ("STR", "BYTES", "U32", "U64", "BOOL", "MAP", "ONEOF_BYTES", "ONEOF_RECORD")
 if tuple(getattr(records, kind) for kind in _KINDS) != tuple(range(len(_KINDS))):
-    raise ImportError("agnt5._speedups._records kinds changed; rebuild _frames.pyx to match")
+    raise ImportError("agnt5._wire.records kinds changed; rebuild _frames.pyx to match")
 
 _tuple_new = tuple.__new__
 
@@ -76,7 +76,7 @@ class _Corrupt(Exception):
 
 
 cdef class _Layout:
-    """A `_records.Layout` with its slot kinds as C ints."""
+    """A `records.Layout` with its slot kinds as C ints."""
 
     cdef object cls
     cdef object spec

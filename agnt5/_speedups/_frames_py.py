@@ -13,7 +13,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from agnt5._proto import common_pb2, invocations_pb2, worker_pb2
-from agnt5._speedups._records import (
+from agnt5._wire.records import (
     INVOKE,
     RESULT,
     STREAM_CALL,

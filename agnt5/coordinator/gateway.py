@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agnt5._views import service_dict
+from agnt5._wire.views import service_dict
 from agnt5.coordinator.auth import check_authorization
 from agnt5.coordinator.client_service import services_message
 from agnt5.coordinator.registry import Registry

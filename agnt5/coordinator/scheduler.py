@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from agnt5._proto import worker_pb2
-from agnt5._speedups import InvokeItem, ResultItem
+from agnt5._wire.records import InvokeItem, ResultItem
 from agnt5.coordinator.registry import Registry, WorkerHandle, retry_policy
 from agnt5.coordinator.store import Invocation, InvocationState, StateStore
 from agnt5.errors import (

@@ -9,7 +9,7 @@ from types import TracebackType
 
 import grpc
 
-from agnt5._wire import add_services
+from agnt5._wire.streams import add_services
 from agnt5.coordinator._http_server import EmbeddedServer
 from agnt5.coordinator.client_service import InvocationsService
 from agnt5.coordinator.gateway import build_gateway

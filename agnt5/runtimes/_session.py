@@ -14,11 +14,11 @@ from typing import Any
 import grpc
 import orjson
 
-from agnt5._batching import Batcher
 from agnt5._execution import execute
 from agnt5._proto import common_pb2, worker_pb2
-from agnt5._speedups import ErrorItem, InvokeItem, ResultItem
 from agnt5._version import __version__
+from agnt5._wire.batching import Batcher
+from agnt5._wire.records import ErrorItem, InvokeItem, ResultItem
 from agnt5.config import WorkerConfig
 from agnt5.context import Context
 from agnt5.decorators import Component

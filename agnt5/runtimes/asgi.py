@@ -42,9 +42,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from agnt5._execution import execute
-from agnt5.context import Context
-from agnt5.errors import AgntError, InvocationTimeoutError, NotFoundError
-from agnt5.runtimes._http import (
+from agnt5._wire.http import (
     check_content_type,
     check_declared_length,
     error_body,
@@ -52,6 +50,8 @@ from agnt5.runtimes._http import (
     respond,
     response_start,
 )
+from agnt5.context import Context
+from agnt5.errors import AgntError, InvocationTimeoutError, NotFoundError
 
 __all__ = ["AsgiRuntime"]
 

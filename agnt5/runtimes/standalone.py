@@ -153,7 +153,7 @@ class PyWorker:
         """Connect, register and serve until the session ends; True if it registered."""
         import grpc
 
-        from agnt5._wire import worker_stream
+        from agnt5._wire.streams import worker_stream
         from agnt5.runtimes._session import Session
 
         assert self._stop is not None and self._hurry is not None
