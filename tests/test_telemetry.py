@@ -358,7 +358,7 @@ def test_disable_flag_leaves_no_handler_span_or_metric(
 
 def test_importing_the_layer_does_not_import_opentelemetry() -> None:
     code = (
-        "import sys, agnt5, agnt5.telemetry, agnt5.logging, agnt5.health; "
+        "import sys, agnt5, agnt5.telemetry, agnt5.logging, agnt5.runtimes.health; "
         "loaded = [name for name in sys.modules if name.startswith('opentelemetry')]; "
         "assert not loaded, loaded"
     )

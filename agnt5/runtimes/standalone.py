@@ -120,7 +120,7 @@ class PyWorker:
         port = self._worker.config.health_port
         if port is None:
             return None
-        from agnt5.health import HealthServer
+        from agnt5.runtimes.health import HealthServer
 
         health = HealthServer(
             "0.0.0.0",
