@@ -1,8 +1,9 @@
 """What the frame codec reads and writes: plain records, their wire layouts, and `FrameError`.
 
 Both codec implementations (`_frames` compiled, `_frames_py` pure) share this module, so they
-build the same record types and raise the same errors with the same messages. A record's
-slot ``i`` is protobuf field number ``i + 1`` of the message it stands for.
+build the same record types and raise the same errors with the same messages. A record field
+is the protobuf field of the same name; field numbers come from the generated descriptors
+(`field_numbers`, `frame_numbers`), never from this module, so the protos alone decide them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, NamedTuple
 __all__ = [
     "BOOL",
     "BYTES",
+    "COORDINATOR_MESSAGE",
     "ERROR",
     "INVOKE",
     "MAP",
@@ -21,10 +23,15 @@ __all__ = [
     "STR",
     "STREAM_CALL",
     "STREAM_OUTCOME",
+    "STREAM_REQUEST",
+    "STREAM_RESPONSE",
     "U32",
     "U64",
+    "WORKER_MESSAGE",
     "ErrorItem",
+    "Frame",
     "FrameError",
+    "FrameNumbers",
     "InvokeItem",
     "Layout",
     "ResultItem",
@@ -32,8 +39,9 @@ __all__ = [
     "StreamOutcome",
     "check_record",
     "corrupt",
-    "record_from_message",
-    "record_to_message",
+    "descriptor",
+    "field_numbers",
+    "frame_numbers",
     "unencodable",
 ]
 
@@ -98,24 +106,129 @@ class StreamOutcome(NamedTuple):
 
 
 class Layout:
-    """A record type and the kind of each of its slots (slot ``i`` is field ``i + 1``)."""
+    """A record type, the protobuf message it stands for, and the kind of each of its slots."""
 
-    __slots__ = ("cls", "kinds", "name", "sub")
+    __slots__ = ("cls", "kinds", "message", "name", "sub")
 
     def __init__(
-        self, cls: type[tuple[Any, ...]], kinds: tuple[int, ...], sub: Layout | None
+        self,
+        cls: type[tuple[Any, ...]],
+        kinds: tuple[int, ...],
+        message: str,
+        sub: Layout | None = None,
     ) -> None:
         self.cls = cls
         self.kinds = kinds
+        self.message = message  # the full protobuf name, e.g. "agnt5.v1.Invoke"
         self.name = cls.__name__
         self.sub = sub  # the layout of the ONEOF_RECORD slot, if any
 
 
-ERROR = Layout(ErrorItem, (STR, STR, STR, BOOL), None)
-INVOKE = Layout(InvokeItem, (STR, STR, BYTES, MAP, U32, U64), None)
-RESULT = Layout(ResultItem, (STR, U32, ONEOF_BYTES, ONEOF_RECORD, U64), ERROR)
-STREAM_CALL = Layout(StreamCall, (U64, STR, STR, BYTES, STR, U64, MAP), None)
-STREAM_OUTCOME = Layout(StreamOutcome, (U64, STR, ONEOF_BYTES, ONEOF_RECORD), ERROR)
+ERROR = Layout(ErrorItem, (STR, STR, STR, BOOL), "agnt5.v1.Error")
+INVOKE = Layout(InvokeItem, (STR, STR, BYTES, MAP, U32, U64), "agnt5.v1.Invoke")
+RESULT = Layout(ResultItem, (STR, U32, ONEOF_BYTES, ONEOF_RECORD, U64), "agnt5.v1.Result", ERROR)
+STREAM_CALL = Layout(StreamCall, (U64, STR, STR, BYTES, STR, U64, MAP), "agnt5.v1.StreamCall")
+STREAM_OUTCOME = Layout(
+    StreamOutcome, (U64, STR, ONEOF_BYTES, ONEOF_RECORD), "agnt5.v1.StreamOutcome", ERROR
+)
+
+
+class Frame(NamedTuple):
+    """A message the codec reads or writes whole, and where its records sit in it."""
+
+    message: str
+    """The full protobuf name of the message, e.g. ``"agnt5.v1.CoordinatorMessage"``."""
+    batch: str | None
+    """The oneof member carrying the batch (``"invoke_batch"``); None: the message is the batch."""
+    items: str
+    """The repeated field of the batch holding the records (``"invocations"``)."""
+    layout: Layout
+
+
+COORDINATOR_MESSAGE = Frame("agnt5.v1.CoordinatorMessage", "invoke_batch", "invocations", INVOKE)
+WORKER_MESSAGE = Frame("agnt5.v1.WorkerMessage", "result_batch", "results", RESULT)
+STREAM_REQUEST = Frame("agnt5.v1.InvokeStreamRequest", None, "calls", STREAM_CALL)
+STREAM_RESPONSE = Frame("agnt5.v1.InvokeStreamResponse", None, "outcomes", STREAM_OUTCOME)
+
+
+class FrameNumbers(NamedTuple):
+    """A frame's field numbers, read from the descriptors."""
+
+    batch: int
+    """The batch's field number in the message's oneof (0 when the message is the batch)."""
+    members: frozenset[int]
+    """Every field number of that oneof (the batch's included; empty when there is none)."""
+    items: int
+    """The field number of the repeated records in the batch message."""
+
+
+def descriptor(message: str) -> Any:
+    """The descriptor of protobuf message ``message`` (importing agnt5's generated modules)."""
+    from google.protobuf import descriptor_pool
+
+    from agnt5._proto import common_pb2, invocations_pb2, worker_pb2  # noqa: F401 - registers them
+
+    return descriptor_pool.Default().FindMessageTypeByName(message)
+
+
+_SCALARS = ("string", "bytes", "uint32", "uint64", "bool", "double", "int32", "int64", "enum")
+_TYPES = {STR: "string", BYTES: "bytes", U32: "uint32", U64: "uint64", BOOL: "bool"}
+_TYPES[ONEOF_BYTES] = "bytes"
+
+
+def field_numbers(layout: Layout) -> tuple[int, ...]:
+    """The field number of each slot of ``layout``, checking that the proto agrees with its kinds."""
+    message = descriptor(layout.message)
+    numbers = []
+    for name, kind in zip(layout.cls._fields, layout.kinds, strict=True):  # type: ignore[attr-defined]
+        field = message.fields_by_name.get(name)
+        if field is None or _type_name(field) != _expected_type(kind, layout):
+            found = "no such field" if field is None else _type_name(field)
+            raise TypeError(
+                f"{layout.message}.{name} is {found} in the proto, "
+                f"but {layout.name} holds {_expected_type(kind, layout)}: update agnt5/_wire/records.py"
+            )
+        if (kind in (ONEOF_BYTES, ONEOF_RECORD)) != (field.containing_oneof is not None):
+            raise TypeError(f"{layout.message}.{name}: oneof membership differs from {layout.name}")
+        numbers.append(field.number)
+    return tuple(numbers)
+
+
+def frame_numbers(frame: Frame) -> FrameNumbers:
+    """The field numbers the codec needs to read and write ``frame``."""
+    message = descriptor(frame.message)
+    if frame.batch is None:
+        batch, members, holder = 0, frozenset[int](), message
+    else:
+        field = message.fields_by_name[frame.batch]
+        batch, holder = field.number, field.message_type
+        members = frozenset(member.number for member in field.containing_oneof.fields)
+    items = holder.fields_by_name[frame.items]
+    if items.message_type.full_name != frame.layout.message:
+        raise TypeError(f"{frame.message}: {frame.items} does not hold {frame.layout.message}")
+    return FrameNumbers(batch, members, items.number)
+
+
+def _type_name(field: Any) -> str:
+    """``"string"``, ``"uint64"``, ``"map<string, string>"``, a message's full name, ..."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    message = field.message_type
+    if message is None:
+        names = {getattr(FieldDescriptor, f"TYPE_{name.upper()}"): name for name in _SCALARS}
+        return names.get(field.type, f"type {field.type}")
+    entry = message.fields if message.GetOptions().map_entry else None
+    if entry is not None:
+        return "map<{}, {}>".format(*(_type_name(each) for each in entry))
+    return str(message.full_name)
+
+
+def _expected_type(kind: int, layout: Layout) -> str:
+    if kind == MAP:
+        return "map<string, string>"
+    if kind == ONEOF_RECORD:
+        return layout.sub.message if layout.sub is not None else "?"
+    return _TYPES[kind]
 
 
 def corrupt(message: str) -> FrameError:
@@ -170,34 +283,3 @@ def check_record(record: Any, layout: Layout) -> bool:
         if not _valid(kind, value, layout.sub):
             raise unencodable(layout, slot, value)
     return True
-
-
-def record_from_message(message: Any, layout: Layout) -> Any:
-    """The record for a generated protobuf message."""
-    values: list[Any] = []
-    names = layout.cls._fields  # type: ignore[attr-defined]
-    for slot, kind in enumerate(layout.kinds):
-        name = names[slot]
-        if kind in (ONEOF_BYTES, ONEOF_RECORD):
-            if message.WhichOneof("outcome") != name:
-                values.append(None)
-                continue
-            value = getattr(message, name)
-            values.append(value if kind == ONEOF_BYTES else record_from_message(value, layout.sub))  # type: ignore[arg-type]
-        elif kind == MAP:
-            values.append(dict(getattr(message, name)))
-        else:
-            values.append(getattr(message, name))
-    return layout.cls(*values)
-
-
-def record_to_message(record: Any, layout: Layout, message_cls: Any, sub_cls: Any = None) -> Any:
-    """The generated protobuf message for a (checked) record."""
-    fields: dict[str, Any] = {}
-    for name, kind, value in zip(record._fields, layout.kinds, record, strict=True):
-        if value is None:
-            continue
-        if kind == ONEOF_RECORD:
-            value = record_to_message(value, layout.sub, sub_cls)  # type: ignore[arg-type]
-        fields[name] = value
-    return message_cls(**fields)
