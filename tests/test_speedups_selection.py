@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import agnt5._speedups as speedups
 from agnt5.config import env_flag
 
@@ -26,6 +28,22 @@ def test_selected_names_come_from_one_implementation() -> None:
     assert module == expected
     for name in ("decode_json", "encode_json", "lookup", "dispatch"):
         assert getattr(speedups, name).__module__ == module
+
+
+@pytest.mark.c_extension
+@pytest.mark.parametrize("broken", ["_dispatch", "_frames"])
+def test_one_compiled_twin_failing_falls_back_for_all(broken: str) -> None:
+    code = (
+        f"import sys; sys.modules['agnt5._speedups.{broken}'] = None\n"  # its import now fails
+        "import agnt5._speedups as s\n"
+        "print(s.USE_EXTENSIONS, s.Handler.__module__, s.decode_worker_message.__module__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    pure = ["False", "agnt5._speedups._dispatch_py", "agnt5._speedups._frames_py"]
+    assert out.stdout.split() == pure
+    assert "compiled hot path unavailable" in out.stderr
 
 
 def test_environment_variable_forces_fallback() -> None:

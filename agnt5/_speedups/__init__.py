@@ -1,17 +1,28 @@
-"""The hot path, chosen once at import: the compiled module, or its pure-Python twin.
+"""The twins: compiled hot-path modules and their pure-Python twins, one choice for all of them.
 
-``AGNT5_NO_EXTENSIONS=1`` forces the twin; a compiled module that fails to import falls back
-with one warning. Runtimes import from here, never from ``_dispatch`` or ``_frames`` modules
-directly. The frame codec (``_frames`` | ``_frames_py``) follows the same choice but loads on
-first use, as it needs protobuf and ``import agnt5`` stays light; the records it reads and
-writes and `FrameError` live in `agnt5._wire.records`, shared by both implementations.
+=============  ================  ==================================================
+compiled       pure Python       what
+=============  ================  ==================================================
+``_dispatch``  ``_dispatch_py``  decode JSON input, bind arguments, call, encode
+``_frames``    ``_frames_py``    the frame codec of the batched gRPC streams
+=============  ================  ==================================================
+
+Every compiled module loads, or none is used: `USE_EXTENSIONS` says which, and it is never True
+while one twin fell back. ``AGNT5_NO_EXTENSIONS=1`` forces the pure twins; a compiled module that
+fails to import falls back with one warning. The pure modules document the API (type checkers
+always see them); the compiled ones match them name for name, result for result, error for error.
+The frame codec's functions load on first use, as the pure codec needs protobuf and
+``import agnt5`` stays light. Both dispatchers read `_plan` (binding plans, built at
+registration) and raise the messages in `_common`.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from agnt5.config import env_flag
 
 __all__ = [
     "USE_EXTENSIONS",
@@ -30,7 +41,33 @@ __all__ = [
     "lookup",
 ]
 
-from agnt5.config import env_flag
+USE_EXTENSIONS = not env_flag("AGNT5_NO_EXTENSIONS")
+"""Whether the compiled twins are in use (all of them), else the pure-Python ones."""
+
+if TYPE_CHECKING or not USE_EXTENSIONS:
+    from agnt5._speedups._dispatch_py import Handler, decode_json, dispatch, encode_json, lookup
+else:
+    try:
+        import agnt5._speedups._frames  # noqa: F401 - loaded now, so a broken one falls back here
+        from agnt5._speedups._dispatch import Handler, decode_json, dispatch, encode_json, lookup
+    except ImportError as exc:
+        logging.getLogger("agnt5").warning(
+            "agnt5: compiled hot path unavailable (%s); using the pure-Python twins", exc
+        )
+        USE_EXTENSIONS = False
+        from agnt5._speedups._dispatch_py import Handler, decode_json, dispatch, encode_json, lookup
+
+if TYPE_CHECKING:
+    from agnt5._speedups._frames_py import (
+        decode_coordinator_message,
+        decode_stream_calls,
+        decode_stream_outcomes,
+        decode_worker_message,
+        encode_invoke_batch,
+        encode_result_batch,
+        encode_stream_calls,
+        encode_stream_outcomes,
+    )
 
 _FRAMES = frozenset(
     {
@@ -45,50 +82,12 @@ _FRAMES = frozenset(
     }
 )
 
-USE_EXTENSIONS: bool
-if env_flag("AGNT5_NO_EXTENSIONS"):
-    from agnt5._speedups._dispatch_py import Handler, decode_json, dispatch, encode_json, lookup
-
-    USE_EXTENSIONS = False
-else:
-    try:
-        from agnt5._speedups._dispatch import (  # type: ignore[import-not-found]
-            Handler,
-            decode_json,
-            dispatch,
-            encode_json,
-            lookup,
-        )
-
-        USE_EXTENSIONS = True
-    except ImportError as exc:
-        logging.getLogger("agnt5").warning(
-            "agnt5: compiled hot path unavailable (%s); using the pure-Python fallback", exc
-        )
-        from agnt5._speedups._dispatch_py import (
-            Handler,
-            decode_json,
-            dispatch,
-            encode_json,
-            lookup,
-        )
-
-        USE_EXTENSIONS = False
-
 
 def __getattr__(name: str) -> Any:
-    """The frame codec's functions, imported on first use from the selected implementation."""
+    """The frame codec's functions, from the chosen twin, imported on first use."""
     if name not in _FRAMES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module: Any = None
-    if USE_EXTENSIONS:
-        try:
-            module = importlib.import_module("agnt5._speedups._frames")
-        except ImportError as exc:
-            logging.getLogger("agnt5").warning(
-                "agnt5: compiled frame codec unavailable (%s); using the pure-Python fallback", exc
-            )
-    if module is None:
-        module = importlib.import_module("agnt5._speedups._frames_py")
+    twin = "_frames" if USE_EXTENSIONS else "_frames_py"
+    module = importlib.import_module(f"{__name__}.{twin}")
     globals().update({each: getattr(module, each) for each in _FRAMES})
     return globals()[name]

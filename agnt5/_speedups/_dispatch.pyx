@@ -1,4 +1,4 @@
-"""The hot path compiled: the twin of `_dispatch_py.py`, identical in behaviour and messages.
+"""The hot path compiled (API: see `_dispatch_py`, its twin, identical in behaviour and messages).
 
 Binding plans (`_plan.Spec` trees) become `_Node` trees with an int kind at construction;
 `_convert` switches on it. Every message comes from `_common` and is built on error paths only.
@@ -73,22 +73,18 @@ cdef dict _NO_INPUT = {}
 
 
 def decode_json(payload):
-    """Decode JSON input; empty input is `None`; bad input is an `InvalidArgumentError`."""
     return _decode(payload)
 
 
 def encode_json(value):
-    """Encode a result; dict keys that are not strings are stringified. Raises `TypeError`."""
     return _encode(value)
 
 
 def lookup(registry, name):
-    """The handler registered as `name`, or a `NotFoundError`."""
     return _lookup(registry, name)
 
 
 def dispatch(registry, name, payload, make_context=None):
-    """Run a synchronous handler end to end: look up, decode, bind, call, encode."""
     handler = _lookup(registry, name)
     if type(handler) is not Handler:
         return handler.invoke(payload, make_context(handler) if handler.takes_ctx else None)
@@ -506,29 +502,23 @@ cdef class Handler:
         )
 
     def bind(self, payload):
-        """Decode and bind input: positional args and keyword args (`None` when there are none)."""
         return self._bind(_decode(payload), None, False)
 
     def bind_value(self, value):
-        """Bind an already decoded JSON value by the binding rules."""
         return self._bind(value, None, False)
 
     def call(self, args, kwargs, ctx=None):
-        """Call the handler with bound arguments (and `ctx` first when it takes one)."""
         if self.takes_ctx:
             args = (ctx, *args)
         return self.fn(*args, **kwargs) if kwargs else self.fn(*args)
 
     def encode(self, result):
-        """Encode the handler's result, or raise `OutputNotSerializableError`."""
         return self._encode_result(result)
 
     def fail(self, exc):
-        """The agnt5 error for an exception the handler raised."""
         return _wrap(self.name, exc)
 
     def invoke(self, payload, ctx=None):
-        """Decode, bind, call (synchronous handlers only) and encode."""
         return self._invoke(payload, ctx)
 
     def __repr__(self):
