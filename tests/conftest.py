@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pytest
 
-from agnt5 import decorators
+from agnt5._registry import REGISTRY
 from agnt5.config import env_flag
 
 NO_EXTENSIONS = env_flag("AGNT5_NO_EXTENSIONS")
@@ -33,12 +33,10 @@ def impl(request: pytest.FixtureRequest) -> ModuleType:
 @pytest.fixture
 def registry() -> Iterator[None]:
     """Let a test register handlers freely; the registry is restored afterwards."""
-    components = dict(decorators._COMPONENTS)
-    handlers = dict(decorators.HANDLERS)
+    components = REGISTRY._components
+    saved = dict(components)
     try:
         yield
     finally:
-        decorators._COMPONENTS.clear()
-        decorators._COMPONENTS.update(components)
-        decorators.HANDLERS.clear()
-        decorators.HANDLERS.update(handlers)
+        components.clear()
+        components.update(saved)

@@ -18,10 +18,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from agnt5 import Context, function
-from agnt5._execution import execute
-from agnt5._speedups import lookup
+from agnt5._pipeline import Pipeline
+from agnt5._registry import REGISTRY
 from agnt5.config import WorkerConfig
-from agnt5.decorators import HANDLERS
 from agnt5.errors import AgntError
 from agnt5.telemetry import Instrumentation, create_instrumentation, start_telemetry, stop_telemetry
 
@@ -96,11 +95,8 @@ async def _invoke(
     metadata: dict[str, str] | None = None,
     invocation_id: str = "inv-1",
 ) -> bytes:
-    handler = lookup(HANDLERS, name)
-    ctx = Context(invocation_id, name, service_name="orders") if handler.takes_ctx else None
-    return await instrumentation.observe(
-        name, invocation_id, 2, metadata or {}, lambda: execute(handler, payload, ctx, None)
-    )
+    route = Pipeline("orders", REGISTRY, telemetry=instrumentation).route(name)
+    return await route.run(payload, invocation_id, 2, metadata or {})
 
 
 def _only(spans: InMemorySpanExporter) -> ReadableSpan:
@@ -227,11 +223,11 @@ async def test_in_flight_while_running_and_cancellation_outcome(
 async def test_timeout_raised_by_run_counts_as_timeout(
     handlers: None, instrumentation: Instrumentation, reader: InMemoryMetricReader
 ) -> None:
-    handler = lookup(HANDLERS, "wait")
+    route = Pipeline("orders", REGISTRY).route("wait")
 
     async def within_deadline() -> bytes:
         async with asyncio.timeout(0.01):
-            return await execute(handler, b"", Context("inv-t", "wait"), None)
+            return await route.run(b"", "inv-t")
 
     with pytest.raises(TimeoutError):
         await instrumentation.observe("wait", "inv-t", 1, {}, within_deadline)
@@ -348,8 +344,8 @@ def test_disable_flag_leaves_no_handler_span_or_metric(
     assert made is None
     assert logging.getLogger("agnt5").handlers == []
     assert create_instrumentation(config, metric_readers=[reader]) is None
-    handler = lookup(HANDLERS, "add")
-    assert asyncio.run(execute(handler, b"[1, 2]", None, None)) == b"3"
+    route = Pipeline("orders", REGISTRY, telemetry=made).route("add")
+    assert asyncio.run(route.run(b"[1, 2]", "inv-d")) == b"3"
     assert spans.get_finished_spans() == ()
     assert reader.get_metrics_data() is None
     stop_telemetry(made)

@@ -27,37 +27,37 @@ from agnt5.config import env_flag
 __all__ = [
     "USE_EXTENSIONS",
     "Handler",
+    "HandlerAPI",
     "decode_coordinator_message",
     "decode_json",
     "decode_stream_calls",
     "decode_stream_outcomes",
     "decode_worker_message",
-    "dispatch",
     "encode_invoke_batch",
     "encode_json",
     "encode_result_batch",
     "encode_stream_calls",
     "encode_stream_outcomes",
-    "lookup",
 ]
 
 USE_EXTENSIONS = not env_flag("AGNT5_NO_EXTENSIONS")
 """Whether the compiled twins are in use (all of them), else the pure-Python ones."""
 
 if TYPE_CHECKING or not USE_EXTENSIONS:
-    from agnt5._speedups._dispatch_py import Handler, decode_json, dispatch, encode_json, lookup
+    from agnt5._speedups._dispatch_py import Handler, decode_json, encode_json
 else:
     try:
         import agnt5._speedups._frames  # noqa: F401 - loaded now, so a broken one falls back here
-        from agnt5._speedups._dispatch import Handler, decode_json, dispatch, encode_json, lookup
+        from agnt5._speedups._dispatch import Handler, decode_json, encode_json
     except ImportError as exc:
         logging.getLogger("agnt5").warning(
             "agnt5: compiled hot path unavailable (%s); using the pure-Python twins", exc
         )
         USE_EXTENSIONS = False
-        from agnt5._speedups._dispatch_py import Handler, decode_json, dispatch, encode_json, lookup
+        from agnt5._speedups._dispatch_py import Handler, decode_json, encode_json
 
 if TYPE_CHECKING:
+    from agnt5._speedups._dispatch_py import HandlerAPI
     from agnt5._speedups._frames_py import (
         decode_coordinator_message,
         decode_stream_calls,
@@ -85,6 +85,8 @@ _FRAMES = frozenset(
 
 def __getattr__(name: str) -> Any:
     """The frame codec's functions, from the chosen twin, imported on first use."""
+    if name == "HandlerAPI":  # a typing Protocol: the pure module defines it for both twins
+        return importlib.import_module(f"{__name__}._dispatch_py").HandlerAPI
     if name not in _FRAMES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     twin = "_frames" if USE_EXTENSIONS else "_frames_py"
