@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 import grpc
 import orjson
+from google.protobuf.json_format import MessageToDict
 
 from agnt5._proto import invocations_pb2, invocations_pb2_grpc
 from agnt5._wire.status import error_from_rpc
@@ -173,15 +174,7 @@ class _Base:
         if result.state == _SUCCEEDED:
             return orjson.loads(result.output) if result.output else None
         if result.state == _FAILED:
-            error = result.error
-            raise error_from_dict(
-                {
-                    "code": error.code,
-                    "message": error.message,
-                    "type": error.type,
-                    "retryable": error.retryable,
-                }
-            )
+            raise error_from_dict(MessageToDict(result.error, preserving_proto_field_name=True))
         raise InvocationTimeoutError(
             f"Invocation {result.invocation_id} did not finish within {waited:g} s; it is still "
             f"running: fetch its outcome later with result({result.invocation_id!r})",
