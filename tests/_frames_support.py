@@ -19,15 +19,25 @@ from hypothesis import strategies as st
 
 from agnt5._speedups import _frames_py
 from agnt5._wire import records
-from agnt5._wire.records import FrameError
+from agnt5._wire.records import (
+    ErrorItem,
+    FrameError,
+    InvokeItem,
+    ResultItem,
+    StreamCall,
+    StreamOutcome,
+)
 
 try:
     from agnt5._speedups import _frames as compiled
-except ImportError:  # test_frames_equivalence skips; test_speedups_selection says why
+except ImportError:  # the tests comparing twins are c_extension, deselected then
     compiled = None
 
 __all__ = [
+    "BAD_BATCHES",
+    "BATCHES",
     "DECODERS",
+    "ENCODERS",
     "HypothesisSource",
     "Source",
     "compare",
@@ -64,6 +74,48 @@ def schema(message: Any) -> Spec:
 
 
 MAP_ENTRY: Spec = {1: "str", 2: "str"}
+
+# Records as protobuf can carry them, for the encoders.
+texts = st.text(st.characters(codec="utf-8"), max_size=20) | st.sampled_from(["", "x" * 70_000])
+blobs = st.binary(max_size=40) | st.sampled_from([b"", b"\x00" * 128, b"\xff" * 300_000])
+u32 = st.integers(0, 2**32 - 1)
+u64 = st.integers(0, 2**64 - 1)
+metadata = st.dictionaries(texts, texts, max_size=4)
+errors = st.builds(ErrorItem, texts, texts, texts, st.booleans())
+outputs = st.one_of(st.tuples(st.none(), st.none()), st.tuples(blobs, st.none()),
+                    st.tuples(st.none(), errors))  # fmt: skip
+invokes = st.builds(InvokeItem, texts, texts, blobs, metadata, u32, u64)
+results = st.builds(lambda i, a, o, d: ResultItem(i, a, o[0], o[1], d), texts, u32, outputs, u64)
+calls = st.builds(StreamCall, u64, texts, texts, blobs, texts, u64, metadata)
+stream_outcomes = st.builds(lambda r, i, o: StreamOutcome(r, i, o[0], o[1]), u64, texts, outputs)
+BATCHES: dict[str, tuple[Any, str, str | None]] = {
+    "encode_invoke_batch": (invokes, "decode_coordinator_message", "invoke_batch"),
+    "encode_result_batch": (results, "decode_worker_message", "result_batch"),
+    "encode_stream_calls": (calls, "decode_stream_calls", None),
+    "encode_stream_outcomes": (stream_outcomes, "decode_stream_outcomes", None),
+}
+"""encoder -> (record strategy, the decoder that reads its frames, the kind they decode as)."""
+ENCODERS = tuple(BATCHES)
+BAD_BATCHES: list[tuple[str, Any]] = [  # (encoder, a batch it must refuse)
+    ("encode_invoke_batch", "not a list"),
+    ("encode_invoke_batch", [("a", "b")]),
+    ("encode_invoke_batch", [InvokeItem(attempt=-1)]),
+    ("encode_invoke_batch", [InvokeItem(attempt=2**32)]),
+    ("encode_invoke_batch", [InvokeItem(attempt=True)]),
+    ("encode_invoke_batch", [InvokeItem(deadline_unix_ms=2**64)]),
+    ("encode_invoke_batch", [InvokeItem(invocation_id=b"bytes")]),
+    ("encode_invoke_batch", [InvokeItem(input="text")]),
+    ("encode_invoke_batch", [InvokeItem(metadata={"k": 1})]),
+    ("encode_invoke_batch", [InvokeItem(metadata=[("k", "v")])]),
+    ("encode_invoke_batch", [InvokeItem(component="\ud800")]),
+    ("encode_invoke_batch", [InvokeItem(metadata={"\udfff": "v"}), InvokeItem(attempt=-1)]),
+    ("encode_result_batch", [ResultItem(output="text")]),
+    ("encode_result_batch", [ResultItem(error=("c", "m", "t", False))]),
+    ("encode_result_batch", [ResultItem(error=ErrorItem(retryable=1))]),
+    ("encode_result_batch", [ResultItem(error=ErrorItem(code=5))]),
+    ("encode_stream_calls", [StreamCall(ref=-5)]),
+    ("encode_stream_outcomes", [StreamOutcome(ref=1, output=bytearray())]),
+]
 
 
 def _decoder(name: str, frame: records.Frame) -> tuple[str, Spec, int]:

@@ -1,12 +1,19 @@
-"""The selector picks the compiled hot path unless told not to, and says so."""
+"""The selector picks the compiled twins unless told not to, says so, and every process the
+tests start (servers, workers, coordinators) picks what the tests themselves run."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import httpx
+import orjson
 import pytest
+from _asgi_support import serve
+from _coordinator_support import agnt5_env
+from _processes import spawn, stop
 
 import agnt5._speedups as speedups
 from agnt5.config import env_flag
@@ -71,3 +78,36 @@ def test_import_agnt5_stays_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == ""
+
+
+TWINS_MODULE = """
+from agnt5 import function
+
+
+@function()
+def twins() -> bool:
+    from agnt5._speedups import USE_EXTENSIONS
+
+    return USE_EXTENSIONS
+"""
+
+
+def test_every_process_the_tests_start_runs_the_same_twins(tmp_path: Path) -> None:
+    """On the pure-Python pass (AGNT5_NO_EXTENSIONS=1) the servers and workers are pure too."""
+    assert agnt5_env().get("AGNT5_NO_EXTENSIONS") == os.environ.get("AGNT5_NO_EXTENSIONS")
+    with serve(tmp_path) as (url, _):
+        served = httpx.post(f"{url}/invoke/twins", timeout=10).json()["result"]
+    module = tmp_path / "twins_app.py"
+    module.write_text(TWINS_MODULE)
+    dev = spawn(
+        [sys.executable, "-m", "agnt5", "dev", str(module), "--port", "0", "--no-http",
+         "--invoke", "twins"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=agnt5_env(), cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        out, err = dev.communicate(timeout=60)
+    finally:
+        stop(dev)
+    assert dev.returncode == 0, err.decode()[-2000:]
+    invoked = orjson.loads(out.decode().strip().splitlines()[-1])  # a coordinator and a worker
+    assert served is invoked is speedups.USE_EXTENSIONS

@@ -69,7 +69,7 @@ class InvokeItem(NamedTuple):
     invocation_id: str = ""
     component: str = ""
     input: bytes = b""
-    metadata: dict[str, str] = {}  # noqa: RUF012 - never mutated; decoders build fresh dicts
+    metadata: dict[str, str] = {}  # never mutated: decoders build fresh dicts
     attempt: int = 0
     deadline_unix_ms: int = 0
 
@@ -93,7 +93,7 @@ class StreamCall(NamedTuple):
     input: bytes = b""
     idempotency_key: str = ""
     timeout_ms: int = 0
-    metadata: dict[str, str] = {}  # noqa: RUF012 - never mutated; decoders build fresh dicts
+    metadata: dict[str, str] = {}  # never mutated: decoders build fresh dicts
 
 
 class StreamOutcome(NamedTuple):
