@@ -112,7 +112,7 @@ def test_format_comes_from_agnt5_log_format(
         install_opentelemetry_logging(app_logger, log_format="xml")
 
 
-def test_seed_structured_logging_example(registry: None, app_logger: logging.Logger) -> None:
+def test_structured_logging_example(registry: None, app_logger: logging.Logger) -> None:
     @function()
     def logged_function(ctx: Context, data: dict) -> dict:  # type: ignore[type-arg]
         app_logger.info(

@@ -17,8 +17,9 @@ Request rules for ``/invoke/{handler}``:
   ``{"error", "status", "code", "invocation_id"}`` with the status of the error's code
   (400, 404, 413, 415, 429, 500, 503, 504, ...). Tracebacks are logged, never returned.
 
-Lifespan: startup registers components, starts the thread pool for sync handlers and telemetry;
-shutdown waits for in-flight requests up to ``drain_timeout``. Servers that skip lifespan get
+Lifespan: startup starts the invocation pipeline (the thread pool for sync handlers and the
+telemetry); shutdown waits for in-flight requests up to ``drain_timeout``, then stops it. Every
+function registered in the process is served, whenever it was registered. Servers that skip lifespan get
 the same start on the first request. ``await worker.run()`` serves the app with uvicorn on
 ``http_host:http_port`` (``AGNT5_HTTP_HOST``/``AGNT5_HTTP_PORT``, default 127.0.0.1:8000).
 """

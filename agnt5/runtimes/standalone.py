@@ -17,7 +17,7 @@ Lifecycle of ``await worker.run()``:
    so the coordinator re-delivers it), unregister, close the stream and return normally.
 
 Signals: the worker installs SIGINT/SIGTERM handlers on its loop while it runs. A handler the
-application installed before calling ``run()`` (like the docs' ``GracefulWorker``) is still
+application installed before calling ``run()`` (``signal.signal(SIGTERM, ...)``) is still
 called after the worker starts draining, and is restored when ``run()`` returns. A second
 signal while draining skips the rest of the drain wait.
 """
