@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from agnt5._wire.views import service_dict
 from agnt5.coordinator.auth import check_authorization
-from agnt5.coordinator.client_service import services_message
+from agnt5.coordinator.invocations_service import services_message
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
 from agnt5.coordinator.store import Invocation, InvocationState

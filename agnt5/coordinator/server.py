@@ -11,12 +11,12 @@ import grpc
 
 from agnt5._wire.streams import add_services
 from agnt5.coordinator._http_server import EmbeddedServer
-from agnt5.coordinator.client_service import InvocationsService
 from agnt5.coordinator.gateway import build_gateway
+from agnt5.coordinator.invocations_service import InvocationsService
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
 from agnt5.coordinator.store import MemoryStore, StateStore
-from agnt5.coordinator.worker_service import WorkerSessions
+from agnt5.coordinator.worker_sessions import WorkerSessions
 
 __all__ = ["DEFAULT_MAX_INPUT_BYTES", "Coordinator"]
 
