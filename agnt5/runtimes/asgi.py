@@ -39,6 +39,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from agnt5._pipeline import NO_METADATA, Pipeline, Route
 from agnt5._wire.http import (
+    MethodNotAllowed,
     check_content_type,
     check_declared_length,
     error_body,
@@ -60,11 +61,6 @@ _INVOKE_PREFIX = "/invoke/"
 _ROUTES = {"/health": "GET", "/functions": "GET"}
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _METADATA_HEADERS = (b"traceparent", b"tracestate")
-
-
-class _MethodNotAllowed(AgntError):
-    code = "METHOD_NOT_ALLOWED"
-    http_status = 405
 
 
 class AsgiRuntime:
@@ -181,7 +177,7 @@ class AsgiRuntime:
             await respond(send, 200, self._functions_body())
 
     async def _not_allowed(self, send: Any, allowed: str) -> None:
-        error = _MethodNotAllowed(f"method not allowed; use {allowed}")
+        error = MethodNotAllowed(f"method not allowed; use {allowed}")
         await respond(send, 405, error_body(error, None), [(b"allow", allowed.encode())])
 
     # /invoke/{handler}: the fast path.
