@@ -50,7 +50,7 @@ def _add_client_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_coordinator_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+        "--host", default=config.LOCALHOST, help="address to bind (default: %(default)s)"
     )
     parser.add_argument(
         "--port",
@@ -73,7 +73,7 @@ def _add_coordinator_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-queue",
         type=int,
-        default=10_000,
+        default=config.MAX_QUEUE,
         help="invocations that may wait for a worker (default: %(default)s)",
     )
     parser.add_argument(
@@ -85,7 +85,7 @@ def _add_coordinator_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--heartbeat-timeout",
         type=float,
-        default=15.0,
+        default=config.HEARTBEAT_TIMEOUT,
         help="drop a worker silent this long, re-delivering its work (default: %(default)s)",
     )
 
@@ -94,7 +94,7 @@ def _add_journal_options(parser: argparse.ArgumentParser) -> None:
     storage = parser.add_mutually_exclusive_group()
     storage.add_argument(
         "--data-dir",
-        default="./.agnt5",
+        default=config.DATA_DIR,
         help="journal invocations to DIR/journal.db (SQLite) and recover them on restart "
         "(default: %(default)s)",
     )
@@ -106,7 +106,7 @@ def _add_journal_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retention",
         type=float,
-        default=24 * 3600.0,
+        default=config.RETENTION,
         help="seconds finished results stay readable by id and idempotency key "
         "(default: %(default)s)",
     )
@@ -267,7 +267,7 @@ def _new_coordinator(args: argparse.Namespace) -> Coordinator:
         api_key=args.api_key,
         max_queue=args.max_queue,
         max_input_bytes=args.max_input_bytes,
-        heartbeat_interval=min(5.0, args.heartbeat_timeout / 3),
+        heartbeat_interval=min(config.HEARTBEAT_INTERVAL, args.heartbeat_timeout / 3),
         heartbeat_timeout=args.heartbeat_timeout,
         store=SqliteStore(args.data_dir, retention=args.retention) if journaled else None,
     )

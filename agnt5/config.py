@@ -17,11 +17,18 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "COORDINATOR_PORT",
+    "DATA_DIR",
     "DEFAULT_ENDPOINT",
     "GATEWAY_PORT",
+    "GATEWAY_WAIT",
+    "HEARTBEAT_INTERVAL",
+    "HEARTBEAT_TIMEOUT",
+    "LOCALHOST",
     "LOG_FORMATS",
     "LOG_LEVELS",
     "MAX_BODY_BYTES",
+    "MAX_QUEUE",
+    "RETENTION",
     "TRUTHY",
     "Endpoint",
     "WorkerConfig",
@@ -35,6 +42,8 @@ TRUTHY = frozenset({"1", "true", "yes", "on"})
 _FALSY = frozenset({"0", "false", "no", "off", ""})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
+LOCALHOST = "127.0.0.1"
+"""Where servers listen unless told otherwise: the coordinator, the ASGI worker's `run`."""
 COORDINATOR_PORT = 9091
 """The coordinator's gRPC port, and the port of an endpoint that names none."""
 GATEWAY_PORT = 8080
@@ -42,6 +51,18 @@ GATEWAY_PORT = 8080
 DEFAULT_ENDPOINT = f"http://localhost:{COORDINATOR_PORT}"
 MAX_BODY_BYTES = 10 * 1024 * 1024
 """The largest input accepted: an ASGI request body, or an invocation's input at the coordinator."""
+MAX_QUEUE = 10_000
+"""Invocations that may wait at the coordinator for a worker."""
+HEARTBEAT_INTERVAL = 5.0
+"""Seconds between a worker's heartbeats (the coordinator may ask for them more often)."""
+HEARTBEAT_TIMEOUT = 15.0
+"""Seconds of silence after which the coordinator drops a worker and re-delivers its work."""
+GATEWAY_WAIT = 60.0
+"""Seconds the HTTP gateway's invoke waits for an outcome before answering 202."""
+RETENTION = 24 * 3600.0
+"""Seconds a finished invocation stays readable by id and idempotency key in the journal."""
+DATA_DIR = "./.agnt5"
+"""Where ``agnt5 coordinator`` journals invocations."""
 
 
 def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
@@ -176,11 +197,11 @@ _SETTINGS: dict[str, _Setting] = {
     "max_concurrency": _Setting(_integer(1), 100),
     "thread_pool_size": _Setting(_optional(_integer(1))),
     "drain_timeout": _Setting(_seconds, 30.0),
-    "heartbeat_interval": _Setting(_seconds, 5.0),
+    "heartbeat_interval": _Setting(_seconds, HEARTBEAT_INTERVAL),
     "worker_id": _Setting(_name, default_factory=_default_worker_id),
     "health_port": _Setting(_optional(_integer(0, 65535))),
     "max_body_size": _Setting(_integer(1), MAX_BODY_BYTES),
-    "http_host": _Setting(_name, "127.0.0.1"),
+    "http_host": _Setting(_name, LOCALHOST),
     "http_port": _Setting(_integer(0, 65535), 8000),
 }
 

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from agnt5 import config
 from agnt5._wire.http import check_declared_length, error_body, http_error, read_body
 from agnt5._wire.views import service_view, worker_dict
 from agnt5.coordinator.auth import check_authorization
@@ -85,7 +86,11 @@ async def _read_input(request: Request, limit: int) -> bytes:
 
 
 def build_gateway(
-    scheduler: Scheduler, registry: Registry, *, api_key: str | None, wait_timeout: float = 60.0
+    scheduler: Scheduler,
+    registry: Registry,
+    *,
+    api_key: str | None,
+    wait_timeout: float = config.GATEWAY_WAIT,
 ) -> Starlette:
     """The gateway app; with ``api_key`` every route needs ``Authorization: Bearer <key>``."""
 
