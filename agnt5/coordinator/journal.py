@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS invocations (
 );
 CREATE INDEX IF NOT EXISTS invocations_by_key
     ON invocations (service, function, idempotency_key) WHERE idempotency_key != '';
+-- journals written before the index below kept one updated on every state change
 DROP INDEX IF EXISTS invocations_by_state;
 CREATE INDEX IF NOT EXISTS invocations_finished
     ON invocations (updated_unix_ms) WHERE {_IS_FINISHED};
