@@ -24,6 +24,7 @@ from agnt5._proto import common_pb2, worker_pb2, worker_pb2_grpc
 from agnt5.errors import AgntError, InvocationCancelledError
 
 __all__ = [
+    "PYTHON",
     "CoordinatorProcess",
     "FakeWorker",
     "Handler",
@@ -37,6 +38,9 @@ __all__ = [
 ]
 
 PACKAGE_PARENT = Path(agnt5.__file__).resolve().parent.parent
+PYTHON = (sys.executable, "-P")
+"""The interpreter, importing nothing from the working directory: with ``-m agnt5`` or ``-c``
+in a checkout, the source tree (no compiled twins) would shadow the agnt5 under test."""
 Handler = Callable[[worker_pb2.Invoke], Awaitable[bytes]]
 
 
@@ -82,7 +86,7 @@ def coordinator_process(*args: str, startup_timeout: float = 20.0) -> Iterator[C
     """
     storage = () if "--data-dir" in args else ("--in-memory",)
     command = [
-        sys.executable,
+        *PYTHON,
         "-m",
         "agnt5",
         "coordinator",

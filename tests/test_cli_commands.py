@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sys
 import textwrap
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 from _coordinator_support import (
+    PYTHON,
     CoordinatorProcess,
     FakeWorker,
     agnt5_env,
@@ -59,7 +59,7 @@ def module_file(tmp_path: Path) -> Path:
 async def agnt5_process(*args: str, **env: str) -> AsyncIterator[asyncio.subprocess.Process]:
     """``python -m agnt5 *args`` in its own process group, which `astop` ends on exit."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
+        *PYTHON,
         "-m",
         "agnt5",
         *args,

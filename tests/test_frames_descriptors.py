@@ -12,12 +12,11 @@ import importlib.util
 import re
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from _coordinator_support import agnt5_env
+from _coordinator_support import PYTHON, agnt5_env
 
 pytestmark = pytest.mark.c_extension  # compares the compiled codec with its twin
 
@@ -108,7 +107,7 @@ def test_a_new_kind_and_moved_fields_decode_and_encode_alike(tmp_path: Path) -> 
     generated = tmp_path / "generated"
     _generate(_changed_protos(tmp_path), generated)
     run = subprocess.run(
-        [sys.executable, "-c", CHECK, str(generated), str(TESTS)],
+        [*PYTHON, "-c", CHECK, str(generated), str(TESTS)],
         capture_output=True,
         text=True,
         env=agnt5_env(),

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from _coordinator_support import agnt5_env, coordinator_process, unique
+from _coordinator_support import PYTHON, agnt5_env, coordinator_process, unique
 from _processes import spawn, stop
 
 from agnt5.client import AsyncClient, Client
@@ -108,7 +108,7 @@ def worker_process(
     log = open(module.parent / f"worker-{unique('log')}.txt", "wb")
     process = spawn(
         [
-            sys.executable,
+            *PYTHON,
             "-m",
             "agnt5",
             "worker",

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _coordinator_support import PYTHON
 from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -358,4 +358,4 @@ def test_importing_the_layer_does_not_import_opentelemetry() -> None:
         "loaded = [name for name in sys.modules if name.startswith('opentelemetry')]; "
         "assert not loaded, loaded"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    subprocess.run([*PYTHON, "-c", code], check=True, timeout=60)
