@@ -13,9 +13,9 @@ from opentelemetry import propagate, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from agnt5._prometheus import render
 from agnt5.errors import AgntError, ErrorCode
-from agnt5.logging import bind_invocation, unbind_invocation
+from agnt5.telemetry._logs import bind_invocation, unbind_invocation
+from agnt5.telemetry._prometheus import render
 
 __all__ = ["Instrumentation"]
 
