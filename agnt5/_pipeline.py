@@ -11,17 +11,16 @@ responses (ASGI); frames, cancellation and durations (standalone).
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import itertools
 import logging
 import os
 import time
 from collections.abc import Awaitable, Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from agnt5._threads import ThreadPool
 from agnt5.context import Context
 from agnt5.errors import AgntError, InvocationTimeoutError, wrap_exception
 
@@ -39,32 +38,32 @@ NO_METADATA: Mapping[str, str] = MappingProxyType({})
 
 
 class Pipeline:
-    """Runs attempts of the registry's components: sync handlers in ``executor`` (on the
-    calling thread without one, and with ``inline=True``), every attempt inside ``telemetry``.
+    """Runs attempts of the registry's components: sync handlers in ``threads`` (on the
+    calling thread without a pool, and with ``inline=True``), every attempt inside ``telemetry``.
     """
 
     __slots__ = (
         "_ids",
         "_routes",
-        "executor",
         "id_prefix",
         "registry",
         "service_name",
         "telemetry",
+        "threads",
     )
 
     def __init__(
         self,
         service_name: str,
         registry: Registry,
-        executor: Executor | None = None,
+        threads: ThreadPool | None = None,
         telemetry: Instrumentation | None = None,
         *,
         id_prefix: str | None = None,
     ) -> None:
         self.service_name = service_name
         self.registry = registry
-        self.executor = executor
+        self.threads = threads
         self.telemetry = telemetry
         self.id_prefix = os.urandom(11).hex() if id_prefix is None else id_prefix
         self._ids = itertools.count(10**9)  # with the default prefix: 32 characters per id
@@ -79,17 +78,15 @@ class Pipeline:
         """A serving worker's pipeline: its bounded thread pool and its telemetry, started."""
         from agnt5.telemetry import start_telemetry
 
-        executor = ThreadPoolExecutor(
-            config.pool_size, thread_name_prefix=f"agnt5-{config.service_name}"
-        )
-        return cls(config.service_name, registry, executor, start_telemetry(config))
+        threads = ThreadPool(config.pool_size, f"agnt5-{config.service_name}")
+        return cls(config.service_name, registry, threads, start_telemetry(config))
 
     def stop(self) -> None:
         """Stop what `start` started: the thread pool (queued work dropped) and the telemetry."""
         from agnt5.telemetry import stop_telemetry
 
-        if self.executor is not None:
-            self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.threads is not None:
+            self.threads.close()
         stop_telemetry(self.telemetry)
 
     def route(self, name: str) -> Route:
@@ -105,7 +102,6 @@ class Route:
 
     __slots__ = (
         "component",
-        "executor",
         "handler",
         "is_async",
         "name",
@@ -113,6 +109,7 @@ class Route:
         "service_name",
         "takes_ctx",
         "telemetry",
+        "threads",
         "timeout",
     )
 
@@ -123,7 +120,7 @@ class Route:
         self.is_async = component.handler.is_async
         self.takes_ctx = component.handler.takes_ctx
         self.timeout = component.config.timeout
-        self.executor = None if component.config.inline else pipeline.executor
+        self.threads = None if component.config.inline else pipeline.threads
         self.telemetry = pipeline.telemetry
         self.service_name = pipeline.service_name
         self.new_id = pipeline.new_id
@@ -174,6 +171,8 @@ class Route:
             return self.telemetry.observe(self.name, invocation_id, attempt, metadata, attempt_run)
         if limit is not None:
             return self._limited(payload, ctx, invocation_id, limit)
+        if self.threads is not None and not self.is_async:
+            return self.threads.run(self.call, payload, invocation_id, ctx)
         return self._execute(payload, ctx, invocation_id)
 
     def call(
@@ -212,12 +211,9 @@ class Route:
     async def _execute(self, payload: bytes, ctx: Context | None, invocation_id: str) -> bytes:
         handler = self.handler
         if not self.is_async:
-            if self.executor is None:
+            if self.threads is None:
                 return self.call(payload, invocation_id, ctx)
-            run_in_context = contextvars.copy_context().run  # the span and log scope follow
-            return await asyncio.get_running_loop().run_in_executor(
-                self.executor, run_in_context, self.call, payload, invocation_id, ctx
-            )
+            return await self.threads.run(self.call, payload, invocation_id, ctx)
         try:
             args, kwargs = handler.bind(payload)
             return handler.encode(await handler.call(args, kwargs, ctx))
