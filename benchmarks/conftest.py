@@ -44,6 +44,7 @@ def _ratios(medians: dict[str, float]) -> list[tuple[str, float]]:
     pairs += [
         ("naive/compiled", "naive", "compiled"),
         ("fallback/compiled", "fallback", "compiled"),
+        ("sync/hop", "sync", "hop"),
     ]
     return [
         (name, medians[top] / medians[bottom])
