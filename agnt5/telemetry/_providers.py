@@ -43,7 +43,10 @@ def build_instrumentation(
     owned: list[Any] = []
     tracer = _tracer(tracer_provider, resource, owned)
     prometheus = InMemoryMetricReader() if config.health_port is not None else None
-    meter = _meter(metric_readers + ([prometheus] if prometheus else []), resource, owned)
+    meter_provider = _meter_provider(
+        metric_readers + ([prometheus] if prometheus else []), resource, owned
+    )
+    meter = None if meter_provider is None else meter_provider.get_meter("agnt5", __version__)
     logs = logger_provider if logger_provider is not None else _logger_provider(resource, owned)
     if tracer is None and meter is None and logs is None and config.log_format != "json":
         return None
@@ -51,6 +54,7 @@ def build_instrumentation(
         config.service_name,
         tracer=tracer,
         meter=meter,
+        meter_provider=meter_provider,
         logger_provider=logs,
         prometheus_reader=prometheus,
         owned=owned,
@@ -70,7 +74,7 @@ def _tracer(given: Any, resource: Resource, owned: list[Any]) -> Any:
     return provider.get_tracer("agnt5", __version__)
 
 
-def _meter(readers: list[Any], resource: Resource, owned: list[Any]) -> Any:
+def _meter_provider(readers: list[Any], resource: Resource, owned: list[Any]) -> Any:
     for exporter in _exporters("metrics"):
         readers.append(
             exporter()
@@ -82,9 +86,7 @@ def _meter(readers: list[Any], resource: Resource, owned: list[Any]) -> Any:
         owned.append(provider)
     else:
         provider = _global(metrics.get_meter_provider(), MeterProvider)
-        if provider is None:
-            return None
-    return provider.get_meter("agnt5", __version__)
+    return provider
 
 
 def _logger_provider(resource: Resource, owned: list[Any]) -> Any:
