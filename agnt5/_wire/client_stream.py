@@ -1,4 +1,4 @@
-"""One open ``Invocations.InvokeStream`` shared by an `AsyncClient`'s `invoke_many` calls.
+"""One open ``Invocations.InvokeStream`` shared by an `AsyncClient`'s calls (`invoke`, `invoke_many`).
 
 Calls are numbered (``ref``) and queued; a writer sends them in adaptive batches, a reader hands
 each outcome to the callback registered under its ref. When the stream fails, every waiting
@@ -52,13 +52,19 @@ class InvokeStream:
         idempotency_key: str,
         timeout_ms: int,
         callback: Callback,
-    ) -> None:
-        """Queue one call; ``callback`` gets its outcome (or the stream's failure) once."""
+    ) -> int:
+        """Queue one call; ``callback`` gets its outcome (or the stream's failure) once, unless
+        the returned ref is given to `forget` first."""
         ref = next(self._refs)
         self._waiting[ref] = callback
         self._outbox.put_nowait(
             StreamCall(ref, service, function, payload, idempotency_key, timeout_ms, {})
         )
+        return ref
+
+    def forget(self, ref: int) -> None:
+        """Stop waiting for the outcome of call ``ref`` (its caller gave up)."""
+        self._waiting.pop(ref, None)
 
     async def close(self) -> None:
         """Stop both tasks and cancel the call; calls still waiting get `UnavailableError`."""
