@@ -1,11 +1,13 @@
 """HTTP for both HTTP surfaces (the ASGI runtime and the coordinator's gateway).
 
 The one error document (`error_body`), the one bounded body reader (`check_declared_length`,
-`read_body`), the JSON content-type rule, and raw ASGI byte responses for the ASGI fast path.
+`read_body`), the JSON content-type rule, raw ASGI byte responses for the ASGI fast path, and
+the HTTP parser both serve with under uvicorn (`http_parser`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -20,6 +22,7 @@ __all__ = [
     "check_content_type",
     "check_declared_length",
     "error_body",
+    "http_parser",
     "read_body",
     "respond",
     "response_start",
@@ -29,6 +32,12 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 _JSON = (b"content-type", b"application/json")
+
+
+def http_parser() -> str:
+    """uvicorn's ``http`` setting: ``"httptools"`` (C, from ``agnt5[standard]``) where it is
+    installed, else the pure-Python ``"h11"``, which is slower but always there."""
+    return "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
 
 
 class UnsupportedMediaType(InvalidArgumentError):

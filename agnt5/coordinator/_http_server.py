@@ -10,6 +10,8 @@ from typing import Any
 
 import uvicorn
 
+from agnt5._wire.http import http_parser
+
 __all__ = ["EmbeddedServer"]
 
 
@@ -35,6 +37,7 @@ class EmbeddedServer:
         self.port: int = self._sock.getsockname()[1]
         config = uvicorn.Config(
             app,
+            http=http_parser(),
             lifespan="off",
             log_config=None,
             log_level="warning",

@@ -43,6 +43,7 @@ from agnt5._wire.http import (
     check_content_type,
     check_declared_length,
     error_body,
+    http_parser,
     read_body,
     respond,
     response_start,
@@ -87,7 +88,11 @@ class AsgiRuntime:
         return self._started
 
     async def run(self) -> None:
-        """Serve this app with uvicorn on ``http_host:http_port`` until SIGINT/SIGTERM."""
+        """Serve this app with uvicorn on ``http_host:http_port`` until SIGINT/SIGTERM.
+
+        The HTTP parser is httptools where it is installed (``pip install 'agnt5[standard]'``),
+        else h11; the event loop is the caller's (``uvloop.run(main())`` makes it uvloop's).
+        """
         import uvicorn
 
         config = uvicorn.Config(
@@ -95,10 +100,13 @@ class AsgiRuntime:
             interface="asgi3",
             host=self._config.http_host,
             port=self._config.http_port,
+            http=http_parser(),
             log_level=self._config.log_level.lower(),
             timeout_graceful_shutdown=int(self._config.drain_timeout) or None,
         )
         self._server = uvicorn.Server(config)
+        loop = type(asyncio.get_running_loop())
+        _log.info("HTTP parser %s, event loop %s.%s", config.http, loop.__module__, loop.__name__)
         await self._server.serve()
 
     def stop(self) -> None:
