@@ -1,9 +1,12 @@
 """Requests/s over HTTP under uvicorn + ``wrk``, on both of uvicorn's stacks, in one run.
 
-For each stack (``httptools`` + ``uvloop``, what ``uvicorn[standard]`` serves with, and the
+For each stack (``httptools`` + ``uvloop``, what ``agnt5[standard]`` serves with, and the
 pure-Python ``h11`` + ``asyncio``), one uvicorn process per app variant is loaded by ``wrk``
-in turn, ``--repeats`` times interleaved; every rate is a median and every row a ratio of two
-rates measured in this run:
+in turn, ``--repeats`` times interleaved. Each measurement gives the rate and the server's CPU
+time per request (user + system, all its threads, from ``/proc``); every figure is a median and
+every row a ratio of two figures from this run. On a quiet machine the server is CPU-bound and
+the two agree; on a shared one rates swing with the neighbours while CPU per request holds, so
+the rows use CPU per request where ``/proc`` has it (``--by rate`` for rates):
 
 - async / sync / ``inline=True`` handler: the worker's rate as a share of the raw ASGI app's
   (`_asgi_apps.raw`), and the one-``to_thread``-hop raw app for reference;
@@ -69,10 +72,19 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (None without /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
     python: str, stack: str, variant: str, connections: int, duration: int, script: str
-) -> float:
-    """Requests/s of one app variant under one uvicorn process."""
+) -> tuple[float, float | None]:
+    """Requests/s of one app variant under one uvicorn process, and its CPU µs per request."""
     app, function, sample = VARIANTS[variant]
     http, loop = STACKS[stack]
     port = _free_port()
@@ -87,6 +99,7 @@ def measure(
     url = f"http://127.0.0.1:{port}/invoke/{function}"
     try:
         _wait_ready(url, process)
+        cpu_before = _cpu_seconds(process.pid)
         output = subprocess.run(
             ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", script, url],
             capture_output=True,
@@ -94,6 +107,7 @@ def measure(
             check=True,
             timeout=duration + 30,
         ).stdout
+        cpu_after = _cpu_seconds(process.pid)
     finally:
         process.terminate()
         try:
@@ -101,23 +115,45 @@ def measure(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
-    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    if match is None or "Non-2xx" in output:
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    count = re.search(r"(\d+) requests in", output)
+    if rate is None or count is None or "Non-2xx" in output:
         raise RuntimeError(f"wrk did not get a clean run:\n{output}")
-    return float(match.group(1))
+    cpu = None
+    if cpu_before is not None and cpu_after is not None:
+        cpu = (cpu_after - cpu_before) / int(count.group(1)) * 1e6
+    return float(rate.group(1)), cpu
 
 
-def report(stack: str, medians: dict[str, float], runs: dict[str, list[float]]) -> None:
-    raw = medians["raw"]
-    print(f"\n== uvicorn {'+'.join(STACKS[stack])} (medians; every row a ratio from this run)")
-    for variant, median in medians.items():
-        spread = (max(runs[variant]) - min(runs[variant])) / median
-        print(f"  {variant:>16}: {median:8.0f} req/s  {median / raw:6.1%} of raw  "
-              f"(spread of runs {spread:.0%})")  # fmt: skip
+def report(stack: str, runs: dict[str, list[tuple[float, float | None]]], by: str) -> None:
+    """Print every variant's medians and the issue's rows for one stack."""
+    rates = {v: statistics.median(r for r, _ in measured) for v, measured in runs.items()}
+    cpus = {
+        v: statistics.median(c for _, c in measured)
+        if all(c is not None for _, c in measured)
+        else None
+        for v, measured in runs.items()
+    }
+    use_cpu = by == "cpu" and all(c is not None for c in cpus.values())
+    # a variant's throughput as a share of another's: by rate, or by CPU per request inverted
+    share = (
+        (lambda v, ref: cpus[ref] / cpus[v])  # type: ignore[operator]
+        if use_cpu
+        else (lambda v, ref: rates[v] / rates[ref])
+    )
+    print(f"\n== uvicorn {'+'.join(STACKS[stack])} (medians of {len(next(iter(runs.values())))}; "
+          f"rows by {'CPU per request' if use_cpu else 'rate'})")  # fmt: skip
+    for variant, measured in runs.items():
+        spread = (max(r for r, _ in measured) - min(r for r, _ in measured)) / rates[variant]
+        cpu = "" if cpus[variant] is None else f"  {cpus[variant]:6.1f} us CPU/request"
+        print(f"  {variant:>16}: {rates[variant]:8.0f} req/s (spread {spread:4.0%}){cpu}"
+              f"  -> {share(variant, 'raw'):6.1%} of raw")  # fmt: skip
+    if not (set(GOALS) | {"async+otel 1%", "async+otel 100%"}) <= runs.keys():
+        return
     for variant, goal in GOALS.items():
-        print(f"  {variant} handler: {medians[variant] / raw:.0%} of raw (goal {goal})")
+        print(f"  {variant} handler: {share(variant, 'raw'):.0%} of raw (goal {goal})")
     for sample, goal in (("1%", "<= 10%"), ("100%", "<= 30%")):
-        loss = 1 - medians[f"async+otel {sample}"] / medians["async"]
+        loss = 1 - share(f"async+otel {sample}", "async")
         print(f"  telemetry, metrics + {sample} of traces: {loss:.1%} loss (goal {goal})")
 
 
@@ -129,32 +165,30 @@ def main() -> None:
     parser.add_argument("--stacks", default=",".join(STACKS), help="comma-separated")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
     parser.add_argument("--python", default=sys.executable, help="interpreter serving the apps")
+    parser.add_argument("--by", choices=["cpu", "rate"], default="cpu", help="what the rows use")
     args = parser.parse_args()
     stacks = args.stacks.split(",")
     variants = args.variants.split(",")
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
     unknown = set(stacks) - STACKS.keys() | set(variants) - VARIANTS.keys()
-    if unknown or "raw" not in variants:
-        sys.exit(f"unknown stack or variant {sorted(unknown)}; 'raw' is always needed")
+    if unknown or "raw" not in variants or args.repeats < 1 or args.duration < 1:
+        sys.exit(f"unknown stack or variant {sorted(unknown)} ('raw' is always needed), "
+                 "or --repeats/--duration below 1")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="agnt5-wrk-") as scratch:
         script = os.path.join(scratch, "post.lua")
         Path(script).write_text(LUA)
-        runs = {(s, v): [] for s in stacks for v in variants}
+        runs: dict[tuple[str, str], list[tuple[float, float | None]]] = {
+            (s, v): [] for s in stacks for v in variants
+        }
         for repeat in range(args.repeats):  # interleaved, so drift hits every app alike
             for stack, variant in runs:
-                rate = measure(args.python, stack, variant, args.connections, args.duration, script)
-                runs[stack, variant].append(rate)
+                runs[stack, variant].append(
+                    measure(args.python, stack, variant, args.connections, args.duration, script)
+                )
             print(f"repeat {repeat + 1}/{args.repeats} done", flush=True)
     for stack in stacks:
-        medians = {v: statistics.median(runs[stack, v]) for v in variants}
-        stack_runs = {v: runs[stack, v] for v in variants}
-        if set(GOALS) | {"async+otel 1%", "async+otel 100%"} <= set(variants):
-            report(stack, medians, stack_runs)
-        else:
-            raw = medians["raw"]
-            for variant, median in medians.items():
-                print(f"  {stack} {variant:>16}: {median:8.0f} req/s  {median / raw:6.1%} of raw")
+        report(stack, {v: runs[stack, v] for v in variants}, args.by)
 
 
 if __name__ == "__main__":
