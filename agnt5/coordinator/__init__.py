@@ -17,6 +17,13 @@ Delivery guarantee, with a journal (``agnt5 coordinator --data-dir DIR``, a `Sql
   is committed to the journal, so an id a client holds survives a killed coordinator.
   Committed rows survive a killed process (WAL, ``synchronous=NORMAL``), not necessarily a
   power loss.
+- **A failing disk.** While the journal cannot commit (full, read-only or failing disk), new
+  invocations are refused with ``UNAVAILABLE`` (retryable), outcomes that finish meanwhile are
+  shown as still running, and what needs no disk (results already committed, listing
+  services, running work) goes on. The coordinator retries the commit every second or sooner
+  and accepts work again as soon as it succeeds. An invocation refused this way while its
+  submit was being committed may still run once the disk is back: retry with the same
+  idempotency key to get its one result.
 
 Without a journal (``--in-memory``, the embedded `Coordinator` default) everything is lost when
 the coordinator stops.

@@ -27,7 +27,7 @@ from agnt5._wire.views import service_view, worker_dict
 from agnt5.coordinator.auth import check_authorization
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
-from agnt5.coordinator.store import Invocation, InvocationState
+from agnt5.coordinator.store import Invocation, InvocationState, visible_state
 from agnt5.errors import AgntError, InvalidArgumentError, error_from_dict
 
 __all__ = ["build_gateway"]
@@ -44,16 +44,19 @@ def _error(error: AgntError, invocation_id: str | None = None) -> Response:
     return Response(body, error.http_status, media_type="application/json")
 
 
-def _invocation(invocation: Invocation) -> dict[str, Any]:
+def _invocation(invocation: Invocation, settled: bool) -> dict[str, Any]:
+    state = visible_state(invocation, settled)
     data: dict[str, Any] = {
         "invocation_id": invocation.id,
         "service": invocation.service,
         "function": invocation.function,
-        "state": invocation.state.name,
+        "state": state.name,
         "attempt": invocation.attempt,
         "duration_ms": invocation.duration_us / 1000,
     }
-    if invocation.state is InvocationState.SUCCEEDED:
+    if not settled:
+        return data
+    if state is InvocationState.SUCCEEDED:
         data["output"] = orjson.Fragment(invocation.output or b"null")
     elif invocation.error is not None:
         data["error"] = invocation.error
@@ -119,23 +122,24 @@ def build_gateway(
 
     async def invoke_endpoint(request: Request) -> Response:
         invocation, _ = await submit(request)
-        await scheduler.wait(invocation, _seconds(request, "wait", wait_timeout))
+        if not await scheduler.wait(invocation, _seconds(request, "wait", wait_timeout)):
+            await scheduler.saved()  # its id goes out only once it is journaled
+            location = {"location": f"/v1/invocations/{invocation.id}"}
+            return _json(_invocation(invocation, False), 202, location)
         if invocation.error is not None:
             return _error(error_from_dict(invocation.error), invocation.id)
-        if not invocation.finished:
-            location = {"location": f"/v1/invocations/{invocation.id}"}
-            return _json(_invocation(invocation), 202, location)
-        return _json(_invocation(invocation))
+        return _json(_invocation(invocation, True))
 
     async def submit_endpoint(request: Request) -> Response:
         invocation, deduplicated = await submit(request)
-        await scheduler.saved()
+        if not scheduler.settled(invocation):
+            await scheduler.saved()
         return _json({"invocation_id": invocation.id, "deduplicated": deduplicated}, 202)
 
     async def result_endpoint(request: Request) -> Response:
         invocation = scheduler.get(request.path_params["invocation_id"])
-        await scheduler.wait(invocation, _seconds(request, "wait", 0.0))
-        return _json(_invocation(invocation))
+        settled = await scheduler.wait(invocation, _seconds(request, "wait", 0.0))
+        return _json(_invocation(invocation, settled))
 
     async def services_endpoint(request: Request) -> Response:
         services = [

@@ -13,7 +13,7 @@ from agnt5._wire.records import ErrorItem, StreamCall, StreamOutcome
 from agnt5.coordinator._grpc_util import header, serve_call
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
-from agnt5.coordinator.store import Invocation
+from agnt5.coordinator.store import Invocation, visible_state
 from agnt5.errors import AgntError
 
 __all__ = ["InvocationsService", "result_message", "services_message", "stream_outcome"]
@@ -23,16 +23,21 @@ def _seconds(milliseconds: int) -> float | None:
     return milliseconds / 1000 if milliseconds else None
 
 
-def result_message(invocation: Invocation) -> invocations_pb2.InvocationResult:
-    """An invocation as the ``InvocationResult`` the service returns."""
+def result_message(
+    invocation: Invocation, settled: bool = True
+) -> invocations_pb2.InvocationResult:
+    """An invocation as the ``InvocationResult`` the service returns (one whose outcome is not
+    `Scheduler.settled` yet shows as running, without it)."""
     message = invocations_pb2.InvocationResult(
         invocation_id=invocation.id,
-        state=invocation.state.value,
+        state=visible_state(invocation, settled).value,
         attempt=invocation.attempt,
         duration_us=invocation.duration_us,
         service=invocation.service,
         function=invocation.function,
     )
+    if not settled:
+        return message
     if invocation.error is not None:
         message.error.CopyFrom(common_pb2.Error(**invocation.error))
     elif invocation.output is not None:
@@ -122,8 +127,10 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
     ) -> invocations_pb2.InvocationResult:
         async def work() -> invocations_pb2.InvocationResult:
             invocation = self._submit(request, context)[0]
-            await self._scheduler.wait(invocation, _seconds(request.wait_ms))
-            return result_message(invocation)
+            settled = await self._scheduler.wait(invocation, _seconds(request.wait_ms))
+            if not settled:
+                await self._scheduler.saved()  # its id goes out only once it is journaled
+            return result_message(invocation, settled)
 
         return await serve_call(context, self._api_key, work)
 
@@ -132,7 +139,8 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
     ) -> invocations_pb2.SubmitResponse:
         async def work() -> invocations_pb2.SubmitResponse:
             invocation, deduplicated = self._submit(request, context)
-            await self._scheduler.saved()
+            if not self._scheduler.settled(invocation):
+                await self._scheduler.saved()
             return invocations_pb2.SubmitResponse(
                 invocation_id=invocation.id, deduplicated=deduplicated
             )
@@ -144,8 +152,8 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
     ) -> invocations_pb2.InvocationResult:
         async def work() -> invocations_pb2.InvocationResult:
             invocation = self._scheduler.get(request.invocation_id)
-            await self._scheduler.wait(invocation, request.wait_ms / 1000)
-            return result_message(invocation)
+            settled = await self._scheduler.wait(invocation, request.wait_ms / 1000)
+            return result_message(invocation, settled)
 
         return await serve_call(context, self._api_key, work)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -85,6 +86,7 @@ class Scheduler:
             existing = self._store.find(service, function, idempotency_key)
             if existing is not None:
                 return existing, True
+        self._check_store()
         entry = self._registry.service(service)
         if entry is None:
             raise NotFoundError(f"Service {service!r} not found")
@@ -133,23 +135,36 @@ class Scheduler:
             raise NotFoundError(f"Invocation {invocation_id!r} not found")
         return invocation
 
-    async def wait(self, invocation: Invocation, timeout: float | None) -> Invocation:
-        """Wait until ``invocation`` finishes or ``timeout`` seconds pass (None: no limit)."""
+    def settled(self, invocation: Invocation) -> bool:
+        """Whether ``invocation``'s outcome is saved, so a client may see it."""
+        return invocation.finished and invocation.id not in self._waiters
+
+    async def wait(self, invocation: Invocation, timeout: float | None) -> bool:
+        """Wait until ``invocation``'s outcome is saved or ``timeout`` seconds pass (None: no
+        limit); returns whether it is `settled`."""
         event = self._waiters.get(invocation.id)  # kept until the outcome is saved for good
-        if event is None:
-            return invocation
-        try:
-            async with asyncio.timeout(timeout):
-                await event.wait()
-        except TimeoutError:
-            pass
-        return invocation
+        if event is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await event.wait()
+        return self.settled(invocation)
 
     async def saved(self) -> None:
         """Return once every change made so far is durable in the store (an id handed out
-        after this survives a coordinator crash)."""
+        after this survives a coordinator crash); `UnavailableError` if the store cannot
+        commit them now."""
+        self._check_store()
         done = asyncio.get_running_loop().create_future()
-        self._store.when_saved(lambda: done.done() or done.set_result(None))
+
+        def saved() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def failed(reason: str) -> None:
+            if not done.done():
+                done.set_exception(_store_unavailable(reason))
+
+        self._store.when_saved(saved, failed)
         await done
 
     def on_finish(self, invocation: Invocation, callback: Callable[[Invocation], None]) -> None:
@@ -233,6 +248,12 @@ class Scheduler:
                 self._finish(invocation, error=error.to_dict())
         self._queues.clear()
         self._queued = 0
+
+    def _check_store(self) -> None:
+        """New work needs the store: refuse it (retryably) while the store cannot commit."""
+        failure = self._store.failure
+        if failure is not None:
+            raise _store_unavailable(failure)
 
     def _deliver(self, worker: WorkerHandle, invocation: Invocation) -> None:
         invocation.state = InvocationState.RUNNING
@@ -347,3 +368,10 @@ class Scheduler:
             event.set()
         for callback in self._listeners.pop(invocation.id, ()):
             callback(invocation)
+
+
+def _store_unavailable(reason: str) -> UnavailableError:
+    return UnavailableError(
+        f"the coordinator cannot write its journal ({reason}): it takes no new invocations "
+        "until it can; retry later"
+    )

@@ -9,7 +9,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["Invocation", "InvocationState", "MemoryStore", "RetryPolicy", "StateStore"]
+__all__ = [
+    "Invocation",
+    "InvocationState",
+    "MemoryStore",
+    "RetryPolicy",
+    "StateStore",
+    "visible_state",
+]
 
 
 class InvocationState(enum.Enum):
@@ -64,8 +71,16 @@ class Invocation:
         return self.state in (InvocationState.SUCCEEDED, InvocationState.FAILED)
 
 
+def visible_state(invocation: Invocation, settled: bool) -> InvocationState:
+    """The state clients see: a finished invocation whose outcome is not saved yet runs on."""
+    return invocation.state if settled or not invocation.finished else InvocationState.RUNNING
+
+
 class StateStore(Protocol):
     """Where the coordinator keeps invocations. `save` is called after every state change."""
+
+    failure: str | None
+    """Why the store cannot commit changes right now (None while it can)."""
 
     def add(self, invocation: Invocation) -> None: ...
 
@@ -75,8 +90,15 @@ class StateStore(Protocol):
 
     def save(self, invocation: Invocation) -> None: ...
 
-    def when_saved(self, callback: Callable[[], None]) -> None:
-        """Call ``callback()`` on the event loop once every change saved so far is durable."""
+    def when_saved(
+        self, callback: Callable[[], None], on_failure: Callable[[str], None] | None = None
+    ) -> None:
+        """Call ``callback()`` on the event loop once every change saved so far is durable.
+
+        Never before: while the store cannot commit, the callback waits (and runs once the
+        changes commit after all); ``on_failure(reason)`` is called, once, when an attempt to
+        commit them fails.
+        """
         ...
 
     def unfinished(self) -> list[Invocation]:
@@ -90,6 +112,8 @@ class StateStore(Protocol):
 
 class MemoryStore:
     """A `StateStore` in process memory (lost on restart); keeps the newest finished results."""
+
+    failure: str | None = None
 
     def __init__(self, max_finished: int = 100_000) -> None:
         if max_finished < 1:
@@ -120,7 +144,9 @@ class MemoryStore:
             if oldest.idempotency_key:
                 self._by_key.pop(_key(oldest), None)
 
-    def when_saved(self, callback: Callable[[], None]) -> None:
+    def when_saved(
+        self, callback: Callable[[], None], on_failure: Callable[[str], None] | None = None
+    ) -> None:
         callback()
 
     def unfinished(self) -> list[Invocation]:
