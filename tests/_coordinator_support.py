@@ -28,11 +28,14 @@ __all__ = [
     "CoordinatorProcess",
     "FakeWorker",
     "Handler",
+    "RawWorker",
     "agnt5_env",
     "blocker",
     "coordinator_process",
     "echo",
     "eventually",
+    "register_message",
+    "result_message",
     "sleeper",
     "unique",
 ]
@@ -136,6 +139,7 @@ class FakeWorker:
         max_concurrency: int = 4,
         retries: int = 3,
         backoff_ms: int = 50,
+        multiplier: float = 2.0,
         api_key: str | None = None,
         heartbeat: float | None = 0.3,
     ) -> None:
@@ -150,6 +154,7 @@ class FakeWorker:
         self.max_in_flight = 0
         self._retries = retries
         self._backoff_ms = backoff_ms
+        self._multiplier = multiplier
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
         self._heartbeat = heartbeat
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -220,7 +225,9 @@ class FakeWorker:
     def _register(self) -> worker_pb2.Register:
         config = common_pb2.ComponentConfig(
             retries=self._retries,
-            backoff=common_pb2.Backoff(initial_ms=self._backoff_ms, multiplier=2.0, max_ms=1000),
+            backoff=common_pb2.Backoff(
+                initial_ms=self._backoff_ms, multiplier=self._multiplier, max_ms=1000
+            ),
         )
         return worker_pb2.Register(
             service_name=self.service,
@@ -295,6 +302,78 @@ class FakeWorker:
             attempt=invoke.attempt,
             error=common_pb2.Error(**error.to_dict()),
         )
+
+
+_CONNECT = "/agnt5.v1.WorkerCoordinator/Connect"
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+def register_message(
+    service: str, config: common_pb2.ComponentConfig | None = None
+) -> worker_pb2.WorkerMessage:
+    """A Register of one function ``f`` (retries 3 unless ``config`` says otherwise)."""
+    component = common_pb2.Component(
+        name="f", kind="function", config=config or common_pb2.ComponentConfig(retries=3)
+    )
+    register = worker_pb2.Register(
+        service_name=service, worker_id=unique("rogue"), max_concurrency=4, components=[component]
+    )
+    return worker_pb2.WorkerMessage(register=register)
+
+
+def result_message(
+    invocation_id: str, attempt: int, output: bytes, *, duration_us: int = 0
+) -> worker_pb2.WorkerMessage:
+    """A ResultBatch of one Result carrying ``output`` as it is."""
+    result = worker_pb2.Result(
+        invocation_id=invocation_id, attempt=attempt, output=output, duration_us=duration_us
+    )
+    return worker_pb2.WorkerMessage(result_batch=worker_pb2.ResultBatch(results=[result]))
+
+
+class RawWorker:
+    """A worker stream driven by hand: raw bytes out, raw frames in, heartbeats never sent."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        method = channel.stream_stream(
+            _CONNECT, request_serializer=_identity, response_deserializer=_identity
+        )
+        self.call: Any = method()
+
+    async def register(
+        self, service: str, config: common_pb2.ComponentConfig | None = None
+    ) -> None:
+        await self.send(register_message(service, config))
+        message = worker_pb2.CoordinatorMessage.FromString(await self.read())
+        assert message.WhichOneof("message") == "register_ack", message
+
+    async def send(self, data: bytes | worker_pb2.WorkerMessage) -> None:
+        await self.call.write(data if isinstance(data, bytes) else data.SerializeToString())
+
+    async def read(self, timeout: float = 10.0) -> Any:
+        return await asyncio.wait_for(self.call.read(), timeout)
+
+    async def invokes(self) -> list[worker_pb2.Invoke]:
+        """The invocations of the next InvokeBatch (other frames skipped; bounded)."""
+        for _ in range(100):
+            message = worker_pb2.CoordinatorMessage.FromString(await self.read())
+            if message.WhichOneof("message") == "invoke_batch":
+                return list(message.invoke_batch.invocations)
+        raise AssertionError("no InvokeBatch in 100 frames")
+
+    async def ended(self, timeout: float = 10.0) -> bool:
+        """Whether the coordinator ends the stream within ``timeout`` seconds."""
+        async with asyncio.timeout(timeout):
+            for _ in range(1000):  # drain whatever it still sends
+                try:
+                    if await self.call.read() is grpc.aio.EOF:
+                        return True
+                except grpc.aio.AioRpcError:
+                    return True
+        return False
 
 
 async def echo(invoke: worker_pb2.Invoke) -> bytes:

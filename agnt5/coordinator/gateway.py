@@ -25,6 +25,7 @@ from agnt5 import config
 from agnt5._wire.http import check_declared_length, error_body, http_error, read_body
 from agnt5._wire.views import service_view, worker_dict
 from agnt5.coordinator.auth import check_authorization
+from agnt5.coordinator.checks import seconds
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
 from agnt5.coordinator.store import Invocation, InvocationState, visible_state
@@ -65,15 +66,7 @@ def _invocation(invocation: Invocation, settled: bool) -> dict[str, Any]:
 
 def _seconds(request: Request, name: str, default: float | None) -> float | None:
     raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or value == float("inf"):
-        raise InvalidArgumentError(f"query parameter {name!r} must be a number of seconds >= 0")
-    return value
+    return default if raw is None else seconds(name, raw)
 
 
 async def _read_input(request: Request, limit: int) -> bytes:
@@ -108,21 +101,23 @@ def build_gateway(
         return handle
 
     async def submit(request: Request) -> tuple[Invocation, bool]:
+        timeout = _seconds(request, "timeout", None)
         payload = await _read_input(request, scheduler.max_input_bytes)
         return scheduler.submit(
             request.path_params["service"],
             request.path_params["function"],
             payload,
             idempotency_key=request.headers.get("idempotency-key", ""),
-            timeout=_seconds(request, "timeout", None),
+            timeout=timeout,
             metadata={
                 k: request.headers[k] for k in ("traceparent", "tracestate") if k in request.headers
             },
         )
 
     async def invoke_endpoint(request: Request) -> Response:
+        wait = _seconds(request, "wait", wait_timeout)
         invocation, _ = await submit(request)
-        if not await scheduler.wait(invocation, _seconds(request, "wait", wait_timeout)):
+        if not await scheduler.wait(invocation, wait):
             await scheduler.saved()  # its id goes out only once it is journaled
             location = {"location": f"/v1/invocations/{invocation.id}"}
             return _json(_invocation(invocation, False), 202, location)
@@ -137,8 +132,9 @@ def build_gateway(
         return _json({"invocation_id": invocation.id, "deduplicated": deduplicated}, 202)
 
     async def result_endpoint(request: Request) -> Response:
+        wait = _seconds(request, "wait", 0.0)
         invocation = scheduler.get(request.path_params["invocation_id"])
-        settled = await scheduler.wait(invocation, _seconds(request, "wait", 0.0))
+        settled = await scheduler.wait(invocation, wait)
         return _json(_invocation(invocation, settled))
 
     async def services_endpoint(request: Request) -> Response:

@@ -11,6 +11,7 @@ from agnt5._proto import common_pb2, invocations_pb2, invocations_pb2_grpc
 from agnt5._wire.batching import Batcher
 from agnt5._wire.records import ErrorItem, StreamCall, StreamOutcome
 from agnt5.coordinator._grpc_util import header, serve_call
+from agnt5.coordinator.checks import milliseconds
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
 from agnt5.coordinator.store import Invocation, visible_state
@@ -19,8 +20,9 @@ from agnt5.errors import AgntError
 __all__ = ["InvocationsService", "result_message", "services_message", "stream_outcome"]
 
 
-def _seconds(milliseconds: int) -> float | None:
-    return milliseconds / 1000 if milliseconds else None
+def _limit(field: str, value: int) -> float | None:
+    """Seconds for a time limit in milliseconds (0: none)."""
+    return milliseconds(field, value) or None
 
 
 def result_message(
@@ -126,8 +128,9 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
         self, request: invocations_pb2.InvokeRequest, context: grpc.aio.ServicerContext
     ) -> invocations_pb2.InvocationResult:
         async def work() -> invocations_pb2.InvocationResult:
+            wait = _limit("wait_ms", request.wait_ms)
             invocation = self._submit(request, context)[0]
-            settled = await self._scheduler.wait(invocation, _seconds(request.wait_ms))
+            settled = await self._scheduler.wait(invocation, wait)
             if not settled:
                 await self._scheduler.saved()  # its id goes out only once it is journaled
             return result_message(invocation, settled)
@@ -151,8 +154,9 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
         self, request: invocations_pb2.GetResultRequest, context: grpc.aio.ServicerContext
     ) -> invocations_pb2.InvocationResult:
         async def work() -> invocations_pb2.InvocationResult:
+            wait = milliseconds("wait_ms", request.wait_ms)
             invocation = self._scheduler.get(request.invocation_id)
-            settled = await self._scheduler.wait(invocation, request.wait_ms / 1000)
+            settled = await self._scheduler.wait(invocation, wait)
             return result_message(invocation, settled)
 
         return await serve_call(context, self._api_key, work)
@@ -191,7 +195,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
                 call.function,
                 call.input,
                 idempotency_key=call.idempotency_key,
-                timeout=_seconds(call.timeout_ms),
+                timeout=_limit("timeout_ms", call.timeout_ms),
                 metadata=_metadata(call.metadata, traceparent),
             )
         except AgntError as error:
@@ -229,6 +233,6 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
             request.function,
             request.input,
             idempotency_key=request.idempotency_key,
-            timeout=_seconds(request.timeout_ms),
+            timeout=_limit("timeout_ms", request.timeout_ms),
             metadata=_metadata(request.metadata, header(context, "traceparent")),
         )

@@ -15,9 +15,11 @@ from typing import Any
 from agnt5 import config
 from agnt5._proto import worker_pb2
 from agnt5._wire.records import InvokeItem, ResultItem
+from agnt5.coordinator.checks import check_metadata, check_name, result_problem
 from agnt5.coordinator.registry import Registry, WorkerHandle, retry_policy
 from agnt5.coordinator.store import Invocation, InvocationState, StateStore
 from agnt5.errors import (
+    FunctionFailedError,
     InvocationTimeoutError,
     NotFoundError,
     PayloadTooLargeError,
@@ -26,6 +28,8 @@ from agnt5.errors import (
 )
 
 __all__ = ["Scheduler"]
+
+_NO_METADATA: Mapping[str, str] = {}
 
 _log = logging.getLogger("agnt5.coordinator")
 
@@ -77,11 +81,15 @@ class Scheduler:
         *,
         idempotency_key: str = "",
         timeout: float | None = None,
-        metadata: Mapping[str, str] | None = None,
+        metadata: Mapping[str, str] = _NO_METADATA,
     ) -> tuple[Invocation, bool]:
         """Accept an invocation; returns it and whether it is an earlier one with the same key."""
         if self._closed:
             raise UnavailableError("the coordinator is shutting down")
+        check_name("service", service)
+        check_name("function", function)
+        check_name("idempotency key", idempotency_key)
+        check_metadata(metadata)
         if idempotency_key:  # answered even while no worker serves it (e.g. after a restart)
             existing = self._store.find(service, function, idempotency_key)
             if existing is not None:
@@ -111,7 +119,7 @@ class Scheduler:
             service=service,
             function=function,
             input=payload,
-            metadata=dict(metadata or {}),
+            metadata=dict(metadata),
             policy=retry_policy(component),
             idempotency_key=idempotency_key,
         )
@@ -231,12 +239,25 @@ class Scheduler:
             del worker.in_flight[invocation.id]
             if invocation.finished:
                 continue
+            problem = result_problem(result)
+            if problem is not None:
+                self._invalid_result(worker, invocation, problem)
+                continue
             invocation.duration_us = result.duration_us
             if result.error is not None:
                 self._attempt_failed(invocation, result.error._asdict(), backoff=True)
             else:
                 self._finish(invocation, output=result.output or b"")
         self._dispatch(worker.service)
+
+    def _invalid_result(self, worker: WorkerHandle, invocation: Invocation, problem: str) -> None:
+        _log.warning("worker %s sent an invalid result: %s", worker.worker_id, problem)
+        error = FunctionFailedError(
+            f"worker {worker.worker_id} sent an invalid result for invocation {invocation.id}: "
+            f"{problem}",
+            error_type="InvalidResult",
+        )
+        self._finish(invocation, error=error.to_dict())
 
     def close(self) -> None:
         """Stop: every unfinished invocation fails with ``UNAVAILABLE`` and its waiters wake."""

@@ -39,7 +39,10 @@ class RetryPolicy:
 
     def delay(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (1 for the first retry)."""
-        return min(self.maximum, self.initial * self.multiplier ** max(0, retry - 1))
+        try:
+            return min(self.maximum, self.initial * self.multiplier ** max(0, retry - 1))
+        except OverflowError:  # a huge multiplier: the maximum long before this
+            return self.maximum
 
 
 def _now_ms() -> int:

@@ -13,6 +13,7 @@ from agnt5._proto import worker_pb2, worker_pb2_grpc
 from agnt5._wire.batching import Batcher
 from agnt5._wire.records import InvokeItem
 from agnt5.coordinator._grpc_util import serve_call
+from agnt5.coordinator.checks import check_register
 from agnt5.coordinator.registry import CLOSE, Registry, WorkerHandle
 from agnt5.coordinator.scheduler import Scheduler
 from agnt5.errors import InvalidArgumentError
@@ -102,8 +103,7 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
         if message is grpc.aio.EOF or message[0] != "register":
             raise InvalidArgumentError("the first message on a worker stream must be Register")
         register: worker_pb2.Register = message[1]
-        if not register.service_name or not register.worker_id:
-            raise InvalidArgumentError("Register needs a service_name and a worker_id")
+        check_register(register)
         return register
 
     async def _read(self, context: grpc.aio.ServicerContext, worker: WorkerHandle) -> None:
