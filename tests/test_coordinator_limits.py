@@ -21,6 +21,7 @@ from _coordinator_support import (
     unique,
 )
 
+from agnt5 import Worker, function
 from agnt5._proto import common_pb2, invocations_pb2, invocations_pb2_grpc
 from agnt5.client import AsyncClient
 from agnt5.coordinator import Coordinator
@@ -151,3 +152,45 @@ async def test_a_result_out_of_range_fails_its_invocation_only(tmp_path: Path) -
             (invoke,) = await rogue.invokes()
             await rogue.send(result_message(invoke.invocation_id, 1, b"2", duration_us=5))
             assert await pending == 2  # answered once journaled: the journal still commits
+
+
+async def test_an_invocation_the_codec_cannot_encode_fails_alone(coordinator: Coordinator) -> None:
+    service = unique()
+    async with (
+        FakeWorker(coordinator.endpoint, service, {"f": echo}) as worker,
+        AsyncClient(coordinator.endpoint, timeout=10) as client,
+    ):
+        scheduler = coordinator._scheduler  # no client can send this: it bypasses the edge
+        broken, _ = scheduler.submit(service, "f", b"1", metadata={"k": "\ud800"})
+        assert await scheduler.wait(broken, 10)
+        assert broken.error is not None and broken.error["code"] == "INVALID_ARGUMENT"
+        assert "cannot be sent to a worker" in broken.error["message"]
+        assert await client.invoke(service, "f", 2) == 2
+        assert [invoke.input for invoke in worker.invokes] == [b"2"]  # same stream, never broken
+
+
+async def test_a_worker_error_that_is_not_utf8_fails_its_invocation_only(
+    coordinator: Coordinator, registry: None
+) -> None:
+    @function()
+    def garbled() -> None:
+        raise ValueError("broken \udc80 text")
+
+    @function()
+    def fine() -> str:
+        return "ok"
+
+    worker = Worker(unique(), coordinator_endpoint=coordinator.endpoint)
+    running = asyncio.create_task(worker.run())
+    try:
+        async with AsyncClient(coordinator.endpoint, timeout=10) as client:
+            for _ in range(100):  # bounded: until the worker registers
+                if await client.list_services():
+                    break
+                await asyncio.sleep(0.05)
+            with pytest.raises(FunctionFailedError, match=r"broken \? text"):
+                await client.invoke(worker.service_name, "garbled")
+            assert await client.invoke(worker.service_name, "fine") == "ok"
+    finally:
+        worker.stop()
+        await running

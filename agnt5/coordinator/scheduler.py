@@ -20,6 +20,7 @@ from agnt5.coordinator.registry import Registry, WorkerHandle, retry_policy
 from agnt5.coordinator.store import Invocation, InvocationState, StateStore
 from agnt5.errors import (
     FunctionFailedError,
+    InvalidArgumentError,
     InvocationTimeoutError,
     NotFoundError,
     PayloadTooLargeError,
@@ -248,6 +249,18 @@ class Scheduler:
                 self._attempt_failed(invocation, result.error._asdict(), backoff=True)
             else:
                 self._finish(invocation, output=result.output or b"")
+        self._dispatch(worker.service)
+
+    def undeliverable(self, worker: WorkerHandle, invocation_id: str, reason: str) -> None:
+        """An invocation could not be sent to ``worker`` (and never can): it fails."""
+        invocation = worker.in_flight.pop(invocation_id, None)
+        if invocation is None or invocation.finished:
+            return
+        _log.error("invocation %s cannot be sent to a worker: %s", invocation_id, reason)
+        error = InvalidArgumentError(
+            f"invocation {invocation_id} cannot be sent to a worker: {reason}", retryable=False
+        )
+        self._finish(invocation, error=error.to_dict())
         self._dispatch(worker.service)
 
     def _invalid_result(self, worker: WorkerHandle, invocation: Invocation, problem: str) -> None:

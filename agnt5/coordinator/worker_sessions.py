@@ -11,7 +11,7 @@ import grpc
 
 from agnt5._proto import worker_pb2, worker_pb2_grpc
 from agnt5._wire.batching import Batcher
-from agnt5._wire.records import InvokeItem
+from agnt5._wire.records import FrameError, InvokeItem
 from agnt5.coordinator._grpc_util import serve_call
 from agnt5.coordinator.checks import check_register
 from agnt5.coordinator.registry import CLOSE, Registry, WorkerHandle
@@ -128,14 +128,25 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
         finally:
             worker.close()
 
-    @staticmethod
-    async def _write(context: grpc.aio.ServicerContext, worker: WorkerHandle) -> None:
+    async def _write(self, context: grpc.aio.ServicerContext, worker: WorkerHandle) -> None:
         frames = Batcher(worker.outbox, InvokeItem, _invoke_size)
         while True:  # until CLOSE, which every way of ending a session puts on the outbox
             frame = await frames.next()
             if frame is CLOSE:
                 return
-            await context.write(frame)
+            try:
+                await context.write(frame)
+            except FrameError:  # a record the codec cannot encode fails alone, not the stream
+                await self._write_each(context, worker, frame)
+
+    async def _write_each(
+        self, context: grpc.aio.ServicerContext, worker: WorkerHandle, invokes: list[InvokeItem]
+    ) -> None:
+        for invoke in invokes:
+            try:
+                await context.write([invoke])
+            except FrameError as exc:
+                self._scheduler.undeliverable(worker, invoke.invocation_id, str(exc))
 
 
 def _invoke_size(invoke: InvokeItem) -> int:

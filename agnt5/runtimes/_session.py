@@ -194,7 +194,9 @@ class Session:
         self._fail(invoke, error, time.perf_counter() - started)
 
     def _fail(self, invoke: InvokeItem, error: AgntError, seconds: float) -> None:
-        failure = ErrorItem(**error.to_dict())
+        failure = ErrorItem(
+            _text(error.code), _text(error.message), _text(error.error_type), error.retryable
+        )
         self._finish(
             invoke,
             ResultItem(invoke.invocation_id, invoke.attempt, None, failure, int(seconds * 1e6)),
@@ -264,6 +266,11 @@ class Session:
             max_concurrency=self._config.max_concurrency,
             sdk_version=__version__,
         )
+
+
+def _text(value: str) -> str:
+    """``value`` as text the stream can carry (a lone surrogate in a message becomes '?')."""
+    return value.encode("utf-8", "replace").decode("utf-8")
 
 
 def _result_size(result: ResultItem) -> int:
