@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from _coordinator_support import (
     FakeWorker,
+    agnt5_env,
     blocker,
     coordinator_process,
     echo,
@@ -154,3 +158,42 @@ async def test_lookups_and_pruning_use_an_index(where: str, params: tuple[object
     db.executescript(journal._SCHEMA)
     plan = db.execute(f"EXPLAIN QUERY PLAN SELECT id FROM invocations WHERE {where}", params)
     assert "USING INDEX" in " ".join(str(row) for row in plan)
+
+
+def _coordinator_fails(*args: str) -> str:
+    """Run ``agnt5 coordinator *args`` expecting it to refuse to start; its stderr."""
+    command = [sys.executable, "-m", "agnt5", "coordinator", "--port", "0", "--http-port", "0"]
+    finished = subprocess.run(
+        [*command, *args], capture_output=True, env=agnt5_env(), timeout=30, check=False
+    )
+    assert finished.returncode == 1, finished
+    return finished.stderr.decode()
+
+
+async def test_a_second_coordinator_on_a_data_dir_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with coordinator_process("--data-dir", str(data)) as first:
+        stderr = _coordinator_fails("--data-dir", str(data))
+        assert stderr == (
+            f"error: {data} is in use by another coordinator (pid {first.process.pid}): stop "
+            "it, or give this one another --data-dir\n"
+        )
+        first.process.kill()  # the lock goes with the process, even on kill -9
+        first.process.wait(10)
+    with coordinator_process("--data-dir", str(data)):
+        pass
+
+
+async def test_the_data_dir_and_its_files_are_private(tmp_path: Path) -> None:
+    data = tmp_path / "new" / "data"
+    store = SqliteStore(data)
+    try:
+        store.add(Invocation("i", "svc", "f", b"", {}, RetryPolicy()))
+        committed = asyncio.Event()
+        store.when_saved(committed.set)
+        await asyncio.wait_for(committed.wait(), 5)
+        modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in data.iterdir()}
+    finally:
+        store.close()
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert modes == dict.fromkeys(["journal.db", "journal.db-wal", "journal.db-shm", "lock"], 0o600)

@@ -31,8 +31,15 @@ the coordinator stops.
 
 from __future__ import annotations
 
-from agnt5.coordinator.journal import SqliteStore
+from agnt5.coordinator.journal import JournalError, SqliteStore
 from agnt5.coordinator.server import DEFAULT_MAX_INPUT_BYTES, Coordinator
 from agnt5.coordinator.store import MemoryStore, StateStore
 
-__all__ = ["DEFAULT_MAX_INPUT_BYTES", "Coordinator", "MemoryStore", "SqliteStore", "StateStore"]
+__all__ = [
+    "DEFAULT_MAX_INPUT_BYTES",
+    "Coordinator",
+    "JournalError",
+    "MemoryStore",
+    "SqliteStore",
+    "StateStore",
+]

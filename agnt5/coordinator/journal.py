@@ -18,10 +18,11 @@ from typing import Any
 import orjson
 
 from agnt5 import config
+from agnt5.coordinator._data_dir import DataDir, JournalError
 from agnt5.coordinator.store import Invocation, InvocationState, MemoryStore, RetryPolicy
 from agnt5.errors import UnavailableError
 
-__all__ = ["DEFAULT_RETENTION", "SqliteStore"]
+__all__ = ["DEFAULT_RETENTION", "JournalError", "SqliteStore"]
 
 _log = logging.getLogger("agnt5.coordinator")
 
@@ -77,6 +78,10 @@ _UNSTORABLE = (
 class SqliteStore:
     """Every accepted invocation and each state change, journaled to ``<data_dir>/journal.db``.
 
+    The directory is created ``0700`` and its files ``0600``; it is locked while the store is
+    open, so a second store (a second coordinator) on it fails with `JournalError` naming the
+    pid that holds it.
+
     Reads are served from memory (unfinished invocations and the newest ``max_finished``
     finished ones), older finished ones from the database. Writes go to a queue that one
     thread commits in batches (WAL, ``synchronous=NORMAL``: a committed row survives a killed
@@ -101,17 +106,15 @@ class SqliteStore:
     ) -> None:
         if not retention > 0:
             raise ValueError(f"retention must be > 0 seconds, got {retention!r}")
-        directory = Path(data_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / "journal.db"
+        self._directory = DataDir(data_dir)
+        self.path = self._directory.path / "journal.db"
         self._retention_ms = int(retention * 1000)
         self._memory = MemoryStore(max_finished)
-        self._reader = _connect(self.path)
-        self._reader.executescript(_SCHEMA)
-        rows = self._reader.execute(
-            f"SELECT {_COLUMNS} FROM invocations WHERE state NOT IN (?, ?)", _FINISHED
-        ).fetchall()
-        self._unfinished = [_invocation(row) for row in rows]
+        try:
+            self._reader, self._writer_db, self._unfinished = self._open()
+        except BaseException:
+            self._directory.release()
+            raise
         for invocation in self._unfinished:
             self._memory.add(invocation)
         self._writes: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
@@ -119,6 +122,16 @@ class SqliteStore:
         self._closed = False
         self._writer = threading.Thread(target=self._write, name="agnt5-journal", daemon=True)
         self._writer.start()
+
+    def _open(self) -> tuple[sqlite3.Connection, sqlite3.Connection, list[Invocation]]:
+        """The reader and writer connections and the unfinished invocations."""
+        self._directory.private_file(self.path.name)
+        reader = _connect(self.path)
+        reader.executescript(_SCHEMA)
+        rows = reader.execute(
+            f"SELECT {_COLUMNS} FROM invocations WHERE state NOT IN (?, ?)", _FINISHED
+        ).fetchall()
+        return reader, _connect(self.path), [_invocation(row) for row in rows]
 
     def add(self, invocation: Invocation) -> None:
         self._memory.add(invocation)
@@ -164,6 +177,7 @@ class SqliteStore:
         self._writes.put(None)
         self._writer.join(timeout=30.0)
         self._reader.close()
+        self._directory.release()
 
     def __len__(self) -> int:
         return len(self._memory)
@@ -183,7 +197,7 @@ class SqliteStore:
 
         Writes a failed commit leaves are kept, with those queued since, for the next attempt.
         """
-        db = _connect(self.path)
+        db = self._writer_db
         pending: list[tuple[str, Any]] = []
         retry = _Retry()
         pruned = 0.0
