@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _coordinator_support import (
@@ -197,3 +198,37 @@ async def test_the_data_dir_and_its_files_are_private(tmp_path: Path) -> None:
         store.close()
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     assert modes == dict.fromkeys(["journal.db", "journal.db-wal", "journal.db-shm", "lock"], 0o600)
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda db: db.write_bytes(b"not a database, just some bytes" * 200), "DatabaseError"),
+        (lambda db: db.mkdir(), "IsADirectoryError"),
+        (lambda db: _corrupt_row(db), "JSONDecodeError"),
+    ],
+    ids=["garbage", "unreadable", "corrupt-row"],
+)
+async def test_a_damaged_journal_is_one_line_saying_what_to_do(
+    tmp_path: Path, damage: Any, problem: str
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    damage(data / "journal.db")
+    stderr = _coordinator_fails("--data-dir", str(data))
+    assert stderr.count("\n") == 1 and problem in stderr
+    assert stderr.startswith(f"error: cannot read the journal {data / 'journal.db'} (")
+    assert stderr.endswith(
+        "restore it from a backup, or move it and its -wal and -shm files away to start empty\n"
+    )
+
+
+def _corrupt_row(path: Path) -> None:
+    db = sqlite3.connect(path)
+    db.executescript(journal._SCHEMA)
+    with db:
+        db.execute(
+            "INSERT INTO invocations VALUES ('i', 's', 'f', x'', 'not json', '{}', '', 0, 0, 0, "
+            "1, 1, '', NULL, NULL, 0)"
+        )
+    db.close()

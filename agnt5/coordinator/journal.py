@@ -80,7 +80,7 @@ class SqliteStore:
 
     The directory is created ``0700`` and its files ``0600``; it is locked while the store is
     open, so a second store (a second coordinator) on it fails with `JournalError` naming the
-    pid that holds it.
+    pid that holds it, as does a journal that cannot be read.
 
     Reads are served from memory (unfinished invocations and the newest ``max_finished``
     finished ones), older finished ones from the database. Writes go to a queue that one
@@ -124,14 +124,25 @@ class SqliteStore:
         self._writer.start()
 
     def _open(self) -> tuple[sqlite3.Connection, sqlite3.Connection, list[Invocation]]:
-        """The reader and writer connections and the unfinished invocations."""
-        self._directory.private_file(self.path.name)
-        reader = _connect(self.path)
-        reader.executescript(_SCHEMA)
-        rows = reader.execute(
-            f"SELECT {_COLUMNS} FROM invocations WHERE state NOT IN (?, ?)", _FINISHED
-        ).fetchall()
-        return reader, _connect(self.path), [_invocation(row) for row in rows]
+        """The reader and writer connections and the unfinished invocations; a journal that
+        cannot be read is a `JournalError` saying what to do (never an empty start)."""
+        connections: list[sqlite3.Connection] = []
+        try:
+            self._directory.private_file(self.path.name)
+            connections += [_connect(self.path), _connect(self.path)]
+            reader = connections[0]
+            reader.executescript(_SCHEMA)
+            rows = reader.execute(
+                f"SELECT {_COLUMNS} FROM invocations WHERE state NOT IN (?, ?)", _FINISHED
+            ).fetchall()
+            return reader, connections[1], [_invocation(row) for row in rows]
+        except (sqlite3.Error, OSError, ValueError, TypeError) as exc:
+            for connection in connections:
+                connection.close()
+            raise JournalError(
+                f"cannot read the journal {self.path} ({type(exc).__name__}: {exc}): restore it "
+                "from a backup, or move it and its -wal and -shm files away to start empty"
+            ) from None
 
     def add(self, invocation: Invocation) -> None:
         self._memory.add(invocation)
