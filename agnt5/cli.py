@@ -72,22 +72,72 @@ def _add_coordinator_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-queue",
-        type=int,
+        type=_count,
         default=config.MAX_QUEUE,
         help="invocations that may wait for a worker (default: %(default)s)",
     )
     parser.add_argument(
+        "--max-queue-per-service",
+        type=_count,
+        help="invocations of one service that may wait (default: half of --max-queue)",
+    )
+    parser.add_argument(
+        "--max-queued-bytes",
+        type=_count,
+        default=config.MAX_QUEUED_BYTES,
+        help="bytes of input that may wait for workers (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-queued-bytes-per-service",
+        type=_count,
+        help="bytes of input of one service that may wait (default: half of --max-queued-bytes)",
+    )
+    parser.add_argument(
+        "--queue-expiry",
+        type=_seconds,
+        help="fail an invocation that waited this many seconds for a worker (default: never)",
+    )
+    parser.add_argument(
         "--max-input-bytes",
-        type=int,
+        type=_count,
         default=config.MAX_BODY_BYTES,
         help="largest accepted input (default: %(default)s)",
     )
     parser.add_argument(
+        "--result-cache-bytes",
+        type=_count,
+        default=config.RESULT_CACHE_BYTES,
+        help="bytes of finished invocations kept in memory; older ones are read from the "
+        "journal (--in-memory: forgotten) (default: %(default)s)",
+    )
+    parser.add_argument(
         "--heartbeat-timeout",
-        type=float,
+        type=_seconds,
         default=config.HEARTBEAT_TIMEOUT,
         help="drop a worker silent this long, re-delivering its work (default: %(default)s)",
     )
+
+
+def _count(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return value
 
 
 def _add_journal_options(parser: argparse.ArgumentParser) -> None:
@@ -105,7 +155,7 @@ def _add_journal_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--retention",
-        type=float,
+        type=_seconds,
         default=config.RETENTION,
         help="seconds finished results stay readable by id and idempotency key "
         "(default: %(default)s)",
@@ -257,19 +307,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _new_coordinator(args: argparse.Namespace) -> Coordinator:
-    from agnt5.coordinator import Coordinator, SqliteStore
+    from agnt5.coordinator import Coordinator, MemoryStore, SqliteStore, StateStore
 
-    journaled = not getattr(args, "in_memory", True)  # `agnt5 dev` keeps state in memory
+    store: StateStore
+    if getattr(args, "in_memory", True):  # `agnt5 dev` keeps state in memory
+        store = MemoryStore(max_finished_bytes=args.result_cache_bytes)
+    else:
+        store = SqliteStore(
+            args.data_dir, retention=args.retention, max_finished_bytes=args.result_cache_bytes
+        )
     return Coordinator(
         args.host,
         args.port,
         None if args.no_http else args.http_port,
         api_key=args.api_key,
         max_queue=args.max_queue,
+        max_queue_per_service=args.max_queue_per_service,
+        max_queued_bytes=args.max_queued_bytes,
+        max_queued_bytes_per_service=args.max_queued_bytes_per_service,
+        queue_expiry=args.queue_expiry,
         max_input_bytes=args.max_input_bytes,
         heartbeat_interval=min(config.HEARTBEAT_INTERVAL, args.heartbeat_timeout / 3),
         heartbeat_timeout=args.heartbeat_timeout,
-        store=SqliteStore(args.data_dir, retention=args.retention) if journaled else None,
+        store=store,
     )
 
 

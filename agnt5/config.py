@@ -28,6 +28,8 @@ __all__ = [
     "LOG_LEVELS",
     "MAX_BODY_BYTES",
     "MAX_QUEUE",
+    "MAX_QUEUED_BYTES",
+    "RESULT_CACHE_BYTES",
     "RETENTION",
     "TRUTHY",
     "Endpoint",
@@ -53,6 +55,10 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 """The largest input accepted: an ASGI request body, or an invocation's input at the coordinator."""
 MAX_QUEUE = 10_000
 """Invocations that may wait at the coordinator for a worker."""
+MAX_QUEUED_BYTES = 256 * 1024 * 1024
+"""Bytes of input that may wait at the coordinator for workers."""
+RESULT_CACHE_BYTES = 256 * 1024 * 1024
+"""Bytes of finished invocations the coordinator keeps in memory (older ones: the journal)."""
 HEARTBEAT_INTERVAL = 5.0
 """Seconds between a worker's heartbeats (the coordinator may ask for them more often)."""
 HEARTBEAT_TIMEOUT = 15.0

@@ -33,7 +33,9 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.hot_path]
 
 @pytest.fixture(scope="module")
 def coordinator() -> Iterator[CoordinatorProcess]:
-    with coordinator_process("--max-queue", "3", "--heartbeat-timeout", "1.5") as process:
+    with coordinator_process(
+        "--max-queue", "3", "--max-queue-per-service", "3", "--heartbeat-timeout", "1.5"
+    ) as process:
         yield process
 
 

@@ -19,7 +19,12 @@ import orjson
 
 from agnt5 import config
 from agnt5.coordinator._data_dir import DataDir, JournalError
-from agnt5.coordinator.store import Invocation, InvocationState, MemoryStore, RetryPolicy
+from agnt5.coordinator.store import (
+    Invocation,
+    InvocationState,
+    MemoryStore,
+    RetryPolicy,
+)
 from agnt5.errors import UnavailableError
 
 __all__ = ["DEFAULT_RETENTION", "JournalError", "SqliteStore"]
@@ -82,8 +87,8 @@ class SqliteStore:
     open, so a second store (a second coordinator) on it fails with `JournalError` naming the
     pid that holds it, as does a journal that cannot be read.
 
-    Reads are served from memory (unfinished invocations and the newest ``max_finished``
-    finished ones), older finished ones from the database. Writes go to a queue that one
+    Reads are served from memory (unfinished invocations and the newest finished ones, within
+    ``max_finished`` and ``max_finished_bytes``), older finished ones from the database. Writes go to a queue that one
     thread commits in batches (WAL, ``synchronous=NORMAL``: a committed row survives a killed
     process, not necessarily a power loss); a write reaches disk within milliseconds of the
     state change, and `when_saved` callbacks run once the writes queued before them are
@@ -103,13 +108,14 @@ class SqliteStore:
         *,
         retention: float = DEFAULT_RETENTION,
         max_finished: int = 100_000,
+        max_finished_bytes: int = config.RESULT_CACHE_BYTES,
     ) -> None:
         if not retention > 0:
             raise ValueError(f"retention must be > 0 seconds, got {retention!r}")
         self._directory = DataDir(data_dir)
         self.path = self._directory.path / "journal.db"
         self._retention_ms = int(retention * 1000)
-        self._memory = MemoryStore(max_finished)
+        self._memory = MemoryStore(max_finished, max_finished_bytes)
         try:
             self._reader, self._writer_db, self._unfinished = self._open()
         except BaseException:
@@ -162,9 +168,12 @@ class SqliteStore:
         return found
 
     def save(self, invocation: Invocation) -> None:
-        self._memory.save(invocation)
-        if not self._closed:
-            self._writes.put((_UPDATE, _changes(invocation)))
+        if self._closed:
+            self._memory.save(invocation)
+            return
+        self._writes.put((_UPDATE, _changes(invocation)))
+        if invocation.finished:  # leaves memory only once the journal has it
+            self.when_saved(functools.partial(self._memory.save, invocation))
 
     def when_saved(
         self, callback: Callable[[], None], on_failure: Callable[[str], None] | None = None

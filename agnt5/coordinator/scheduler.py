@@ -8,7 +8,6 @@ import functools
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -16,6 +15,7 @@ from agnt5 import config
 from agnt5._proto import worker_pb2
 from agnt5._wire.records import InvokeItem, ResultItem
 from agnt5.coordinator.checks import check_metadata, check_name, result_problem
+from agnt5.coordinator.queues import QueueLimits, Queues
 from agnt5.coordinator.registry import Registry, WorkerHandle, retry_policy
 from agnt5.coordinator.store import Invocation, InvocationState, StateStore
 from agnt5.errors import (
@@ -24,7 +24,6 @@ from agnt5.errors import (
     InvocationTimeoutError,
     NotFoundError,
     PayloadTooLargeError,
-    ResourceExhaustedError,
     UnavailableError,
 )
 
@@ -39,8 +38,8 @@ class Scheduler:
     """Owns every unfinished invocation until it has an outcome.
 
     An invocation goes to the live worker of its service with the fewest in flight that has
-    room below its ``max_concurrency``; with none free it waits in the service's queue (at most
-    ``max_queue`` waiting in all, else `ResourceExhaustedError`). A retryable failure is retried
+    room below its ``max_concurrency``; with none free it waits in the service's queue, within
+    the `QueueLimits` (else `ResourceExhaustedError` naming the limit). A retryable failure is retried
     after the function's backoff, and the in-flight work of a lost worker is re-delivered at
     once, each with ``attempt + 1`` while the function's retry budget lasts. Past its deadline
     an invocation fails with ``TIMEOUT`` and its worker is sent a ``Cancel``.
@@ -51,15 +50,13 @@ class Scheduler:
         registry: Registry,
         store: StateStore,
         *,
-        max_queue: int = config.MAX_QUEUE,
+        limits: QueueLimits | None = None,
         max_input_bytes: int = config.MAX_BODY_BYTES,
     ) -> None:
         self._registry = registry
         self._store = store
-        self._max_queue = max_queue
         self._max_input_bytes = max_input_bytes
-        self._queues: dict[str, deque[Invocation]] = {}
-        self._queued = 0
+        self._queues = Queues(limits or QueueLimits(), self._queue_expired)
         self._waiters: dict[str, asyncio.Event] = {}
         self._listeners: dict[str, list[Callable[[Invocation], None]]] = {}
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
@@ -72,7 +69,7 @@ class Scheduler:
 
     def queued(self, service: str) -> int:
         """Invocations of ``service`` waiting for a worker."""
-        return len(self._queues.get(service, ()))
+        return self._queues.count(service)
 
     def submit(
         self,
@@ -110,11 +107,8 @@ class Scheduler:
                 f"input is {len(payload)} bytes, over the limit of {self._max_input_bytes} bytes"
             )
         worker = self._registry.pick(service, function)
-        if worker is None and self._queued >= self._max_queue:
-            raise ResourceExhaustedError(
-                f"no free worker for {service}/{function} and the queue is full "
-                f"({self._max_queue} invocations waiting)"
-            )
+        if worker is None:
+            self._queues.admit(service, len(payload))
         invocation = Invocation(
             id=os.urandom(16).hex(),  # as random as uuid4().hex, a fraction of its cost
             service=service,
@@ -134,7 +128,7 @@ class Scheduler:
         if worker is not None:
             self._deliver(worker, invocation)
         else:
-            self._enqueue(invocation)
+            self._queues.push(invocation)
         return invocation, False
 
     def get(self, invocation_id: str) -> Invocation:
@@ -198,7 +192,7 @@ class Scheduler:
             invocation.worker_id = ""
             self._store.save(invocation)
             self._waiters[invocation.id] = asyncio.Event()
-            self._enqueue(invocation)
+            self._queues.push(invocation)
             if invocation.deadline_unix_ms:
                 delay = max(0.0, (invocation.deadline_unix_ms - now_ms) / 1000)
                 self._deadlines[invocation.id] = loop.call_later(delay, self._expire, invocation)
@@ -281,7 +275,6 @@ class Scheduler:
             if invocation is not None and not invocation.finished:
                 self._finish(invocation, error=error.to_dict())
         self._queues.clear()
-        self._queued = 0
 
     def _check_store(self) -> None:
         """New work needs the store: refuse it (retryably) while the store cannot commit."""
@@ -305,27 +298,16 @@ class Scheduler:
             )
         )
 
-    def _enqueue(self, invocation: Invocation, *, front: bool = False) -> None:
-        queue = self._queues.setdefault(invocation.service, deque())
-        if front:
-            queue.appendleft(invocation)
-        else:
-            queue.append(invocation)
-        self._queued += 1
-
     def _dispatch(self, service: str) -> None:
         """Deliver queued work of ``service`` to its free workers, oldest first."""
-        queue = self._queues.get(service)
-        if not queue:
-            return
-        for _ in range(len(queue)):
-            invocation = queue.popleft()
-            worker = self._registry.pick(service, invocation.function)
-            if worker is None:
-                queue.append(invocation)
-                continue
-            self._queued -= 1
-            self._deliver(worker, invocation)
+        self._queues.dispatch(service, self._offer)
+
+    def _offer(self, invocation: Invocation) -> bool:
+        worker = self._registry.pick(invocation.service, invocation.function)
+        if worker is None:
+            return False
+        self._deliver(worker, invocation)
+        return True
 
     def _attempt_failed(
         self, invocation: Invocation, error: dict[str, Any], *, backoff: bool
@@ -345,14 +327,14 @@ class Scheduler:
                         delay, self._retry_due, invocation
                     )
                 else:
-                    self._enqueue(invocation, front=True)
+                    self._queues.push(invocation, front=True)
                 return
         self._finish(invocation, error=error)
 
     def _retry_due(self, invocation: Invocation) -> None:
         self._retries.pop(invocation.id, None)
         if not invocation.finished:
-            self._enqueue(invocation, front=True)
+            self._queues.push(invocation, front=True)
             self._dispatch(invocation.service)
 
     def _expire(self, invocation: Invocation) -> None:
@@ -360,10 +342,8 @@ class Scheduler:
         self._deadlines.pop(invocation.id, None)
         if invocation.finished:
             return
-        queue = self._queues.get(invocation.service)
-        if invocation.state is InvocationState.PENDING and queue and invocation in queue:
-            queue.remove(invocation)
-            self._queued -= 1
+        if invocation.state is InvocationState.PENDING:
+            self._queues.remove(invocation)
         entry = self._registry.service(invocation.service)
         worker = entry.workers.get(invocation.worker_id) if entry else None
         if worker is not None and invocation.id in worker.in_flight:
@@ -372,6 +352,15 @@ class Scheduler:
         error = InvocationTimeoutError(
             f"Invocation {invocation.id} of {invocation.service}/{invocation.function} "
             "did not finish before its deadline",
+            retryable=False,
+        )
+        self._finish(invocation, error=error.to_dict())
+
+    def _queue_expired(self, invocation: Invocation) -> None:
+        """It waited ``queue_expiry`` seconds for a worker: fail with TIMEOUT."""
+        error = InvocationTimeoutError(
+            f"Invocation {invocation.id} of {invocation.service}/{invocation.function} waited "
+            f"{self._queues.limits.queue_expiry:g} s for a worker (--queue-expiry)",
             retryable=False,
         )
         self._finish(invocation, error=error.to_dict())

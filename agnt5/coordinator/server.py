@@ -14,6 +14,7 @@ from agnt5._wire.streams import add_services
 from agnt5.coordinator._http_server import EmbeddedServer
 from agnt5.coordinator.gateway import build_gateway
 from agnt5.coordinator.invocations_service import InvocationsService
+from agnt5.coordinator.queues import QueueLimits
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
 from agnt5.coordinator.store import MemoryStore, StateStore
@@ -38,6 +39,10 @@ class Coordinator:
     ports (read `port` / `http_port` after `start`); ``http_port=None`` runs no gateway. With
     ``api_key`` set, workers and clients must send ``authorization: Bearer <api_key>``.
 
+    Invocations with no free worker wait in a queue bounded in count and in input bytes, in
+    all and per service (per service: half of each total unless given); ``queue_expiry``
+    (seconds, default none) fails one that waited that long with ``TIMEOUT``.
+
     State lives in memory (a `MemoryStore`) unless ``store`` is given, e.g. a
     `agnt5.coordinator.journal.SqliteStore`: then invocations the store holds unfinished are
     queued again at `start` (see `agnt5.coordinator` for the delivery guarantee), and `stop`
@@ -53,14 +58,18 @@ class Coordinator:
         *,
         api_key: str | None = None,
         max_queue: int = config.MAX_QUEUE,
+        max_queue_per_service: int | None = None,
+        max_queued_bytes: int = config.MAX_QUEUED_BYTES,
+        max_queued_bytes_per_service: int | None = None,
+        queue_expiry: float | None = None,
         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
         heartbeat_interval: float = config.HEARTBEAT_INTERVAL,
         heartbeat_timeout: float = config.HEARTBEAT_TIMEOUT,
         http_wait_timeout: float = config.GATEWAY_WAIT,
         store: StateStore | None = None,
     ) -> None:
-        if max_queue < 0 or max_input_bytes < 1:
-            raise ValueError("max_queue must be >= 0 and max_input_bytes >= 1")
+        if max_input_bytes < 1:
+            raise ValueError(f"max_input_bytes must be >= 1, got {max_input_bytes!r}")
         if not 0 < heartbeat_interval < heartbeat_timeout:
             raise ValueError("need 0 < heartbeat_interval < heartbeat_timeout")
         self.host = host
@@ -70,11 +79,15 @@ class Coordinator:
         self._http_wait_timeout = http_wait_timeout
         self._registry = Registry()
         self._store: StateStore = store if store is not None else MemoryStore()
-        self._scheduler = Scheduler(
-            self._registry,
-            self._store,
+        limits = QueueLimits(
             max_queue=max_queue,
-            max_input_bytes=max_input_bytes,
+            max_queue_per_service=max_queue_per_service,
+            max_queued_bytes=max_queued_bytes,
+            max_queued_bytes_per_service=max_queued_bytes_per_service,
+            queue_expiry=queue_expiry,
+        )
+        self._scheduler = Scheduler(
+            self._registry, self._store, limits=limits, max_input_bytes=max_input_bytes
         )
         self._sessions = WorkerSessions(
             self._scheduler,

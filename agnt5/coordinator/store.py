@@ -9,6 +9,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from agnt5 import config
+
 __all__ = [
     "Invocation",
     "InvocationState",
@@ -114,17 +116,25 @@ class StateStore(Protocol):
 
 
 class MemoryStore:
-    """A `StateStore` in process memory (lost on restart); keeps the newest finished results."""
+    """A `StateStore` in process memory (lost on restart); keeps the newest finished results
+    (see `save`)."""
 
     failure: str | None = None
 
-    def __init__(self, max_finished: int = 100_000) -> None:
-        if max_finished < 1:
-            raise ValueError(f"max_finished must be >= 1, got {max_finished!r}")
+    def __init__(
+        self, max_finished: int = 100_000, max_finished_bytes: int = config.RESULT_CACHE_BYTES
+    ) -> None:
+        if max_finished < 1 or max_finished_bytes < 0:
+            raise ValueError(
+                f"need max_finished >= 1 and max_finished_bytes >= 0, got {max_finished!r} "
+                f"and {max_finished_bytes!r}"
+            )
         self._max_finished = max_finished
+        self._max_finished_bytes = max_finished_bytes
         self._by_id: dict[str, Invocation] = {}
         self._by_key: dict[tuple[str, str, str], Invocation] = {}
-        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._finished: OrderedDict[str, int] = OrderedDict()  # id -> bytes held
+        self._finished_bytes = 0
 
     def add(self, invocation: Invocation) -> None:
         self._by_id[invocation.id] = invocation
@@ -138,11 +148,19 @@ class MemoryStore:
         return self._by_key.get((service, function, idempotency_key))
 
     def save(self, invocation: Invocation) -> None:
+        """Keep the newest finished invocations within ``max_finished`` and
+        ``max_finished_bytes`` (input and output); forget the oldest beyond them."""
         if not invocation.finished or invocation.id in self._finished:
             return
-        self._finished[invocation.id] = None
-        if len(self._finished) > self._max_finished:
-            oldest_id, _ = self._finished.popitem(last=False)
+        size = len(invocation.input) + len(invocation.output or b"")
+        self._finished[invocation.id] = size
+        self._finished_bytes += size
+        while (  # bounded: each turn forgets one
+            len(self._finished) > self._max_finished
+            or self._finished_bytes > self._max_finished_bytes
+        ):
+            oldest_id, oldest_size = self._finished.popitem(last=False)
+            self._finished_bytes -= oldest_size
             oldest = self._by_id.pop(oldest_id)
             if oldest.idempotency_key:
                 self._by_key.pop(_key(oldest), None)
