@@ -104,6 +104,13 @@ def _add_coordinator_options(parser: argparse.ArgumentParser) -> None:
         help="largest accepted input (default: %(default)s)",
     )
     parser.add_argument(
+        "--max-output-bytes",
+        type=_count,
+        default=config.MAX_OUTPUT_BYTES,
+        help="largest result a worker may return; a larger one fails its invocation "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--result-cache-bytes",
         type=_count,
         default=config.RESULT_CACHE_BYTES,
@@ -327,6 +334,7 @@ def _new_coordinator(args: argparse.Namespace) -> Coordinator:
         max_queued_bytes_per_service=args.max_queued_bytes_per_service,
         queue_expiry=args.queue_expiry,
         max_input_bytes=args.max_input_bytes,
+        max_output_bytes=args.max_output_bytes,
         heartbeat_interval=min(config.HEARTBEAT_INTERVAL, args.heartbeat_timeout / 3),
         heartbeat_timeout=args.heartbeat_timeout,
         store=store,

@@ -27,6 +27,7 @@ __all__ = [
     "LOG_FORMATS",
     "LOG_LEVELS",
     "MAX_BODY_BYTES",
+    "MAX_OUTPUT_BYTES",
     "MAX_QUEUE",
     "MAX_QUEUED_BYTES",
     "RESULT_CACHE_BYTES",
@@ -53,6 +54,8 @@ GATEWAY_PORT = 8080
 DEFAULT_ENDPOINT = f"http://localhost:{COORDINATOR_PORT}"
 MAX_BODY_BYTES = 10 * 1024 * 1024
 """The largest input accepted: an ASGI request body, or an invocation's input at the coordinator."""
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+"""The largest result a worker may return to the coordinator."""
 MAX_QUEUE = 10_000
 """Invocations that may wait at the coordinator for a worker."""
 MAX_QUEUED_BYTES = 256 * 1024 * 1024

@@ -35,6 +35,7 @@ __all__ = [
     "echo",
     "eventually",
     "register_message",
+    "registered",
     "result_message",
     "sleeper",
     "unique",
@@ -395,6 +396,15 @@ def blocker(event: asyncio.Event) -> Handler:
         return b'"released"'
 
     return handler
+
+
+async def registered(client: Any, service: str, timeout: float = 10.0) -> None:
+    """Wait until a worker of ``service`` is registered (``client``: an `AsyncClient`)."""
+    deadline = time.monotonic() + timeout
+    while not any(s["name"] == service and s["workers"] for s in await client.list_services()):
+        if time.monotonic() > deadline:  # bounded by the deadline
+            raise AssertionError(f"no worker of {service} registered in time")
+        await asyncio.sleep(0.05)
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -6,14 +6,24 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
-from _coordinator_support import FakeWorker, blocker, coordinator_process, unique
+from _coordinator_support import (
+    FakeWorker,
+    RawWorker,
+    blocker,
+    coordinator_process,
+    registered,
+    result_message,
+    unique,
+)
 
+from agnt5 import Worker, function
 from agnt5._proto import worker_pb2
 from agnt5.client import AsyncClient
 from agnt5.coordinator import Coordinator, SqliteStore
-from agnt5.errors import InvocationTimeoutError
+from agnt5.errors import InvocationTimeoutError, PayloadTooLargeError
 
 pytestmark = pytest.mark.asyncio
 
@@ -102,3 +112,52 @@ async def test_results_past_the_memory_budget_are_read_from_the_journal(tmp_path
             assert len(store) <= 2  # memory holds what fits the budget
             assert outputs == ["y" * 100_000] * 6
             assert await client.invoke(service, "f", idempotency_key="0") == "y" * 100_000
+
+
+async def test_a_result_over_the_limit_fails_its_invocation_not_the_stream(registry: None) -> None:
+    @function()
+    def huge() -> str:
+        return "z" * 2_000_000
+
+    @function()
+    def small() -> str:
+        return "ok"
+
+    async with Coordinator(port=0, max_output_bytes=1_000_000) as coordinator:
+        worker = Worker(unique(), coordinator_endpoint=coordinator.endpoint)
+        running = asyncio.create_task(worker.run())
+        try:
+            async with AsyncClient(coordinator.endpoint, timeout=10) as client:
+                await registered(client, worker.service_name)
+                with pytest.raises(PayloadTooLargeError) as caught:
+                    await client.invoke(worker.service_name, "huge")
+                assert caught.value.message == (
+                    "the result of huge is 2000002 bytes, over the coordinator's limit of "
+                    "1000000 bytes"
+                )
+                assert await client.invoke(worker.service_name, "small") == "ok"
+                (service,) = await client.list_services()
+                assert [w["worker_id"] for w in service["workers"]] == [worker.config.worker_id]
+        finally:
+            worker.stop()
+            await running
+
+
+async def test_the_coordinator_refuses_a_result_over_its_limit() -> None:
+    service = unique()
+    with coordinator_process("--max-output-bytes", "1000") as process:
+        async with (
+            grpc.aio.insecure_channel(process.grpc_address) as channel,
+            AsyncClient(process.endpoint, timeout=10) as client,
+        ):
+            rogue = RawWorker(channel)
+            await rogue.register(service)
+            pending = asyncio.create_task(client.invoke(service, "f"))
+            (invoke,) = await rogue.invokes()
+            await rogue.send(result_message(invoke.invocation_id, 1, b'"' + b"z" * 2000 + b'"'))
+            with pytest.raises(PayloadTooLargeError, match=r"2002 bytes, over the limit of 1000"):
+                await pending
+            pending = asyncio.create_task(client.invoke(service, "f"))
+            (invoke,) = await rogue.invokes()  # the same stream
+            await rogue.send(result_message(invoke.invocation_id, 1, b"1"))
+            assert await pending == 1

@@ -17,6 +17,7 @@ from _coordinator_support import (
     RawWorker,
     coordinator_process,
     echo,
+    registered,
     result_message,
     unique,
 )
@@ -184,10 +185,7 @@ async def test_a_worker_error_that_is_not_utf8_fails_its_invocation_only(
     running = asyncio.create_task(worker.run())
     try:
         async with AsyncClient(coordinator.endpoint, timeout=10) as client:
-            for _ in range(100):  # bounded: until the worker registers
-                if await client.list_services():
-                    break
-                await asyncio.sleep(0.05)
+            await registered(client, worker.service_name)
             with pytest.raises(FunctionFailedError, match=r"broken \? text"):
                 await client.invoke(worker.service_name, "garbled")
             assert await client.invoke(worker.service_name, "fine") == "ok"

@@ -19,6 +19,7 @@ from agnt5.coordinator.queues import QueueLimits, Queues
 from agnt5.coordinator.registry import Registry, WorkerHandle, retry_policy
 from agnt5.coordinator.store import Invocation, InvocationState, StateStore
 from agnt5.errors import (
+    AgntError,
     FunctionFailedError,
     InvalidArgumentError,
     InvocationTimeoutError,
@@ -52,10 +53,12 @@ class Scheduler:
         *,
         limits: QueueLimits | None = None,
         max_input_bytes: int = config.MAX_BODY_BYTES,
+        max_output_bytes: int = config.MAX_OUTPUT_BYTES,
     ) -> None:
         self._registry = registry
         self._store = store
         self._max_input_bytes = max_input_bytes
+        self._max_output_bytes = max_output_bytes
         self._queues = Queues(limits or QueueLimits(), self._queue_expired)
         self._waiters: dict[str, asyncio.Event] = {}
         self._listeners: dict[str, list[Callable[[Invocation], None]]] = {}
@@ -66,6 +69,10 @@ class Scheduler:
     @property
     def max_input_bytes(self) -> int:
         return self._max_input_bytes
+
+    @property
+    def max_output_bytes(self) -> int:
+        return self._max_output_bytes
 
     def queued(self, service: str) -> int:
         """Invocations of ``service`` waiting for a worker."""
@@ -234,9 +241,9 @@ class Scheduler:
             del worker.in_flight[invocation.id]
             if invocation.finished:
                 continue
-            problem = result_problem(result)
-            if problem is not None:
-                self._invalid_result(worker, invocation, problem)
+            refusal = self._refusal(worker, result)
+            if refusal is not None:
+                self._finish(invocation, error=refusal.to_dict())
                 continue
             invocation.duration_us = result.duration_us
             if result.error is not None:
@@ -257,14 +264,24 @@ class Scheduler:
         self._finish(invocation, error=error.to_dict())
         self._dispatch(worker.service)
 
-    def _invalid_result(self, worker: WorkerHandle, invocation: Invocation, problem: str) -> None:
+    def _refusal(self, worker: WorkerHandle, result: ResultItem) -> AgntError | None:
+        """Why ``result`` cannot be its invocation's outcome (the invocation then fails with
+        this error), or None."""
+        output = result.output
+        if output is not None and len(output) > self._max_output_bytes:
+            return PayloadTooLargeError(
+                f"the result of invocation {result.invocation_id} is {len(output)} bytes, over "
+                f"the limit of {self._max_output_bytes} bytes (--max-output-bytes)"
+            )
+        problem = result_problem(result)
+        if problem is None:
+            return None
         _log.warning("worker %s sent an invalid result: %s", worker.worker_id, problem)
-        error = FunctionFailedError(
-            f"worker {worker.worker_id} sent an invalid result for invocation {invocation.id}: "
-            f"{problem}",
+        return FunctionFailedError(
+            f"worker {worker.worker_id} sent an invalid result for invocation "
+            f"{result.invocation_id}: {problem}",
             error_type="InvalidResult",
         )
-        self._finish(invocation, error=error.to_dict())
 
     def close(self) -> None:
         """Stop: every unfinished invocation fails with ``UNAVAILABLE`` and its waiters wake."""

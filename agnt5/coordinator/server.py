@@ -10,6 +10,7 @@ from types import TracebackType
 import grpc
 
 from agnt5 import config
+from agnt5._wire.batching import MAX_BYTES
 from agnt5._wire.streams import add_services
 from agnt5.coordinator._http_server import EmbeddedServer
 from agnt5.coordinator.gateway import build_gateway
@@ -20,12 +21,13 @@ from agnt5.coordinator.scheduler import Scheduler
 from agnt5.coordinator.store import MemoryStore, StateStore
 from agnt5.coordinator.worker_sessions import WorkerSessions
 
-__all__ = ["DEFAULT_MAX_INPUT_BYTES", "Coordinator"]
+__all__ = ["DEFAULT_MAX_INPUT_BYTES", "DEFAULT_MAX_OUTPUT_BYTES", "Coordinator"]
 
 _log = logging.getLogger("agnt5.coordinator")
 
 DEFAULT_MAX_INPUT_BYTES = config.MAX_BODY_BYTES
-_MIN_MESSAGE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_OUTPUT_BYTES = config.MAX_OUTPUT_BYTES
+_FRAME_ROOM = 2 * MAX_BYTES  # a batch frame: full batches up to MAX_BYTES, plus one item
 
 
 def _address(host: str, port: int) -> str:
@@ -41,7 +43,9 @@ class Coordinator:
 
     Invocations with no free worker wait in a queue bounded in count and in input bytes, in
     all and per service (per service: half of each total unless given); ``queue_expiry``
-    (seconds, default none) fails one that waited that long with ``TIMEOUT``.
+    (seconds, default none) fails one that waited that long with ``TIMEOUT``. A worker's
+    result larger than ``max_output_bytes`` fails its invocation with ``PAYLOAD_TOO_LARGE``
+    (workers learn the limit when they register and check it themselves).
 
     State lives in memory (a `MemoryStore`) unless ``store`` is given, e.g. a
     `agnt5.coordinator.journal.SqliteStore`: then invocations the store holds unfinished are
@@ -63,19 +67,23 @@ class Coordinator:
         max_queued_bytes_per_service: int | None = None,
         queue_expiry: float | None = None,
         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
         heartbeat_interval: float = config.HEARTBEAT_INTERVAL,
         heartbeat_timeout: float = config.HEARTBEAT_TIMEOUT,
         http_wait_timeout: float = config.GATEWAY_WAIT,
         store: StateStore | None = None,
     ) -> None:
-        if max_input_bytes < 1:
-            raise ValueError(f"max_input_bytes must be >= 1, got {max_input_bytes!r}")
+        if max_input_bytes < 1 or max_output_bytes < 1:
+            raise ValueError(
+                f"max_input_bytes and max_output_bytes must be >= 1, got {max_input_bytes!r} "
+                f"and {max_output_bytes!r}"
+            )
         if not 0 < heartbeat_interval < heartbeat_timeout:
             raise ValueError("need 0 < heartbeat_interval < heartbeat_timeout")
         self.host = host
         self._requested = (port, http_port)
         self._api_key = api_key or None
-        self._max_input_bytes = max_input_bytes
+        self._message_limit = max(2 * max_input_bytes, max_output_bytes) + _FRAME_ROOM
         self._http_wait_timeout = http_wait_timeout
         self._registry = Registry()
         self._store: StateStore = store if store is not None else MemoryStore()
@@ -87,7 +95,11 @@ class Coordinator:
             queue_expiry=queue_expiry,
         )
         self._scheduler = Scheduler(
-            self._registry, self._store, limits=limits, max_input_bytes=max_input_bytes
+            self._registry,
+            self._store,
+            limits=limits,
+            max_input_bytes=max_input_bytes,
+            max_output_bytes=max_output_bytes,
         )
         self._sessions = WorkerSessions(
             self._scheduler,
@@ -124,10 +136,9 @@ class Coordinator:
         if self._grpc is not None or self._stopped:
             raise RuntimeError("a coordinator starts once: create a new one")
         port, http_port = self._requested
-        message_limit = max(_MIN_MESSAGE_BYTES, 2 * self._max_input_bytes)
         server = grpc.aio.server(
             options=[
-                ("grpc.max_receive_message_length", message_limit),
+                ("grpc.max_receive_message_length", self._message_limit),
                 ("grpc.max_send_message_length", -1),
                 ("grpc.so_reuseport", 0),  # a second coordinator on a busy port must fail
             ]

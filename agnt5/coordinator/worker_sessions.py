@@ -66,6 +66,7 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
                 worker_id=worker.worker_id,
                 heartbeat_interval_ms=int(self._heartbeat_interval * 1000),
                 heartbeat_timeout_ms=int(self._heartbeat_timeout * 1000),
+                max_result_bytes=self._scheduler.max_output_bytes,
             )
             await context.write(worker_pb2.CoordinatorMessage(register_ack=ack))
             await self._write(context, worker)
