@@ -21,6 +21,7 @@ from agnt5.errors import AgntError
 
 if TYPE_CHECKING:
     from agnt5.coordinator import Coordinator
+    from agnt5.coordinator.auth import Key
     from agnt5.worker import Worker
 
 __all__ = ["main"]
@@ -68,7 +69,8 @@ def _add_coordinator_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--api-key",
         default=config.setting("api_key"),
-        help="require 'authorization: Bearer KEY' of workers and clients (default: $AGNT5_API_KEY)",
+        help="a key for workers and clients alike: both must send 'authorization: Bearer KEY' "
+        "(default: $AGNT5_API_KEY)",
     )
     parser.add_argument(
         "--max-queue",
@@ -145,6 +147,46 @@ def _seconds(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
     return value
+
+
+def _add_key_options(parser: argparse.ArgumentParser) -> None:
+    for role, may in (("worker", "register workers"), ("client", "invoke functions")):
+        variable = f"AGNT5_{role.upper()}_KEY"
+        parser.add_argument(
+            f"--{role}-key",
+            action="append",
+            metavar="'KEY [SERVICE ...]'",
+            help=f"a key that may {may} (only for the SERVICEs, when listed); repeatable "
+            f"(default: ${variable}, one a line)",
+        )
+        parser.add_argument(
+            f"--{role}-key-file",
+            action="append",
+            metavar="FILE",
+            help=f"{role} keys from FILE, one 'KEY [SERVICE ...]' a line, so they stay out of "
+            f"ps; repeatable (default: ${variable}_FILE)",
+        )
+
+
+def _keys(args: argparse.Namespace) -> list[Key]:
+    """The worker and client keys of the flags, else of the environment."""
+    from agnt5.coordinator.auth import Key, read_key_file
+
+    keys = []
+    for role in ("worker", "client"):
+        variable = f"AGNT5_{role.upper()}_KEY"
+        specs = getattr(args, f"{role}_key", None) or config.env_text(variable).splitlines()
+        files = getattr(args, f"{role}_key_file", None) or filter(
+            None, [config.env_text(f"{variable}_FILE")]
+        )
+        try:
+            specs = [*specs, *(spec for path in files for spec in read_key_file(path))]
+            keys += [
+                Key.parse(spec, worker=role == "worker", client=role == "client") for spec in specs
+            ]
+        except ValueError as exc:
+            raise SystemExit(f"agnt5: bad {role} key: {exc}") from None
+    return keys
 
 
 def _add_journal_options(parser: argparse.ArgumentParser) -> None:
@@ -231,6 +273,7 @@ def _parser() -> argparse.ArgumentParser:
         "'agnt5 coordinator: grpc=HOST:PORT http=HOST:PORT' once it serves.",
     )
     _add_coordinator_options(coordinator)
+    _add_key_options(coordinator)
     _add_log_options(coordinator)
     _add_journal_options(coordinator)
     coordinator.set_defaults(run=_coordinator)
@@ -328,6 +371,7 @@ def _new_coordinator(args: argparse.Namespace) -> Coordinator:
         args.port,
         None if args.no_http else args.http_port,
         api_key=args.api_key,
+        keys=_keys(args),
         max_queue=args.max_queue,
         max_queue_per_service=args.max_queue_per_service,
         max_queued_bytes=args.max_queued_bytes,

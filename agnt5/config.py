@@ -36,6 +36,7 @@ __all__ = [
     "Endpoint",
     "WorkerConfig",
     "env_flag",
+    "env_text",
     "parse_endpoint",
     "setting",
 ]
@@ -72,6 +73,11 @@ RETENTION = 24 * 3600.0
 """Seconds a finished invocation stays readable by id and idempotency key in the journal."""
 DATA_DIR = "./.agnt5"
 """Where ``agnt5 coordinator`` journals invocations."""
+
+
+def env_text(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """The value of the environment variable ``name``, stripped ("" when unset)."""
+    return (os.environ if environ is None else environ).get(name, "").strip()
 
 
 def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:

@@ -83,10 +83,12 @@ class CoordinatorProcess:
 
 
 @contextmanager
-def coordinator_process(*args: str, startup_timeout: float = 20.0) -> Iterator[CoordinatorProcess]:
+def coordinator_process(
+    *args: str, startup_timeout: float = 20.0, env: dict[str, str] | None = None
+) -> Iterator[CoordinatorProcess]:
     """Run ``python -m agnt5 coordinator --port 0 --http-port 0 *args``; always stopped on exit.
 
-    In memory unless ``args`` name a ``--data-dir``.
+    In memory unless ``args`` name a ``--data-dir``; ``env``: extra environment variables.
     """
     storage = () if "--data-dir" in args else ("--in-memory",)
     command = [
@@ -106,7 +108,9 @@ def coordinator_process(*args: str, startup_timeout: float = 20.0) -> Iterator[C
         *args,
     ]
     with tempfile.TemporaryFile() as stderr:
-        process = spawn(command, stdout=subprocess.PIPE, stderr=stderr, env=agnt5_env())
+        process = spawn(
+            command, stdout=subprocess.PIPE, stderr=stderr, env=agnt5_env(**(env or {}))
+        )
         try:
             line = _read_line(process, startup_timeout)
             if not line.startswith("agnt5 coordinator:"):

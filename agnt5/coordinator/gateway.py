@@ -24,7 +24,7 @@ from starlette.routing import Route
 from agnt5 import config
 from agnt5._wire.http import check_declared_length, error_body, http_error, read_body
 from agnt5._wire.views import service_view, worker_dict
-from agnt5.coordinator.auth import check_authorization
+from agnt5.coordinator.auth import Credentials, Grant
 from agnt5.coordinator.checks import seconds
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
@@ -33,7 +33,7 @@ from agnt5.errors import AgntError, InvalidArgumentError, error_from_dict
 
 __all__ = ["build_gateway"]
 
-_Endpoint = Callable[[Request], Awaitable[Response]]
+_Endpoint = Callable[[Request, Grant], Awaitable[Response]]
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -84,23 +84,25 @@ async def _read_input(request: Request, limit: int) -> bytes:
 def build_gateway(
     scheduler: Scheduler,
     registry: Registry,
+    credentials: Credentials,
     *,
-    api_key: str | None,
     wait_timeout: float = config.GATEWAY_WAIT,
 ) -> Starlette:
-    """The gateway app; with ``api_key`` every route needs ``Authorization: Bearer <key>``."""
+    """The gateway app; with client keys every route needs ``Authorization: Bearer <key>``
+    with one of them, and reaches only the services its key is limited to."""
 
-    def guarded(endpoint: _Endpoint) -> _Endpoint:
+    def guarded(endpoint: _Endpoint) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
             try:
-                check_authorization(api_key, request.headers.get("authorization"))
-                return await endpoint(request)
+                grant = credentials.client(request.headers.get("authorization"))
+                return await endpoint(request, grant)
             except AgntError as error:
                 return _error(error)
 
         return handle
 
-    async def submit(request: Request) -> tuple[Invocation, bool]:
+    async def submit(request: Request, grant: Grant) -> tuple[Invocation, bool]:
+        grant.check(request.path_params["service"], "invoke")
         timeout = _seconds(request, "timeout", None)
         payload = await _read_input(request, scheduler.max_input_bytes)
         return scheduler.submit(
@@ -114,9 +116,9 @@ def build_gateway(
             },
         )
 
-    async def invoke_endpoint(request: Request) -> Response:
+    async def invoke_endpoint(request: Request, grant: Grant) -> Response:
         wait = _seconds(request, "wait", wait_timeout)
-        invocation, _ = await submit(request)
+        invocation, _ = await submit(request, grant)
         if not await scheduler.wait(invocation, wait):
             await scheduler.saved()  # its id goes out only once it is journaled
             location = {"location": f"/v1/invocations/{invocation.id}"}
@@ -125,19 +127,20 @@ def build_gateway(
             return _error(error_from_dict(invocation.error), invocation.id)
         return _json(_invocation(invocation, True))
 
-    async def submit_endpoint(request: Request) -> Response:
-        invocation, deduplicated = await submit(request)
+    async def submit_endpoint(request: Request, grant: Grant) -> Response:
+        invocation, deduplicated = await submit(request, grant)
         if not scheduler.settled(invocation):
             await scheduler.saved()
         return _json({"invocation_id": invocation.id, "deduplicated": deduplicated}, 202)
 
-    async def result_endpoint(request: Request) -> Response:
+    async def result_endpoint(request: Request, grant: Grant) -> Response:
         wait = _seconds(request, "wait", 0.0)
         invocation = scheduler.get(request.path_params["invocation_id"])
+        grant.check(invocation.service, "read results of")
         settled = await scheduler.wait(invocation, wait)
         return _json(_invocation(invocation, settled))
 
-    async def services_endpoint(request: Request) -> Response:
+    async def services_endpoint(request: Request, grant: Grant) -> Response:
         services = [
             service_view(
                 entry.name,
@@ -152,6 +155,7 @@ def build_gateway(
                 scheduler.queued(entry.name),
             )
             for entry in registry.services()
+            if grant.allows(entry.name)
         ]
         return _json({"services": services})
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+from collections.abc import Iterable
 from types import TracebackType
 
 import grpc
@@ -13,6 +15,7 @@ from agnt5 import config
 from agnt5._wire.batching import MAX_BYTES
 from agnt5._wire.streams import add_services
 from agnt5.coordinator._http_server import EmbeddedServer
+from agnt5.coordinator.auth import Credentials, Key
 from agnt5.coordinator.gateway import build_gateway
 from agnt5.coordinator.invocations_service import InvocationsService
 from agnt5.coordinator.queues import QueueLimits
@@ -30,6 +33,13 @@ DEFAULT_MAX_OUTPUT_BYTES = config.MAX_OUTPUT_BYTES
 _FRAME_ROOM = 2 * MAX_BYTES  # a batch frame: full batches up to MAX_BYTES, plus one item
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -38,8 +48,12 @@ class Coordinator:
     """The dev coordinator: gRPC (``WorkerCoordinator`` and ``Invocations``) plus an HTTP gateway.
 
     Embeddable: ``async with Coordinator(port=0, http_port=0) as c: ...`` serves on ephemeral
-    ports (read `port` / `http_port` after `start`); ``http_port=None`` runs no gateway. With
-    ``api_key`` set, workers and clients must send ``authorization: Bearer <api_key>``.
+    ports (read `port` / `http_port` after `start`); ``http_port=None`` runs no gateway.
+
+    Workers and clients are separate principals (`agnt5.coordinator.auth`): ``keys`` lists
+    worker keys and client keys, each optionally limited to some services, and ``api_key`` is
+    a key for both. A role with no key is open to anyone; with keys, a caller must send
+    ``authorization: Bearer <key>`` with one valid for its role.
 
     Invocations with no free worker wait in a queue bounded in count and in input bytes, in
     all and per service (per service: half of each total unless given); ``queue_expiry``
@@ -61,6 +75,7 @@ class Coordinator:
         http_port: int | None = None,
         *,
         api_key: str | None = None,
+        keys: Iterable[Key] = (),
         max_queue: int = config.MAX_QUEUE,
         max_queue_per_service: int | None = None,
         max_queued_bytes: int = config.MAX_QUEUED_BYTES,
@@ -82,7 +97,8 @@ class Coordinator:
             raise ValueError("need 0 < heartbeat_interval < heartbeat_timeout")
         self.host = host
         self._requested = (port, http_port)
-        self._api_key = api_key or None
+        both = [Key(api_key, worker=True, client=True)] if api_key else []
+        self._credentials = Credentials([*keys, *both])
         self._message_limit = max(2 * max_input_bytes, max_output_bytes) + _FRAME_ROOM
         self._http_wait_timeout = http_wait_timeout
         self._registry = Registry()
@@ -104,7 +120,7 @@ class Coordinator:
         self._sessions = WorkerSessions(
             self._scheduler,
             self._registry,
-            api_key=self._api_key,
+            credentials=self._credentials,
             heartbeat_interval=heartbeat_interval,
             heartbeat_timeout=heartbeat_timeout,
         )
@@ -146,7 +162,7 @@ class Coordinator:
         add_services(
             server,
             self._sessions,
-            InvocationsService(self._scheduler, self._registry, api_key=self._api_key),
+            InvocationsService(self._scheduler, self._registry, self._credentials),
         )
         try:
             bound = server.add_insecure_port(_address(self.host, port))
@@ -161,7 +177,7 @@ class Coordinator:
                 app = build_gateway(
                     self._scheduler,
                     self._registry,
-                    api_key=self._api_key,
+                    self._credentials,
                     wait_timeout=self._http_wait_timeout,
                 )
                 self._http = EmbeddedServer(app, self.host, http_port)
@@ -171,11 +187,28 @@ class Coordinator:
         except BaseException:
             await self.stop(grace=0)
             raise
+        self._warn_open_roles()
         _log.info(
             "coordinator serving gRPC on %s, HTTP gateway on %s",
             _address(self.host, bound),
             _address(self.host, self._http.port) if self._http is not None else "(none)",
         )
+
+    def _warn_open_roles(self) -> None:
+        """Say so when a role anyone may take looks unintended: the other role has keys, or
+        the coordinator listens beyond this machine."""
+        open_roles = self._credentials.open_roles()
+        if not open_roles or (len(open_roles) == 2 and _loopback(self.host)):
+            return
+        for role in open_roles:
+            _log.warning(
+                "no %s key is set (--%s-key or --api-key): anyone who can reach %s may connect "
+                "as a %s",
+                role,
+                role,
+                _address(self.host, self.port),
+                role,
+            )
 
     async def stop(self, grace: float = 1.0) -> None:
         """Drain workers, fail unfinished invocations with UNAVAILABLE, stop both servers."""

@@ -13,6 +13,7 @@ from agnt5._proto import worker_pb2, worker_pb2_grpc
 from agnt5._wire.batching import Batcher
 from agnt5._wire.records import FrameError, InvokeItem
 from agnt5.coordinator._grpc_util import serve_call
+from agnt5.coordinator.auth import Credentials, Grant
 from agnt5.coordinator.checks import check_register
 from agnt5.coordinator.registry import CLOSE, Registry, WorkerHandle
 from agnt5.coordinator.scheduler import Scheduler
@@ -37,20 +38,22 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
         scheduler: Scheduler,
         registry: Registry,
         *,
-        api_key: str | None,
+        credentials: Credentials,
         heartbeat_interval: float,
         heartbeat_timeout: float,
         register_timeout: float = 10.0,
     ) -> None:
         self._scheduler = scheduler
         self._registry = registry
-        self._api_key = api_key
+        self._authorize = credentials.worker
         self._heartbeat_interval = heartbeat_interval
         self._heartbeat_timeout = heartbeat_timeout
         self._register_timeout = register_timeout
 
     async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
-        register = await serve_call(context, self._api_key, lambda: self._read_register(context))
+        register = await serve_call(
+            context, self._authorize, lambda grant: self._read_register(context, grant)
+        )
         worker = WorkerHandle.from_register(register)
         self._scheduler.worker_joined(worker)
         _log.info(
@@ -94,7 +97,9 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
                     _log.warning("worker %s missed its heartbeats: dropping it", worker.worker_id)
                     self._scheduler.worker_lost(worker)
 
-    async def _read_register(self, context: grpc.aio.ServicerContext) -> worker_pb2.Register:
+    async def _read_register(
+        self, context: grpc.aio.ServicerContext, grant: Grant
+    ) -> worker_pb2.Register:
         try:
             message = await asyncio.wait_for(context.read(), self._register_timeout)
         except TimeoutError:
@@ -105,6 +110,7 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
             raise InvalidArgumentError("the first message on a worker stream must be Register")
         register: worker_pb2.Register = message[1]
         check_register(register)
+        grant.check(register.service_name, "register workers for")
         return register
 
     async def _read(self, context: grpc.aio.ServicerContext, worker: WorkerHandle) -> None:
