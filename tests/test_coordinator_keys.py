@@ -1,8 +1,9 @@
 """Workers and clients are different principals: worker keys, client keys, keys limited to some
-services."""
+services, and no taking over a connected worker's id."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,3 +100,38 @@ async def test_keys_limited_to_a_service_reach_only_it(coordinator: CoordinatorP
         with pytest.raises(UnauthenticatedError, match="may not read results of"):
             await scoped.result(elsewhere)
         assert {s["name"] for s in await full.list_services()} >= {SERVICE_A, other}
+
+
+async def test_a_connected_workers_id_cannot_be_taken_over(coordinator: CoordinatorProcess) -> None:
+    service = unique()
+    async with (
+        FakeWorker(coordinator.endpoint, service, {"f": echo}, api_key=WORKER_KEY) as honest,
+        AsyncClient(coordinator.endpoint, CLIENT_KEY, timeout=10) as client,
+    ):
+        rogue = FakeWorker(coordinator.endpoint, service, {"f": echo}, api_key=WORKER_KEY)
+        rogue.worker_id = honest.worker_id
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await rogue.start()
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert f"worker id {honest.worker_id!r} is connected" in (caught.value.details() or "")
+        assert await client.invoke(service, "f", 2) == 2
+        assert len(honest.invokes) == 1
+        await honest.disconnect()
+        successor = await _start_as(coordinator, service, honest.worker_id)
+        try:  # the id is free once its worker is gone
+            assert await client.invoke(service, "f", 3) == 3
+        finally:
+            await successor.disconnect()
+
+
+async def _start_as(coordinator: CoordinatorProcess, service: str, worker_id: str) -> FakeWorker:
+    """A worker registered with ``worker_id``, once the coordinator lets the id go."""
+    for _ in range(50):  # bounded: the coordinator notices a closed stream within moments
+        worker = FakeWorker(coordinator.endpoint, service, {"f": echo}, api_key=WORKER_KEY)
+        worker.worker_id = worker_id
+        try:
+            return await worker.start()
+        except grpc.aio.AioRpcError as exc:
+            assert exc.code() == grpc.StatusCode.UNAVAILABLE
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"worker id {worker_id} was never free again")

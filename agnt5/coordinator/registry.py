@@ -10,6 +10,7 @@ from typing import Any
 
 from agnt5._proto import common_pb2, worker_pb2
 from agnt5.coordinator.store import Invocation, RetryPolicy
+from agnt5.errors import UnavailableError
 
 __all__ = ["CLOSE", "Registry", "ServiceEntry", "WorkerHandle", "retry_policy"]
 
@@ -109,14 +110,24 @@ class Registry:
         self._services: dict[str, ServiceEntry] = {}
 
     def add(self, worker: WorkerHandle) -> WorkerHandle | None:
-        """Register ``worker``; returns an earlier live handle with the same id (now replaced)."""
+        """Register ``worker``; returns an earlier, closed handle with its id (now replaced).
+
+        A worker id serves one stream at a time: while a connected worker has the id, another
+        Register with it is refused (`UnavailableError`), so nobody can take over a live
+        worker by reusing its id.
+        """
         entry = self._services.get(worker.service)
+        previous = entry.workers.get(worker.worker_id) if entry is not None else None
+        if previous is not None and not previous.closed:
+            raise UnavailableError(
+                f"worker id {worker.worker_id!r} is connected to service {worker.service!r} on "
+                "another stream: use another worker id, or retry once that one disconnects"
+            )
         if entry is None:
             entry = self._services[worker.service] = ServiceEntry(
                 worker.service, worker.version, worker.components
             )
         entry.version, entry.components = worker.version, worker.components
-        previous = entry.workers.get(worker.worker_id)
         entry.workers[worker.worker_id] = worker
         return previous
 

@@ -205,9 +205,10 @@ class Scheduler:
                 self._deadlines[invocation.id] = loop.call_later(delay, self._expire, invocation)
 
     def worker_joined(self, worker: WorkerHandle) -> None:
-        """A worker registered: route waiting work to it (a stale session of its id is dropped)."""
+        """A worker registered: route waiting work to it (a closed session of its id still
+        known is dropped; a live one makes this `UnavailableError`, see `Registry.add`)."""
         previous = self._registry.add(worker)
-        if previous is not None and previous is not worker:
+        if previous is not None:
             self.worker_lost(previous)
         self._dispatch(worker.service)
 

@@ -51,11 +51,9 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
         self._register_timeout = register_timeout
 
     async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
-        register = await serve_call(
-            context, self._authorize, lambda grant: self._read_register(context, grant)
+        worker = await serve_call(
+            context, self._authorize, lambda grant: self._join(context, grant)
         )
-        worker = WorkerHandle.from_register(register)
-        self._scheduler.worker_joined(worker)
         _log.info(
             "worker %s joined service %s (%d components, max_concurrency %d)",
             worker.worker_id,
@@ -96,6 +94,11 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
                 if worker.last_seen < cutoff:
                     _log.warning("worker %s missed its heartbeats: dropping it", worker.worker_id)
                     self._scheduler.worker_lost(worker)
+
+    async def _join(self, context: grpc.aio.ServicerContext, grant: Grant) -> WorkerHandle:
+        worker = WorkerHandle.from_register(await self._read_register(context, grant))
+        self._scheduler.worker_joined(worker)
+        return worker
 
     async def _read_register(
         self, context: grpc.aio.ServicerContext, grant: Grant
