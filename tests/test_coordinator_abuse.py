@@ -1,4 +1,5 @@
-"""Misbehaving workers (garbage, forged or repeated results, silence) harm no other invocation."""
+"""Misbehaving workers (garbage, forged, repeated or broken results, silence) harm no other
+invocation."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from _coordinator_support import FakeWorker, RawWorker, blocker, echo, result_me
 
 from agnt5.client import AsyncClient
 from agnt5.coordinator import Coordinator
-from agnt5.errors import InvocationTimeoutError
+from agnt5.errors import InvocationTimeoutError, OutputNotSerializableError
 
 pytestmark = pytest.mark.asyncio
 
@@ -95,3 +96,21 @@ async def test_a_silent_worker_is_dropped_and_its_work_redelivered(
         async with FakeWorker(coordinator.endpoint, service, {"f": echo}, max_concurrency=1):
             assert await rogue.ended(timeout=5)  # no heartbeat within 0.6 s
             assert await pending == "work"
+
+
+async def test_a_result_that_is_not_json_fails_its_invocation(
+    coordinator: Coordinator, channel: grpc.aio.Channel
+) -> None:
+    service = unique()
+    rogue = RawWorker(channel)
+    await rogue.register(service)
+    async with AsyncClient(coordinator.endpoint, timeout=20) as client:
+        pending = asyncio.create_task(client.invoke(service, "f"))
+        (invoke,) = await rogue.invokes()
+        await rogue.send(result_message(invoke.invocation_id, invoke.attempt, b'{"broken'))
+        with pytest.raises(OutputNotSerializableError, match="that is not valid JSON"):
+            await pending
+        pending = asyncio.create_task(client.invoke(service, "f"))
+        (invoke,) = await rogue.invokes()  # the worker stays connected
+        await rogue.send(result_message(invoke.invocation_id, invoke.attempt, b'{"fine": 1}'))
+        assert await pending == {"fine": 1}

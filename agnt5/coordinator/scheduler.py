@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import orjson
+
 from agnt5 import config
 from agnt5._proto import worker_pb2
 from agnt5._wire.records import InvokeItem, ResultItem
@@ -24,6 +26,7 @@ from agnt5.errors import (
     InvalidArgumentError,
     InvocationTimeoutError,
     NotFoundError,
+    OutputNotSerializableError,
     PayloadTooLargeError,
     UnavailableError,
 )
@@ -274,6 +277,15 @@ class Scheduler:
                 f"the result of invocation {result.invocation_id} is {len(output)} bytes, over "
                 f"the limit of {self._max_output_bytes} bytes (--max-output-bytes)"
             )
+        if output:
+            try:
+                orjson.loads(output)
+            except orjson.JSONDecodeError as exc:
+                _log.warning("worker %s sent a result that is not JSON", worker.worker_id)
+                return OutputNotSerializableError(
+                    f"worker {worker.worker_id} sent a result for invocation "
+                    f"{result.invocation_id} that is not valid JSON: {exc}"
+                )
         problem = result_problem(result)
         if problem is None:
             return None
