@@ -67,6 +67,13 @@ def _add_coordinator_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-http", action="store_true", help="run without the HTTP gateway")
     parser.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="a Host name the HTTP gateway answers to besides IP addresses and localhost "
+        "(default: --host); '*' for any; repeatable",
+    )
+    parser.add_argument(
         "--api-key",
         default=config.setting("api_key"),
         help="a key for workers and clients alike: both must send 'authorization: Bearer KEY' "
@@ -372,6 +379,7 @@ def _new_coordinator(args: argparse.Namespace) -> Coordinator:
         None if args.no_http else args.http_port,
         api_key=args.api_key,
         keys=_keys(args),
+        allowed_hosts=args.allowed_host,
         max_queue=args.max_queue,
         max_queue_per_service=args.max_queue_per_service,
         max_queued_bytes=args.max_queued_bytes,
@@ -516,7 +524,7 @@ def _print_usage(coordinator: Coordinator, worker: Worker) -> None:
         if coordinator.http_port is not None:
             base = f"http://{coordinator.host}:{coordinator.http_port}"
             url = f"{base}/v1/services/{service}/functions/{name}/invoke"
-            lines.append(f"  curl -X POST {url} -d '<json>'")
+            lines.append(f"  curl {url} -H 'content-type: application/json' -d '<json>'")
     print("\n".join(lines), flush=True)
 
 

@@ -24,6 +24,7 @@ from agnt5.errors import FunctionFailedError, PayloadTooLargeError
 pytestmark = pytest.mark.asyncio
 
 LIMIT = 1024
+_JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ async def served(
     handlers = {"echo": echo, "failing_function": failing_function, "hold": blocker(release)}
     async with (
         FakeWorker(coordinator.endpoint, service, handlers),
-        httpx.AsyncClient(base_url=coordinator.http_url, timeout=10) as http,
+        httpx.AsyncClient(base_url=coordinator.http_url, timeout=10, headers=_JSON) as http,
     ):
         try:
             yield service, release, http
@@ -186,6 +187,8 @@ async def test_traceparent_header_reaches_the_worker(coordinator: CoordinatorPro
         FakeWorker(coordinator.endpoint, service, {"echo": echo}) as worker,
         httpx.AsyncClient(base_url=coordinator.http_url, timeout=10) as http,
     ):
-        response = await http.post(_path(service, "echo"), headers={"traceparent": traceparent})
+        response = await http.post(
+            _path(service, "echo"), headers={"traceparent": traceparent, **_JSON}
+        )
         assert response.status_code == 200
     assert dict(worker.invokes[0].metadata) == {"traceparent": traceparent}

@@ -45,7 +45,7 @@ async def test_a_failing_disk_refuses_new_work_and_recovers(tmp_path: Path) -> N
             grpc.aio.insecure_channel(first.grpc_address) as channel,
         ):
             path = f"/v1/services/{service}/functions"
-            held = (await http.post(f"{path}/hold/submit", json=None)).json()["invocation_id"]
+            held = (await http.post(f"{path}/hold/submit", json={})).json()["invocation_id"]
             with _disk_full(first.process.pid):
                 for action in ("submit", "invoke?wait=0", "invoke"):
                     refused = await http.post(f"{path}/f/{action}", json=1)

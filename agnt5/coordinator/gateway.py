@@ -7,11 +7,14 @@ invocation (``output`` holds the return value), the error's HTTP status with an 
 the invocation in any state; ``GET /v1/services`` lists services. ``?timeout=s`` sets an
 invocation deadline; the ``Idempotency-Key`` header dedupes. Errors are
 ``{"error", "status", "code"}`` (plus ``invocation_id`` when there is one).
+
+A POST must declare a JSON body (``Content-Type: application/json`` or ``application/*+json``,
+else 415) and every request must name the gateway in its ``Host`` (see `_cross_site`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
@@ -24,6 +27,7 @@ from starlette.routing import Route
 from agnt5 import config
 from agnt5._wire.http import check_declared_length, error_body, http_error, read_body
 from agnt5._wire.views import service_view, worker_dict
+from agnt5.coordinator._cross_site import HostCheck, check_json_content_type
 from agnt5.coordinator.auth import Credentials, Grant
 from agnt5.coordinator.checks import seconds
 from agnt5.coordinator.registry import Registry
@@ -86,10 +90,12 @@ def build_gateway(
     registry: Registry,
     credentials: Credentials,
     *,
+    allowed_hosts: Iterable[str] = (),
     wait_timeout: float = config.GATEWAY_WAIT,
-) -> Starlette:
+) -> HostCheck:
     """The gateway app; with client keys every route needs ``Authorization: Bearer <key>``
-    with one of them, and reaches only the services its key is limited to."""
+    with one of them, and reaches only the services its key is limited to. ``allowed_hosts``:
+    the names it answers to besides IP addresses and localhost (``"*"``: any)."""
 
     def guarded(endpoint: _Endpoint) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
@@ -103,6 +109,7 @@ def build_gateway(
 
     async def submit(request: Request, grant: Grant) -> tuple[Invocation, bool]:
         grant.check(request.path_params["service"], "invoke")
+        check_json_content_type(request.headers.get("content-type"))
         timeout = _seconds(request, "timeout", None)
         payload = await _read_input(request, scheduler.max_input_bytes)
         return scheduler.submit(
@@ -164,7 +171,7 @@ def build_gateway(
         return _error(http_error(exc.status_code, exc.detail))
 
     function_path = "/v1/services/{service}/functions/{function}"
-    return Starlette(
+    app = Starlette(
         routes=[
             Route(f"{function_path}/invoke", guarded(invoke_endpoint), methods=["POST"]),
             Route(f"{function_path}/submit", guarded(submit_endpoint), methods=["POST"]),
@@ -173,3 +180,4 @@ def build_gateway(
         ],
         exception_handlers={HTTPException: on_http_exception},
     )
+    return HostCheck(app, allowed_hosts)

@@ -53,7 +53,9 @@ class Coordinator:
     Workers and clients are separate principals (`agnt5.coordinator.auth`): ``keys`` lists
     worker keys and client keys, each optionally limited to some services, and ``api_key`` is
     a key for both. A role with no key is open to anyone; with keys, a caller must send
-    ``authorization: Bearer <key>`` with one valid for its role.
+    ``authorization: Bearer <key>`` with one valid for its role. The gateway answers requests
+    whose ``Host`` is an IP address, localhost or one of ``allowed_hosts`` (default: ``host``;
+    ``"*"``: any), so a web page cannot reach it by DNS rebinding.
 
     Invocations with no free worker wait in a queue bounded in count and in input bytes, in
     all and per service (per service: half of each total unless given); ``queue_expiry``
@@ -76,6 +78,7 @@ class Coordinator:
         *,
         api_key: str | None = None,
         keys: Iterable[Key] = (),
+        allowed_hosts: Iterable[str] | None = None,
         max_queue: int = config.MAX_QUEUE,
         max_queue_per_service: int | None = None,
         max_queued_bytes: int = config.MAX_QUEUED_BYTES,
@@ -99,6 +102,7 @@ class Coordinator:
         self._requested = (port, http_port)
         both = [Key(api_key, worker=True, client=True)] if api_key else []
         self._credentials = Credentials([*keys, *both])
+        self._allowed_hosts = [host] if allowed_hosts is None else list(allowed_hosts)
         self._message_limit = max(2 * max_input_bytes, max_output_bytes) + _FRAME_ROOM
         self._http_wait_timeout = http_wait_timeout
         self._registry = Registry()
@@ -178,6 +182,7 @@ class Coordinator:
                     self._scheduler,
                     self._registry,
                     self._credentials,
+                    allowed_hosts=self._allowed_hosts,
                     wait_timeout=self._http_wait_timeout,
                 )
                 self._http = EmbeddedServer(app, self.host, http_port)
