@@ -62,11 +62,11 @@ async def test_a_restart_redelivers_unfinished_work_and_keeps_results(tmp_path: 
         AsyncClient(second.endpoint, timeout=10) as client,
     ):
         # finished before the restart: answered by its key with no worker connected
-        assert await client.invoke(service, "f", idempotency_key="done") == "done"
+        assert await client.invoke(service, "f", "done", idempotency_key="done") == "done"
         async with FakeWorker(second.endpoint, service, {"f": echo}) as worker:
             assert await client.result(running) == "again"
             assert [invoke.attempt for invoke in worker.invokes] == [2]
-            assert await client.invoke(service, "f", idempotency_key="running") == "again"
+            assert await client.invoke(service, "f", "again", idempotency_key="running") == "again"
 
 
 async def test_finished_results_are_pruned_after_their_retention(tmp_path: Path) -> None:

@@ -101,6 +101,11 @@ class Scheduler:
         if idempotency_key:  # answered even while no worker serves it (e.g. after a restart)
             existing = self._store.find(service, function, idempotency_key)
             if existing is not None:
+                if existing.input != payload:
+                    raise InvalidArgumentError(
+                        f"idempotency key {idempotency_key!r} was used for {service}/{function} "
+                        "with a different input: use a new key for a new input"
+                    )
                 return existing, True
         self._check_store()
         entry = self._registry.service(service)
