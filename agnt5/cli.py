@@ -213,8 +213,8 @@ def _add_journal_options(parser: argparse.ArgumentParser) -> None:
         "--retention",
         type=_seconds,
         default=config.RETENTION,
-        help="seconds finished results stay readable by id and idempotency key "
-        "(default: %(default)s)",
+        help="seconds finished results stay readable by id and idempotency key, and services "
+        "with no worker stay listed (default: %(default)s)",
     )
 
 
@@ -389,6 +389,7 @@ def _new_coordinator(args: argparse.Namespace) -> Coordinator:
         max_output_bytes=args.max_output_bytes,
         heartbeat_interval=min(config.HEARTBEAT_INTERVAL, args.heartbeat_timeout / 3),
         heartbeat_timeout=args.heartbeat_timeout,
+        forget_services_after=getattr(args, "retention", config.RETENTION),
         store=store,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from agnt5._proto import common_pb2, worker_pb2
@@ -67,6 +67,7 @@ class ServiceEntry:
     version: str
     components: dict[str, common_pb2.Component]
     workers: dict[str, WorkerHandle] = dataclasses.field(default_factory=dict)
+    idle_since: float | None = None  # monotonic time its last worker left, while it has none
 
 
 _POLICY_CACHE_LIMIT = 4096
@@ -104,7 +105,8 @@ def _read_policy(component: common_pb2.Component) -> RetryPolicy:
 
 
 class Registry:
-    """Every service the coordinator has seen (kept after its workers leave) and its workers."""
+    """Every service the coordinator has seen and its workers; a service outlives its workers
+    until `forget_idle` drops it."""
 
     def __init__(self) -> None:
         self._services: dict[str, ServiceEntry] = {}
@@ -129,6 +131,7 @@ class Registry:
             )
         entry.version, entry.components = worker.version, worker.components
         entry.workers[worker.worker_id] = worker
+        entry.idle_since = None
         return previous
 
     def remove(self, worker: WorkerHandle) -> None:
@@ -136,6 +139,15 @@ class Registry:
         entry = self._services.get(worker.service)
         if entry is not None and entry.workers.get(worker.worker_id) is worker:
             del entry.workers[worker.worker_id]
+            if not entry.workers:
+                entry.idle_since = time.monotonic()
+
+    def forget_idle(self, before: float, keep: Callable[[str], bool]) -> None:
+        """Drop the services without workers since before ``before`` (monotonic), except
+        those ``keep`` names."""
+        for name, entry in list(self._services.items()):
+            if entry.idle_since is not None and entry.idle_since < before and not keep(name):
+                del self._services[name]
 
     def service(self, name: str) -> ServiceEntry | None:
         return self._services.get(name)

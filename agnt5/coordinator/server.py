@@ -61,7 +61,9 @@ class Coordinator:
     all and per service (per service: half of each total unless given); ``queue_expiry``
     (seconds, default none) fails one that waited that long with ``TIMEOUT``. A worker's
     result larger than ``max_output_bytes`` fails its invocation with ``PAYLOAD_TOO_LARGE``
-    (workers learn the limit when they register and check it themselves).
+    (workers learn the limit when they register and check it themselves). A service with no
+    worker and nothing queued for ``forget_services_after`` seconds (default: a day, as the
+    journal's retention) is forgotten.
 
     State lives in memory (a `MemoryStore`) unless ``store`` is given, e.g. a
     `agnt5.coordinator.journal.SqliteStore`: then invocations the store holds unfinished are
@@ -88,6 +90,7 @@ class Coordinator:
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
         heartbeat_interval: float = config.HEARTBEAT_INTERVAL,
         heartbeat_timeout: float = config.HEARTBEAT_TIMEOUT,
+        forget_services_after: float = config.RETENTION,
         http_wait_timeout: float = config.GATEWAY_WAIT,
         store: StateStore | None = None,
     ) -> None:
@@ -98,6 +101,8 @@ class Coordinator:
             )
         if not 0 < heartbeat_interval < heartbeat_timeout:
             raise ValueError("need 0 < heartbeat_interval < heartbeat_timeout")
+        if not forget_services_after > 0:
+            raise ValueError(f"forget_services_after must be > 0, got {forget_services_after!r}")
         self.host = host
         self._requested = (port, http_port)
         both = [Key(api_key, worker=True, client=True)] if api_key else []
@@ -127,6 +132,7 @@ class Coordinator:
             credentials=self._credentials,
             heartbeat_interval=heartbeat_interval,
             heartbeat_timeout=heartbeat_timeout,
+            forget_after=forget_services_after,
         )
         self._grpc: grpc.aio.Server | None = None
         self._http: EmbeddedServer | None = None

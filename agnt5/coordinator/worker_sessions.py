@@ -41,6 +41,7 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
         credentials: Credentials,
         heartbeat_interval: float,
         heartbeat_timeout: float,
+        forget_after: float,
         register_timeout: float = 10.0,
     ) -> None:
         self._scheduler = scheduler
@@ -48,6 +49,7 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
         self._authorize = credentials.worker
         self._heartbeat_interval = heartbeat_interval
         self._heartbeat_timeout = heartbeat_timeout
+        self._forget_after = forget_after
         self._register_timeout = register_timeout
 
     async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
@@ -85,15 +87,17 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
             worker.close()
 
     async def reap(self) -> None:
-        """Drop workers silent for longer than the heartbeat timeout (runs until cancelled)."""
+        """Drop workers silent for longer than the heartbeat timeout, and services with no
+        worker (and no queued work) for longer than ``forget_after`` (runs until cancelled)."""
         period = min(1.0, self._heartbeat_timeout / 4)
         while True:  # for the coordinator's lifetime; cancelled by stop()
             await asyncio.sleep(period)
-            cutoff = time.monotonic() - self._heartbeat_timeout
+            now = time.monotonic()
             for worker in self._registry.workers():
-                if worker.last_seen < cutoff:
+                if worker.last_seen < now - self._heartbeat_timeout:
                     _log.warning("worker %s missed its heartbeats: dropping it", worker.worker_id)
                     self._scheduler.worker_lost(worker)
+            self._registry.forget_idle(now - self._forget_after, self._scheduler.queued)
 
     async def _join(self, context: grpc.aio.ServicerContext, grant: Grant) -> WorkerHandle:
         worker = WorkerHandle.from_register(await self._read_register(context, grant))
