@@ -193,6 +193,25 @@ class FakeWorker:
             self._tasks.append(asyncio.create_task(self._beat(self._heartbeat)))
         return self
 
+    async def refusal(self, tries: int = 5) -> grpc.aio.AioRpcError:
+        """The error the coordinator refuses this worker's Register with.
+
+        When the coordinator refuses the stream before reading anything (a wrong key), the
+        Register write can race the refusal and grpc then ends the call on this side as
+        INTERNAL, hiding the coordinator's status: such a try is made again.
+        """
+        for _ in range(tries):
+            try:
+                await self.start()
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.INTERNAL:
+                    return exc
+                self._closed = False
+            else:
+                await self.disconnect()
+                raise AssertionError("the coordinator accepted the worker")
+        raise AssertionError(f"no refusal but INTERNAL in {tries} tries")
+
     async def _final_status(self, exc: grpc.aio.AioRpcError) -> grpc.aio.AioRpcError:
         """The status the coordinator ended the call with (a racing write can mask it)."""
         code = await asyncio.wait_for(self._call.code(), 5)

@@ -44,11 +44,9 @@ async def test_keys_from_a_file_or_the_environment_stay_out_of_ps(
 
 
 async def _refused_worker(coordinator: CoordinatorProcess, service: str, key: str | None) -> str:
-    worker = FakeWorker(coordinator.endpoint, service, {"f": echo}, api_key=key)
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await worker.start()
-    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    return caught.value.details() or ""
+    refusal = await FakeWorker(coordinator.endpoint, service, {"f": echo}, api_key=key).refusal()
+    assert refusal.code() == grpc.StatusCode.UNAUTHENTICATED
+    return refusal.details() or ""
 
 
 async def test_only_a_worker_key_registers_workers(coordinator: CoordinatorProcess) -> None:
