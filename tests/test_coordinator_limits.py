@@ -91,6 +91,8 @@ async def test_grpc_numbers_out_of_range_are_refused(coordinator: Coordinator) -
             assert caught.value.details().startswith(
                 f"{field} must be 0 to {_YEAR_MS} milliseconds"
             )
+        with pytest.raises(InvalidArgumentError, match="invocation id must be at most 256"):
+            await client.result("x" * 100_000)
         outcomes = [r async for r in client.invoke_many(service, "f", [1, 2], timeout=1e13)]
         assert all(isinstance(r.error, InvalidArgumentError) for r in outcomes)
         assert "timeout_ms must be 0 to" in str(outcomes[0].error)

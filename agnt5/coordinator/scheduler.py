@@ -148,6 +148,7 @@ class Scheduler:
 
     def get(self, invocation_id: str) -> Invocation:
         """The invocation with this id; `NotFoundError` if there is none."""
+        check_name("invocation id", invocation_id)
         invocation = self._store.get(invocation_id)
         if invocation is None:
             raise NotFoundError(f"Invocation {invocation_id!r} not found")

@@ -101,6 +101,8 @@ class Coordinator:
             )
         if not 0 < heartbeat_interval < heartbeat_timeout:
             raise ValueError("need 0 < heartbeat_interval < heartbeat_timeout")
+        if not 0 <= http_wait_timeout < float("inf"):
+            raise ValueError(f"http_wait_timeout must be >= 0 seconds, got {http_wait_timeout!r}")
         if not forget_services_after > 0:
             raise ValueError(f"forget_services_after must be > 0, got {forget_services_after!r}")
         self.host = host
