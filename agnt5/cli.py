@@ -108,13 +108,13 @@ def _add_coordinator_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-input-bytes",
-        type=_count,
+        type=_size,
         default=config.MAX_BODY_BYTES,
         help="largest accepted input (default: %(default)s)",
     )
     parser.add_argument(
         "--max-output-bytes",
-        type=_count,
+        type=_size,
         default=config.MAX_OUTPUT_BYTES,
         help="largest result a worker may return; a larger one fails its invocation "
         "(default: %(default)s)",
@@ -136,12 +136,21 @@ def _add_coordinator_options(parser: argparse.ArgumentParser) -> None:
 
 def _count(text: str) -> int:
     """An argparse type: an integer >= 0."""
+    return _integer(text, 0)
+
+
+def _size(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    return _integer(text, 1)
+
+
+def _integer(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+        value = minimum - 1
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
     return value
 
 
@@ -366,6 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _new_coordinator(args: argparse.Namespace) -> Coordinator:
     from agnt5.coordinator import Coordinator, MemoryStore, SqliteStore, StateStore
 
+    keys = _keys(args)
     store: StateStore
     if getattr(args, "in_memory", True):  # `agnt5 dev` keeps state in memory
         store = MemoryStore(max_finished_bytes=args.result_cache_bytes)
@@ -378,7 +388,7 @@ def _new_coordinator(args: argparse.Namespace) -> Coordinator:
         args.port,
         None if args.no_http else args.http_port,
         api_key=args.api_key,
-        keys=_keys(args),
+        keys=keys,
         allowed_hosts=args.allowed_host,
         max_queue=args.max_queue,
         max_queue_per_service=args.max_queue_per_service,
