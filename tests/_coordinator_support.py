@@ -34,9 +34,11 @@ __all__ = [
     "coordinator_process",
     "echo",
     "eventually",
+    "answer",
     "register_message",
     "registered",
     "result_message",
+    "results_after_restart",
     "sleeper",
     "unique",
 ]
@@ -80,6 +82,11 @@ class CoordinatorProcess:
     @property
     def http_url(self) -> str:
         return f"http://{self.http_address}"
+
+    def kill(self) -> None:
+        """SIGKILL the coordinator and reap it."""
+        self.process.kill()
+        self.process.wait(10)
 
 
 @contextmanager
@@ -398,6 +405,28 @@ class RawWorker:
                 except grpc.aio.AioRpcError:
                     return True
         return False
+
+
+async def answer(client: Any, rogue: RawWorker, service: str, output: bytes, **fields: int) -> Any:
+    """Invoke ``service/f`` with ``client`` (an `AsyncClient`) and answer it from ``rogue``
+    with ``output`` (and Result ``fields``); what the invoke returns or raises."""
+    pending = asyncio.create_task(client.invoke(service, "f"))
+    (invoke,) = await rogue.invokes()
+    await rogue.send(result_message(invoke.invocation_id, invoke.attempt, output, **fields))
+    return await pending
+
+
+async def results_after_restart(data_dir: str, service: str, ids: list[str]) -> list[Any]:
+    """The results of ``ids`` from a coordinator started afresh on ``data_dir`` with an echo
+    worker of ``service``."""
+    from agnt5.client import AsyncClient
+
+    with coordinator_process("--data-dir", data_dir) as process:
+        async with (
+            FakeWorker(process.endpoint, service, {"f": echo}),
+            AsyncClient(process.endpoint, timeout=10) as client,
+        ):
+            return [await client.result(i) for i in ids]
 
 
 async def echo(invoke: worker_pb2.Invoke) -> bytes:

@@ -9,7 +9,15 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 import pytest_asyncio
-from _coordinator_support import FakeWorker, RawWorker, blocker, echo, result_message, unique
+from _coordinator_support import (
+    FakeWorker,
+    RawWorker,
+    answer,
+    blocker,
+    echo,
+    result_message,
+    unique,
+)
 
 from agnt5.client import AsyncClient
 from agnt5.coordinator import Coordinator
@@ -30,12 +38,18 @@ async def channel(coordinator: Coordinator) -> AsyncIterator[grpc.aio.Channel]:
         yield opened
 
 
+@pytest_asyncio.fixture
+async def registered_rogue(channel: grpc.aio.Channel) -> tuple[str, RawWorker]:
+    """A hand-driven worker registered for a service of its own, and that service."""
+    service, worker = unique(), RawWorker(channel)
+    await worker.register(service)
+    return service, worker
+
+
 async def test_garbage_disconnects_the_worker_and_its_work_runs_elsewhere(
-    coordinator: Coordinator, channel: grpc.aio.Channel
+    coordinator: Coordinator, registered_rogue: tuple[str, RawWorker]
 ) -> None:
-    service = unique()
-    rogue = RawWorker(channel)
-    await rogue.register(service)
+    service, rogue = registered_rogue
     async with AsyncClient(coordinator.endpoint, timeout=20) as client:
         pending = asyncio.create_task(client.invoke(service, "f", {"n": 1}))
         assert len(await rogue.invokes()) == 1
@@ -69,11 +83,9 @@ async def test_forged_and_unknown_results_are_ignored(
 
 
 async def test_a_duplicate_result_keeps_the_first(
-    coordinator: Coordinator, channel: grpc.aio.Channel
+    coordinator: Coordinator, registered_rogue: tuple[str, RawWorker]
 ) -> None:
-    service = unique()
-    rogue = RawWorker(channel)
-    await rogue.register(service)
+    service, rogue = registered_rogue
     async with AsyncClient(coordinator.endpoint, timeout=20) as client:
         pending = asyncio.create_task(client.invoke(service, "f", idempotency_key="k"))
         (invoke,) = await rogue.invokes()
@@ -85,11 +97,9 @@ async def test_a_duplicate_result_keeps_the_first(
 
 
 async def test_a_silent_worker_is_dropped_and_its_work_redelivered(
-    coordinator: Coordinator, channel: grpc.aio.Channel
+    coordinator: Coordinator, registered_rogue: tuple[str, RawWorker]
 ) -> None:
-    service = unique()
-    rogue = RawWorker(channel)
-    await rogue.register(service)
+    service, rogue = registered_rogue
     async with AsyncClient(coordinator.endpoint, timeout=20) as client:
         pending = asyncio.create_task(client.invoke(service, "f", "work"))
         assert len(await rogue.invokes()) == 1
@@ -99,18 +109,10 @@ async def test_a_silent_worker_is_dropped_and_its_work_redelivered(
 
 
 async def test_a_result_that_is_not_json_fails_its_invocation(
-    coordinator: Coordinator, channel: grpc.aio.Channel
+    coordinator: Coordinator, registered_rogue: tuple[str, RawWorker]
 ) -> None:
-    service = unique()
-    rogue = RawWorker(channel)
-    await rogue.register(service)
+    service, rogue = registered_rogue
     async with AsyncClient(coordinator.endpoint, timeout=20) as client:
-        pending = asyncio.create_task(client.invoke(service, "f"))
-        (invoke,) = await rogue.invokes()
-        await rogue.send(result_message(invoke.invocation_id, invoke.attempt, b'{"broken'))
         with pytest.raises(OutputNotSerializableError, match="that is not valid JSON"):
-            await pending
-        pending = asyncio.create_task(client.invoke(service, "f"))
-        (invoke,) = await rogue.invokes()  # the worker stays connected
-        await rogue.send(result_message(invoke.invocation_id, invoke.attempt, b'{"fine": 1}'))
-        assert await pending == {"fine": 1}
+            await answer(client, rogue, service, b'{"broken')
+        assert await answer(client, rogue, service, b'{"fine": 1}') == {"fine": 1}  # same stream

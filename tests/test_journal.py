@@ -18,6 +18,7 @@ from _coordinator_support import (
     coordinator_process,
     echo,
     eventually,
+    results_after_restart,
     unique,
 )
 
@@ -115,14 +116,8 @@ async def test_an_id_from_submit_survives_a_kill_right_after(tmp_path: Path) -> 
             AsyncClient(first.endpoint, timeout=10) as client,
         ):
             ids = [await client.submit(service, "f", n) for n in range(20)]
-            first.process.kill()  # SIGKILL the moment the last id is back
-            first.process.wait(10)
-    with coordinator_process("--data-dir", data) as second:
-        async with (
-            FakeWorker(second.endpoint, service, {"f": echo}),
-            AsyncClient(second.endpoint, timeout=10) as client,
-        ):
-            assert [await client.result(i, timeout=10) for i in ids] == list(range(20))
+            first.kill()  # SIGKILL the moment the last id is back
+    assert await results_after_restart(data, service, ids) == list(range(20))
 
 
 async def test_changes_within_one_commit_land_as_the_final_state(tmp_path: Path) -> None:
@@ -179,8 +174,7 @@ async def test_a_second_coordinator_on_a_data_dir_is_refused(tmp_path: Path) -> 
             f"error: {data} is in use by another coordinator (pid {first.process.pid}): stop "
             "it, or give this one another --data-dir\n"
         )
-        first.process.kill()  # the lock goes with the process, even on kill -9
-        first.process.wait(10)
+        first.kill()  # the lock goes with the process, even on kill -9
     with coordinator_process("--data-dir", str(data)):
         pass
 

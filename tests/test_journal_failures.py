@@ -13,10 +13,17 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from _coordinator_support import FakeWorker, blocker, coordinator_process, echo, eventually, unique
+from _coordinator_support import (
+    FakeWorker,
+    blocker,
+    coordinator_process,
+    echo,
+    eventually,
+    results_after_restart,
+    unique,
+)
 
 from agnt5._proto import invocations_pb2, invocations_pb2_grpc
-from agnt5.client import AsyncClient
 from agnt5.coordinator import SqliteStore
 from agnt5.coordinator.store import Invocation, InvocationState, RetryPolicy
 
@@ -70,15 +77,11 @@ async def test_a_failing_disk_refuses_new_work_and_recovers(tmp_path: Path) -> N
                 (await http.post(f"{path}/f/submit", json=n)).json()["invocation_id"]
                 for n in range(5)
             ]
-        first.process.kill()
-        first.process.wait(10)
-    with coordinator_process("--data-dir", data) as second:
-        async with (
-            FakeWorker(second.endpoint, service, {"f": echo}),
-            AsyncClient(second.endpoint, timeout=10) as client,
-        ):
-            assert await client.result(held) == "released"
-            assert [await client.result(i) for i in accepted] == list(range(5))
+        first.kill()
+    assert await results_after_restart(data, service, [held, *accepted]) == [
+        "released",
+        *range(5),
+    ]
 
 
 def _invocation(name: str) -> Invocation:
