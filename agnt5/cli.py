@@ -185,14 +185,17 @@ def _add_key_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _keys(args: argparse.Namespace) -> list[Key]:
-    """The worker and client keys of the flags, else of the environment."""
+    """The worker and client keys of the flags, else of the environment (none for commands
+    without key options: `agnt5 dev` uses --api-key alone)."""
     from agnt5.coordinator.auth import Key, read_key_file
 
-    keys = []
+    keys: list[Key] = []
+    if not hasattr(args, "worker_key"):
+        return keys
     for role in ("worker", "client"):
         variable = f"AGNT5_{role.upper()}_KEY"
-        specs = getattr(args, f"{role}_key", None) or config.env_text(variable).splitlines()
-        files = getattr(args, f"{role}_key_file", None) or filter(
+        specs = getattr(args, f"{role}_key") or config.env_text(variable).splitlines()
+        files = getattr(args, f"{role}_key_file") or filter(
             None, [config.env_text(f"{variable}_FILE")]
         )
         try:
