@@ -156,11 +156,20 @@ async def test_lookups_and_pruning_use_an_index(where: str, params: tuple[object
     assert "USING INDEX" in " ".join(str(row) for row in plan)
 
 
-def _coordinator_fails(*args: str) -> str:
-    """Run ``agnt5 coordinator *args`` expecting it to refuse to start; its stderr."""
+def _coordinator_fails(data: Path) -> str:
+    """Run ``agnt5 coordinator --data-dir DATA`` expecting it to refuse to start; its stderr.
+
+    It runs beside ``data``: from the source tree, ``-m`` would import the uncompiled
+    sources ahead of the installed package (and say so on stderr).
+    """
     command = [sys.executable, "-m", "agnt5", "coordinator", "--port", "0", "--http-port", "0"]
     finished = subprocess.run(
-        [*command, *args], capture_output=True, env=agnt5_env(), timeout=30, check=False
+        [*command, "--data-dir", str(data)],
+        capture_output=True,
+        cwd=data.parent,
+        env=agnt5_env(),
+        timeout=30,
+        check=False,
     )
     assert finished.returncode == 1, finished
     return finished.stderr.decode()
@@ -169,7 +178,7 @@ def _coordinator_fails(*args: str) -> str:
 async def test_a_second_coordinator_on_a_data_dir_is_refused(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with coordinator_process("--data-dir", str(data)) as first:
-        stderr = _coordinator_fails("--data-dir", str(data))
+        stderr = _coordinator_fails(data)
         assert stderr == (
             f"error: {data} is in use by another coordinator (pid {first.process.pid}): stop "
             "it, or give this one another --data-dir\n"
@@ -209,7 +218,7 @@ async def test_a_damaged_journal_is_one_line_saying_what_to_do(
     data = tmp_path / "data"
     data.mkdir()
     damage(data / "journal.db")
-    stderr = _coordinator_fails("--data-dir", str(data))
+    stderr = _coordinator_fails(data)
     assert stderr.count("\n") == 1 and problem in stderr
     assert stderr.startswith(f"error: cannot read the journal {data / 'journal.db'} (")
     assert stderr.endswith(
