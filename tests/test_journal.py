@@ -235,3 +235,18 @@ def _corrupt_row(path: Path) -> None:
             "1, 1, '', NULL, NULL, 0)"
         )
     db.close()
+
+
+async def test_an_invoke_before_the_workers_reconnect_waits_for_them(tmp_path: Path) -> None:
+    """After a restart a retried invoke may arrive before any worker registered again; it is
+    retried (UNAVAILABLE), not refused as an unknown service."""
+    service = unique()
+    async with (
+        Coordinator(port=0, store=SqliteStore(tmp_path)) as coordinator,
+        AsyncClient(coordinator.endpoint, timeout=20) as client,
+    ):
+        early = asyncio.create_task(client.invoke(service, "f", "early", idempotency_key="k"))
+        await asyncio.sleep(0.3)
+        assert not early.done()
+        async with FakeWorker(coordinator.endpoint, service, {"f": echo}):
+            assert await early == "early"

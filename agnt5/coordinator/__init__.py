@@ -5,7 +5,9 @@ Delivery guarantee, with a journal (``agnt5 coordinator --data-dir DIR``, a `Sql
 - **At-least-once execution.** An invocation the coordinator accepted runs until it has an
   outcome: a lost worker's attempts are delivered again at once, and after a coordinator
   restart every journaled invocation without an outcome is queued again and delivered when a
-  worker of its service registers (``attempt + 1`` for one that was running). A handler may
+  worker of its service registers (``attempt + 1`` for one that was running); for 30 s after
+  a start, a call to a service no worker has registered yet is ``UNAVAILABLE`` (clients retry
+  it) rather than ``NOT_FOUND``, while the workers reconnect. A handler may
   therefore run more than once for one invocation (compare ``ctx.attempt``); make side
   effects idempotent.
 - **Exactly one result per idempotency key.** The first outcome recorded for an invocation is

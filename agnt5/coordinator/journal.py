@@ -101,6 +101,7 @@ class SqliteStore:
     """
 
     failure: str | None = None
+    durable = True
 
     def __init__(
         self,

@@ -67,6 +67,7 @@ class Scheduler:
         self._listeners: dict[str, list[Callable[[Invocation], None]]] = {}
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
         self._retries: dict[str, asyncio.TimerHandle] = {}
+        self._reconnecting_until = 0.0  # monotonic; see `recover`
         self._closed = False
 
     @property
@@ -110,6 +111,11 @@ class Scheduler:
         self._check_store()
         entry = self._registry.service(service)
         if entry is None:
+            if time.monotonic() < self._reconnecting_until:
+                raise UnavailableError(
+                    f"no worker of service {service!r} has registered since the coordinator "
+                    "started: its workers may still be reconnecting; retry"
+                )
             raise NotFoundError(f"Service {service!r} not found")
         component = entry.components.get(function)
         if component is None:  # an older worker still connected may serve it
@@ -193,12 +199,16 @@ class Scheduler:
         else:
             self._listeners.setdefault(invocation.id, []).append(callback)
 
-    def recover(self, invocations: Iterable[Invocation]) -> None:
+    def recover(self, invocations: Iterable[Invocation], *, reconnect_grace: float = 0.0) -> None:
         """Take back invocations a previous coordinator left unfinished (from its journal).
 
         Each waits in its service's queue until a worker of it registers; one that was running
         is delivered again with ``attempt + 1``; one past its deadline fails with ``TIMEOUT``.
+        For ``reconnect_grace`` seconds from now, while the previous coordinator's workers are
+        still reconnecting, a service no worker registered yet is `UnavailableError` (which
+        clients retry), not `NotFoundError`.
         """
+        self._reconnecting_until = time.monotonic() + reconnect_grace
         loop = asyncio.get_running_loop()
         now_ms = time.time() * 1000
         for invocation in invocations:

@@ -31,6 +31,7 @@ _log = logging.getLogger("agnt5.coordinator")
 DEFAULT_MAX_INPUT_BYTES = config.MAX_BODY_BYTES
 DEFAULT_MAX_OUTPUT_BYTES = config.MAX_OUTPUT_BYTES
 _FRAME_ROOM = 2 * MAX_BYTES  # a batch frame: full batches up to MAX_BYTES, plus one item
+_WORKER_RECONNECT = 30.0  # seconds: a standalone worker tries to reconnect at least this often
 
 
 def _loopback(host: str) -> bool:
@@ -196,7 +197,8 @@ class Coordinator:
                 self._http = EmbeddedServer(app, self.host, http_port)
                 await self._http.start()
             self._reaper = asyncio.create_task(self._sessions.reap())
-            self._scheduler.recover(self._store.unfinished())
+            grace = _WORKER_RECONNECT if self._store.durable else 0.0
+            self._scheduler.recover(self._store.unfinished(), reconnect_grace=grace)
         except BaseException:
             await self.stop(grace=0)
             raise

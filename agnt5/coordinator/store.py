@@ -86,6 +86,8 @@ class StateStore(Protocol):
 
     failure: str | None
     """Why the store cannot commit changes right now (None while it can)."""
+    durable: bool
+    """Whether what it keeps outlives the coordinator (clients then retry across a restart)."""
 
     def add(self, invocation: Invocation) -> None: ...
 
@@ -120,6 +122,7 @@ class MemoryStore:
     (see `save`)."""
 
     failure: str | None = None
+    durable = False
 
     def __init__(
         self, max_finished: int = 100_000, max_finished_bytes: int = config.RESULT_CACHE_BYTES
