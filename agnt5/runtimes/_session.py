@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from typing import Any
 
@@ -19,7 +20,12 @@ from agnt5._wire.records import ErrorItem, InvokeItem, ResultItem
 from agnt5.config import WorkerConfig
 from agnt5.context import Context
 from agnt5.decorators import Component
-from agnt5.errors import AgntError, InvocationCancelledError, ResourceExhaustedError
+from agnt5.errors import (
+    AgntError,
+    InvocationCancelledError,
+    PayloadTooLargeError,
+    ResourceExhaustedError,
+)
 
 __all__ = ["Session", "SessionLost"]
 
@@ -47,6 +53,7 @@ class Session:
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
         self._inflight: dict[str, tuple[asyncio.Task[None], Context | None]] = {}
         self._heartbeat_interval = config.heartbeat_interval
+        self._max_result_bytes = sys.maxsize  # until the coordinator says
         self._accepting = True
         self._lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._tasks: list[asyncio.Task[None]] = []
@@ -65,6 +72,7 @@ class Session:
         if reply is grpc.aio.EOF or reply[0] != "register_ack":
             raise SessionLost("the coordinator closed the stream instead of acknowledging Register")
         ack = reply[1]
+        self._max_result_bytes = ack.max_result_bytes or sys.maxsize
         if ack.heartbeat_interval_ms:
             self._heartbeat_interval = min(
                 self._heartbeat_interval, ack.heartbeat_interval_ms / 1000
@@ -186,15 +194,21 @@ class Session:
         except AgntError as exc:
             error = exc
         else:
-            duration_us = int((time.perf_counter() - started) * 1e6)
-            self._finish(
-                invoke, ResultItem(invoke.invocation_id, invoke.attempt, output, None, duration_us)
+            if len(output) <= self._max_result_bytes:
+                duration_us = int((time.perf_counter() - started) * 1e6)
+                result = ResultItem(invoke.invocation_id, invoke.attempt, output, None, duration_us)
+                self._finish(invoke, result)
+                return
+            error = PayloadTooLargeError(
+                f"the result of {invoke.component} is {len(output)} bytes, over the "
+                f"coordinator's limit of {self._max_result_bytes} bytes"
             )
-            return
         self._fail(invoke, error, time.perf_counter() - started)
 
     def _fail(self, invoke: InvokeItem, error: AgntError, seconds: float) -> None:
-        failure = ErrorItem(**error.to_dict())
+        failure = ErrorItem(
+            _text(error.code), _text(error.message), _text(error.error_type), error.retryable
+        )
         self._finish(
             invoke,
             ResultItem(invoke.invocation_id, invoke.attempt, None, failure, int(seconds * 1e6)),
@@ -264,6 +278,11 @@ class Session:
             max_concurrency=self._config.max_concurrency,
             sdk_version=__version__,
         )
+
+
+def _text(value: str) -> str:
+    """``value`` as text the stream can carry (a lone surrogate in a message becomes '?')."""
+    return value.encode("utf-8", "replace").decode("utf-8")
 
 
 def _result_size(result: ResultItem) -> int:
