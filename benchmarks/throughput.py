@@ -15,7 +15,8 @@ flight, round trip with 1), the batched client path (`AsyncClient.invoke_many`) 
 256 in flight, per-call ``invoke`` with the same concurrency, latency with 1 in flight, and
 ``invoke_many`` with 256 in flight again against a coordinator journaling to SQLite (as
 ``agnt5 coordinator`` does by default). ``--profile DIR`` records py-spy profiles of the
-coordinator and the worker during the 256-in-flight batched run. A report, not a timed test.
+coordinator and the worker during both 256-in-flight batched runs (in memory, journaled) on the
+first repeat. A report, not a timed test.
 """
 
 from __future__ import annotations
@@ -218,8 +219,8 @@ async def _per_call_latencies(client: Any, seconds: float) -> list[float]:
 
 
 async def _agnt5_measure(endpoint: str, seconds: float, what: str) -> dict[str, float]:
-    """``what``: "all", "all+profile" (print "profile" before the 256-in-flight batched run),
-    or "batched" (only the 256-in-flight batched run)."""
+    """``what``: "all", or "batched" (only the 256-in-flight batched run); with "+profile",
+    print "profile" before the 256-in-flight batched run."""
     from agnt5._speedups import USE_EXTENSIONS
     from agnt5.client import AsyncClient
 
@@ -232,7 +233,10 @@ async def _agnt5_measure(endpoint: str, seconds: float, what: str) -> dict[str, 
         await _batched(client, 64, 0.5)  # warm up both paths
         await _per_call(client, 16, 0.3)
         results: dict[str, float] = {"compiled": float(USE_EXTENSIONS)}
-        if what == "batched":
+        if what.startswith("batched"):
+            if what.endswith("+profile"):
+                print("profile", flush=True)  # the parent starts py-spy now
+                await asyncio.sleep(0.5)
             results["batched_256"] = await _batched(client, 256, seconds)
             return results
         for in_flight in FLIGHTS:
@@ -306,10 +310,42 @@ def _check_twins(fallback: bool, results: dict[str, float], processes: list[Any]
         sys.exit("a fallback run loaded the compiled twins; not reported")
 
 
+def _measure(
+    python: str,
+    env: dict[str, str],
+    args: list[str],
+    processes: list[subprocess.Popen[bytes]],
+    profile: Path | None,
+    tag: str,
+    seconds: float,
+) -> dict[str, float]:
+    """Run a measuring child; with ``profile``, py-spy records the coordinator and the worker
+    from the moment the child prints "profile" (into ``<profile>/<tag>-<process>.txt``)."""
+    spies: list[subprocess.Popen[bytes]] = []
+
+    def on_line(line: str) -> None:
+        if line == "profile" and profile is not None:
+            for name, process in zip(("coordinator", "worker"), processes, strict=True):
+                spies.append(subprocess.Popen(
+                    [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw",
+                     "--nonblocking", "-r", "200", "-d", str(max(1, int(seconds))),
+                     "-p", str(process.pid), "-o", str(profile / f"{tag}-{name}.txt")],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                ))  # fmt: skip
+
+    try:
+        return _child(python, args, env, on_line)
+    finally:
+        for spy in spies:
+            spy.wait(60)
+
+
 def _run_mode(
     python: str, fallback: bool, seconds: float, profile: Path | None
 ) -> dict[str, float]:
     env = _env(fallback)
+    tag = "fallback" if fallback else "compiled"
+    suffix = "+profile" if profile is not None else ""
     echo = [python, "-P", str(Path(__file__).resolve()), "echo-server"]
     with _process(echo, env) as echo_server:
         echo_port = _first_line(echo_server, _START_TIMEOUT).split("=", 1)[1]
@@ -317,31 +353,14 @@ def _run_mode(
             python, ["echo-measure", f"127.0.0.1:{echo_port}", str(seconds)], env, print
         )
     with _agnt5_system(python, env, ["--in-memory"]) as (endpoint, processes):
-        spies: list[subprocess.Popen[bytes]] = []
-
-        def on_line(line: str) -> None:
-            if line == "profile" and profile is not None:
-                tag = "fallback" if fallback else "compiled"
-                for name, process in zip(("coordinator", "worker"), processes, strict=True):
-                    out = profile / f"{tag}-{name}.txt"
-                    spies.append(subprocess.Popen(
-                        [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw",
-                         "--nonblocking", "-r", "200", "-d", str(max(1, int(seconds))),
-                         "-p", str(process.pid), "-o", str(out)],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                    ))  # fmt: skip
-
-        what = "all+profile" if profile is not None else "all"
-        measured = _child(python, ["agnt5-measure", endpoint, str(seconds), what], env, on_line)
+        args = ["agnt5-measure", endpoint, str(seconds), "all" + suffix]
+        measured = _measure(python, env, args, processes, profile, tag, seconds)
         _check_twins(fallback, measured, processes)
         results.update(measured)
-        for spy in spies:
-            spy.wait(60)
     with tempfile.TemporaryDirectory(prefix="agnt5-bench-") as data:
         with _agnt5_system(python, env, ["--data-dir", data]) as (endpoint, processes):
-            measured = _child(
-                python, ["agnt5-measure", endpoint, str(seconds), "batched"], env, print
-            )
+            args = ["agnt5-measure", endpoint, str(seconds), "batched" + suffix]
+            measured = _measure(python, env, args, processes, profile, f"{tag}-journal", seconds)
             _check_twins(fallback, measured, processes)
             results["journal_batched_256"] = measured["batched_256"]
     return results
