@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import grpc
 import orjson
 
-from agnt5._pipeline import Pipeline, Route
+from agnt5._pipeline import Pipeline
 from agnt5._proto import common_pb2, worker_pb2
 from agnt5._version import __version__
 from agnt5._wire.batching import Batcher
@@ -19,7 +20,12 @@ from agnt5._wire.records import ErrorItem, InvokeItem, ResultItem
 from agnt5.config import WorkerConfig
 from agnt5.context import Context
 from agnt5.decorators import Component
-from agnt5.errors import AgntError, InvocationCancelledError, ResourceExhaustedError
+from agnt5.errors import (
+    AgntError,
+    InvocationCancelledError,
+    ResourceExhaustedError,
+    wrap_exception,
+)
 
 __all__ = ["Session", "SessionLost"]
 
@@ -33,10 +39,6 @@ class SessionLost(Exception):
     """The stream ended or failed; the worker reconnects."""
 
 
-class _Cancel(Exception):
-    """Why an in-flight invocation was cancelled (carried as the task's cancel message)."""
-
-
 class Session:
     """A registered stream: reads invocations, runs them, writes results, heartbeats."""
 
@@ -46,6 +48,7 @@ class Session:
         self._pipeline = pipeline
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
         self._inflight: dict[str, tuple[asyncio.Task[None], Context | None]] = {}
+        self._cancels: dict[str, InvocationCancelledError] = {}  # why this session cancelled one
         self._heartbeat_interval = config.heartbeat_interval
         self._accepting = True
         self._lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -153,56 +156,42 @@ class Session:
             )
             self._fail(invoke, error, 0.0)
             return
+        invocation_id, attempt = invoke.invocation_id, invoke.attempt or 1
         deadline = invoke.deadline_unix_ms / 1000 if invoke.deadline_unix_ms else None
-        ctx = route.context(invoke.invocation_id, invoke.attempt or 1, invoke.metadata, deadline)
+        ctx = route.context(invocation_id, attempt, invoke.metadata, deadline)
         task = asyncio.create_task(
-            self._run(invoke, route, ctx, deadline), name=f"agnt5-{invoke.invocation_id}"
+            route.run(invoke.input, invocation_id, attempt, invoke.metadata, deadline, ctx),
+            name=f"agnt5-{invocation_id}",
         )
-        self._inflight[invoke.invocation_id] = (task, ctx)
+        self._inflight[invocation_id] = (task, ctx)
+        task.add_done_callback(functools.partial(self._finished, invoke, time.perf_counter()))
 
-    async def _run(
-        self, invoke: InvokeItem, route: Route, ctx: Context | None, deadline: float | None
-    ) -> None:
-        """Run one attempt and send its result, or why it was cancelled."""
-        started = time.perf_counter()
-        try:
-            output = await route.run(
-                invoke.input,
-                invoke.invocation_id,
-                invoke.attempt or 1,
-                invoke.metadata,
-                deadline,
-                ctx,
-            )
-        except asyncio.CancelledError as cancelled:
-            reason = (
-                cancelled.args[0]
-                if cancelled.args and isinstance(cancelled.args[0], _Cancel)
-                else None
-            )
-            if reason is None:
-                raise
-            error: AgntError = InvocationCancelledError(reason.args[0], retryable=reason.args[1])
-        except AgntError as exc:
-            error = exc
-        else:
-            duration_us = int((time.perf_counter() - started) * 1e6)
-            self._finish(
-                invoke, ResultItem(invoke.invocation_id, invoke.attempt, output, None, duration_us)
-            )
+    def _finished(self, invoke: InvokeItem, started: float, task: asyncio.Task[bytes]) -> None:
+        """Free the attempt's slot and send what it came to, however it ended (a task cancelled
+        before it started too)."""
+        invocation_id = invoke.invocation_id
+        del self._inflight[invocation_id]
+        cancelled = self._cancels.pop(invocation_id, None)
+        seconds = time.perf_counter() - started
+        if task.cancelled():
+            if cancelled is not None:  # else the event loop is closing: nobody is left to tell
+                self._fail(invoke, cancelled, seconds)
             return
-        self._fail(invoke, error, time.perf_counter() - started)
+        error = task.exception()
+        if error is None:
+            output = task.result()
+            self._send(ResultItem(invocation_id, invoke.attempt, output, None, int(seconds * 1e6)))
+            return
+        if not isinstance(error, AgntError):  # the pipeline's own fault, not the handler's
+            _log.error("invocation %s failed in the worker", invocation_id, exc_info=error)
+            error = wrap_exception(invoke.component, error)
+        self._fail(invoke, error, seconds)
 
     def _fail(self, invoke: InvokeItem, error: AgntError, seconds: float) -> None:
         failure = ErrorItem(**error.to_dict())
-        self._finish(
-            invoke,
-            ResultItem(invoke.invocation_id, invoke.attempt, None, failure, int(seconds * 1e6)),
+        self._send(
+            ResultItem(invoke.invocation_id, invoke.attempt, None, failure, int(seconds * 1e6))
         )
-
-    def _finish(self, invoke: InvokeItem, result: ResultItem) -> None:
-        self._inflight.pop(invoke.invocation_id, None)
-        self._send(result)
 
     def _cancel(self, invocation_id: str, reason: str, *, retryable: bool = False) -> None:
         entry = self._inflight.get(invocation_id)
@@ -210,9 +199,10 @@ class Session:
             return
         task, ctx = entry
         text = reason or "cancelled by the coordinator"
+        self._cancels.setdefault(invocation_id, InvocationCancelledError(text, retryable=retryable))
         if ctx is not None:
             ctx._cancel(text)
-        task.cancel(_Cancel(text, retryable))
+        task.cancel(text)
 
     def _cancel_all(self, *, retryable: bool, reason: str) -> None:
         for invocation_id in list(self._inflight):
