@@ -42,6 +42,7 @@ SPANS_TO_FILE = textwrap.dedent(
 APP = SPANS_TO_FILE + textwrap.dedent(
     """
     import asyncio
+    import sys
     import time
 
     from starlette.middleware.gzip import GZipMiddleware
@@ -114,6 +115,30 @@ APP = SPANS_TO_FILE + textwrap.dedent(
     @function()
     def text(size: int) -> str:
         return "x" * size
+
+
+    RAISE = {
+        "SystemExit": lambda: sys.exit(3),
+        "KeyboardInterrupt": KeyboardInterrupt,
+        "CancelledError": asyncio.CancelledError,
+        "GeneratorExit": GeneratorExit,
+    }
+
+
+    @function()
+    async def raise_async(name: str) -> None:
+        await asyncio.sleep(0)
+        raise RAISE[name]()
+
+
+    @function()
+    def raise_sync(name: str) -> None:
+        raise RAISE[name]()
+
+
+    @function(inline=True)
+    def raise_inline(name: str) -> None:
+        raise RAISE[name]()
 
 
     @function()

@@ -11,11 +11,13 @@ Request rules for ``/invoke/{handler}``:
   accepted, and so is none at all. Anything else is 415.
 - Bodies over ``max_body_size`` (10 MiB by default, ``AGNT5_MAX_BODY_SIZE``) are 413, refused
   from ``Content-Length`` before reading, or as soon as the streamed body passes the limit.
-- ``X-Invocation-Id`` sets the invocation id (else one is generated). ``traceparent``,
-  ``tracestate`` and every ``x-agnt5-*`` header reach the handler as ``ctx.metadata``.
+- ``X-Invocation-Id`` sets the invocation id (1 to 128 of ``A-Z a-z 0-9 . _ : -``, else one is
+  generated). ``traceparent``, ``tracestate`` and every ``x-agnt5-*`` header reach the handler
+  as ``ctx.metadata``.
 - Success is ``200 {"result": ..., "invocation_id": ...}``; errors are
   ``{"error", "status", "code", "invocation_id"}`` with the status of the error's code
-  (400, 404, 413, 415, 429, 500, 503, 504, ...). Tracebacks are logged, never returned.
+  (400, 404, 413, 415, 429, 500, 503, 504, ...), whatever the handler raised (``SystemExit``
+  too). Tracebacks are logged, never returned.
 
 Lifespan: startup starts the invocation pipeline (the thread pool for sync handlers and the
 telemetry); shutdown waits for in-flight requests up to ``drain_timeout``, then stops it. Every
@@ -59,7 +61,7 @@ _log = logging.getLogger("agnt5.asgi")
 
 _INVOKE_PREFIX = "/invoke/"
 _ROUTES = {"/health": "GET", "/functions": "GET"}
-_VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_VALID_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")  # the whole value (fullmatch)
 _METADATA_HEADERS = (b"traceparent", b"tracestate")
 
 
@@ -292,7 +294,7 @@ def _request_headers(
             content_length = value
         elif key == b"x-invocation-id":
             text = value.decode("latin-1")
-            if _VALID_ID.match(text):
+            if _VALID_ID.fullmatch(text):
                 invocation_id = text
         elif key in _METADATA_HEADERS or key.startswith(b"x-agnt5-"):
             if metadata is NO_METADATA:

@@ -1,0 +1,84 @@
+"""What a careless or hostile HTTP client cannot do to an ASGI worker: get anything but the JSON
+error document from a handler that raises ``SystemExit``, or put a newline in an invocation id."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from _asgi_support import serve
+
+from agnt5 import Worker, function
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The base URL of a uvicorn serving the test app, and its log."""
+    directory = tmp_path_factory.mktemp("asgi-abuse")
+    with serve(directory) as (url, _):
+        yield url, directory / "uvicorn.log"
+
+
+@pytest.mark.parametrize("handler", ["raise_async", "raise_sync", "raise_inline"])
+def test_base_exceptions_give_the_json_error_document(
+    server: tuple[str, Path], handler: str
+) -> None:
+    base, _ = server
+    for name in ("SystemExit", "KeyboardInterrupt", "CancelledError", "GeneratorExit"):
+        response = httpx.post(
+            f"{base}/invoke/{handler}",
+            json=name,
+            headers={"X-Invocation-Id": f"{handler}-{name}"},
+            timeout=10,
+        )
+        detail = ": 3" if name == "SystemExit" else ""
+        assert (response.status_code, response.json()) == (
+            500,
+            {
+                "error": f"Function {handler} failed: {name}{detail}",
+                "status": 500,
+                "code": "FUNCTION_FAILED",
+                "invocation_id": f"{handler}-{name}",
+            },
+        )
+    assert httpx.get(f"{base}/health", timeout=10).status_code == 200
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("registry")
+@pytest.mark.parametrize("value", [b"inv-1\n", b"inv-1\r\n", b"\ninv-1", b"inv 1", b"x" * 129])
+async def test_an_invocation_id_header_must_be_all_valid(value: bytes) -> None:
+    """uvicorn and h11 strip or refuse a newline in a header value; other ASGI servers, and
+    applications mounting the worker, may pass it through: the worker generates its own id."""
+
+    @function()
+    def whoami(ctx: Any) -> str:
+        return str(ctx.invocation_id)
+
+    app = Worker("ids", runtime="asgi")
+    lifespan: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    lifespan.put_nowait({"type": "lifespan.startup"})
+    lifespan_sent: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    running = asyncio.create_task(app({"type": "lifespan"}, lifespan.get, lifespan_sent.put))
+    assert (await lifespan_sent.get())["type"] == "lifespan.startup.complete"
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json"), (b"x-invocation-id", value)]
+    scope = {"type": "http", "method": "POST", "path": "/invoke/whoami", "headers": headers}
+    await app(scope, receive, send)
+    lifespan.put_nowait({"type": "lifespan.shutdown"})
+    await running
+    body = orjson.loads(sent[-1]["body"])
+    assert body["result"] == body["invocation_id"]
+    assert len(body["invocation_id"]) == 32
