@@ -141,6 +141,16 @@ APP = SPANS_TO_FILE + textwrap.dedent(
         raise RAISE[name]()
 
 
+    def _write(path, text):
+        with open(path, "a") as out:
+            out.write(text + "\\n")
+
+
+    @function()
+    def mark(path: str, note: str = "ran") -> None:
+        _write(path, note)
+
+
     @function()
     def twins() -> bool:
         from agnt5._speedups import USE_EXTENSIONS

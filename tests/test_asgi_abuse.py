@@ -1,5 +1,6 @@
-"""What a careless or hostile HTTP client cannot do to an ASGI worker: get anything but the JSON
-error document from a handler that raises ``SystemExit``, or put a newline in an invocation id."""
+"""What a careless or hostile HTTP client cannot do to an ASGI worker: invoke without saying the
+body is JSON (as any web page can), get anything but the JSON error document from a handler that
+raises ``SystemExit``, or put a newline in an invocation id."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from _asgi_support import serve
 
 from agnt5 import Worker, function
 
+JSON = {"content-type": "application/json"}
+ADD_HEADER = "add the header 'Content-Type: application/json'"
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
@@ -22,6 +26,54 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     directory = tmp_path_factory.mktemp("asgi-abuse")
     with serve(directory) as (url, _):
         yield url, directory / "uvicorn.log"
+
+
+@pytest.mark.parametrize(
+    ("headers", "content", "problem"),
+    [
+        ({}, b'{"request": 1}', "the request has no content type"),
+        ({}, b"", "the request has no content type"),
+        ({"content-type": "text/plain"}, b'{"request": 1}', "the content type 'text/plain'"),
+        (
+            {"content-type": "application/x-www-form-urlencoded"},
+            b"request=1",
+            "the content type 'application/x-www-form-urlencoded'",
+        ),
+        (
+            {"content-type": "multipart/form-data; boundary=x"},
+            b"--x--",
+            "the content type 'multipart/form-data'",
+        ),
+    ],
+)
+def test_a_post_must_say_its_body_is_json(
+    server: tuple[str, Path], headers: dict[str, str], content: bytes, problem: str
+) -> None:
+    base, _ = server
+    response = httpx.post(
+        f"{base}/invoke/web_handler", content=content, headers=headers, timeout=10
+    )
+    assert response.status_code == 415, response.text
+    body = response.json()
+    assert body["code"] == "INVALID_ARGUMENT" and body["status"] == 415
+    assert body["error"].startswith(problem) and body["error"].endswith(ADD_HEADER)
+    assert len(body["invocation_id"]) == 32
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "Application/JSON; charset=utf-8", "application/vnd.api+json"],
+)
+def test_json_media_types_are_accepted(server: tuple[str, Path], content_type: str) -> None:
+    base, _ = server
+    response = httpx.post(
+        f"{base}/invoke/web_handler",
+        content=b'{"request": {"a": 1}}',
+        headers={"content-type": content_type},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["result"]["data"] == {"a": 1}
 
 
 @pytest.mark.parametrize("handler", ["raise_async", "raise_sync", "raise_inline"])

@@ -264,7 +264,8 @@ async def _asgi_errors(names: tuple[str, ...]) -> list[tuple[str, str]]:
         async def send(message: dict[str, Any], sent: list[dict[str, Any]] = sent) -> None:
             sent.append(message)
 
-        scope = {"type": "http", "method": "POST", "path": f"/invoke/{name}", "headers": []}
+        headers = [(b"content-type", b"application/json")]
+        scope = {"type": "http", "method": "POST", "path": f"/invoke/{name}", "headers": headers}
         await app(scope, receive, send)
         body = orjson.loads(sent[-1]["body"])
         errors.append((body["code"], body["error"]))

@@ -29,6 +29,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 _JSON = (b"content-type", b"application/json")
+_ADD_HEADER = "add the header 'Content-Type: application/json'"
 
 
 class UnsupportedMediaType(InvalidArgumentError):
@@ -56,16 +57,20 @@ def http_error(status: int, message: str) -> AgntError:
 
 
 def check_content_type(value: bytes | None) -> None:
-    """Accept no content type, ``application/json`` and any ``application/*+json``."""
-    if value is None:
-        return
-    media = value.split(b";", 1)[0].strip().lower()
+    """Accept ``application/json`` and any ``application/*+json`` (parameters allowed).
+
+    A POST must say it is JSON: a web page can send a body without a content type, or as
+    ``text/plain``, to any address without asking (no CORS preflight), but not as JSON.
+    """
+    media = (value or b"").split(b";", 1)[0].strip().lower()
     if media == b"application/json" or (
         media.startswith(b"application/") and media.endswith(b"+json")
     ):
         return
+    if not media:
+        raise UnsupportedMediaType(f"the request has no content type: {_ADD_HEADER}")
     raise UnsupportedMediaType(
-        f"unsupported content type {media.decode('latin-1')!r}: send application/json"
+        f"the content type {media.decode('latin-1')[:100]!r} is not JSON: {_ADD_HEADER}"
     )
 
 

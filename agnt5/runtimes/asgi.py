@@ -7,8 +7,9 @@ every endpoint.
 
 Request rules for ``/invoke/{handler}``:
 
-- The body is JSON; a ``Content-Type`` of ``application/json`` or ``application/*+json`` is
-  accepted, and so is none at all. Anything else is 415.
+- The body is JSON, and says so: ``Content-Type: application/json`` (or ``application/*+json``).
+  Anything else, or none, is 415 naming the header to add (a web page cannot send JSON to
+  another site without the CORS preflight only `enable_cors` answers).
 - Bodies over ``max_body_size`` (10 MiB by default, ``AGNT5_MAX_BODY_SIZE``) are 413, refused
   from ``Content-Length`` before reading, or as soon as the streamed body passes the limit.
 - ``X-Invocation-Id`` sets the invocation id (1 to 128 of ``A-Z a-z 0-9 . _ : -``, else one is
@@ -201,7 +202,7 @@ class AsgiRuntime:
         try:
             if route is None:
                 route = self._routes[scope["path"]] = pipeline.route(name)
-            if content_type is not None and content_type != b"application/json":
+            if content_type != b"application/json":
                 check_content_type(content_type)
             if content_length is not None and len(content_length) >= self._body_limit_digits:
                 check_declared_length(content_length, self._body_limit)
