@@ -152,6 +152,28 @@ APP = SPANS_TO_FILE + textwrap.dedent(
 
 
     @function()
+    async def until_cancelled(started: str, outcome: str) -> None:
+        _write(started, "started")
+        try:
+            await asyncio.sleep(20)
+        except asyncio.CancelledError:
+            _write(outcome, "cancelled")
+            raise
+        _write(outcome, "finished")
+
+
+    @function()
+    def until_ctx_cancelled(ctx, started: str, outcome: str) -> None:
+        _write(started, "started")
+        for _ in range(2000):  # bounded: 20 s
+            if ctx.cancelled:
+                _write(outcome, f"cancelled: {ctx.cancel_reason}")
+                return
+            time.sleep(0.01)
+        _write(outcome, "finished")
+
+
+    @function()
     def twins() -> bool:
         from agnt5._speedups import USE_EXTENSIONS
 

@@ -1,11 +1,15 @@
-"""What a careless or hostile HTTP client cannot do to an ASGI worker: invoke without saying the
-body is JSON (as any web page can), get anything but the JSON error document from a handler that
-raises ``SystemExit``, or put a newline in an invocation id."""
+"""What a careless or hostile HTTP client cannot do to an ASGI worker served by a real uvicorn:
+run a handler on a body it never finished, keep a handler running after it left, invoke without
+saying the body is JSON (as any web page can), put a newline in an invocation id, or get
+anything but the JSON error document from a handler that raises ``SystemExit``."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,83 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     directory = tmp_path_factory.mktemp("asgi-abuse")
     with serve(directory) as (url, _):
         yield url, directory / "uvicorn.log"
+
+
+def eventually(predicate: Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # bounded by the deadline
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
+
+
+def connect(base: str) -> socket.socket:
+    host, port = base.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def request_head(path: str, headers: dict[str, str]) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def log_line(log: Path, invocation_id: str) -> str:
+    """The runtime's log line about ``invocation_id`` ("" until there is one)."""
+    text = log.read_text() if log.exists() else ""
+    return next((line for line in text.splitlines() if invocation_id in line), "")
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_body_cut_short_by_a_disconnect_runs_no_handler(
+    server: tuple[str, Path], tmp_path: Path, framing: str
+) -> None:
+    base, log = server
+    marks = tmp_path / "marks"
+    body = orjson.dumps({"path": str(marks), "note": "cut short"})  # valid JSON, but not all of it
+    invocation_id = f"cut-{uuid.uuid4().hex}"
+    headers = {**JSON, "X-Invocation-Id": invocation_id}
+    if framing == "content-length":
+        request = request_head("/invoke/mark", {**headers, "Content-Length": str(len(body) + 9)})
+        request += body
+    else:  # one chunk and no last chunk
+        request = request_head("/invoke/mark", {**headers, "Transfer-Encoding": "chunked"})
+        request += b"%x\r\n%s\r\n" % (len(body), body)
+    with connect(base) as connection:
+        connection.sendall(request)
+    eventually(lambda: log_line(log, invocation_id) or marks.exists())
+    assert not marks.exists(), marks.read_text()
+    assert log_line(log, invocation_id).endswith(
+        f"invocation {invocation_id} of mark: "
+        "the client disconnected before the request body was complete"
+    )
+
+
+@pytest.mark.parametrize(
+    ("handler", "outcome"),
+    [
+        ("until_cancelled", "cancelled"),  # async: its task is cancelled
+        ("until_ctx_cancelled", "cancelled: the client disconnected"),  # sync, in the pool
+    ],
+)
+def test_a_client_that_leaves_cancels_its_invocation(
+    server: tuple[str, Path], tmp_path: Path, handler: str, outcome: str
+) -> None:
+    base, log = server
+    started, ended = tmp_path / "started", tmp_path / "ended"
+    body = orjson.dumps({"started": str(started), "outcome": str(ended)})
+    invocation_id = f"left-{uuid.uuid4().hex}"
+    headers = {**JSON, "X-Invocation-Id": invocation_id, "Content-Length": str(len(body))}
+    with connect(base) as connection:
+        connection.sendall(request_head(f"/invoke/{handler}", headers) + body)
+        eventually(started.exists)
+    eventually(ended.exists)  # the handlers give up by themselves only after 20 s
+    assert ended.read_text() == f"{outcome}\n"
+    eventually(lambda: log_line(log, invocation_id))
+    assert log_line(log, invocation_id).endswith(
+        f"invocation {invocation_id} of {handler}: "
+        "the client disconnected; the invocation was cancelled"
+    )
+    assert httpx.get(f"{base}/health", timeout=10).status_code == 200
 
 
 @pytest.mark.parametrize(

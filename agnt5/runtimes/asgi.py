@@ -12,6 +12,9 @@ Request rules for ``/invoke/{handler}``:
   another site without the CORS preflight only `enable_cors` answers).
 - Bodies over ``max_body_size`` (10 MiB by default, ``AGNT5_MAX_BODY_SIZE``) are 413, refused
   from ``Content-Length`` before reading, or as soon as the streamed body passes the limit.
+- A client that disconnects before its body is complete gets no invocation; one that
+  disconnects while the handler runs cancels it (an async handler is cancelled; a sync one in
+  the thread pool sees ``ctx.cancelled``). Nothing is answered to a client that left.
 - ``X-Invocation-Id`` sets the invocation id (1 to 128 of ``A-Z a-z 0-9 . _ : -``, else one is
   generated). ``traceparent``, ``tracestate`` and every ``x-agnt5-*`` header reach the handler
   as ``ctx.metadata``.
@@ -42,6 +45,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from agnt5._pipeline import NO_METADATA, Pipeline, Route
 from agnt5._wire.http import (
+    ClientDisconnected,
     MethodNotAllowed,
     check_content_type,
     check_declared_length,
@@ -55,6 +59,7 @@ from agnt5.errors import AgntError, NotFoundError
 if TYPE_CHECKING:
     from agnt5._registry import Registry
     from agnt5.config import WorkerConfig
+    from agnt5.context import Context
 
 __all__ = ["AsgiRuntime"]
 
@@ -208,9 +213,20 @@ class AsgiRuntime:
                 check_declared_length(content_length, self._body_limit)
             message = await receive()  # uvicorn answers "Expect: 100-continue" here, not before
             body = message.get("body", b"")
-            if message.get("more_body", False) or len(body) > self._body_limit:
+            if (
+                message.get("more_body", False)
+                or len(body) > self._body_limit
+                or message["type"] != "http.request"
+            ):
                 body = await read_body(receive, self._body_limit, message)
-            output = await route.run(body, invocation_id, 1, metadata)
+            if route.is_async or route.executor is not None:
+                output = await _cancelled_on_disconnect(
+                    route, body, invocation_id, metadata, receive
+                )
+            else:  # an inline handler holds the event loop: nothing could stop it anyway
+                output = await route.run(body, invocation_id, 1, metadata)
+        except ClientDisconnected as gone:
+            _log.info("invocation %s of %s: %s", invocation_id, name, gone.message)
         except AgntError as error:
             await respond(send, error.http_status, error_body(error, invocation_id))
         else:
@@ -280,6 +296,50 @@ class AsgiRuntime:
                 "runtime": "asgi",
             }
         )
+
+
+async def _cancelled_on_disconnect(
+    route: Route, body: bytes, invocation_id: str, metadata: Mapping[str, str], receive: Any
+) -> bytes:
+    """`Route.run`, cancelled (and its ``ctx``) if the client disconnects meanwhile."""
+    watch = _DisconnectWatch(receive, route.context(invocation_id, 1, metadata))
+    try:
+        return await route.run(body, invocation_id, 1, metadata, None, watch.ctx)
+    except asyncio.CancelledError:
+        if not watch.client_left:
+            raise
+        raise ClientDisconnected("the client disconnected; the invocation was cancelled") from None
+    finally:
+        watch.stop()
+
+
+class _DisconnectWatch:
+    """While an attempt runs in this task: if the client disconnects, cancel the task (and
+    ``ctx``), as `asyncio.timeout` does; `stop` undoes that cancellation once it is handled."""
+
+    __slots__ = ("_task", "_watch", "client_left", "ctx")
+
+    def __init__(self, receive: Any, ctx: Context | None) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self.ctx = ctx
+        self.client_left = False
+        self._watch = asyncio.create_task(self._wait(receive))
+
+    async def _wait(self, receive: Any) -> None:
+        # With the body read, a server's next message is http.disconnect, when the client leaves.
+        if (await receive())["type"] == "http.disconnect":
+            self.client_left = True
+            reason = "the client disconnected"
+            if self.ctx is not None:
+                self.ctx._cancel(reason)
+            self._task.cancel(reason)
+
+    def stop(self) -> None:
+        self._watch.cancel()
+        if self.client_left:
+            self._task.uncancel()
 
 
 def _request_headers(
