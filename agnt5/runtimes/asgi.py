@@ -69,6 +69,7 @@ _INVOKE_PREFIX = "/invoke/"
 _ROUTES = {"/health": "GET", "/functions": "GET"}
 _VALID_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")  # the whole value (fullmatch)
 _METADATA_HEADERS = (b"traceparent", b"tracestate")
+_WATCH_AFTER = 0.05  # seconds into an attempt before a disconnect is watched for
 
 
 class AsgiRuntime:
@@ -315,21 +316,30 @@ async def _cancelled_on_disconnect(
 
 class _DisconnectWatch:
     """While an attempt runs in this task: if the client disconnects, cancel the task (and
-    ``ctx``), as `asyncio.timeout` does; `stop` undoes that cancellation once it is handled."""
+    ``ctx``), as `asyncio.timeout` does; `stop` undoes that cancellation once it is handled.
 
-    __slots__ = ("_task", "_watch", "client_left", "ctx")
+    The watch starts ``_WATCH_AFTER`` seconds into the attempt: most attempts are over by then,
+    and cost no watching task.
+    """
+
+    __slots__ = ("_receive", "_task", "_timer", "_watch", "client_left", "ctx")
 
     def __init__(self, receive: Any, ctx: Context | None) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._task = task
+        self._receive = receive
         self.ctx = ctx
         self.client_left = False
-        self._watch = asyncio.create_task(self._wait(receive))
+        self._watch: asyncio.Task[None] | None = None
+        self._timer = task.get_loop().call_later(_WATCH_AFTER, self._start)
 
-    async def _wait(self, receive: Any) -> None:
+    def _start(self) -> None:
+        self._watch = asyncio.create_task(self._wait())
+
+    async def _wait(self) -> None:
         # With the body read, a server's next message is http.disconnect, when the client leaves.
-        if (await receive())["type"] == "http.disconnect":
+        if (await self._receive())["type"] == "http.disconnect":
             self.client_left = True
             reason = "the client disconnected"
             if self.ctx is not None:
@@ -337,7 +347,9 @@ class _DisconnectWatch:
             self._task.cancel(reason)
 
     def stop(self) -> None:
-        self._watch.cancel()
+        self._timer.cancel()
+        if self._watch is not None:
+            self._watch.cancel()
         if self.client_left:
             self._task.uncancel()
 
