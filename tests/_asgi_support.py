@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 from _coordinator_support import agnt5_env
 from _processes import spawn, stop
+from _raising import RAISING
 
 __all__ = ["APP", "SPANS_TO_FILE", "free_port", "serve"]
 
@@ -39,10 +40,11 @@ SPANS_TO_FILE = textwrap.dedent(
     """
 )
 
-APP = SPANS_TO_FILE + textwrap.dedent(
-    """
+APP = (
+    SPANS_TO_FILE
+    + textwrap.dedent(
+        """
     import asyncio
-    import sys
     import time
 
     from starlette.middleware.gzip import GZipMiddleware
@@ -117,30 +119,6 @@ APP = SPANS_TO_FILE + textwrap.dedent(
         return "x" * size
 
 
-    RAISE = {
-        "SystemExit": lambda: sys.exit(3),
-        "KeyboardInterrupt": KeyboardInterrupt,
-        "CancelledError": asyncio.CancelledError,
-        "GeneratorExit": GeneratorExit,
-    }
-
-
-    @function()
-    async def raise_async(name: str) -> None:
-        await asyncio.sleep(0)
-        raise RAISE[name]()
-
-
-    @function()
-    def raise_sync(name: str) -> None:
-        raise RAISE[name]()
-
-
-    @function(inline=True)
-    def raise_inline(name: str) -> None:
-        raise RAISE[name]()
-
-
     def _write(path, text):
         with open(path, "a") as out:
             out.write(text + "\\n")
@@ -190,7 +168,9 @@ APP = SPANS_TO_FILE + textwrap.dedent(
     if os.environ.get("GZIP"):
         app.add_middleware(GZipMiddleware, minimum_size=100)
     """
-)
+    )
+    + RAISING
+)  # registered after the app is made: served all the same
 
 
 def free_port() -> int:

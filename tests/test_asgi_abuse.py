@@ -17,6 +17,7 @@ import httpx
 import orjson
 import pytest
 from _asgi_support import serve
+from _raising import BASE_EXCEPTIONS, failure
 
 from agnt5 import Worker, function
 
@@ -162,18 +163,17 @@ def test_base_exceptions_give_the_json_error_document(
     server: tuple[str, Path], handler: str
 ) -> None:
     base, _ = server
-    for name in ("SystemExit", "KeyboardInterrupt", "CancelledError", "GeneratorExit"):
+    for name in BASE_EXCEPTIONS:
         response = httpx.post(
             f"{base}/invoke/{handler}",
             json=name,
             headers={"X-Invocation-Id": f"{handler}-{name}"},
             timeout=10,
         )
-        detail = ": 3" if name == "SystemExit" else ""
         assert (response.status_code, response.json()) == (
             500,
             {
-                "error": f"Function {handler} failed: {name}{detail}",
+                "error": failure(handler, name),
                 "status": 500,
                 "code": "FUNCTION_FAILED",
                 "invocation_id": f"{handler}-{name}",

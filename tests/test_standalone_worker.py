@@ -19,6 +19,7 @@ import orjson
 import pytest
 from _coordinator_support import PYTHON, agnt5_env, coordinator_process, unique
 from _processes import spawn, stop
+from _raising import BASE_EXCEPTIONS, RAISING, failure
 
 from agnt5.client import AsyncClient, Client
 from agnt5.errors import AgntError, InvalidArgumentError, InvocationTimeoutError, NotFoundError
@@ -365,53 +366,6 @@ def test_user_signal_handlers_coexist_with_the_worker(tmp_path: Path, signum: in
     assert "Cleanup complete (shutdown_requested=True)" in text
 
 
-RAISING = textwrap.dedent(
-    """
-    import asyncio
-    import sys
-
-    from agnt5 import function
-
-    RAISE = {
-        "SystemExit": lambda: sys.exit(3),
-        "KeyboardInterrupt": KeyboardInterrupt,
-        "CancelledError": asyncio.CancelledError,
-        "GeneratorExit": GeneratorExit,
-    }
-
-
-    @function()
-    async def raise_async(name: str) -> None:
-        await asyncio.sleep(0)
-        raise RAISE[name]()
-
-
-    @function()
-    def raise_sync(name: str) -> None:
-        raise RAISE[name]()
-
-
-    @function(inline=True)
-    def raise_inline(name: str) -> None:
-        raise RAISE[name]()
-
-
-    @function()
-    async def raise_when_cancelled(name: str) -> None:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            raise RAISE[name]() from None
-
-
-    @function()
-    def greet(name: str) -> str:
-        return f"Hello, {name}!"
-    """
-)
-BASE_EXCEPTIONS = ["SystemExit", "KeyboardInterrupt", "CancelledError", "GeneratorExit"]
-
-
 def outcome(call: Callable[..., object], *args: object, **kwargs: object) -> object:
     """What the call returned, or the code, type and message of the agnt5 error it raised."""
     try:
@@ -420,10 +374,9 @@ def outcome(call: Callable[..., object], *args: object, **kwargs: object) -> obj
         return (error.code, error.error_type, error.message)
 
 
-def test_every_base_exception_a_handler_raises_fails_only_its_invocation(tmp_path: Path) -> None:
-    """SystemExit and KeyboardInterrupt do not end the worker; a CancelledError or GeneratorExit
-    of the handler's own does not keep its slot: each is FUNCTION_FAILED, and with one slot the
-    next invocation still runs, on the same worker process."""
+@contextmanager
+def raising_worker(tmp_path: Path) -> Iterator[tuple[Client, str, subprocess.Popen[bytes]]]:
+    """A client, and the service of a worker with one slot serving the `_raising` handlers."""
     module = tmp_path / "raising_app.py"
     module.write_text(RAISING)
     service = unique()
@@ -433,12 +386,18 @@ def test_every_base_exception_a_handler_raises_fails_only_its_invocation(tmp_pat
         Client(coordinator.endpoint, timeout=10) as client,
     ):
         wait_for_service(client, service)
+        yield client, service, worker
+
+
+def test_every_base_exception_a_handler_raises_fails_only_its_invocation(tmp_path: Path) -> None:
+    """SystemExit and KeyboardInterrupt do not end the worker; a CancelledError or GeneratorExit
+    of the handler's own does not keep its slot: each is FUNCTION_FAILED, and with one slot the
+    next invocation still runs, on the same worker process."""
+    with raising_worker(tmp_path) as (client, service, worker):
         for handler in ("raise_async", "raise_sync", "raise_inline"):
             for name in BASE_EXCEPTIONS:
                 failed = outcome(client.invoke, service, handler, name)
-                detail = ": 3" if name == "SystemExit" else ""
-                expected = ("FUNCTION_FAILED", name, f"Function {handler} failed: {name}{detail}")
-                assert failed == expected, log_of(worker)
+                assert failed == ("FUNCTION_FAILED", name, failure(handler, name)), log_of(worker)
                 greeted = outcome(client.invoke, service, "greet", name, timeout=5)
                 assert greeted == f"Hello, {name}!", log_of(worker)
                 assert worker.poll() is None, log_of(worker)
@@ -449,15 +408,7 @@ def test_a_cancelled_invocation_frees_its_slot_whatever_the_handler_raises(tmp_p
     """The coordinator cancels an attempt past its deadline; a handler answering the
     cancellation with an exception of its own (a fresh CancelledError too) still frees its one
     slot for the next invocation."""
-    module = tmp_path / "raising_app.py"
-    module.write_text(RAISING)
-    service = unique()
-    with (
-        coordinator_process() as coordinator,
-        worker_process(module, coordinator.endpoint, service, "--max-concurrency", "1") as worker,
-        Client(coordinator.endpoint, timeout=10) as client,
-    ):
-        wait_for_service(client, service)
+    with raising_worker(tmp_path) as (client, service, worker):
         for name in BASE_EXCEPTIONS:
             with pytest.raises(InvocationTimeoutError):
                 client.invoke(service, "raise_when_cancelled", name, timeout=0.2)
