@@ -170,7 +170,7 @@ class Session:
         """Free the attempt's slot and send what it came to, however it ended (a task cancelled
         before it started too)."""
         invocation_id = invoke.invocation_id
-        del self._inflight[invocation_id]
+        self._inflight.pop(invocation_id, None)
         cancelled = self._cancels.pop(invocation_id, None)
         seconds = time.perf_counter() - started
         if task.cancelled():
