@@ -167,6 +167,16 @@ APP = (
         app.enable_cors(origins=os.environ["CORS"].split(","))
     if os.environ.get("GZIP"):
         app.add_middleware(GZipMiddleware, minimum_size=100)
+    if os.environ.get("BASE_HTTP_MIDDLEWARE"):
+        from starlette.middleware.base import BaseHTTPMiddleware
+
+        class Tagged(BaseHTTPMiddleware):
+            async def dispatch(self, request, call_next):
+                response = await call_next(request)
+                response.headers["x-tagged"] = "yes"
+                return response
+
+        app.add_middleware(Tagged)
     """
     )
     + RAISING

@@ -25,11 +25,15 @@ JSON = {"content-type": "application/json"}
 ADD_HEADER = "add the header 'Content-Type: application/json'"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """The base URL of a uvicorn serving the test app, and its log."""
+@pytest.fixture(scope="module", params=["plain", "BaseHTTPMiddleware"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
+    """The base URL of a uvicorn serving the test app, and its log; the app as it is, and
+    wrapped in a Starlette BaseHTTPMiddleware (which fails a request that gets no response)."""
     directory = tmp_path_factory.mktemp("asgi-abuse")
-    with serve(directory) as (url, _):
+    middleware = {"BASE_HTTP_MIDDLEWARE": "1"} if request.param != "plain" else {}
+    with serve(directory, **middleware) as (url, _):
         yield url, directory / "uvicorn.log"
 
 
@@ -76,6 +80,7 @@ def test_a_body_cut_short_by_a_disconnect_runs_no_handler(
         connection.sendall(request)
     eventually(lambda: log_line(log, invocation_id) or marks.exists())
     assert not marks.exists(), marks.read_text()
+    assert "Exception in ASGI application" not in log.read_text()
     assert log_line(log, invocation_id).endswith(
         f"invocation {invocation_id} of mark: "
         "the client disconnected before the request body was complete"
@@ -108,6 +113,7 @@ def test_a_client_that_leaves_cancels_its_invocation(
         "the client disconnected; the invocation was cancelled"
     )
     assert httpx.get(f"{base}/health", timeout=10).status_code == 200
+    assert "Exception in ASGI application" not in log.read_text()
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ Request rules for ``/invoke/{handler}``:
   from ``Content-Length`` before reading, or as soon as the streamed body passes the limit.
 - A client that disconnects before its body is complete gets no invocation; one that
   disconnects while the handler runs cancels it (an async handler is cancelled; a sync one in
-  the thread pool sees ``ctx.cancelled``). Nothing is answered to a client that left.
+  the thread pool sees ``ctx.cancelled``); its answer, 499 ``CANCELLED``, goes nowhere.
 - ``X-Invocation-Id`` sets the invocation id (1 to 128 of ``A-Z a-z 0-9 . _ : -``, else one is
   generated). ``traceparent``, ``tracestate`` and every ``x-agnt5-*`` header reach the handler
   as ``ctx.metadata``.
@@ -226,9 +226,11 @@ class AsgiRuntime:
                 )
             else:  # an inline handler holds the event loop: nothing could stop it anyway
                 output = await route.run(body, invocation_id, 1, metadata)
-        except ClientDisconnected as gone:
-            _log.info("invocation %s of %s: %s", invocation_id, name, gone.message)
         except AgntError as error:
+            if type(error) is ClientDisconnected:
+                _log.info("invocation %s of %s: %s", invocation_id, name, error.message)
+            # answered even then (servers drop it): middleware such as Starlette's
+            # BaseHTTPMiddleware fails a request that got no response
             await respond(send, error.http_status, error_body(error, invocation_id))
         else:
             output = b"".join(
