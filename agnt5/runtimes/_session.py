@@ -47,7 +47,7 @@ class Session:
         self._config = config
         self._pipeline = pipeline
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
-        self._inflight: dict[str, tuple[asyncio.Task[None], Context | None]] = {}
+        self._inflight: dict[str, tuple[asyncio.Task[bytes], Context | None]] = {}
         self._cancels: dict[str, InvocationCancelledError] = {}  # why this session cancelled one
         self._heartbeat_interval = config.heartbeat_interval
         self._accepting = True
