@@ -262,7 +262,7 @@ async def test_run_serves_with_httptools_where_it_is_installed(registry: None) -
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
             for _ in range(200):  # bounded: 10 s for uvicorn to listen
                 try:
-                    response = await client.post("/invoke/ping")
+                    response = await client.post("/invoke/ping", json={})
                     break
                 except httpx.TransportError:
                     await asyncio.sleep(0.05)
