@@ -89,6 +89,7 @@ class AsgiRuntime:
         self._pipeline: Pipeline | None = None
         self._started = False
         self._in_flight = 0
+        self._watches = _Watches()
 
     # The Worker's public surface.
 
@@ -230,7 +231,7 @@ class AsgiRuntime:
                 body = await read_body(receive, self._body_limit, message)
             if route.is_async or route.threads is not None:
                 output = await _cancelled_on_disconnect(
-                    route, body, invocation_id, metadata, receive
+                    route, body, invocation_id, metadata, receive, self._watches
                 )
             else:  # an inline handler holds the event loop: nothing could stop it anyway
                 output = await route.run(body, invocation_id, 1, metadata)
@@ -310,10 +311,15 @@ class AsgiRuntime:
 
 
 async def _cancelled_on_disconnect(
-    route: Route, body: bytes, invocation_id: str, metadata: Mapping[str, str], receive: Any
+    route: Route,
+    body: bytes,
+    invocation_id: str,
+    metadata: Mapping[str, str],
+    receive: Any,
+    watches: _Watches,
 ) -> bytes:
     """`Route.run`, cancelled (and its ``ctx``) if the client disconnects meanwhile."""
-    watch = _DisconnectWatch(receive, route.context(invocation_id, 1, metadata))
+    watch = _DisconnectWatch(receive, route.context(invocation_id, 1, metadata), watches)
     try:
         return await route.run(body, invocation_id, 1, metadata, None, watch.ctx)
     except asyncio.CancelledError:
@@ -324,27 +330,65 @@ async def _cancelled_on_disconnect(
         watch.stop()
 
 
+class _Watches:
+    """The attempts not yet watched for their client leaving, and the one timer for them all:
+    each tick (every `_WATCH_AFTER` seconds while there are any) starts the watches of the
+    attempts that were already waiting at the previous tick, so a watch starts between one and
+    two `_WATCH_AFTER` into its attempt, and a request costs a dict entry, not a timer."""
+
+    __slots__ = ("_loop", "_old", "_timer", "_young")
+
+    def __init__(self) -> None:
+        self._young: dict[_DisconnectWatch, None] = {}
+        self._old: dict[_DisconnectWatch, None] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, watch: _DisconnectWatch) -> None:
+        loop = watch.loop
+        if loop is not self._loop:  # served from another loop now: what was pending is gone
+            self._loop, self._timer = loop, None
+            self._young, self._old = {}, {}
+        self._young[watch] = None
+        if self._timer is None:
+            self._timer = loop.call_later(_WATCH_AFTER, self._tick)
+
+    def discard(self, watch: _DisconnectWatch) -> None:
+        self._young.pop(watch, None)
+        self._old.pop(watch, None)
+
+    def _tick(self) -> None:
+        due, self._old, self._young = self._old, self._young, {}
+        for watch in due:
+            watch.start()
+        self._timer = None
+        if self._old and self._loop is not None:
+            self._timer = self._loop.call_later(_WATCH_AFTER, self._tick)
+
+
 class _DisconnectWatch:
     """While an attempt runs in this task: if the client disconnects, cancel the task (and
     ``ctx``), as `asyncio.timeout` does; `stop` undoes that cancellation once it is handled.
 
-    The watch starts ``_WATCH_AFTER`` seconds into the attempt: most attempts are over by then,
-    and cost no watching task.
+    The watch starts between one and two ``_WATCH_AFTER`` into the attempt (`_Watches`): most
+    attempts are over by then, and cost no watching task.
     """
 
-    __slots__ = ("_receive", "_task", "_timer", "_watch", "client_left", "ctx")
+    __slots__ = ("_receive", "_task", "_watch", "_watches", "client_left", "ctx", "loop")
 
-    def __init__(self, receive: Any, ctx: Context | None) -> None:
+    def __init__(self, receive: Any, ctx: Context | None, watches: _Watches) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._task = task
+        self.loop = task.get_loop()
         self._receive = receive
         self.ctx = ctx
         self.client_left = False
         self._watch: asyncio.Task[None] | None = None
-        self._timer = task.get_loop().call_later(_WATCH_AFTER, self._start)
+        self._watches = watches
+        watches.add(self)
 
-    def _start(self) -> None:
+    def start(self) -> None:
         self._watch = asyncio.create_task(self._wait())
 
     async def _wait(self) -> None:
@@ -357,7 +401,7 @@ class _DisconnectWatch:
             self._task.cancel(reason)
 
     def stop(self) -> None:
-        self._timer.cancel()
+        self._watches.discard(self)
         if self._watch is not None:
             self._watch.cancel()
         if self.client_left:
