@@ -9,6 +9,7 @@ opens a new one).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,8 @@ from agnt5.errors import AgntError, UnavailableError
 __all__ = ["Callback", "InvokeStream"]
 
 Callback = Callable[[StreamOutcome | AgntError], None]
+
+_ACCEPT_WAIT = 1.0  # seconds the writer waits for the coordinator to accept the stream
 
 
 def _call_size(call: StreamCall) -> int:
@@ -77,6 +80,12 @@ class InvokeStream:
     async def _write(self) -> None:
         frames = Batcher(self._outbox, StreamCall, _call_size)
         try:
+            # The coordinator accepts the stream (or refuses it) before anything is written: a
+            # write racing a refusal fails the call locally and hides why it was refused.
+            # An older coordinator sends nothing before an outcome: write after a while anyway.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_ACCEPT_WAIT):
+                    await self._call.initial_metadata()
             while True:  # until cancelled by close() or the call fails
                 await self._call.write(await frames.next())
         except (grpc.RpcError, asyncio.InvalidStateError):
