@@ -13,8 +13,8 @@ import grpc
 
 from agnt5 import config
 from agnt5._wire.batching import MAX_BYTES
+from agnt5._wire.serving import EmbeddedServer
 from agnt5._wire.streams import add_services
-from agnt5.coordinator._http_server import EmbeddedServer
 from agnt5.coordinator.auth import Credentials, Key
 from agnt5.coordinator.gateway import build_gateway
 from agnt5.coordinator.invocations_service import InvocationsService
