@@ -82,7 +82,10 @@ class Pipeline:
         executor = ThreadPoolExecutor(
             config.pool_size, thread_name_prefix=f"agnt5-{config.service_name}"
         )
-        return cls(config.service_name, registry, executor, start_telemetry(config))
+        telemetry = start_telemetry(config)
+        if telemetry is not None:
+            telemetry.declare(registry)
+        return cls(config.service_name, registry, executor, telemetry)
 
     def stop(self) -> None:
         """Stop what `start` started: the thread pool (queued work dropped) and the telemetry."""

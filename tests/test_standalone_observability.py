@@ -11,6 +11,7 @@ import httpx
 import pytest
 from _asgi_support import SPANS_TO_FILE
 from _coordinator_support import coordinator_process, unique
+from _metrics import check_with_promtool, samples
 from test_standalone_worker import free_port, log_of, wait_for_service, worker_process
 
 from agnt5.client import Client
@@ -68,6 +69,7 @@ def test_health_ready_and_metrics_follow_the_coordinator(module: Path) -> None:
     with worker_process(module, endpoint, service, AGNT5_HEALTH_PORT=str(health_port)) as worker:
         wait_for_status(f"{base}/health", 200)
         assert status(f"{base}/ready") == 503  # no coordinator yet
+        before = httpx.get(f"{base}/metrics", timeout=5).text
         with (
             coordinator_process("--port", str(grpc_port)) as coordinator,
             Client(endpoint) as client,
@@ -82,14 +84,21 @@ def test_health_ready_and_metrics_follow_the_coordinator(module: Path) -> None:
             coordinator.process.wait(10)
         wait_for_status(f"{base}/ready", 503)
         assert status(f"{base}/health") == 200
-    lines = metrics.splitlines()
-    assert 'agnt5_invocations_total{agnt5_function="observed",agnt5_outcome="success"} 1' in lines
-    assert (
-        'agnt5_invocations_total{agnt5_error_code="FUNCTION_FAILED",agnt5_function="failing",'
-        'agnt5_outcome="error"} 1'
-    ) in lines
-    assert 'agnt5_invocations_in_flight{agnt5_function="observed"} 0' in lines
+    for text in (before, metrics):
+        check_with_promtool(text)
+    zero, found = samples(before), samples(metrics)
+    observed = _labels(function="observed", outcome="success")
+    assert zero["agnt5_invocations_total", observed] == 0  # a series before the first invocation
+    assert found["agnt5_invocations_total", observed] == 1
+    failed = _labels(function="failing", outcome="error", error_code="FUNCTION_FAILED")
+    assert found["agnt5_invocations_total", failed] == 1
+    assert found["agnt5_invocations_in_flight", _labels(function="observed")] == 0
+    assert found["agnt5_invocation_duration_seconds_count", observed] == 1
     assert "registered" in log_of(worker)
+
+
+def _labels(**labels: str) -> frozenset[tuple[str, str]]:
+    return frozenset((f"agnt5_{key}", value) for key, value in labels.items())
 
 
 def test_json_logs_carry_the_invocation_id(module: Path) -> None:

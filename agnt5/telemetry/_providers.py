@@ -11,11 +11,7 @@ from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    InMemoryMetricReader,
-    MetricReader,
-    PeriodicExportingMetricReader,
-)
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -23,6 +19,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from agnt5._version import __version__
 from agnt5.config import WorkerConfig
 from agnt5.telemetry._env import exporter_names
+from agnt5.telemetry._exposition import Exposition
 from agnt5.telemetry._instrumentation import Instrumentation
 
 __all__ = ["build_instrumentation"]
@@ -42,8 +39,8 @@ def build_instrumentation(
     resource = _resource(config)
     owned: list[Any] = []
     tracer = _tracer(tracer_provider, resource, owned)
-    prometheus = InMemoryMetricReader() if config.health_port is not None else None
-    meter = _meter(metric_readers + ([prometheus] if prometheus else []), resource, owned)
+    exposition = Exposition() if config.serves_metrics else None
+    meter = _meter(metric_readers + ([exposition.reader] if exposition else []), resource, owned)
     logs = logger_provider if logger_provider is not None else _logger_provider(resource, owned)
     if tracer is None and meter is None and logs is None and config.log_format != "json":
         return None
@@ -52,7 +49,7 @@ def build_instrumentation(
         tracer=tracer,
         meter=meter,
         logger_provider=logs,
-        prometheus_reader=prometheus,
+        exposition=exposition,
         owned=owned,
     )
 
