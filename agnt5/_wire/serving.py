@@ -30,7 +30,13 @@ import uvicorn
 
 from agnt5._wire.http import error_body, http_error, respond
 
-__all__ = ["BackgroundServer", "ConnectionLimits", "EmbeddedServer", "guard_connections"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "BackgroundServer",
+    "ConnectionLimits",
+    "EmbeddedServer",
+    "guard_connections",
+]
 
 _log = logging.getLogger("agnt5.http")
 
@@ -47,6 +53,10 @@ class ConnectionLimits:
             raise ValueError(f"max_connections must be >= 1, got {self.max_connections!r}")
         if not 0 < self.idle_timeout < float("inf"):
             raise ValueError(f"idle_timeout must be > 0 seconds, got {self.idle_timeout!r}")
+
+
+DEFAULT_LIMITS = ConnectionLimits()
+"""The gateway's and ``Worker.run()``'s: 1000 connections, closed after 5 s idle."""
 
 
 async def _busy(scope: Any, receive: Any, send: Any) -> None:
@@ -176,7 +186,7 @@ class EmbeddedServer:
         port: int,
         *,
         grace: float = 1.0,
-        limits: ConnectionLimits = ConnectionLimits(),  # noqa: B008 - frozen, shared safely
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self._sock = _bind(host, port)
         self.port: int = self._sock.getsockname()[1]
@@ -189,7 +199,7 @@ class EmbeddedServer:
             access_log=False,
             timeout_graceful_shutdown=max(1, round(grace)),
         )
-        self._server = _Server(guard_connections(config, limits))
+        self._server = _Server(guard_connections(config, limits or DEFAULT_LIMITS))
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, timeout: float = 10.0) -> None:
@@ -237,7 +247,7 @@ class BackgroundServer:
         port: int,
         *,
         name: str,
-        limits: ConnectionLimits = ConnectionLimits(),  # noqa: B008 - frozen, shared safely
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self._server = EmbeddedServer(app, host, port, limits=limits)
         self.port = self._server.port
