@@ -22,7 +22,7 @@ from agnt5.telemetry._env import exporter_names
 from agnt5.telemetry._exposition import Exposition
 from agnt5.telemetry._instrumentation import Instrumentation
 
-__all__ = ["build_instrumentation"]
+__all__ = ["build_instrumentation", "coordinator_providers"]
 
 _log = logging.getLogger("agnt5.telemetry")
 _OTLP_HINT = "pip install opentelemetry-exporter-otlp-proto-grpc (or -proto-http)"
@@ -36,7 +36,7 @@ def build_instrumentation(
     logger_provider: Any,
 ) -> Instrumentation | None:
     """Build the instrumentation from what resolves; ``None`` when nothing does and logs stay uncorrelated."""
-    resource = _resource(config)
+    resource = _resource(config.service_name, config.service_version, config.worker_id)
     owned: list[Any] = []
     tracer = _tracer(tracer_provider, resource, owned)
     exposition = Exposition() if config.serves_metrics else None
@@ -52,6 +52,19 @@ def build_instrumentation(
         exposition=exposition,
         owned=owned,
     )
+
+
+def coordinator_providers(
+    instance_id: str, exposition: Exposition | None
+) -> tuple[Any, Any, list[Any]]:
+    """The coordinator's tracer and meter (None where nothing would receive them) and the
+    providers made for them, to shut down when it stops: spans and metrics go where the
+    ``OTEL_*`` variables or a global provider say, metrics to ``exposition`` too."""
+    resource = _resource("agnt5-coordinator", __version__, instance_id)
+    owned: list[Any] = []
+    tracer = _tracer(None, resource, owned)
+    readers = [exposition.reader] if exposition is not None else []
+    return tracer, _meter(readers, resource, owned), owned
 
 
 def _tracer(given: Any, resource: Resource, owned: list[Any]) -> Any:
@@ -131,11 +144,8 @@ def _otlp_flavour(signal: str) -> str:
     return "otlp_proto_http" if protocol.strip().startswith("http") else "otlp_proto_grpc"
 
 
-def _resource(config: WorkerConfig) -> Resource:
-    attributes = {
-        "service.version": config.service_version,
-        "service.instance.id": config.worker_id,
-    }
+def _resource(service_name: str, version: str, instance_id: str) -> Resource:
+    attributes = {"service.version": version, "service.instance.id": instance_id}
     if not os.environ.get("OTEL_SERVICE_NAME"):
-        attributes["service.name"] = config.service_name
+        attributes["service.name"] = service_name
     return Resource.create(attributes)
