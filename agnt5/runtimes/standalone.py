@@ -103,7 +103,7 @@ class StandaloneRuntime:
         signals = ShutdownSignals(lambda signum: self._request_stop(signal.Signals(signum).name))
         signals.install(self._loop)
         pipeline = Pipeline.start(self._config, self._registry)
-        health = await self._start_health(pipeline.telemetry)
+        health = await self._start_health(pipeline)
         self._running = True
         try:
             await self._serve_forever(pipeline)
@@ -115,7 +115,7 @@ class StandaloneRuntime:
             pipeline.stop()
             self._loop = None
 
-    async def _start_health(self, telemetry: Any) -> Any:
+    async def _start_health(self, pipeline: Pipeline) -> Any:
         """The /health, /ready and /metrics server on ``health_host:health_port`` (port 0:
         none); a port that cannot be bound is a warning, and the worker serves without it."""
         config = self._config
@@ -123,12 +123,14 @@ class StandaloneRuntime:
             return None
         from agnt5.runtimes.health import HealthServer
 
+        telemetry, threads = pipeline.telemetry, pipeline.executor
         exposition = None if telemetry is None else telemetry.exposition
         health = HealthServer(
             config.health_host,
             config.health_port,
             lambda: self._registered,
             None if exposition is None else exposition.render,
+            details=lambda: {"threads": _thread_usage(threads)},
         )
         try:
             await health.start()
@@ -203,6 +205,11 @@ class StandaloneRuntime:
                 self._registered = False
                 await session.close(self._stop_reason if self._stop.is_set() else "reconnecting")
         return True
+
+
+def _thread_usage(threads: Any) -> dict[str, int]:
+    """What ``/health`` says of the sync-handler threads (`agnt5._handler_threads.ThreadUsage`)."""
+    return {"size": threads.size, "busy": threads.busy, "timed_out": threads.timed_out}
 
 
 async def _first(primary: Any, interrupt: Any) -> Any:

@@ -17,6 +17,7 @@ from agnt5.errors import AgntError, ErrorCode
 from agnt5.telemetry._logs import bind_invocation, unbind_invocation
 
 if TYPE_CHECKING:
+    from agnt5._handler_threads import ThreadUsage
     from agnt5.telemetry._exposition import Exposition
 
 __all__ = ["Instrumentation"]
@@ -97,8 +98,29 @@ class Instrumentation:
         self.exposition = exposition
         """What ``/metrics`` renders (a standalone worker serving health endpoints), or None."""
         self._tracer = tracer
+        self._meter = meter
         self._metrics = None if meter is None else _Metrics(meter)
         self._owned = owned
+
+    def observe_threads(self, threads: ThreadUsage) -> None:
+        """Report the sync-handler thread pool's use: its size, busy threads, and threads held
+        by handlers whose invocations timed out."""
+        if self._meter is None:
+            return
+        gauges = (
+            ("agnt5.threads.limit", "size", "Threads the worker runs sync handlers on, at most."),
+            ("agnt5.threads.busy", "busy", "Threads running a sync handler now."),
+            ("agnt5.threads.timed_out", "timed_out",
+             "Busy threads whose invocation timed out or was cancelled: a sync handler cannot "
+             "be interrupted, so it holds its thread until it returns."),
+        )  # fmt: skip
+        for name, field, description in gauges:
+            self._meter.create_observable_gauge(
+                name,
+                callbacks=[lambda options, field=field: [Observation(getattr(threads, field))]],
+                unit="{thread}",
+                description=description,
+            )
 
     def declare(self, functions: Iterable[str]) -> None:
         """Start the invocation counts of ``functions`` at zero, so their series exist before
