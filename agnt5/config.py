@@ -42,6 +42,7 @@ __all__ = [
     "env_flag",
     "env_text",
     "parse_endpoint",
+    "parse_host",
     "setting",
 ]
 
@@ -189,8 +190,8 @@ def _seconds(value: Any) -> float:
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
-def _host(value: Any) -> str:
-    """An IP address or a host name to bind."""
+def parse_host(value: Any) -> str:
+    """An IP address or a host name to bind; `ValueError` otherwise."""
     text = _text(value)
     try:
         ipaddress.ip_address(text)
@@ -238,7 +239,7 @@ _SETTINGS: dict[str, _Setting] = {
     "drain_timeout": _Setting(_seconds, 30.0),
     "heartbeat_interval": _Setting(_seconds, HEARTBEAT_INTERVAL),
     "worker_id": _Setting(_name, default_factory=_default_worker_id),
-    "health_host": _Setting(_host, HEALTH_HOST),
+    "health_host": _Setting(parse_host, HEALTH_HOST),
     "health_port": _Setting(_integer(0, 65535), HEALTH_PORT),
     "max_body_size": _Setting(_integer(1), MAX_BODY_BYTES),
     "http_host": _Setting(_name, LOCALHOST),

@@ -66,7 +66,8 @@ def test_health_ready_and_metrics_follow_the_coordinator(module: Path) -> None:
     service, health_port, grpc_port = unique(), free_port(), free_port()
     base = f"http://127.0.0.1:{health_port}"
     endpoint = f"http://127.0.0.1:{grpc_port}"
-    with worker_process(module, endpoint, service, AGNT5_HEALTH_PORT=str(health_port)) as worker:
+    flags = ("--health-host", "127.0.0.1", "--health-port", str(health_port))  # over the env's 0
+    with worker_process(module, endpoint, service, *flags) as worker:
         wait_for_status(f"{base}/health", 200)
         assert status(f"{base}/ready") == 503  # no coordinator yet
         before = httpx.get(f"{base}/metrics", timeout=5).text
@@ -95,6 +96,7 @@ def test_health_ready_and_metrics_follow_the_coordinator(module: Path) -> None:
     assert found["agnt5_invocations_in_flight", _labels(function="observed")] == 0
     assert found["agnt5_invocation_duration_seconds_count", observed] == 1
     assert "registered" in log_of(worker)
+    assert f"health endpoints on 127.0.0.1:{health_port}" in log_of(worker)
 
 
 def _labels(**labels: str) -> frozenset[tuple[str, str]]:
