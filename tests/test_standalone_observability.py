@@ -35,6 +35,13 @@ MODULE = SPANS_TO_FILE + textwrap.dedent(
     @function()
     def failing(x: int) -> int:
         raise ValueError("boom")
+
+
+    @function()
+    def web_stack_loaded() -> list[str]:
+        import sys
+
+        return sorted({"starlette", "uvicorn"} & set(sys.modules))
     """
 )
 
@@ -80,6 +87,8 @@ def test_health_ready_and_metrics_follow_the_coordinator(module: Path) -> None:
             assert client.invoke(service, "observed", {"a": 1}) == {"ok": True}
             with pytest.raises(Exception, match="boom"):
                 client.invoke(service, "failing", 1)
+            # the health server runs on uvicorn; Starlette stays the ASGI runtime's
+            assert client.invoke(service, "web_stack_loaded") == ["uvicorn"]
             metrics = httpx.get(f"{base}/metrics", timeout=5).text
             coordinator.process.kill()
             coordinator.process.wait(10)
