@@ -86,10 +86,10 @@ class Queues:
     def oldest_wait(self, service: str) -> float | None:
         """Seconds the longest-waiting invocation of ``service`` has waited (None: none waits)."""
         queue = self._queues.get(service)
-        if queue is None or not queue.items:
-            return None
-        since = self._since
-        return time.monotonic() - min(since[invocation.id] for invocation in queue.items)
+        now = time.monotonic()
+        waiting = list(queue.items) if queue is not None else []  # a copy: metric readers may
+        since = [self._since.get(invocation.id, now) for invocation in waiting]  # run on a thread
+        return now - min(since) if since else None
 
     def admit(self, service: str, size: int) -> None:
         """Raise `ResourceExhaustedError` naming the limit a new invocation of ``service`` with

@@ -91,13 +91,14 @@ class Scheduler:
         return 0
 
     def service_states(self) -> list[ServiceState]:
-        """Every known service (registered, or with work waiting) as the metrics show it."""
+        """Every known service (registered, or with work waiting) as the metrics show it (from
+        copies, as a metric reader may call this from its own thread)."""
         queues = self._queues
         entries = {entry.name: entry for entry in self._registry.services()}
         states = []
         for name in sorted({*entries, *queues.services()}):
             entry = entries.get(name)
-            workers = [w for w in entry.workers.values() if not w.closed] if entry else []
+            workers = [w for w in list(entry.workers.values()) if not w.closed] if entry else []
             states.append(
                 ServiceState(
                     name,
