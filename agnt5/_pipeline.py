@@ -24,7 +24,7 @@ from collections.abc import Coroutine, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from agnt5._threads import ThreadPool
+from agnt5._handler_threads import HandlerThreads
 from agnt5.context import Context
 from agnt5.errors import AgntError, InvocationTimeoutError, wrap_exception
 
@@ -60,7 +60,7 @@ class Pipeline:
         self,
         service_name: str,
         registry: Registry,
-        threads: ThreadPool | None = None,
+        threads: HandlerThreads | None = None,
         telemetry: Instrumentation | None = None,
         *,
         id_prefix: str | None = None,
@@ -82,8 +82,12 @@ class Pipeline:
         """A serving worker's pipeline: its bounded thread pool and its telemetry, started."""
         from agnt5.telemetry import start_telemetry
 
-        threads = ThreadPool(config.pool_size, f"agnt5-{config.service_name}")
-        return cls(config.service_name, registry, threads, start_telemetry(config))
+        threads = HandlerThreads(config.pool_size, f"agnt5-{config.service_name}")
+        telemetry = start_telemetry(config)
+        if telemetry is not None:
+            telemetry.declare(registry)
+            telemetry.observe_threads(threads)
+        return cls(config.service_name, registry, threads, telemetry)
 
     def stop(self) -> None:
         """Stop what `start` started: the thread pool (queued work dropped) and the telemetry."""
@@ -216,7 +220,12 @@ class Route:
         if not self.is_async:
             if self.threads is None:
                 return self.call(payload, invocation_id, ctx)
-            return await self.threads.run(self.call, payload, invocation_id, ctx)
+            job = self.threads.run(self.call, payload, invocation_id, ctx)
+            try:
+                return await job
+            except asyncio.CancelledError:  # timed out or cancelled: the thread runs on
+                self.threads.abandon(job)
+                raise
         try:
             args, kwargs = handler.bind(payload)
             return handler.encode(await handler.call(args, kwargs, ctx))

@@ -1,7 +1,9 @@
 """`Client` (blocking) and `AsyncClient` (asyncio): invoke functions through a coordinator.
 
 Both speak the coordinator's ``agnt5.v1.Invocations`` gRPC service (``https://`` endpoints use
-TLS; an ``api_key`` is sent as ``authorization: Bearer <key>``). Inputs are any JSON-able value
+TLS; an ``api_key`` is sent as ``authorization: Bearer <key>``). Each invocation carries the
+caller's current OpenTelemetry trace context (W3C ``traceparent``), so a span
+the caller has open is the parent of the coordinator's and the worker's spans. Inputs are any JSON-able value
 (encoded with orjson) and results come back decoded. Failures raise agnt5 errors: the outcome
 of a failed invocation is rebuilt from its ``{"code","message","type","retryable"}`` error, a
 refused request from the ``agnt5-error-bin`` trailing metadata of the call, and a transport
@@ -25,6 +27,7 @@ import asyncio
 import functools
 import os
 import random
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterable
@@ -105,6 +108,20 @@ def _retry_pause(error: AgntError, retry: int, deadline: float, request: Any) ->
     return pause
 
 
+def _trace_context() -> dict[str, str]:
+    """The caller's current trace context as W3C headers (``traceparent``, ``tracestate``, and
+    whatever else the configured OpenTelemetry propagators write), to send with an invocation
+    so the caller's span becomes the parent of the coordinator's and the worker's. Empty when
+    OpenTelemetry is not in use or no span is current."""
+    if "opentelemetry.context" not in sys.modules:  # nothing can be current without it
+        return {}
+    from opentelemetry import propagate
+
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
 def _milliseconds(seconds: float | None) -> int:
     if seconds is None:
         return 0
@@ -143,6 +160,7 @@ class _Base:
             input=self._payload(input),
             idempotency_key=idempotency_key or os.urandom(16).hex(),  # so a retry is deduped
             timeout_ms=_milliseconds(timeout),
+            metadata=_trace_context(),
         )
 
     @staticmethod
@@ -214,7 +232,11 @@ class AsyncClient(_Base):
                 )
             except _StillRunning:  # the id, from the call's key: Submit dedupes it
                 request = invocations_pb2.InvokeRequest(
-                    service=service, function=function, input=payload, idempotency_key=key
+                    service=service,
+                    function=function,
+                    input=payload,
+                    idempotency_key=key,
+                    metadata=_trace_context(),
                 )
                 submitted = await self._retried("Submit", request, self._timeout)
                 raise _still_running(submitted.invocation_id, wait) from None
@@ -240,8 +262,9 @@ class AsyncClient(_Base):
         stream = await self._invoke_stream()
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         ref = stream.submit(
-            service, function, payload, key, timeout_ms, functools.partial(_settle, done)
-        )
+            service, function, payload, key, timeout_ms, functools.partial(_settle, done),
+            _trace_context(),
+        )  # fmt: skip
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 outcome = await done
@@ -312,7 +335,7 @@ class AsyncClient(_Base):
             key = next(keys, None) if keys is not None else None
             stream.submit(
                 service, function, self._payload(input), key or "", timeout_ms,
-                functools.partial(_deliver, done, index),
+                functools.partial(_deliver, done, index), _trace_context(),
             )  # fmt: skip
             pending += 1
             while pending >= window:  # bounded: each turn takes one outcome

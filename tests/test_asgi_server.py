@@ -269,7 +269,7 @@ async def test_run_serves_with_httptools_where_it_is_installed(registry: None) -
         assert response.json()["result"] == "pong"
         protocol = worker._runtime._server.config.http_protocol_class
         expected = "HttpToolsProtocol" if importlib.util.find_spec("httptools") else "H11Protocol"
-        assert protocol.__name__ == expected
+        assert expected in {base.__name__ for base in protocol.__mro__}  # under the guard
     finally:
         worker.stop()
         await asyncio.wait_for(serving, 10)

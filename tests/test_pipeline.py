@@ -18,9 +18,9 @@ import orjson
 import pytest
 
 from agnt5 import Context, Worker, function
+from agnt5._handler_threads import HandlerThreads
 from agnt5._pipeline import Pipeline
 from agnt5._registry import REGISTRY
-from agnt5._threads import ThreadPool
 from agnt5.client import AsyncClient
 from agnt5.coordinator import Coordinator
 from agnt5.errors import (
@@ -149,7 +149,7 @@ async def test_whatever_a_handler_raises_fails_only_its_attempt(raised: BaseExce
     def raises_inline() -> None:
         raise raised
 
-    threads = ThreadPool(1)
+    threads = HandlerThreads(1)
     try:
         pipeline = Pipeline("svc", REGISTRY, threads)
         for name in ("raises_async", "raises_sync", "raises_inline"):

@@ -260,7 +260,6 @@ def _meter_run(views: Sequence[View], *, produced: bool) -> MetricsData:
         meter=provider.get_meter("agnt5", "1"),
         meter_provider=provider,
         logger_provider=None,
-        prometheus_reader=None,
         owned=[provider],
     )
     assert (made._metrics.recorded_duration is None) is produced  # type: ignore[union-attr]

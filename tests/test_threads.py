@@ -1,4 +1,4 @@
-"""The thread pool for synchronous handlers: bounded, off the loop, outcomes back in batches."""
+"""The sync-handler pool's hand-off: bounded, off the loop, outcomes back in batches."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agnt5._threads import ThreadPool
+from agnt5._handler_threads import HandlerThreads
 
 WAIT = 10.0  # seconds any test waits for a thread at most
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
@@ -30,10 +30,10 @@ class CountingLoop(asyncio.SelectorEventLoop):
 
 
 @pytest.fixture
-def pool(request: pytest.FixtureRequest) -> Iterator[ThreadPool]:
+def pool(request: pytest.FixtureRequest) -> Iterator[HandlerThreads]:
     """A pool whose threads are all gone when the test ends."""
     name = f"test-pool-{request.node.name}"
-    made = ThreadPool(getattr(request, "param", 4), name)
+    made = HandlerThreads(getattr(request, "param", 4), name)
     yield made
     made.close()
     for thread in threading.enumerate():
@@ -47,7 +47,7 @@ def run(main: Callable[[], Any]) -> Any:
         return runner.run(main())
 
 
-def test_a_job_runs_in_a_pool_thread_in_the_callers_context(pool: ThreadPool) -> None:
+def test_a_job_runs_in_a_pool_thread_in_the_callers_context(pool: HandlerThreads) -> None:
     def where() -> tuple[str, str]:
         return threading.current_thread().name, request_id.get()
 
@@ -59,7 +59,7 @@ def test_a_job_runs_in_a_pool_thread_in_the_callers_context(pool: ThreadPool) ->
     assert thread_name.startswith("test-pool-") and seen == "req-7"
 
 
-def test_the_jobs_exception_reaches_the_caller(pool: ThreadPool) -> None:
+def test_the_jobs_exception_reaches_the_caller(pool: HandlerThreads) -> None:
     failure = ValueError("bad input")
 
     def fail() -> None:
@@ -74,7 +74,7 @@ def test_the_jobs_exception_reaches_the_caller(pool: ThreadPool) -> None:
 
 
 @pytest.mark.parametrize("pool", [2], indirect=True)
-def test_no_more_threads_run_than_the_pool_has(pool: ThreadPool) -> None:
+def test_no_more_threads_run_than_the_pool_has(pool: HandlerThreads) -> None:
     running = peak = 0
     lock = threading.Lock()
 
@@ -95,7 +95,7 @@ def test_no_more_threads_run_than_the_pool_has(pool: ThreadPool) -> None:
     assert sum(t.name.startswith("test-pool-") for t in threading.enumerate()) == 2
 
 
-def test_a_blocking_job_leaves_the_loop_free(pool: ThreadPool) -> None:
+def test_a_blocking_job_leaves_the_loop_free(pool: HandlerThreads) -> None:
     released = threading.Event()
 
     async def main() -> bool:
@@ -107,7 +107,7 @@ def test_a_blocking_job_leaves_the_loop_free(pool: ThreadPool) -> None:
     assert run(main) is True
 
 
-def test_outcomes_finished_together_wake_the_loop_once(pool: ThreadPool) -> None:
+def test_outcomes_finished_together_wake_the_loop_once(pool: HandlerThreads) -> None:
     finished = threading.Semaphore(0)
 
     def job(n: int) -> int:
@@ -130,7 +130,7 @@ def test_outcomes_finished_together_wake_the_loop_once(pool: ThreadPool) -> None
 
 
 @pytest.mark.parametrize("pool", [1], indirect=True)
-def test_a_job_cancelled_while_queued_never_runs(pool: ThreadPool) -> None:
+def test_a_job_cancelled_while_queued_never_runs(pool: HandlerThreads) -> None:
     release = threading.Event()
     ran: list[str] = []
 
@@ -147,7 +147,7 @@ def test_a_job_cancelled_while_queued_never_runs(pool: ThreadPool) -> None:
 
 
 @pytest.mark.parametrize("pool", [1], indirect=True)
-def test_close_cancels_queued_jobs_and_lets_running_ones_finish(pool: ThreadPool) -> None:
+def test_close_cancels_queued_jobs_and_lets_running_ones_finish(pool: HandlerThreads) -> None:
     started, release = threading.Event(), threading.Event()
     ran: list[str] = []
 
@@ -172,7 +172,7 @@ def test_close_cancels_queued_jobs_and_lets_running_ones_finish(pool: ThreadPool
     assert ran == []
 
 
-def test_a_pool_serves_one_loop_after_another(pool: ThreadPool) -> None:
+def test_a_pool_serves_one_loop_after_another(pool: HandlerThreads) -> None:
     async def main() -> int:
         return await pool.run(sum, [1, 2, 3])
 
@@ -182,4 +182,4 @@ def test_a_pool_serves_one_loop_after_another(pool: ThreadPool) -> None:
 
 def test_a_pool_needs_a_thread() -> None:
     with pytest.raises(ValueError, match="at least one thread, got 0"):
-        ThreadPool(0)
+        HandlerThreads(0)

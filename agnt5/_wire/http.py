@@ -2,8 +2,8 @@
 
 The one error document (`error_body`), the one bounded body reader (`check_declared_length`,
 `read_body`, which refuses a body cut short by a disconnect), the JSON content-type rule,
-raw ASGI byte responses for the ASGI fast path, and the HTTP parser both serve with under
-uvicorn (`http_parser`).
+raw ASGI byte responses for the ASGI fast path, and the HTTP parser ``Worker.run()`` serves
+with (`http_parser`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from agnt5.errors import (
 )
 
 __all__ = [
+    "JSON",
     "ClientDisconnected",
     "MethodNotAllowed",
     "UnsupportedMediaType",
@@ -39,7 +40,7 @@ __all__ = [
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
-_JSON = (b"content-type", b"application/json")
+JSON = b"application/json"
 _ADD_HEADER = "add the header 'Content-Type: application/json'"
 
 
@@ -129,13 +130,17 @@ def _too_large(limit: int) -> PayloadTooLargeError:
 
 
 def response_start(
-    status: int, length: int, headers: Iterable[tuple[bytes, bytes]] = ()
+    status: int,
+    length: int,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    content_type: bytes = JSON,
 ) -> dict[str, Any]:
-    """The ``http.response.start`` message of a JSON response of ``length`` bytes."""
+    """The ``http.response.start`` message of a response of ``length`` bytes (JSON unless
+    ``content_type`` says otherwise)."""
     return {
         "type": "http.response.start",
         "status": status,
-        "headers": [_JSON, (b"content-length", b"%d" % length), *headers],
+        "headers": [(b"content-type", content_type), (b"content-length", b"%d" % length), *headers],
     }
 
 

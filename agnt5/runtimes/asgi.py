@@ -98,12 +98,15 @@ class AsgiRuntime:
         return self._started
 
     async def run(self) -> None:
-        """Serve this app with uvicorn on ``http_host:http_port`` until SIGINT/SIGTERM.
+        """Serve this app with uvicorn on ``http_host:http_port`` until SIGINT/SIGTERM; idle
+        connections are closed after 5 s and at most 1000 are open (`agnt5._wire.serving`).
 
         The HTTP parser is httptools where it is installed (``pip install 'agnt5[standard]'``),
         else h11; the event loop is the caller's (``uvloop.run(main())`` makes it uvloop's).
         """
         import uvicorn
+
+        from agnt5._wire import serving
 
         config = uvicorn.Config(
             self,
@@ -114,7 +117,7 @@ class AsgiRuntime:
             log_level=self._config.log_level.lower(),
             timeout_graceful_shutdown=int(self._config.drain_timeout) or None,
         )
-        self._server = uvicorn.Server(config)
+        self._server = uvicorn.Server(serving.guard_connections(config, serving.DEFAULT_LIMITS))
         loop = type(asyncio.get_running_loop())
         _log.info("HTTP parser %s, event loop %s.%s", config.http, loop.__module__, loop.__name__)
         await self._server.serve()

@@ -11,15 +11,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.metrics import Observation
 
 from agnt5._speedups._stats_py import CANCELLED, ERROR, OUTCOMES, SUCCESS
 from agnt5.errors import AgntError, ErrorCode
 from agnt5.telemetry._logs import bind_invocation, unbind_invocation
 from agnt5.telemetry._metrics import InvocationMetrics
-from agnt5.telemetry._prometheus import render
 from agnt5.telemetry._spans import make_spans
+
+if TYPE_CHECKING:
+    from agnt5._handler_threads import ThreadUsage
+    from agnt5.telemetry._exposition import Exposition
 
 __all__ = ["Instrumentation"]
 
@@ -35,15 +40,44 @@ class Instrumentation:
         meter: Any,
         meter_provider: Any = None,
         logger_provider: Any,
-        prometheus_reader: Any,
+        exposition: Exposition | None = None,
         owned: list[Any],
     ) -> None:
         self.service_name = service_name
         self.logger_provider = logger_provider
+        self.exposition = exposition
+        """What ``/metrics`` renders (a standalone worker serving health endpoints), or None."""
+        self._meter = meter
         self._spans = None if tracer is None else make_spans(tracer, service_name)
         self._metrics = None if meter is None else InvocationMetrics(meter, meter_provider)
-        self._prometheus = prometheus_reader
         self._owned = owned
+
+    def observe_threads(self, threads: ThreadUsage) -> None:
+        """Report the sync-handler thread pool's use: its size, busy threads, and threads held
+        by handlers whose invocations timed out."""
+        if self._meter is None:
+            return
+        gauges = (
+            ("agnt5.threads.limit", "size", "Threads the worker runs sync handlers on, at most."),
+            ("agnt5.threads.busy", "busy", "Threads running a sync handler now."),
+            ("agnt5.threads.timed_out", "timed_out",
+             "Busy threads whose invocation timed out or was cancelled: a sync handler cannot "
+             "be interrupted, so it holds its thread until it returns."),
+        )  # fmt: skip
+        for name, field, description in gauges:
+            self._meter.create_observable_gauge(
+                name,
+                callbacks=[lambda options, field=field: [Observation(getattr(threads, field))]],
+                unit="{thread}",
+                description=description,
+            )
+
+    def declare(self, functions: Iterable[str]) -> None:
+        """Start the invocation counts of ``functions`` at zero, so their series exist before
+        their first invocation."""
+        if self._metrics is not None:
+            for function in functions:
+                self._metrics.stats(function)
 
     async def observe(
         self,
@@ -86,10 +120,6 @@ class Instrumentation:
                     labels = _duration_labels(function_name, OUTCOMES[outcome])
                     metrics.recorded_duration.record(elapsed, labels)  # type: ignore[union-attr]
             unbind_invocation(scope)
-
-    def metrics_text(self) -> str:
-        """The metrics in Prometheus text format (empty unless the worker has a ``health_port``)."""
-        return "" if self._prometheus is None else render(self._prometheus.get_metrics_data())
 
     def shutdown(self) -> None:
         """Give the metric readers back, then flush and shut down the providers this

@@ -38,7 +38,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.metrics.view import DefaultAggregation
 
 from agnt5._speedups import FunctionStats
-from agnt5._speedups._stats_py import OUTCOMES
+from agnt5._speedups._stats_py import OUTCOMES, SUCCESS
 
 __all__ = ["DURATION_BUCKETS", "InvocationMetrics"]
 
@@ -48,6 +48,7 @@ DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 DURATION = "agnt5.invocation.duration"
 _DURATION_UNIT = "s"
 _DURATION_DESCRIPTION = "Invocation duration in seconds, by function and outcome."
+_NONE_YET = [(SUCCESS, "", 0)]
 
 
 class InvocationMetrics:
@@ -87,7 +88,8 @@ class InvocationMetrics:
                 self._hooked.append((reader, collect))
 
     def stats(self, function: str) -> FunctionStats:
-        """The counts of ``function``'s invocations (made on first use)."""
+        """The counts of ``function``'s invocations (made on first use, or when declared: its
+        series then start at zero)."""
         found = self._stats.get(function)
         if found is None:
             found = self._stats[function] = FunctionStats(DURATION_BUCKETS)
@@ -104,7 +106,7 @@ class InvocationMetrics:
         return [
             Observation(count, _labels(function, OUTCOMES[outcome], code))
             for function, stats in list(self._stats.items())
-            for outcome, code, count in stats.counts()
+            for outcome, code, count in stats.counts() or _NONE_YET  # a series from the start
         ]
 
     def _observe_running(self, options: CallbackOptions) -> list[Observation]:

@@ -1,10 +1,17 @@
-"""`ThreadPool`: synchronous handlers off the event loop, their outcomes back to it in batches.
+"""`HandlerThreads`: the worker's pool for synchronous handlers, and how it is used.
 
 A bounded set of worker threads takes jobs from one queue. A finished job's outcome goes on
 its loop's inbox, and the loop is woken once for whatever the inbox holds, not once per job:
 under load one wake-up delivers many outcomes. Compared with ``loop.run_in_executor`` there is
 no `concurrent.futures.Future` to chain to the asyncio future, no executor bookkeeping per job
 and one ``call_soon_threadsafe`` per batch instead of one per job.
+
+A sync handler that times out (or whose invocation is cancelled) cannot be interrupted: its
+thread stays busy until the handler returns. The pool counts those jobs (`timed_out`) beside
+the busy threads, for ``/health`` and ``/metrics``, and logs a warning when they hold more than
+half of it, since new sync invocations then wait for a thread.
+
+`ThreadUsage` is what the health server and the metrics read, so another pool can stand in.
 """
 
 from __future__ import annotations
@@ -13,16 +20,34 @@ import asyncio
 import collections
 import contextlib
 import contextvars
+import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-__all__ = ["ThreadPool"]
+__all__ = ["HandlerThreads", "ThreadUsage"]
 
+_log = logging.getLogger("agnt5.worker")
 T = TypeVar("T")
 
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+
+
+class ThreadUsage(Protocol):
+    """A thread pool's use, read from any thread."""
+
+    @property
+    def size(self) -> int:
+        """The most threads it runs."""
+
+    @property
+    def busy(self) -> int:
+        """Threads running a job now."""
+
+    @property
+    def timed_out(self) -> int:
+        """Busy threads whose caller stopped waiting (the invocation timed out or was cancelled)."""
 
 
 class _Inbox:
@@ -57,20 +82,36 @@ class _Inbox:
                 future.set_exception(error)
 
 
-class ThreadPool:
-    """At most ``size`` threads (started as needed) running functions for asyncio callers."""
+class HandlerThreads:
+    """At most ``size`` threads (started as needed) running functions for asyncio callers,
+    counting the busy ones and the jobs given up on with `abandon` while they still run."""
 
     def __init__(self, size: int, name: str = "agnt5") -> None:
         if size < 1:
             raise ValueError(f"a thread pool needs at least one thread, got {size!r}")
-        self.size = size
+        self._size = size
         self._name = name
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._idle = 0  # threads waiting for a job, less jobs queued for them (under _lock)
         self._lock = threading.Lock()
+        self._running: set[asyncio.Future[Any]] = set()  # (under _lock)
+        self._abandoned: set[asyncio.Future[Any]] = set()  # running, nobody waiting (under _lock)
+        self._warned = False
         self._inbox: _Inbox | None = None
         self._closed = False
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def busy(self) -> int:
+        return len(self._running)
+
+    @property
+    def timed_out(self) -> int:
+        return len(self._abandoned)
 
     def run(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run ``fn(*args)`` in a pool thread, in a copy of the current context; await the
@@ -85,13 +126,32 @@ class ThreadPool:
         future = loop.create_future()
         with self._lock:
             self._idle -= 1
-            start = self._idle < 0 and len(self._threads) < self.size
+            start = self._idle < 0 and len(self._threads) < self._size
             if start:
                 self._idle += 1  # the new thread takes this job
         if start:
             self._start_thread()
         self._jobs.put((inbox, future, contextvars.copy_context(), fn, args))
         return future
+
+    def abandon(self, job: asyncio.Future[Any]) -> None:
+        """The caller of ``job`` (a future from `run`) stopped waiting; while it still runs it
+        holds a thread."""
+        with self._lock:
+            if job not in self._running:
+                return
+            self._abandoned.add(job)
+            held = len(self._abandoned)
+            warn = held * 2 > self._size and not self._warned
+            self._warned = self._warned or warn
+        if warn:
+            _log.warning(
+                "%d of %d handler threads are held by sync handlers whose invocations timed out "
+                "or were cancelled: new sync invocations wait for a free thread (check "
+                "ctx.cancelled in long handlers, or raise thread_pool_size)",
+                held,
+                self._size,
+            )
 
     def close(self) -> None:
         """Stop taking jobs: queued ones are cancelled, running ones finish, threads exit."""
@@ -124,10 +184,17 @@ class ThreadPool:
                 return
             inbox, future, context, fn, args = job
             if not future.done():  # not cancelled while it waited
+                with lock:
+                    self._running.add(future)
                 try:
                     outcome = (future, context.run(fn, *args), None)
                 except BaseException as error:  # the caller's future carries it, as an executor's
                     outcome = (future, None, error)
+                with lock:
+                    self._running.discard(future)
+                    self._abandoned.discard(future)
+                    if len(self._abandoned) * 2 <= self._size:
+                        self._warned = False  # warn again the next time they take over half
                 inbox.put(outcome)
                 del outcome
             del job, inbox, future, context, fn, args  # hold no result while idle
