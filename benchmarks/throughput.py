@@ -1,7 +1,7 @@
 """End-to-end invocations/s and latency beside a raw grpc.aio echo, every figure a ratio from one run.
 
     python benchmarks/throughput.py [--seconds 2] [--repeats 3] [--mode compiled|fallback|both]
-                                    [--python PATH ...] [--profile DIR]
+                                    [--python PATH ...] [--profile DIR] [--journal]
 
 It measures the agnt5 *installed* for the interpreter (``--python``, default this one; give
 several, e.g. an older venv, to compare them side by side, interleaved), never a source tree:
@@ -14,9 +14,10 @@ Measured, medians of ``--repeats``: a raw bidirectional grpc.aio echo (messages/
 flight, round trip with 1), the batched client path (`AsyncClient.invoke_many`) with 1, 64 and
 256 in flight, per-call ``invoke`` with the same concurrency, latency with 1 in flight, and
 ``invoke_many`` with 256 in flight again against a coordinator journaling to SQLite (as
-``agnt5 coordinator`` does by default). ``--profile DIR`` records py-spy profiles of the
-coordinator and the worker during both 256-in-flight batched runs (in memory, journaled) on the
-first repeat. A report, not a timed test.
+``agnt5 coordinator`` does by default). ``--journal`` measures only those two 256-in-flight
+batched runs (in memory, journaled), and with several ``--python`` prints each one's ratios to
+the first. ``--profile DIR`` records py-spy profiles of the coordinator and the worker during
+both 256-in-flight batched runs on the first repeat. A report, not a timed test.
 """
 
 from __future__ import annotations
@@ -341,19 +342,24 @@ def _measure(
 
 
 def _run_mode(
-    python: str, fallback: bool, seconds: float, profile: Path | None
+    python: str, fallback: bool, seconds: float, profile: Path | None, journal_only: bool
 ) -> dict[str, float]:
+    """One repeat of one mode; ``journal_only``: just the two 256-in-flight batched runs, in
+    memory and journaled."""
     env = _env(fallback)
     tag = "fallback" if fallback else "compiled"
     suffix = "+profile" if profile is not None else ""
-    echo = [python, "-P", str(Path(__file__).resolve()), "echo-server"]
-    with _process(echo, env) as echo_server:
-        echo_port = _first_line(echo_server, _START_TIMEOUT).split("=", 1)[1]
-        results = _child(
-            python, ["echo-measure", f"127.0.0.1:{echo_port}", str(seconds)], env, print
-        )
+    results: dict[str, float] = {}
+    if not journal_only:
+        echo = [python, "-P", str(Path(__file__).resolve()), "echo-server"]
+        with _process(echo, env) as echo_server:
+            echo_port = _first_line(echo_server, _START_TIMEOUT).split("=", 1)[1]
+            results = _child(
+                python, ["echo-measure", f"127.0.0.1:{echo_port}", str(seconds)], env, print
+            )
     with _agnt5_system(python, env, ["--in-memory"]) as (endpoint, processes):
-        args = ["agnt5-measure", endpoint, str(seconds), "all" + suffix]
+        what = "batched" if journal_only else "all"
+        args = ["agnt5-measure", endpoint, str(seconds), what + suffix]
         measured = _measure(python, env, args, processes, profile, tag, seconds)
         _check_twins(fallback, measured, processes)
         results.update(measured)
@@ -368,6 +374,14 @@ def _run_mode(
 
 def _report(label: str, rows: list[dict[str, float]]) -> None:
     row = {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+    if "echo_msgs_per_s" not in row:  # --journal
+        print(f"\n== {label} (medians of {len(rows)}; every run in brackets)")
+        for key, what in (("batched_256", "in memory"), ("journal_batched_256", "journaled")):
+            runs = ", ".join(f"{r[key]:,.0f}" for r in rows)
+            print(f"  invoke_many, 256 in flight, {what}: {row[key]:,.0f}/s [{runs}]")
+        print(f"  journaled / in memory: {row['journal_batched_256'] / row['batched_256']:.0%} "
+              "(goal >= 60%)")  # fmt: skip
+        return
     spread = {
         key: (max(r[key] for r in rows) - min(r[key] for r in rows)) / row[key]
         for key in ("batched_256", "per_call_p50_us", "echo_rtt_p50_us", "echo_msgs_per_s")
@@ -408,6 +422,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--profile", type=Path, help="write py-spy profiles here")
     parser.add_argument("--mode", choices=["both", "compiled", "fallback"], default="compiled")
     parser.add_argument(
+        "--journal",
+        action="store_true",
+        help="measure only invoke_many at 256 in flight, in memory and journaled",
+    )
+    parser.add_argument(
         "--python",
         action="append",
         help="an interpreter whose installed agnt5 to measure (repeat to compare; default: this one)",
@@ -423,10 +442,20 @@ def main(argv: list[str]) -> int:
     for repeat in range(args.repeats):  # interleaved so drift hits every system alike
         for python, mode in runs:
             profile = args.profile if repeat == 0 else None
-            runs[python, mode].append(_run_mode(python, mode == "fallback", args.seconds, profile))
+            runs[python, mode].append(
+                _run_mode(python, mode == "fallback", args.seconds, profile, args.journal)
+            )
             print(f"repeat {repeat + 1} {python} {mode}: done", flush=True)
     for (python, mode), rows in runs.items():
         _report(f"{python} ({mode})", rows)
+    for python, mode in list(runs)[len(modes) :]:  # each later interpreter against the first
+        first, other = runs[pythons[0], mode], runs[python, mode]
+        for key, what in (("batched_256", "in memory"), ("journal_batched_256", "journaled")):
+            ratio = statistics.median(r[key] for r in other) / statistics.median(
+                r[key] for r in first
+            )
+            print(f"\n{python} / {pythons[0]} ({mode}), invoke_many 256 in flight {what}: "
+                  f"{ratio:.2f}x")  # fmt: skip
     for python in pythons:
         if len(modes) == 2:
             compiled, fallback = (runs[python, mode] for mode in modes)
