@@ -68,7 +68,7 @@ class InvokeBatch(_message.Message):
     def __init__(self, invocations: _Optional[_Iterable[_Union[Invoke, _Mapping]]] = ...) -> None: ...
 
 class Invoke(_message.Message):
-    __slots__ = ("invocation_id", "component", "input", "metadata", "attempt", "deadline_unix_ms")
+    __slots__ = ("invocation_id", "component", "input", "metadata", "attempt", "deadline_unix_ms", "journal")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -82,13 +82,15 @@ class Invoke(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_FIELD_NUMBER: _ClassVar[int]
     invocation_id: str
     component: str
     input: bytes
     metadata: _containers.ScalarMap[str, str]
     attempt: int
     deadline_unix_ms: int
-    def __init__(self, invocation_id: _Optional[str] = ..., component: _Optional[str] = ..., input: _Optional[bytes] = ..., metadata: _Optional[_Mapping[str, str]] = ..., attempt: _Optional[int] = ..., deadline_unix_ms: _Optional[int] = ...) -> None: ...
+    journal: bytes
+    def __init__(self, invocation_id: _Optional[str] = ..., component: _Optional[str] = ..., input: _Optional[bytes] = ..., metadata: _Optional[_Mapping[str, str]] = ..., attempt: _Optional[int] = ..., deadline_unix_ms: _Optional[int] = ..., journal: _Optional[bytes] = ...) -> None: ...
 
 class ResultBatch(_message.Message):
     __slots__ = ("results",)
