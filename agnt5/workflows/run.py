@@ -1,0 +1,60 @@
+"""`run_workflow`: one run of a workflow, from the top of its code, on its journal."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from agnt5.errors import AgntError, FunctionFailedError
+from agnt5.workflows.context import WorkflowContext
+
+__all__ = ["WorkflowSuspended", "run_workflow"]
+
+
+class WorkflowSuspended(Exception):  # noqa: N818 - an outcome, not a failure
+    """The run ended waiting for the outside world: run it again once an entry in ``waiting``
+    (their seqs) is done. The worker gives the invocation's slot back meanwhile."""
+
+    def __init__(self, waiting: list[int]) -> None:
+        super().__init__(f"suspended waiting for step(s) {', '.join(map(str, waiting))}")
+        self.waiting = waiting
+
+
+async def run_workflow(handler: Any, payload: bytes, ctx: WorkflowContext) -> bytes:
+    """Bind ``payload``, run the workflow's code with ``ctx`` and encode what it returns.
+
+    Raises the workflow's error as an `AgntError` that is never retryable (a replay on the same
+    journal would fail the same way), `NonDeterministicError` when the code diverged from the
+    journal (whatever the code did with that error), or `WorkflowSuspended`.
+    """
+    body: asyncio.Future[Any] | None = None
+    try:
+        args, kwargs = handler.bind(payload)
+        body = ctx._body = asyncio.ensure_future(handler.call(args, kwargs, ctx))
+        result = await body
+    except asyncio.CancelledError:
+        if ctx._suspended is not None:
+            raise WorkflowSuspended(ctx._suspended) from None
+        current = asyncio.current_task()
+        if ctx._halted or (current is not None and current.cancelling()):
+            raise
+        error: AgntError = FunctionFailedError(
+            f"Function {ctx.function_name} failed: it raised CancelledError itself",
+            error_type="CancelledError",
+        )
+        raise error from None
+    except Exception as exc:
+        if ctx._fatal is not None:
+            raise ctx._fatal from None
+        error = handler.fail(exc)
+        error.retryable = False
+        raise error  # noqa: B904 - wrapped errors carry their cause; agnt5 errors pass through
+    finally:
+        if body is not None and not body.done():  # the run was cancelled: its code goes too
+            body.cancel()
+            await asyncio.gather(body, return_exceptions=True)
+        ctx._close()
+    if ctx._fatal is not None:
+        raise ctx._fatal
+    ctx._replay_check()
+    return handler.encode(result)  # type: ignore[no-any-return]
