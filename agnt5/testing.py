@@ -2,7 +2,8 @@
 
 ``invoke(hello, {"name": "Ada"})`` encodes the input to JSON bytes and runs exactly what a
 worker runs (decode, look up, bind, call, encode) before decoding the result, so a test sees
-the same conversions and the same errors a real caller would.
+the same conversions and the same errors a real caller would. `WorkflowRun` runs a workflow
+on an in-memory journal: stop it after any step, replay it, fire its timers, send it signals.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from agnt5._execution import execute
 from agnt5._speedups import decode_json, encode_json, lookup
 from agnt5.context import Context
 from agnt5.decorators import HANDLERS, component_of
+from agnt5.workflows.harness import WorkflowRun
 
-__all__ = ["ainvoke", "ainvoke_raw", "invoke", "invoke_raw"]
+__all__ = ["WorkflowRun", "ainvoke", "ainvoke_raw", "invoke", "invoke_raw"]
 
 Target = Callable[..., Any] | str
 
