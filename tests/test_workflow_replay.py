@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from agnt5 import (
+    AgntError,
     Backoff,
     FunctionFailedError,
     InvalidArgumentError,
@@ -677,3 +678,39 @@ def test_run_inside_an_event_loop_points_to_arun() -> None:
             WorkflowRun(nothing).run()
 
     asyncio.run(main())
+
+
+def test_a_step_error_has_the_same_type_on_the_first_run_and_on_replay() -> None:
+    class CardDeclined(AgntError):
+        code = "CARD_DECLINED"
+
+    seen: list[tuple[str, str, str]] = []
+
+    def charge() -> None:
+        raise CardDeclined("insufficient funds")
+
+    def leave() -> None:
+        raise SystemExit(3)
+
+    @workflow
+    async def pay(ctx) -> None:  # type: ignore[no-untyped-def]
+        for name, fn in (("charge", charge), ("leave", leave)):
+            try:
+                await ctx.step(name, fn)
+            except AgntError as error:
+                seen.append((type(error).__name__, error.code, error.message))
+        await ctx.sleep(1)
+
+    run = WorkflowRun(pay)
+    assert run.run() == "suspended"
+    run.fire_timers()
+    assert run.run() == "completed"
+    first, replayed = seen[:2], seen[2:]
+    assert (
+        first
+        == replayed
+        == [
+            ("AgntError", "CARD_DECLINED", "insufficient funds"),
+            ("FunctionFailedError", "FUNCTION_FAILED", "Step leave failed: 3"),
+        ]
+    )

@@ -320,8 +320,8 @@ class WorkflowContext(Context):
         finally:
             self._working -= 1
             self._changed()
-        if failure is not None:
-            raise failure
+        if error is not None:  # the error a replay raises, so both runs see the same type
+            raise error_from_dict(error) from failure
         return decode_json(output)  # type: ignore[arg-type]
 
     async def _attempts(
@@ -334,7 +334,12 @@ class WorkflowContext(Context):
             try:
                 value = await self._call_step(fn, args, kwargs)
                 return attempt, encode_json(value), None
-            except Exception as exc:
+            except asyncio.CancelledError as exc:
+                current = asyncio.current_task()
+                if current is None or current.cancelling():
+                    raise  # the run is cancelled: the step's outcome is not known
+                failure = _step_error(name, exc)
+            except BaseException as exc:  # contained: SystemExit from a step fails the step
                 failure = _step_error(name, exc)
             if not failure.retryable or attempt > self._retries:
                 return attempt, None, failure
@@ -572,7 +577,7 @@ def _wake(entry: Entry) -> float | None:
     return entry.fire_unix_ms / 1000 if entry.kind == SLEEP and entry.fire_unix_ms else None
 
 
-def _step_error(name: str, exc: Exception) -> AgntError:
+def _step_error(name: str, exc: BaseException) -> AgntError:
     if isinstance(exc, AgntError):
         return exc
     error = FunctionFailedError(
