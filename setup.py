@@ -2,7 +2,8 @@
 
 - ``AGNT5_NO_EXTENSIONS=1`` skips compiling altogether.
 - ``CIBUILDWHEEL=1`` makes a failed compile fail the build (release wheels must be compiled).
-- Otherwise a failed compile prints one warning and installs the pure-Python package.
+- Otherwise a failed compile prints one warning and installs the pure-Python package with a
+  marker, ``agnt5/_speedups/_build_failed.txt``, from which ``import agnt5`` says so once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 _TRUE = {"1", "true", "yes", "on"}
+_FAILED_MARKER = "_build_failed.txt"  # read by agnt5/_speedups/_missing.py
 
 
 def _flag(name: str) -> bool:
@@ -23,11 +25,18 @@ def _flag(name: str) -> bool:
 class OptionalBuildExt(build_ext):
     """`build_ext` that degrades to a warning unless release wheels are being built."""
 
+    cython_error: ImportError | None = None  # set when Cython could not be imported
+
     def run(self) -> None:
-        try:
-            super().run()
-        except Exception as exc:
-            self._give_up(exc)
+        self._failures: list[str] = []
+        if self.cython_error is not None:
+            self._give_up(self.cython_error)
+        else:
+            try:
+                super().run()
+            except Exception as exc:
+                self._give_up(exc)
+        self._leave_marker()
 
     def build_extension(self, ext: Extension) -> None:
         try:
@@ -38,11 +47,33 @@ class OptionalBuildExt(build_ext):
     def _give_up(self, exc: Exception) -> None:
         if _flag("CIBUILDWHEEL"):
             raise exc
+        self._failures.append(f"{type(exc).__name__}: {exc}")
         print(
             f"WARNING: agnt5's compiled hot path could not be built ({exc}); "
             "installing the pure-Python fallback, which is slower but behaves identically.",
             file=sys.stderr,
         )
+
+    def _leave_marker(self) -> None:
+        """Write the failure marker beside the package, or remove one a previous build left."""
+        package = "agnt5._speedups"
+        folders = [os.path.join(self.build_lib, *package.split("."))]
+        if self.inplace:  # editable installs import from the source tree
+            folders.append(self.get_finalized_command("build_py").get_package_dir(package))
+        for folder in folders:
+            marker = os.path.join(folder, _FAILED_MARKER)
+            if self._failures:
+                os.makedirs(folder, exist_ok=True)
+                with open(marker, "w", encoding="utf-8") as out:
+                    out.write("\n".join(self._failures) + "\n")
+            elif os.path.exists(marker):
+                os.remove(marker)
+
+
+_MODULES = [
+    Extension("agnt5._speedups._dispatch", ["agnt5/_speedups/_dispatch.pyx"]),
+    Extension("agnt5._speedups._frames", ["agnt5/_speedups/_frames.pyx"]),
+]
 
 
 def _extensions() -> list[Extension]:
@@ -53,16 +84,10 @@ def _extensions() -> list[Extension]:
     except ImportError as exc:
         if _flag("CIBUILDWHEEL"):
             raise
-        print(
-            f"WARNING: Cython is unavailable ({exc}); installing the pure-Python fallback.",
-            file=sys.stderr,
-        )
-        return []
+        OptionalBuildExt.cython_error = exc  # reported, and marked, by build_ext
+        return _MODULES
     return cythonize(
-        [
-            Extension("agnt5._speedups._dispatch", ["agnt5/_speedups/_dispatch.pyx"]),
-            Extension("agnt5._speedups._frames", ["agnt5/_speedups/_frames.pyx"]),
-        ],
+        _MODULES,
         compiler_directives={"language_level": "3", "embedsignature": True},
     )
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
 from agnt5._batching import Batcher
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.hot_path]
 
 
 class Item(int):
@@ -22,11 +21,10 @@ def batcher(queue: asyncio.Queue[object], **limits: float) -> Batcher:
 
 async def test_idle_item_goes_out_alone_and_at_once() -> None:
     queue: asyncio.Queue[object] = asyncio.Queue()
-    frames = batcher(queue)
+    frames = batcher(queue, max_hold=3600)  # waiting for company would time out
     queue.put_nowait(Item(1))
-    started = time.perf_counter()
-    assert await frames.next() == [1]
-    assert time.perf_counter() - started < 0.001
+    async with asyncio.timeout(10):
+        assert await frames.next() == [1]
 
 
 async def test_queued_items_coalesce_within_count_and_byte_limits() -> None:
@@ -71,7 +69,8 @@ async def test_under_load_it_lingers_for_items_a_loop_turn_brings() -> None:
 
 async def test_never_holds_an_item_longer_than_max_hold() -> None:
     queue: asyncio.Queue[object] = asyncio.Queue()
-    frames = batcher(queue, max_hold=0.001)
+    # Only the hold can end a frame: the limits are out of reach while the test runs.
+    frames = batcher(queue, max_hold=0.001, max_items=10**9, max_bytes=10**9)
     queue.put_nowait(Item(1))
     queue.put_nowait(Item(1))
     await frames.next()  # busy from here
@@ -84,14 +83,12 @@ async def test_never_holds_an_item_longer_than_max_hold() -> None:
 
     task = asyncio.create_task(trickle())
     try:
-        started = time.perf_counter()
-        frame = await frames.next()
-        held = time.perf_counter() - started
+        async with asyncio.timeout(10):  # a hold that never ended would time out
+            frame = await frames.next()
     finally:
         stop.set()
         await task
     assert len(frame) > 1
-    assert held < 0.01  # ~1 ms hold plus scheduling noise on a loaded machine
 
 
 @pytest.mark.parametrize("limits", [{"max_items": 0}, {"max_bytes": 0}, {"max_hold": -1.0}])

@@ -25,6 +25,8 @@ from agnt5.errors import (
 from agnt5.workflows import WorkflowContext
 from agnt5.workflows.local import LocalHost
 
+pytestmark = pytest.mark.hot_path
+
 
 def handler(impl: ModuleType, fn: Callable[..., Any], name: str | None = None) -> Any:
     return impl.Handler(name or fn.__name__, fn, read_signature(fn))

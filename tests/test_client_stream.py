@@ -18,7 +18,7 @@ from agnt5.errors import (
     UnavailableError,
 )
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.hot_path]
 
 
 async def collect(client: AsyncClient, *args: object, **kwargs: object) -> list[BatchResult]:

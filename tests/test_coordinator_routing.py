@@ -28,7 +28,7 @@ from agnt5.errors import (
     UnavailableError,
 )
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.hot_path]
 
 
 @pytest.fixture(scope="module")

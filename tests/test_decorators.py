@@ -20,7 +20,7 @@ from agnt5 import (
 )
 from agnt5.testing import invoke
 
-pytestmark = pytest.mark.usefixtures("registry")
+pytestmark = [pytest.mark.usefixtures("registry"), pytest.mark.hot_path]
 
 
 def test_all_decorator_forms_register_and_keep_the_function_callable() -> None:

@@ -21,6 +21,8 @@ from agnt5._speedups import _dispatch_py as twin
 from agnt5._speedups._plan import read_signature
 from agnt5.errors import InvalidArgumentError
 
+pytestmark = pytest.mark.hot_path
+
 try:
     from agnt5._speedups import _dispatch as compiled
 except ImportError as exc:  # test_speedups_selection fails when the build was expected

@@ -22,6 +22,8 @@ from agnt5._speedups import (
     _frames_py,
 )
 
+pytestmark = pytest.mark.hot_path
+
 try:
     from agnt5._speedups import _frames as compiled
 except ImportError as exc:  # test_speedups_selection fails when the build was expected

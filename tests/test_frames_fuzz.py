@@ -12,6 +12,8 @@ from _frames_support import HypothesisSource, compare, compiled, frame, fuzz, mu
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+pytestmark = pytest.mark.hot_path
+
 if compiled is None:
     pytest.skip("compiled frame codec not built", allow_module_level=True)
 

@@ -6,7 +6,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import agnt5._speedups as speedups
+
+pytestmark = pytest.mark.hot_path
 
 NO_EXTENSIONS = os.environ.get("AGNT5_NO_EXTENSIONS", "").strip().lower() in {
     "1",
@@ -43,7 +47,7 @@ def test_environment_variable_forces_fallback() -> None:
         timeout=60,
     )
     assert out.stdout.split() == ["False", "agnt5._speedups._dispatch_py"]
-    assert "compiled hot path unavailable" not in out.stderr
+    assert out.stderr == ""  # the fallback chosen on purpose says nothing
 
 
 def test_import_agnt5_stays_light() -> None:

@@ -22,10 +22,13 @@ from _coordinator_support import agnt5_env, coordinator_process, unique
 from agnt5.client import AsyncClient, Client
 from agnt5.errors import InvalidArgumentError, NotFoundError
 
+pytestmark = pytest.mark.hot_path
+
 MODULE = textwrap.dedent(
     '''
     import asyncio
     import os
+    import sys
     import time
 
     from agnt5 import function
@@ -82,6 +85,11 @@ MODULE = textwrap.dedent(
         _mark(f"start {os.getpid()}")
         time.sleep(seconds)
         return os.getpid()
+
+
+    @function()
+    def web_stack_loaded() -> list[str]:
+        return sorted({"starlette", "uvicorn"} & set(sys.modules))
     '''
 )
 
@@ -190,6 +198,8 @@ def test_sync_and_async_handlers_and_bad_input(module: Path) -> None:
             ok = http.post(url, content=b'{"name": "Bob"}')
             assert ok.status_code == 200, ok.text
         assert client.invoke(service, "greet", "Cy") == "Hello, Cy!"
+        # starlette and uvicorn are installed with agnt5, but only the ASGI runtime imports them.
+        assert client.invoke(service, "web_stack_loaded") == []
 
 
 def test_max_concurrency_is_never_exceeded(module: Path) -> None:

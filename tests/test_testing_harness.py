@@ -11,7 +11,7 @@ import pytest
 from agnt5 import FunctionFailedError, InvalidArgumentError, NotFoundError, Worker, function
 from agnt5.testing import ainvoke, ainvoke_raw, invoke, invoke_raw
 
-pytestmark = pytest.mark.usefixtures("registry")
+pytestmark = [pytest.mark.usefixtures("registry"), pytest.mark.hot_path]
 
 
 def test_seed_hello() -> None:

@@ -5,6 +5,7 @@ with one warning. Runtimes import from here, never from ``_dispatch`` or ``_fram
 directly. The frame codec (``_frames`` | ``_frames_py``) follows the same choice but loads on
 first use, as it needs protobuf and ``import agnt5`` stays light; the records it reads and
 writes and `FrameError` come from ``_records``, shared by both implementations.
+A missing compiled module warns only when the build meant it to be there (``_missing``).
 """
 
 from __future__ import annotations
@@ -83,9 +84,10 @@ else:
 
         USE_EXTENSIONS = True
     except ImportError as exc:
-        logging.getLogger("agnt5").warning(
-            "agnt5: compiled hot path unavailable (%s); using the pure-Python fallback", exc
-        )
+        from agnt5._speedups._missing import warning_for
+
+        if (warning := warning_for(exc)) is not None:
+            logging.getLogger("agnt5").warning("%s", warning)
         from agnt5._speedups._dispatch_py import (
             Handler,
             decode_json,
