@@ -150,3 +150,37 @@ def test_a_journal_rebuilt_from_its_entries_and_signals_is_the_same() -> None:
     journal.deliver(BufferedSignal(1, "later", b"2"), 1)
     copy = Journal(journal.ordered(), journal.signals)
     assert copy.ordered() == journal.ordered() and copy.signals == journal.signals
+
+
+class Changes(list[tuple[str, object]]):
+    """A `JournalWriter` that lists what it was told, in order."""
+
+    def entry(self, entry: Entry) -> None:
+        self.append(("entry", entry))
+
+    def signal_kept(self, signal: BufferedSignal) -> None:
+        self.append(("kept", signal))
+
+    def signal_taken(self, signal: BufferedSignal) -> None:
+        self.append(("taken", signal))
+
+
+def test_the_writer_is_told_every_change_in_order_and_nothing_else() -> None:
+    changes = Changes()
+    journal = Journal(writer=changes)
+    step = journal.record(StepOutcome(0, STEP, "a", b"1", None), 1)
+    journal.record(StepOutcome(0, STEP, "a", b"1", None), 1)  # sent twice: no change
+    early = BufferedSignal(7, "go", b"1")
+    assert journal.deliver(early, 2) is None
+    taken = journal.record(SignalWait(1, "go", None), 3)
+    sleep = journal.record(SleepStart(2, 10), 3)
+    fired = journal.complete(2, 13)
+    assert journal.complete(2, 14) is None
+    assert changes == [
+        ("entry", step),
+        ("kept", early),
+        ("taken", early),
+        ("entry", taken),
+        ("entry", sleep),
+        ("entry", fired),
+    ]

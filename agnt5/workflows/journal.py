@@ -11,7 +11,7 @@ coordinator and the testing harness journal the same way.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 __all__ = [
     "COMPLETED",
@@ -33,6 +33,7 @@ __all__ = [
     "Entry",
     "Journal",
     "JournalError",
+    "JournalWriter",
     "SignalWait",
     "SleepStart",
     "StepOutcome",
@@ -160,20 +161,39 @@ class JournalError(ValueError):
     """A command the journal refuses (a protocol error of the worker that sent it)."""
 
 
+class JournalWriter(Protocol):
+    """Where a journal's changes go to be kept (the coordinator's store), in the order made."""
+
+    def entry(self, entry: Entry) -> None:
+        """An entry was added or finished."""
+
+    def signal_kept(self, signal: BufferedSignal) -> None:
+        """A signal is kept until a wait takes it."""
+
+    def signal_taken(self, signal: BufferedSignal) -> None:
+        """A kept signal was taken by a wait (the wait's entry follows)."""
+
+
 class Journal:
     """The entries of one workflow invocation by seq, and the signals kept for it.
 
-    Every method returns the entry as it now stands; the caller commits it before acting on it
-    (answering the worker, arming a timer, starting a child).
+    Every method returns the entry as it now stands, after telling the ``writer`` (if any);
+    the caller commits the change before acting on it (answering the worker, arming a timer,
+    starting a child).
     """
 
-    __slots__ = ("entries", "signals")
+    __slots__ = ("entries", "signals", "writer")
 
     def __init__(
-        self, entries: Iterable[Entry] = (), signals: Iterable[BufferedSignal] = ()
+        self,
+        entries: Iterable[Entry] = (),
+        signals: Iterable[BufferedSignal] = (),
+        *,
+        writer: JournalWriter | None = None,
     ) -> None:
         self.entries: dict[int, Entry] = {entry.seq: entry for entry in entries}
         self.signals: list[BufferedSignal] = list(signals)
+        self.writer = writer
 
     def record(self, command: Command, now_ms: int, *, child_id: str = "") -> Entry:
         """The entry for a command: a finished step, a started task, an armed timer, a signal
@@ -220,6 +240,8 @@ class Journal:
             if kept is not None:
                 entry = _finished(entry, now_ms, kept.payload, None)
         self.entries[seq] = entry
+        if self.writer is not None:
+            self.writer.entry(entry)
         return entry
 
     def complete(
@@ -235,6 +257,8 @@ class Journal:
         if entry is None or entry.done:
             return None
         entry = self.entries[seq] = _finished(entry, now_ms, output, error)
+        if self.writer is not None:
+            self.writer.entry(entry)
         return entry
 
     def deliver(self, signal: BufferedSignal, now_ms: int) -> Entry | None:
@@ -253,6 +277,8 @@ class Journal:
                 f"{MAX_SIGNALS} signals are already waiting to be received by this workflow"
             )
         self.signals.append(signal)
+        if self.writer is not None:
+            self.writer.signal_kept(signal)
         return None
 
     def pending(self) -> list[Entry]:
@@ -266,7 +292,10 @@ class Journal:
     def _take_signal(self, name: str) -> BufferedSignal | None:
         for index, kept in enumerate(self.signals):
             if kept.name == name:
-                return self.signals.pop(index)
+                del self.signals[index]
+                if self.writer is not None:
+                    self.writer.signal_taken(kept)
+                return kept
         return None
 
     def _check(self, command: Command) -> None:
