@@ -8,18 +8,31 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
+from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-_TRUE = {"1", "true", "yes", "on"}
 _FAILED_MARKER = "_build_failed.txt"  # read by agnt5/_speedups/_missing.py
 
 
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in _TRUE
+def _load_config() -> object:
+    """``agnt5/config.py`` on its own (standard library only): the package is not built yet."""
+    path = Path(__file__).resolve().parent / "agnt5" / "config.py"
+    spec = importlib.util.spec_from_file_location("_agnt5_config", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
+    spec.loader.exec_module(module)
+    return module
+
+
+_flag = _load_config().env_flag  # type: ignore[attr-defined]
+_COMPILER_DIRECTIVES = {"language_level": "3", "embedsignature": True}
+"""Cython directives for every compiled module (the .pyx files carry none of their own)."""
 
 
 class OptionalBuildExt(build_ext):
@@ -88,7 +101,7 @@ def _extensions() -> list[Extension]:
         return _MODULES
     return cythonize(
         _MODULES,
-        compiler_directives={"language_level": "3", "embedsignature": True},
+        compiler_directives=_COMPILER_DIRECTIVES,
     )
 
 

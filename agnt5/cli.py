@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from agnt5 import config
 from agnt5.errors import AgntError
 
 if TYPE_CHECKING:
@@ -24,69 +25,67 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-_DEFAULT_ENDPOINT = "http://localhost:9091"
-_EPILOG = """\
+_EPILOG = f"""\
 examples:
-  agnt5 coordinator                           # gRPC on 127.0.0.1:9091, HTTP on :8080
+  agnt5 coordinator                           # gRPC on 127.0.0.1:{config.COORDINATOR_PORT}, HTTP on :{config.GATEWAY_PORT}
   agnt5 worker examples/hello.py              # serve a module's @function handlers
-  agnt5 invoke hello hello '{"name": "Ada"}'  # call hello/hello, print the result
+  agnt5 invoke hello hello '{{"name": "Ada"}}'  # call hello/hello, print the result
   agnt5 services                              # what the coordinator serves
   agnt5 dev examples/hello.py                 # coordinator + worker in one process
-  agnt5 dev examples/hello.py --invoke hello '{"name": "Ada"}'   # ... invoke once, exit
+  agnt5 dev examples/hello.py --invoke hello '{{"name": "Ada"}}'   # ... invoke once, exit
 """
-
-
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(name, "").strip() or default
 
 
 def _add_client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--endpoint",
-        default=_env("AGNT5_COORDINATOR_ENDPOINT", _DEFAULT_ENDPOINT),
+        default=config.setting("coordinator_endpoint"),
         help="coordinator gRPC endpoint, https:// for TLS "
         "(default: $AGNT5_COORDINATOR_ENDPOINT or %(default)s)",
     )
     parser.add_argument(
-        "--api-key", default=_env("AGNT5_API_KEY"), help="API key (default: $AGNT5_API_KEY)"
+        "--api-key", default=config.setting("api_key"), help="API key (default: $AGNT5_API_KEY)"
     )
 
 
 def _add_coordinator_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+        "--host", default=config.LOCALHOST, help="address to bind (default: %(default)s)"
     )
     parser.add_argument(
-        "--port", type=int, default=9091, help="gRPC port, 0 for any (default: %(default)s)"
+        "--port",
+        type=int,
+        default=config.COORDINATOR_PORT,
+        help="gRPC port, 0 for any (default: %(default)s)",
     )
     parser.add_argument(
         "--http-port",
         type=int,
-        default=8080,
+        default=config.GATEWAY_PORT,
         help="HTTP gateway port, 0 for any (default: %(default)s)",
     )
     parser.add_argument("--no-http", action="store_true", help="run without the HTTP gateway")
     parser.add_argument(
         "--api-key",
-        default=_env("AGNT5_API_KEY"),
+        default=config.setting("api_key"),
         help="require 'authorization: Bearer KEY' of workers and clients (default: $AGNT5_API_KEY)",
     )
     parser.add_argument(
         "--max-queue",
         type=int,
-        default=10_000,
+        default=config.MAX_QUEUE,
         help="invocations that may wait for a worker (default: %(default)s)",
     )
     parser.add_argument(
         "--max-input-bytes",
         type=int,
-        default=10 * 1024 * 1024,
+        default=config.MAX_BODY_BYTES,
         help="largest accepted input (default: %(default)s)",
     )
     parser.add_argument(
         "--heartbeat-timeout",
         type=float,
-        default=15.0,
+        default=config.HEARTBEAT_TIMEOUT,
         help="drop a worker silent this long, re-delivering its work (default: %(default)s)",
     )
 
@@ -95,7 +94,7 @@ def _add_journal_options(parser: argparse.ArgumentParser) -> None:
     storage = parser.add_mutually_exclusive_group()
     storage.add_argument(
         "--data-dir",
-        default="./.agnt5",
+        default=config.DATA_DIR,
         help="journal invocations to DIR/journal.db (SQLite) and recover them on restart "
         "(default: %(default)s)",
     )
@@ -107,7 +106,7 @@ def _add_journal_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retention",
         type=float,
-        default=24 * 3600.0,
+        default=config.RETENTION,
         help="seconds finished results stay readable by id and idempotency key "
         "(default: %(default)s)",
     )
@@ -131,16 +130,16 @@ def _add_worker_options(parser: argparse.ArgumentParser) -> None:
 def _add_log_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level",
-        default=_env("AGNT5_LOG_LEVEL", "INFO"),
+        default=config.setting("log_level"),
         type=str.upper,
-        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        choices=config.LOG_LEVELS,
         help="level of the log lines on stderr (default: $AGNT5_LOG_LEVEL or INFO)",
     )
     parser.add_argument(
         "--log-format",
-        default=_env("AGNT5_LOG_FORMAT", "text"),
+        default=config.setting("log_format"),
         type=str.lower,
-        choices=["text", "json"],
+        choices=config.LOG_FORMATS,
         help="log lines as text or JSON (default: $AGNT5_LOG_FORMAT or text)",
     )
 
@@ -239,7 +238,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``agnt5`` command line; returns the exit status."""
-    parser = _parser()
+    try:
+        parser = _parser()
+    except ValueError as error:  # an AGNT5_* variable with a bad value
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     try:
         return int(args.run(args, parser))
@@ -264,7 +267,7 @@ def _new_coordinator(args: argparse.Namespace) -> Coordinator:
         api_key=args.api_key,
         max_queue=args.max_queue,
         max_input_bytes=args.max_input_bytes,
-        heartbeat_interval=min(5.0, args.heartbeat_timeout / 3),
+        heartbeat_interval=min(config.HEARTBEAT_INTERVAL, args.heartbeat_timeout / 3),
         heartbeat_timeout=args.heartbeat_timeout,
         store=SqliteStore(args.data_dir, retention=args.retention) if journaled else None,
     )
@@ -318,7 +321,7 @@ def _load_worker(args: argparse.Namespace, endpoint: str, api_key: str | None) -
     }
     if args.max_concurrency is not None:
         options["max_concurrency"] = args.max_concurrency
-    service = args.service or _env("AGNT5_SERVICE_NAME") or module.__name__.rpartition(".")[2]
+    service = args.service or config.setting("service_name") or module.__name__.rpartition(".")[2]
     return Worker(service, runtime="standalone", **options)
 
 

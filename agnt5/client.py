@@ -28,11 +28,12 @@ from typing import Any, NamedTuple
 
 import grpc
 import orjson
+from google.protobuf.json_format import MessageToDict
 
 from agnt5._proto import invocations_pb2, invocations_pb2_grpc
-from agnt5._status import error_from_rpc
-from agnt5._views import service_dict
-from agnt5.config import parse_endpoint
+from agnt5._wire.status import error_from_rpc
+from agnt5._wire.views import service_dict
+from agnt5.config import DEFAULT_ENDPOINT, parse_endpoint
 from agnt5.errors import (
     AgntError,
     InvalidArgumentError,
@@ -43,7 +44,6 @@ from agnt5.errors import (
 
 __all__ = ["DEFAULT_ENDPOINT", "DEFAULT_TIMEOUT", "AsyncClient", "BatchResult", "Client"]
 
-DEFAULT_ENDPOINT = "http://localhost:9091"
 DEFAULT_TIMEOUT = 60.0
 """Seconds `invoke` and `result` wait for an outcome when given no ``timeout``."""
 
@@ -174,15 +174,7 @@ class _Base:
         if result.state == _SUCCEEDED:
             return orjson.loads(result.output) if result.output else None
         if result.state == _FAILED:
-            error = result.error
-            raise error_from_dict(
-                {
-                    "code": error.code,
-                    "message": error.message,
-                    "type": error.type,
-                    "retryable": error.retryable,
-                }
-            )
+            raise error_from_dict(MessageToDict(result.error, preserving_proto_field_name=True))
         raise InvocationTimeoutError(
             f"Invocation {result.invocation_id} did not finish within {waited:g} s; it is still "
             f"running: fetch its outcome later with result({result.invocation_id!r})",
@@ -300,7 +292,7 @@ class AsyncClient(_Base):
         super().__init__(endpoint, api_key, timeout=timeout)
         self._channel: grpc.aio.Channel | None = None
         self._stub: invocations_pb2_grpc.InvocationsStub | None = None
-        self._stream: Any = None  # agnt5._client_stream.InvokeStream, opened by invoke_many
+        self._stream: Any = None  # agnt5._wire.client_stream.InvokeStream, opened by invoke_many
 
     async def invoke(
         self,
@@ -359,7 +351,7 @@ class AsyncClient(_Base):
         not an exception. A broken stream fails its unfinished calls with `UnavailableError`;
         the next call opens a new stream.
         """
-        from agnt5._client_stream import InvokeStream
+        from agnt5._wire.client_stream import InvokeStream
 
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window!r}")

@@ -1,4 +1,9 @@
-"""Worker settings, each resolved as constructor argument > ``AGNT5_*`` environment variable > default."""
+"""Settings and defaults: every default agnt5 has, and the ``AGNT5_*`` variables that override them.
+
+A worker setting resolves as constructor argument > ``AGNT5_*`` environment variable > default
+(`WorkerConfig.resolve`); the command line reads the same variables through `setting`. The
+module uses the standard library only (the build script reads `TRUTHY` from it).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,60 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["Endpoint", "WorkerConfig", "parse_endpoint"]
+__all__ = [
+    "COORDINATOR_PORT",
+    "DATA_DIR",
+    "DEFAULT_ENDPOINT",
+    "GATEWAY_PORT",
+    "GATEWAY_WAIT",
+    "HEARTBEAT_INTERVAL",
+    "HEARTBEAT_TIMEOUT",
+    "LOCALHOST",
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "MAX_BODY_BYTES",
+    "MAX_QUEUE",
+    "RETENTION",
+    "TRUTHY",
+    "Endpoint",
+    "WorkerConfig",
+    "env_flag",
+    "parse_endpoint",
+    "setting",
+]
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off", ""})
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+TRUTHY = frozenset({"1", "true", "yes", "on"})
+"""Values of a boolean environment variable that mean true (any case, surrounding space ignored)."""
+_FALSY = frozenset({"0", "false", "no", "off", ""})
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
+LOCALHOST = "127.0.0.1"
+"""Where servers listen unless told otherwise: the coordinator, the ASGI worker's `run`."""
+COORDINATOR_PORT = 9091
+"""The coordinator's gRPC port, and the port of an endpoint that names none."""
+GATEWAY_PORT = 8080
+"""The coordinator's HTTP gateway port."""
+DEFAULT_ENDPOINT = f"http://localhost:{COORDINATOR_PORT}"
+MAX_BODY_BYTES = 10 * 1024 * 1024
+"""The largest input accepted: an ASGI request body, or an invocation's input at the coordinator."""
+MAX_QUEUE = 10_000
+"""Invocations that may wait at the coordinator for a worker."""
+HEARTBEAT_INTERVAL = 5.0
+"""Seconds between a worker's heartbeats (the coordinator may ask for them more often)."""
+HEARTBEAT_TIMEOUT = 15.0
+"""Seconds of silence after which the coordinator drops a worker and re-delivers its work."""
+GATEWAY_WAIT = 60.0
+"""Seconds the HTTP gateway's invoke waits for an outcome before answering 202."""
+RETENTION = 24 * 3600.0
+"""Seconds a finished invocation stays readable by id and idempotency key in the journal."""
+DATA_DIR = "./.agnt5"
+"""Where ``agnt5 coordinator`` journals invocations."""
+
+
+def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the environment variable ``name`` is set to one of the `TRUTHY` values."""
+    value = (os.environ if environ is None else environ).get(name, "")
+    return value.strip().lower() in TRUTHY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +89,7 @@ def parse_endpoint(url: str) -> Endpoint:
         raise ValueError(f"a coordinator endpoint has no path or query, got {url!r}")
     secure = parts.scheme in ("https", "grpcs")
     try:
-        port = parts.port or (443 if secure else 9091)
+        port = parts.port or (443 if secure else COORDINATOR_PORT)
     except ValueError:
         raise ValueError(f"invalid port in {url!r}") from None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
@@ -70,9 +124,9 @@ def _flag(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     text = _text(value).lower()
-    if text in _TRUE:
+    if text in TRUTHY:
         return True
-    if text in _FALSE:
+    if text in _FALSY:
         return False
     raise ValueError(f"expected true or false, got {value!r}")
 
@@ -134,20 +188,20 @@ class _Setting:
 _SETTINGS: dict[str, _Setting] = {
     "service_name": _Setting(_name),
     "service_version": _Setting(_name, "1.0.0"),
-    "coordinator_endpoint": _Setting(_endpoint, "http://localhost:9091"),
+    "coordinator_endpoint": _Setting(_endpoint, DEFAULT_ENDPOINT),
     "runtime": _Setting(_choice("standalone", "asgi"), "standalone"),
-    "log_level": _Setting(_choice(*_LOG_LEVELS, upper=True), "INFO"),
-    "log_format": _Setting(_choice("text", "json"), "text"),
+    "log_level": _Setting(_choice(*LOG_LEVELS, upper=True), "INFO"),
+    "log_format": _Setting(_choice(*LOG_FORMATS), "text"),
     "disable_telemetry": _Setting(_flag, False),
     "api_key": _Setting(_optional(_name)),
     "max_concurrency": _Setting(_integer(1), 100),
     "thread_pool_size": _Setting(_optional(_integer(1))),
     "drain_timeout": _Setting(_seconds, 30.0),
-    "heartbeat_interval": _Setting(_seconds, 5.0),
+    "heartbeat_interval": _Setting(_seconds, HEARTBEAT_INTERVAL),
     "worker_id": _Setting(_name, default_factory=_default_worker_id),
     "health_port": _Setting(_optional(_integer(0, 65535))),
-    "max_body_size": _Setting(_integer(1), 10 * 1024 * 1024),
-    "http_host": _Setting(_name, "127.0.0.1"),
+    "max_body_size": _Setting(_integer(1), MAX_BODY_BYTES),
+    "http_host": _Setting(_name, LOCALHOST),
     "http_port": _Setting(_integer(0, 65535), 8000),
 }
 
@@ -182,8 +236,8 @@ class WorkerConfig:
         if unknown:
             raise TypeError(f"unknown Worker option(s): {', '.join(sorted(unknown))}")
         values: dict[str, Any] = {}
-        for field, setting in _SETTINGS.items():
-            values[field] = _resolve_one(field, setting, given.get(field), environ)
+        for field, spec in _SETTINGS.items():
+            values[field] = _resolve_one(field, spec, given.get(field), environ)
         if values["service_name"] is None:
             raise ValueError(
                 "a service name is required: pass Worker(service_name=...) "
@@ -202,16 +256,21 @@ class WorkerConfig:
         return self.thread_pool_size or min(32, self.max_concurrency)
 
 
-def _resolve_one(field: str, setting: _Setting, given: Any, environ: Mapping[str, str]) -> Any:
+def setting(field: str, environ: Mapping[str, str] | None = None) -> Any:
+    """One worker setting from its ``AGNT5_*`` variable, else its default; parsed as `resolve` does."""
+    return _resolve_one(field, _SETTINGS[field], None, os.environ if environ is None else environ)
+
+
+def _resolve_one(field: str, spec: _Setting, given: Any, environ: Mapping[str, str]) -> Any:
     if given is not None:
         source, raw = field, given
-    elif environ.get(setting.env_name(field), "").strip():
-        source, raw = setting.env_name(field), environ[setting.env_name(field)]
-    elif setting.default_factory is not None:
-        return setting.default_factory()
+    elif environ.get(spec.env_name(field), "").strip():
+        source, raw = spec.env_name(field), environ[spec.env_name(field)]
+    elif spec.default_factory is not None:
+        return spec.default_factory()
     else:
-        return setting.default
+        return spec.default
     try:
-        return setting.parse(raw)
+        return spec.parse(raw)
     except ValueError as exc:
         raise ValueError(f"invalid {source}: {exc}") from None

@@ -5,15 +5,18 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import cached_property
-from types import MappingProxyType
-from typing import Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from agnt5 import _speedups
+from agnt5._registry import REGISTRY
 from agnt5._speedups._plan import Signature, read_signature
 from agnt5.errors import NotFoundError
 from agnt5.schema import input_schema, output_schema
+
+if TYPE_CHECKING:
+    from agnt5._speedups import HandlerAPI
 
 __all__ = [
     "Backoff",
@@ -83,7 +86,7 @@ class Component:
     description: str
     config: FunctionConfig
     signature: Signature
-    handler: Any  # agnt5._speedups.Handler
+    handler: HandlerAPI
 
     @cached_property
     def input_schema(self) -> dict[str, Any]:
@@ -115,12 +118,6 @@ class Component:
             "takes_context": self.signature.takes_ctx,
             "config": self.config.to_dict(),
         }
-
-
-_COMPONENTS: dict[str, Component] = {}
-_READ_ONLY: Mapping[str, Component] = MappingProxyType(_COMPONENTS)
-HANDLERS: dict[str, Any] = {}
-"""Name -> hot-path handler for every registered component: the table the runtimes dispatch on."""
 
 
 @overload
@@ -162,36 +159,23 @@ def workflow(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
 
 def get_registered_functions() -> dict[str, Callable[..., Any]]:
     """Registered functions by name (a copy: changing it changes nothing)."""
-    return {name: c.fn for name, c in _COMPONENTS.items() if c.kind == "function"}
+    return {name: c.fn for name, c in REGISTRY.items() if c.kind == "function"}
 
 
 def get_registered_workflows() -> dict[str, Callable[..., Any]]:
     """Registered workflows by name (a copy)."""
-    return {name: c.fn for name, c in _COMPONENTS.items() if c.kind == "workflow"}
+    return {name: c.fn for name, c in REGISTRY.items() if c.kind == "workflow"}
 
 
 def get_function_metadata(name: str) -> dict[str, Any]:
     """Metadata of a registered function or workflow; `NotFoundError` when there is none."""
-    return get_component(name).metadata()
-
-
-def get_component(name: str) -> Component:
-    """The registered component called ``name``."""
-    component = _COMPONENTS.get(name)
-    if component is None:
-        raise NotFoundError(f"Function {name!r} not found")
-    return component
-
-
-def components() -> Mapping[str, Component]:
-    """Every registered component by name (read-only view of the live registry)."""
-    return _READ_ONLY
+    return REGISTRY.lookup(name).metadata()
 
 
 def component_of(fn_or_name: Callable[..., Any] | str) -> Component:
     """The component for a registered callable or a registered name."""
     if isinstance(fn_or_name, str):
-        return get_component(fn_or_name)
+        return REGISTRY.lookup(fn_or_name)
     component = getattr(fn_or_name, "__agnt5_component__", None)
     if component is None:
         raise NotFoundError(f"{fn_or_name!r} is not registered with @function or @workflow")
@@ -234,7 +218,7 @@ def _register(
         backoff=_backoff(backoff),
         inline=bool(inline),
     )
-    existing = _COMPONENTS.get(name)
+    existing = REGISTRY.get(name)
     if existing is not None and _identity(existing.fn) != _identity(fn):
         raise ValueError(
             f"{kind} name {name!r} is already registered by {_qualified(existing.fn)}; "
@@ -250,8 +234,7 @@ def _register(
         signature=signature,
         handler=_speedups.Handler(name, fn, signature),
     )
-    _COMPONENTS[name] = component
-    HANDLERS[name] = component.handler
+    REGISTRY.add(component)
     try:
         fn.__agnt5_component__ = component  # type: ignore[attr-defined]
     except (AttributeError, TypeError):  # builtins and slotted callables cannot carry it

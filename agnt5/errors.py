@@ -1,7 +1,14 @@
-"""The one error model shared by the hot path, both runtimes, the coordinator and the client."""
+"""The one error model shared by the hot path, both runtimes, the coordinator and the client.
+
+An error travels as four fields, ``code``, ``message``, ``type`` and ``retryable``: in protobuf
+(``agnt5.v1.Error``), in frames (`agnt5._wire.records.ErrorItem`) and in JSON. `AgntError.to_dict`
+and `error_from_dict` are the one conversion pair between those fields and an `AgntError`;
+`wrap_exception` is the one mapping from any other exception to an agnt5 error.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
@@ -187,7 +194,7 @@ def _rebuild(code: str, message: str, error_type: str, retryable: bool) -> AgntE
     return cls(message, error_type=error_type, retryable=retryable)
 
 
-def error_from_dict(data: dict[str, Any]) -> AgntError:
+def error_from_dict(data: Mapping[str, Any]) -> AgntError:
     """Rebuild an error from its wire form (unknown codes become a plain `AgntError`)."""
     error = _rebuild(
         str(data.get("code", ErrorCode.FUNCTION_FAILED)),

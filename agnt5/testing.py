@@ -1,27 +1,30 @@
-"""Run handlers in-process through the full hot path, for unit tests and benchmarks.
+"""Run handlers in-process through the invocation pipeline workers use, for tests and benchmarks.
 
-``invoke(hello, {"name": "Ada"})`` encodes the input to JSON bytes and runs exactly what a
-worker runs (decode, look up, bind, call, encode) before decoding the result, so a test sees
-the same conversions and the same errors a real caller would. `WorkflowRun` runs a workflow
-on an in-memory journal: stop it after any step, replay it, fire its timers, send it signals.
+``invoke(hello, {"name": "Ada"})`` encodes the input to JSON bytes and runs one attempt exactly
+as a worker does (look up, decode, bind, call, encode; the function's timeout; the same errors,
+the same log line for a handler's exception) before decoding the result. Synchronous handlers
+run on the calling thread, as with ``inline=True``. `WorkflowRun` runs a workflow on an
+in-memory journal: stop it after any step, replay it, fire its timers, send it signals.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-from agnt5._execution import execute
-from agnt5._speedups import decode_json, encode_json, lookup
-from agnt5.context import Context
-from agnt5.decorators import HANDLERS, component_of
+from agnt5._pipeline import NO_METADATA, Pipeline
+from agnt5._registry import REGISTRY
+from agnt5._speedups import decode_json, encode_json
+from agnt5.decorators import component_of
 from agnt5.workflows.harness import WorkflowRun
 
 __all__ = ["WorkflowRun", "ainvoke", "ainvoke_raw", "invoke", "invoke_raw"]
 
 Target = Callable[..., Any] | str
+
+_PIPELINE = Pipeline("testing", REGISTRY, id_prefix=f"test-{os.urandom(6).hex()}-")
 
 
 def invoke(
@@ -33,10 +36,10 @@ def invoke(
 
 def invoke_raw(name: str, payload: bytes, *, metadata: Mapping[str, str] | None = None) -> bytes:
     """Invoke with raw JSON ``payload`` bytes; returns the encoded result bytes."""
-    handler = lookup(HANDLERS, name)
-    if handler.is_async:
-        return _run_coroutine(ainvoke_raw(name, payload, metadata=metadata))
-    return handler.invoke(payload, _context(handler, metadata) if handler.takes_ctx else None)
+    route = _PIPELINE.route(name)
+    if route.is_async:
+        return _run(ainvoke_raw(name, payload, metadata=metadata))
+    return route.call(payload, None, None, metadata or NO_METADATA)
 
 
 async def ainvoke(
@@ -50,9 +53,8 @@ async def ainvoke_raw(
     name: str, payload: bytes, *, metadata: Mapping[str, str] | None = None
 ) -> bytes:
     """`invoke_raw` for async tests."""
-    handler = lookup(HANDLERS, name)
-    ctx = _context(handler, metadata) if handler.takes_ctx else None
-    return await execute(handler, payload, ctx, None)
+    route = _PIPELINE.route(name)
+    return await route.run(payload, route.new_id(), 1, metadata or NO_METADATA)
 
 
 def _name(fn_or_name: Target) -> str:
@@ -63,16 +65,7 @@ def _encode(value: Any) -> bytes:
     return b"" if value is None else encode_json(value)
 
 
-def _context(handler: Any, metadata: Mapping[str, str] | None) -> Context:
-    return Context(
-        f"test-{uuid.uuid4().hex}",
-        handler.name,
-        service_name="testing",
-        metadata=metadata,
-    )
-
-
-def _run_coroutine(coroutine: Any) -> bytes:
+def _run(coroutine: Coroutine[Any, Any, bytes]) -> bytes:
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -1,15 +1,19 @@
-"""`Worker`: resolves configuration, snapshots the registry and hands both to a runtime."""
+"""`Worker`: resolves configuration and hands it, with the registry, to a runtime."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from agnt5._registry import REGISTRY
 from agnt5.config import WorkerConfig
-from agnt5.decorators import Component, components
-from agnt5.runtimes.standalone import PyWorker
+from agnt5.decorators import Component
+from agnt5.runtimes.standalone import StandaloneRuntime
 
 __all__ = ["PyWorker", "Worker"]
+
+PyWorker = StandaloneRuntime
+"""The standalone runtime's earlier name; `Worker` looks it up here, so tests may patch it."""
 
 _ASGI_ONLY = "is only available with runtime='asgi'"
 
@@ -41,14 +45,12 @@ class Worker:
             runtime=runtime,
             **options,
         )
-        self._components: dict[str, Component] = {}
-        self._register_components()
         if self.config.runtime == "asgi":
             from agnt5.runtimes.asgi import AsgiRuntime
 
-            self._runtime: Any = AsgiRuntime(self)
+            self._runtime: Any = AsgiRuntime(self.config, REGISTRY)
         else:
-            self._runtime = PyWorker(self)
+            self._runtime = PyWorker(self.config, REGISTRY)
 
     @property
     def runtime(self) -> str:
@@ -69,8 +71,8 @@ class Worker:
 
     @property
     def components(self) -> Mapping[str, Component]:
-        """The components this worker serves (as of the last `_register_components`)."""
-        return self._components
+        """The components this worker serves: every registered function and workflow."""
+        return REGISTRY
 
     def is_running(self) -> bool:
         """Whether the worker is serving (standalone: between start and drain; ASGI: after startup)."""
@@ -78,7 +80,6 @@ class Worker:
 
     async def run(self) -> None:
         """Serve until stopped (standalone) — see the class docstring for the ASGI runtime."""
-        self._register_components()
         await self._runtime.run()
 
     def stop(self) -> None:
@@ -86,9 +87,8 @@ class Worker:
         self._runtime.stop()
 
     def _register_components(self) -> list[str]:
-        """Snapshot every decorated function and workflow into this worker; returns their names."""
-        self._components = dict(components())
-        return list(self._components)
+        """The names of the components this worker serves (what its tests check)."""
+        return list(REGISTRY)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """The ASGI 3 entry point (``runtime="asgi"`` only)."""
@@ -116,5 +116,5 @@ class Worker:
     def __repr__(self) -> str:
         return (
             f"<Worker {self.service_name!r} v{self.service_version} runtime={self.runtime!r} "
-            f"components={len(self._components)}>"
+            f"components={len(REGISTRY)}>"
         )

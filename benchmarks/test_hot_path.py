@@ -19,7 +19,8 @@ from typing import Any
 import orjson
 import pytest
 
-from agnt5 import decorators, function
+from agnt5 import function
+from agnt5._registry import REGISTRY
 from agnt5._speedups._plan import read_signature
 from agnt5.testing import invoke_raw
 
@@ -83,13 +84,15 @@ def naive(name: str, payload: bytes) -> bytes:
 def use_implementation(request: pytest.FixtureRequest) -> Iterator[None]:
     """Serve the benchmark handlers from one implementation through the normal registry."""
     module = importlib.import_module(IMPLEMENTATIONS[request.param])
-    saved = {name: decorators.HANDLERS[name] for name in FUNCTIONS}
-    for name, fn in FUNCTIONS.items():
-        decorators.HANDLERS[name] = module.Handler(name, fn, read_signature(fn))
+    saved = [REGISTRY.lookup(name) for name in FUNCTIONS]
+    for component in saved:
+        handler = module.Handler(component.name, component.fn, read_signature(component.fn))
+        REGISTRY.add(dataclasses.replace(component, handler=handler))
     try:
         yield
     finally:
-        decorators.HANDLERS.update(saved)
+        for component in saved:
+            REGISTRY.add(component)
 
 
 def _available(label: str) -> bool:

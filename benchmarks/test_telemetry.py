@@ -1,10 +1,10 @@
-"""In-process cost of the telemetry seam around `agnt5._execution.execute`, per no-op invocation.
+"""In-process cost of the telemetry seam of the invocation pipeline, per no-op invocation.
 
 Each round runs a batch of invocations in one coroutine, so the event loop's own overhead is
 amortised and the medians compare the seam alone:
 
-- ``floor``: ``await execute(...)``, no seam at all;
-- ``off``: `create_instrumentation` returned ``None`` and the runtime branches on it (goal ≤ 3%);
+- ``floor``: the attempt's execution alone (the pipeline's ``_execute``), no seam at all;
+- ``off``: `create_instrumentation` returned ``None``: ``Pipeline.run`` as runtimes call it (goal ≤ 3%);
 - ``scope``: log correlation only (``log_format=json``, nothing exported);
 - ``on``: a span and three metrics per invocation into in-memory exporters;
 - ``parented``: as ``on``, with a W3C ``traceparent`` to extract.
@@ -27,10 +27,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agnt5 import function
-from agnt5._execution import execute
-from agnt5._speedups import lookup
+from agnt5._pipeline import Pipeline
+from agnt5._registry import REGISTRY
 from agnt5.config import WorkerConfig
-from agnt5.decorators import HANDLERS
 from agnt5.telemetry import Instrumentation, create_instrumentation
 
 BATCH = 200
@@ -54,32 +53,23 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 def _batch(instrumentation: Instrumentation | None, metadata: dict[str, str]) -> Callable[[], Any]:
-    """One round: ``BATCH`` invocations shaped exactly as a runtime runs them."""
-    handler = lookup(HANDLERS, "bench_telemetry_noop")
+    """One round: ``BATCH`` invocations run exactly as a runtime runs them."""
+    route = Pipeline("bench", REGISTRY, telemetry=instrumentation).route("bench_telemetry_noop")
 
     async def one_batch() -> None:
         for n in range(BATCH):
-            if instrumentation is None:
-                await execute(handler, b"", None, None)
-            else:
-                await instrumentation.observe(
-                    "bench_telemetry_noop",
-                    str(n),
-                    1,
-                    metadata,
-                    lambda: execute(handler, b"", None, None),
-                )
+            await route.run(b"", str(n), 1, metadata)
 
     return one_batch
 
 
 def _floor() -> Callable[[], Any]:
     """One round without any seam, in the same closure shape as `_batch`."""
-    handler = lookup(HANDLERS, "bench_telemetry_noop")
+    route = Pipeline("bench", REGISTRY).route("bench_telemetry_noop")
 
     async def one_batch() -> None:
-        for _ in range(BATCH):
-            await execute(handler, b"", None, None)
+        for n in range(BATCH):
+            await route._execute(b"", None, str(n))
 
     return one_batch
 

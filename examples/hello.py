@@ -1,4 +1,4 @@
-"""The smallest agnt5 service: the docs' Basic Worker.
+"""The smallest agnt5 service: one function, one standalone worker.
 
 Run it with a coordinator in one process, and invoke it once:
 

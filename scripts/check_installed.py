@@ -5,7 +5,8 @@ Usage: ``python scripts/check_installed.py PROJECT [--full-suite]``
 PROJECT holds the tests and examples (a checkout or an unpacked sdist); the agnt5 under test
 is the one this interpreter imports, never PROJECT's source. It must load the compiled hot
 path, ``agnt5 dev examples/hello.py --invoke hello`` must answer, and the ``hot_path`` tests
-(every test with ``--full-suite``) must pass. cibuildwheel's ``test-command`` runs this for
+must pass; with ``--full-suite``, every test instead, then every test again on the pure-Python
+twins (``AGNT5_NO_EXTENSIONS=1``, ``-m "not c_extension"``), as ``.ci/run`` wants. cibuildwheel's ``test-command`` runs this for
 each release wheel, and ``scripts/build_wheels.sh`` for each wheel it builds.
 """
 
@@ -30,7 +31,9 @@ SUITE_TIMEOUT = 3600  # seconds; each test also has pytest-timeout's limit
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("project", type=Path, help="folder with tests/ and examples/")
-    parser.add_argument("--full-suite", action="store_true", help="run every test")
+    parser.add_argument(
+        "--full-suite", action="store_true", help="run every test, compiled and then pure"
+    )
     args = parser.parse_args(argv)
     project = args.project.resolve()
     env = {k: v for k, v in os.environ.items() if k not in {"AGNT5_NO_EXTENSIONS", "PYTHONPATH"}}
@@ -42,9 +45,17 @@ def main(argv: list[str] | None = None) -> int:
         except AssertionError as exc:
             print(f"check_installed: {exc}", file=sys.stderr)
             return 1
-    marker = [] if args.full_suite else ["-m", "hot_path"]
-    command = [sys.executable, "-P", "-m", "pytest", "-q", *marker, str(project / "tests")]
-    print(f"check_installed: {' '.join(command)}", flush=True)
+    if not args.full_suite:
+        return _pytest(project, env, "-m", "hot_path")
+    return _pytest(project, env) or _pytest(
+        project, {**env, "AGNT5_NO_EXTENSIONS": "1"}, "-m", "not c_extension"
+    )
+
+
+def _pytest(project: Path, env: dict[str, str], *options: str) -> int:
+    command = [sys.executable, "-P", "-m", "pytest", "-q", *options, str(project / "tests")]
+    pure = " (AGNT5_NO_EXTENSIONS=1)" if "AGNT5_NO_EXTENSIONS" in env else ""
+    print(f"check_installed{pure}: {' '.join(command)}", flush=True)
     return subprocess.run(command, cwd=project, env=env, timeout=SUITE_TIMEOUT).returncode
 
 

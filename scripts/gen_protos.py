@@ -26,23 +26,23 @@ _INIT = '"""Code generated from protos/agnt5/v1 by scripts/gen_protos.py: never 
 _IMPORT = re.compile(r"^from agnt5\.v1 import ", re.MULTILINE)
 
 
-def generate(out_dir: Path) -> list[Path]:
-    """Write the generated modules (and ``__init__.py``) into ``out_dir``; returns the files."""
+def generate(out_dir: Path, proto_root: Path = PROTO_ROOT) -> list[Path]:
+    """Write the modules generated from ``proto_root`` (and ``__init__.py``) into ``out_dir``."""
     from grpc_tools import protoc
 
-    protos = sorted((PROTO_ROOT / _PACKAGE).glob("*.proto"))
+    protos = sorted((proto_root / _PACKAGE).glob("*.proto"))
     if not protos:
-        raise SystemExit(f"no .proto files under {PROTO_ROOT / _PACKAGE}")
+        raise SystemExit(f"no .proto files under {proto_root / _PACKAGE}")
     include = Path(protoc.__file__).resolve().parent / "_proto"
     with tempfile.TemporaryDirectory() as tmp:
         args = [
             "grpc_tools.protoc",
-            f"-I{PROTO_ROOT}",
+            f"-I{proto_root}",
             f"-I{include}",
             f"--python_out={tmp}",
             f"--pyi_out={tmp}",
             f"--grpc_python_out={tmp}",
-            *(str(p.relative_to(PROTO_ROOT)) for p in protos),
+            *(str(p.relative_to(proto_root)) for p in protos),
         ]
         if protoc.main(args) != 0:
             raise SystemExit("grpc_tools.protoc failed")

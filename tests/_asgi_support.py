@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 from _coordinator_support import agnt5_env
+from _processes import spawn, stop
 
 __all__ = ["APP", "SPANS_TO_FILE", "free_port", "serve"]
 
@@ -60,6 +61,31 @@ APP = SPANS_TO_FILE + textwrap.dedent(
         return seconds
 
 
+    _arrived = {}
+
+
+    @function()
+    async def rendezvous(key: str, count: int) -> bool:
+        # True once `count` calls with `key` are in flight together; False after 20 s.
+        _arrived[key] = _arrived.get(key, 0) + 1
+        for _ in range(2000):  # bounded: 20 s
+            if _arrived[key] >= count:
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
+
+    @function()
+    def hold(started: str, release: str) -> str:
+        # Block a pool thread: mark `started`, then wait (up to 20 s) for `release` to exist.
+        open(started, "w").close()
+        for _ in range(2000):  # bounded: 20 s
+            if os.path.exists(release):
+                return "released"
+            time.sleep(0.01)
+        return "timed out"
+
+
     @function()
     def failing_function(data: dict) -> dict:
         raise ValueError("Something went wrong")
@@ -88,6 +114,13 @@ APP = SPANS_TO_FILE + textwrap.dedent(
     @function()
     def text(size: int) -> str:
         return "x" * size
+
+
+    @function()
+    def twins() -> bool:
+        from agnt5._speedups import USE_EXTENSIONS
+
+        return USE_EXTENSIONS
 
 
     app = Worker("web-service", runtime="asgi", max_body_size=int(os.environ.get("MAX_BODY", "1048576")))
@@ -146,11 +179,12 @@ def _command(server: str, port: int) -> list[str]:
 def serve(
     directory: Path, server: str = "uvicorn", **env: str
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Serve `APP` from ``directory``; yields (base URL, process); always stopped by pid."""
+    """Serve `APP` from ``directory``; yields (base URL, process); stopped with its process group
+    (gunicorn's and hypercorn's workers included)."""
     (directory / "web_app.py").write_text(APP)
     port = free_port()
-    log = open(directory / f"{server}.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
+    log = open(directory / f"{server}.log", "wb")
+    process = spawn(
         _command(server, port),
         cwd=directory,
         stdout=log,
@@ -173,7 +207,5 @@ def serve(
             time.sleep(0.05)
         yield base, process
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        stop(process, grace=0)
         log.close()

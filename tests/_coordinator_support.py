@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from _processes import spawn, stop
 
 import agnt5
 from agnt5._proto import common_pb2, worker_pb2, worker_pb2_grpc
 from agnt5.errors import AgntError, InvocationCancelledError
 
 __all__ = [
+    "PYTHON",
     "CoordinatorProcess",
     "FakeWorker",
     "Handler",
@@ -36,6 +38,9 @@ __all__ = [
 ]
 
 PACKAGE_PARENT = Path(agnt5.__file__).resolve().parent.parent
+PYTHON = (sys.executable, "-P")
+"""The interpreter, importing nothing from the working directory: with ``-m agnt5`` or ``-c``
+in a checkout, the source tree (no compiled twins) would shadow the agnt5 under test."""
 Handler = Callable[[worker_pb2.Invoke], Awaitable[bytes]]
 
 
@@ -44,9 +49,13 @@ def unique(prefix: str = "svc") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+_KEPT = frozenset({"AGNT5_NO_EXTENSIONS"})  # a pure-Python pass stays pure in its subprocesses
+
+
 def agnt5_env(**extra: str) -> dict[str, str]:
-    """Environment for an ``agnt5`` subprocess: the agnt5 these tests import, no AGNT5_ settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNT5_")}
+    """Environment for an ``agnt5`` subprocess: the agnt5 these tests import (compiled or pure,
+    as here), and no other ``AGNT5_*`` setting."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNT5_") or k in _KEPT}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
@@ -77,7 +86,7 @@ def coordinator_process(*args: str, startup_timeout: float = 20.0) -> Iterator[C
     """
     storage = () if "--data-dir" in args else ("--in-memory",)
     command = [
-        sys.executable,
+        *PYTHON,
         "-m",
         "agnt5",
         "coordinator",
@@ -93,7 +102,7 @@ def coordinator_process(*args: str, startup_timeout: float = 20.0) -> Iterator[C
         *args,
     ]
     with tempfile.TemporaryFile() as stderr:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=agnt5_env())
+        process = spawn(command, stdout=subprocess.PIPE, stderr=stderr, env=agnt5_env())
         try:
             line = _read_line(process, startup_timeout)
             if not line.startswith("agnt5 coordinator:"):
@@ -102,27 +111,13 @@ def coordinator_process(*args: str, startup_timeout: float = 20.0) -> Iterator[C
             fields = dict(part.split("=", 1) for part in line.split()[2:])
             yield CoordinatorProcess(process, fields["grpc"], fields["http"])
         finally:
-            _stop(process)
+            stop(process)
 
 
 def _read_line(process: subprocess.Popen[bytes], timeout: float) -> str:
     assert process.stdout is not None
     ready, _, _ = select.select([process.stdout], [], [], timeout)
     return process.stdout.readline().decode().strip() if ready else ""
-
-
-def _stop(process: subprocess.Popen[Any]) -> None:
-    """SIGTERM, then SIGKILL after 5 s: this process only, by its pid."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-    for stream in (process.stdout, process.stderr):
-        if stream is not None:
-            stream.close()
 
 
 class FakeWorker:

@@ -1,10 +1,11 @@
 """Random wire-format frames for the codec tests and fuzzer: any field order, repeats, unknowns.
 
 One generator, two drivers: `random.Random` (the fuzzer's speed) or hypothesis (`HypothesisSource`,
-shrinking). Frames are built field by field from the proto schemas below, so they cover what
-protobuf can produce and more: fields out of order, repeated scalars and submessages, repeated
-map keys, unknown fields of every wire type (groups nested), known fields with another wire type,
-overlong varints, huge values, empty and large payloads, invalid UTF-8 in strings.
+shrinking). Frames are built field by field from the schemas of the generated descriptors (the
+same ones the codecs read), so they cover what protobuf can produce and more: fields out of
+order, repeated scalars and submessages, repeated map keys, unknown fields of every wire type
+(groups nested), known fields with another wire type, overlong varints, huge values, empty and
+large payloads, invalid UTF-8 in strings.
 """
 
 from __future__ import annotations
@@ -13,17 +14,30 @@ import random
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from google.protobuf.descriptor import FieldDescriptor
 from hypothesis import strategies as st
 
-from agnt5._speedups import FrameError, _frames_py
+from agnt5._speedups import _frames_py
+from agnt5._wire import records
+from agnt5._wire.records import (
+    ErrorItem,
+    FrameError,
+    InvokeItem,
+    ResultItem,
+    StreamCall,
+    StreamOutcome,
+)
 
 try:
     from agnt5._speedups import _frames as compiled
-except ImportError:  # test_frames_equivalence skips; test_speedups_selection says why
+except ImportError:  # the tests comparing twins are c_extension, deselected then
     compiled = None
 
 __all__ = [
+    "BAD_BATCHES",
+    "BATCHES",
     "DECODERS",
+    "ENCODERS",
     "HypothesisSource",
     "Source",
     "compare",
@@ -32,39 +46,89 @@ __all__ = [
     "message",
     "mutate",
     "outcome",
+    "schema",
     "varint",
 ]
 
 Spec = dict[int, Any]
-ERROR: Spec = {1: "str", 2: "str", 3: "str", 4: "bool"}
-INVOKE: Spec = {1: "str", 2: "str", 3: "bytes", 4: "map", 5: "u32", 6: "u64"}
-RESULT: Spec = {1: "str", 2: "u32", 3: "bytes", 4: ERROR, 5: "u64"}
-STREAM_CALL: Spec = {1: "u64", 2: "str", 3: "str", 4: "bytes", 5: "str", 6: "u64", 7: "map"}
-STREAM_OUTCOME: Spec = {1: "u64", 2: "str", 3: "bytes", 4: ERROR}
-MAP_ENTRY: Spec = {1: "str", 2: "str"}
-COORDINATOR: Spec = {
-    1: {1: "str", 2: "u64", 3: "u64"},  # RegisterAck
-    2: {1: INVOKE},  # InvokeBatch
-    3: {1: "str", 2: "str"},  # Cancel
-    4: {1: "u64"},  # HeartbeatAck
-    5: {1: "str", 2: "u64"},  # Drain
+"""A message schema: field number -> ``"str"``, ``"bytes"``, ``"varint"``, ``"f64"``, ``"map"``
+or the `Spec` of a submessage."""
+_SCALARS = {
+    FieldDescriptor.TYPE_STRING: "str",
+    FieldDescriptor.TYPE_BYTES: "bytes",
+    FieldDescriptor.TYPE_DOUBLE: "f64",
 }
-WORKER: Spec = {
-    1: {1: "str", 2: "str", 3: "str", 5: "u32", 6: "str"},  # Register (no components)
-    2: {1: RESULT},  # ResultBatch
-    3: {1: "u32"},  # Heartbeat
-    4: {1: "str", 2: "u64"},  # Drain
-    5: {1: "str"},  # Unregister
-}
-STREAM_REQUEST: Spec = {1: STREAM_CALL}
-STREAM_RESPONSE: Spec = {1: STREAM_OUTCOME}
 
-# (name, the schema of its frames, the hot kind's spec to favour)
+
+def schema(message: Any) -> Spec:
+    """The `Spec` of a protobuf message descriptor (recursive types are not in these protos)."""
+    spec: Spec = {}
+    for field in message.fields:
+        if field.message_type is None:
+            spec[field.number] = _SCALARS.get(field.type, "varint")
+        elif field.message_type.GetOptions().map_entry:
+            spec[field.number] = "map"
+        else:
+            spec[field.number] = schema(field.message_type)
+    return spec
+
+
+MAP_ENTRY: Spec = {1: "str", 2: "str"}
+
+# Records as protobuf can carry them, for the encoders.
+texts = st.text(st.characters(codec="utf-8"), max_size=20) | st.sampled_from(["", "x" * 70_000])
+blobs = st.binary(max_size=40) | st.sampled_from([b"", b"\x00" * 128, b"\xff" * 300_000])
+u32 = st.integers(0, 2**32 - 1)
+u64 = st.integers(0, 2**64 - 1)
+metadata = st.dictionaries(texts, texts, max_size=4)
+errors = st.builds(ErrorItem, texts, texts, texts, st.booleans())
+outputs = st.one_of(st.tuples(st.none(), st.none()), st.tuples(blobs, st.none()),
+                    st.tuples(st.none(), errors))  # fmt: skip
+invokes = st.builds(InvokeItem, texts, texts, blobs, metadata, u32, u64)
+results = st.builds(lambda i, a, o, d: ResultItem(i, a, o[0], o[1], d), texts, u32, outputs, u64)
+calls = st.builds(StreamCall, u64, texts, texts, blobs, texts, u64, metadata)
+stream_outcomes = st.builds(lambda r, i, o: StreamOutcome(r, i, o[0], o[1]), u64, texts, outputs)
+BATCHES: dict[str, tuple[Any, str, str | None]] = {
+    "encode_invoke_batch": (invokes, "decode_coordinator_message", "invoke_batch"),
+    "encode_result_batch": (results, "decode_worker_message", "result_batch"),
+    "encode_stream_calls": (calls, "decode_stream_calls", None),
+    "encode_stream_outcomes": (stream_outcomes, "decode_stream_outcomes", None),
+}
+"""encoder -> (record strategy, the decoder that reads its frames, the kind they decode as)."""
+ENCODERS = tuple(BATCHES)
+BAD_BATCHES: list[tuple[str, Any]] = [  # (encoder, a batch it must refuse)
+    ("encode_invoke_batch", "not a list"),
+    ("encode_invoke_batch", [("a", "b")]),
+    ("encode_invoke_batch", [InvokeItem(attempt=-1)]),
+    ("encode_invoke_batch", [InvokeItem(attempt=2**32)]),
+    ("encode_invoke_batch", [InvokeItem(attempt=True)]),
+    ("encode_invoke_batch", [InvokeItem(deadline_unix_ms=2**64)]),
+    ("encode_invoke_batch", [InvokeItem(invocation_id=b"bytes")]),
+    ("encode_invoke_batch", [InvokeItem(input="text")]),
+    ("encode_invoke_batch", [InvokeItem(metadata={"k": 1})]),
+    ("encode_invoke_batch", [InvokeItem(metadata=[("k", "v")])]),
+    ("encode_invoke_batch", [InvokeItem(component="\ud800")]),
+    ("encode_invoke_batch", [InvokeItem(metadata={"\udfff": "v"}), InvokeItem(attempt=-1)]),
+    ("encode_result_batch", [ResultItem(output="text")]),
+    ("encode_result_batch", [ResultItem(error=("c", "m", "t", False))]),
+    ("encode_result_batch", [ResultItem(error=ErrorItem(retryable=1))]),
+    ("encode_result_batch", [ResultItem(error=ErrorItem(code=5))]),
+    ("encode_stream_calls", [StreamCall(ref=-5)]),
+    ("encode_stream_outcomes", [StreamOutcome(ref=1, output=bytearray())]),
+]
+
+
+def _decoder(name: str, frame: records.Frame) -> tuple[str, Spec, int]:
+    """A decoder, the schema of its frames, and the field to favour (the batch, or the items)."""
+    numbers = records.frame_numbers(frame)
+    return name, schema(records.descriptor(frame.message)), numbers.batch or numbers.items
+
+
 DECODERS: list[tuple[str, Spec, int]] = [
-    ("decode_coordinator_message", COORDINATOR, 2),
-    ("decode_worker_message", WORKER, 2),
-    ("decode_stream_calls", STREAM_REQUEST, 1),
-    ("decode_stream_outcomes", STREAM_RESPONSE, 1),
+    _decoder("decode_coordinator_message", records.COORDINATOR_MESSAGE),
+    _decoder("decode_worker_message", records.WORKER_MESSAGE),
+    _decoder("decode_stream_calls", records.STREAM_REQUEST),
+    _decoder("decode_stream_outcomes", records.STREAM_RESPONSE),
 ]
 _SIZES = (0, 1, 127, 128, 300, 16_383, 16_384, 70_000)
 _NUMBERS = (0, 1, 127, 128, 2**31, 2**32 - 1, 2**32, 2**63, 2**64 - 1)
@@ -137,8 +201,11 @@ def _number(src: Source) -> int:
     return int(src.choice((src.choice(_NUMBERS), src.randint(0, 2**64 - 1), src.randint(0, 300))))
 
 
-def _unknown(src: Source, depth: int) -> bytes:
-    field = src.choice((src.randint(8, 40), src.randint(41, 2**29 - 1)))
+def _unknown(src: Source, depth: int, known: Spec | None = None) -> bytes:
+    """A field ``known`` does not have (any number inside a group), of any wire type."""
+    field = src.choice((src.randint(1, 40), src.randint(41, 2**29 - 1)))
+    while known is not None and field in known:  # bounded: a schema has a few fields
+        field += 1
     wire = src.choice((0, 1, 2, 5, 3))
     if wire == 0:
         return _key(field, 0) + varint(_number(src))
@@ -158,8 +225,10 @@ def _field(src: Source, field: int, kind: Any, depth: int) -> bytes:
         if wire == 2:
             return _len(field, src.randbytes(src.randint(0, 3)))
         return _key(field, wire) + src.randbytes(8 if wire == 1 else 4)
-    if kind in ("u32", "u64", "bool"):
+    if kind == "varint":
         return _key(field, 0) + varint(_number(src), src.choice((0, 0, 0, 1, 9)))
+    if kind == "f64":
+        return _key(field, 1) + src.randbytes(8)
     if kind == "str":
         return _len(field, _text(src))
     if kind == "bytes":
@@ -176,7 +245,7 @@ def message(src: Source, spec: Spec, depth: int = 0, favour: int | None = None) 
     for _ in range(src.randint(0, limit)):
         roll = src.randint(0, 9)
         if roll == 0:
-            parts.append(_unknown(src, depth))
+            parts.append(_unknown(src, depth, spec))
             continue
         field = favour if favour is not None and roll < 7 else src.choice(sorted(spec))
         parts.append(_field(src, field, spec[field], depth))

@@ -1,4 +1,4 @@
-"""The ASGI Worker called in-process: the seed's checks, websocket and lifespan messages, run()."""
+"""The ASGI Worker called in-process: the usage checks, websocket and lifespan messages, run()."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ async def call(
     return sent
 
 
-async def test_seed_asgi_mode() -> None:
+async def test_an_asgi_worker_is_an_asgi_app() -> None:
     app = Worker("test-service", runtime="asgi")
     assert callable(app)
     asgi_app = app.__call__

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from _asgi_support import free_port, serve
+from _processes import spawn, stop
 
 PAGE = """<!doctype html>
 <html><body><div id="out">pending</div>
@@ -108,7 +109,7 @@ def page_server(directory: Path) -> Iterator[str]:
 def browser_outcome(page_url: str, profile: Path) -> str:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     assert browser is not None
-    result = subprocess.run(
+    process = spawn(
         [
             browser,
             "--headless",
@@ -120,13 +121,15 @@ def browser_outcome(page_url: str, profile: Path) -> str:
             "--dump-dom",
             f"{page_url}/page.html",
         ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,  # the outcome is read from the DOM; stderr goes into the failure message
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    match = re.search(r'<div id="out">([^<]*)</div>', result.stdout)
-    assert match, f"no outcome in the page:\n{result.stdout}\n{result.stderr[-2000:]}"
+    try:  # the outcome is read from the DOM; stderr goes into the failure message
+        out, err = (stream.decode(errors="replace") for stream in process.communicate(timeout=60))
+    finally:
+        stop(process, grace=0)  # and the browser's helper processes with it
+    match = re.search(r'<div id="out">([^<]*)</div>', out)
+    assert match, f"no outcome in the page:\n{out}\n{err[-2000:]}"
     return match.group(1)
 
 

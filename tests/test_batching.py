@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 
-from agnt5._batching import Batcher
+from agnt5._wire.batching import Batcher
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.hot_path]
+
+HOLD = 0.0123  # the batcher's hold in these tests: a value no other sleep here uses
 
 
 class Item(int):
@@ -21,10 +24,12 @@ def batcher(queue: asyncio.Queue[object], **limits: float) -> Batcher:
 
 async def test_idle_item_goes_out_alone_and_at_once() -> None:
     queue: asyncio.Queue[object] = asyncio.Queue()
-    frames = batcher(queue, max_hold=3600)  # waiting for company would time out
+    frames = batcher(queue)
     queue.put_nowait(Item(1))
-    async with asyncio.timeout(10):
-        assert await frames.next() == [1]
+    step = frames.next()
+    with pytest.raises(StopIteration) as done:
+        step.send(None)  # finishes without once giving the event loop a turn: no waiting
+    assert done.value.value == [1]
 
 
 async def test_queued_items_coalesce_within_count_and_byte_limits() -> None:
@@ -67,10 +72,24 @@ async def test_under_load_it_lingers_for_items_a_loop_turn_brings() -> None:
     assert frame[0] == 3 and len(frame) > 2
 
 
-async def test_never_holds_an_item_longer_than_max_hold() -> None:
+@pytest.fixture
+def holds(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
+    """Every ``asyncio.sleep`` of ``HOLD`` seconds (the batcher's wait for company), in order."""
+    seen: list[float] = []
+    sleep = asyncio.sleep
+
+    async def counting(delay: float, result: object = None) -> object:
+        if delay == HOLD:
+            seen.append(delay)
+        return await sleep(delay, result)
+
+    monkeypatch.setattr(asyncio, "sleep", counting)
+    yield seen
+
+
+async def test_a_frame_under_load_waits_for_company_once(holds: list[float]) -> None:
     queue: asyncio.Queue[object] = asyncio.Queue()
-    # Only the hold can end a frame: the limits are out of reach while the test runs.
-    frames = batcher(queue, max_hold=0.001, max_items=10**9, max_bytes=10**9)
+    frames = batcher(queue, max_hold=HOLD)
     queue.put_nowait(Item(1))
     queue.put_nowait(Item(1))
     await frames.next()  # busy from here
@@ -83,12 +102,12 @@ async def test_never_holds_an_item_longer_than_max_hold() -> None:
 
     task = asyncio.create_task(trickle())
     try:
-        async with asyncio.timeout(10):  # a hold that never ended would time out
-            frame = await frames.next()
+        frame = await frames.next()
     finally:
         stop.set()
         await task
-    assert len(frame) > 1
+    assert len(frame) > 1  # company arrived during the hold ...
+    assert holds == [HOLD]  # ... and the frame left after one hold, though items kept coming
 
 
 @pytest.mark.parametrize("limits", [{"max_items": 0}, {"max_bytes": 0}, {"max_hold": -1.0}])

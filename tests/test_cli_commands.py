@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sys
 import textwrap
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 from _coordinator_support import (
+    PYTHON,
     CoordinatorProcess,
     FakeWorker,
     agnt5_env,
@@ -20,6 +20,7 @@ from _coordinator_support import (
     echo,
     unique,
 )
+from _processes import astop
 
 from agnt5.cli import main
 from agnt5.client import AsyncClient
@@ -56,26 +57,21 @@ def module_file(tmp_path: Path) -> Path:
 
 @contextlib.asynccontextmanager
 async def agnt5_process(*args: str, **env: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``python -m agnt5 *args``; terminated (then killed) by pid on exit if still running."""
+    """``python -m agnt5 *args`` in its own process group, which `astop` ends on exit."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
+        *PYTHON,
         "-m",
         "agnt5",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=agnt5_env(**env),
+        start_new_session=True,
     )
     try:
         yield process
     finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await astop(process)
 
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:

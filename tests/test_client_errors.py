@@ -17,7 +17,7 @@ from _coordinator_support import (
     unique,
 )
 
-from agnt5._status import ERROR_METADATA_KEY, error_from_rpc, error_trailer, status_of
+from agnt5._wire.status import ERROR_METADATA_KEY, error_from_rpc, error_trailer, status_of
 from agnt5.client import AsyncClient, Client
 from agnt5.errors import (
     _BY_CODE,

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from _coordinator_support import CoordinatorProcess, FakeWorker, coordinator_process, echo, unique
 
-from agnt5._status import error_from_rpc
+from agnt5._wire.status import error_from_rpc
 from agnt5.client import AsyncClient
 from agnt5.errors import UnauthenticatedError
 

@@ -166,7 +166,7 @@ async def test_oversized_input_is_413(
 
 
 async def test_services_lists_components_and_workers(
-    served: tuple[str, asyncio.Event, httpx.AsyncClient],
+    coordinator: CoordinatorProcess, served: tuple[str, asyncio.Event, httpx.AsyncClient]
 ) -> None:
     service, _, http = served
     response = await http.get("/v1/services")
@@ -175,6 +175,8 @@ async def test_services_lists_components_and_workers(
     assert sorted(c["name"] for c in entry["components"]) == ["echo", "failing_function", "hold"]
     assert entry["components"][0]["input_schema"] == {"type": "object"}
     assert len(entry["workers"]) == 1 and entry["queued"] == 0
+    async with AsyncClient(coordinator.endpoint) as client:  # the same view over gRPC
+        assert {s["name"]: s for s in await client.list_services()}[service] == entry
 
 
 async def test_traceparent_header_reaches_the_worker(coordinator: CoordinatorProcess) -> None:

@@ -8,14 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _frames_support import HypothesisSource, compare, compiled, frame, fuzz, mutate
+from _frames_support import HypothesisSource, compare, frame, fuzz, mutate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-pytestmark = pytest.mark.hot_path
-
-if compiled is None:
-    pytest.skip("compiled frame codec not built", allow_module_level=True)
+pytestmark = [pytest.mark.c_extension, pytest.mark.hot_path]  # compiled twin vs pure one
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -13,8 +13,8 @@ import orjson
 import pytest
 import pytest_asyncio
 
-from agnt5 import health
-from agnt5.health import HealthServer
+from agnt5.runtimes import health
+from agnt5.runtimes.health import HealthServer
 
 pytestmark = pytest.mark.asyncio
 

@@ -16,10 +16,9 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 from opentelemetry.sdk.trace import TracerProvider
 
 from agnt5 import Context, function
-from agnt5._execution import execute
-from agnt5._speedups import lookup
+from agnt5._pipeline import Pipeline
+from agnt5._registry import REGISTRY
 from agnt5.config import WorkerConfig
-from agnt5.decorators import HANDLERS
 from agnt5.logging import install_opentelemetry_logging, remove_opentelemetry_logging
 from agnt5.telemetry import create_instrumentation
 from agnt5.testing import invoke
@@ -113,7 +112,7 @@ def test_format_comes_from_agnt5_log_format(
         install_opentelemetry_logging(app_logger, log_format="xml")
 
 
-def test_seed_structured_logging_example(registry: None, app_logger: logging.Logger) -> None:
+def test_structured_logging_example(registry: None, app_logger: logging.Logger) -> None:
     @function()
     def logged_function(ctx: Context, data: dict) -> dict:  # type: ignore[type-arg]
         app_logger.info(
@@ -157,12 +156,8 @@ def test_ctx_logger_and_plain_logger_share_the_invocation_id(
     assert instrumentation is not None  # json logs: the invocation scope is worth setting
     sdk_stream = _capture(install_opentelemetry_logging(log_format="json"))
     app_stream = _capture(install_opentelemetry_logging(app_logger, log_format="json"))
-    handler = lookup(HANDLERS, "chatty")
-    ctx = Context("inv-42", "chatty", service_name="orders")
-
-    result = asyncio.run(
-        instrumentation.observe("chatty", "inv-42", 1, {}, lambda: execute(handler, b"", ctx, None))
-    )
+    route = Pipeline("orders", REGISTRY, telemetry=instrumentation).route("chatty")
+    result = asyncio.run(route.run(b"", "inv-42"))
     assert result == b'"ok"'
     (from_ctx,) = _lines(sdk_stream)
     (from_module,) = _lines(app_stream)

@@ -17,7 +17,8 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from _coordinator_support import agnt5_env, coordinator_process, unique
+from _coordinator_support import PYTHON, agnt5_env, coordinator_process, unique
+from _processes import spawn, stop
 
 from agnt5.client import AsyncClient, Client
 from agnt5.errors import InvalidArgumentError, NotFoundError
@@ -111,11 +112,11 @@ def module(tmp_path: Path) -> Path:
 def worker_process(
     module: Path, endpoint: str, service: str, *args: str, **env: str
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``agnt5 worker MODULE`` as a subprocess; killed (by pid) on exit if still running."""
-    log = open(module.parent / f"worker-{unique('log')}.txt", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
+    """``agnt5 worker MODULE`` as a subprocess; its process group killed on exit."""
+    log = open(module.parent / f"worker-{unique('log')}.txt", "wb")
+    process = spawn(
         [
-            sys.executable,
+            *PYTHON,
             "-m",
             "agnt5",
             "worker",
@@ -135,9 +136,7 @@ def worker_process(
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        stop(process, grace=0)
         log.close()
 
 
@@ -346,7 +345,7 @@ def test_user_signal_handlers_coexist_with_the_worker(tmp_path: Path, signum: in
     script = tmp_path / "graceful.py"
     script.write_text(GRACEFUL)
     with coordinator_process() as coordinator, Client(coordinator.endpoint) as client:
-        process = subprocess.Popen(
+        process = spawn(
             [sys.executable, str(script), coordinator.endpoint],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -359,9 +358,7 @@ def test_user_signal_handlers_coexist_with_the_worker(tmp_path: Path, signum: in
             process.send_signal(signum)
             output, _ = process.communicate(timeout=20)
         finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(10)
+            stop(process, grace=0)
     text = output.decode()
     assert process.returncode == 0, text
     assert f"Received signal {signum}, initiating graceful shutdown..." in text

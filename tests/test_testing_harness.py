@@ -1,4 +1,4 @@
-"""The in-process harness runs the whole hot path, and the seed's examples work through it."""
+"""The in-process harness runs the invocation pipeline workers run; usage examples work through it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from agnt5.testing import ainvoke, ainvoke_raw, invoke, invoke_raw
 pytestmark = [pytest.mark.usefixtures("registry"), pytest.mark.hot_path]
 
 
-def test_seed_hello() -> None:
+def test_hello() -> None:
     @function()
     def hello(name: str) -> str:
         return f"Hello, {name}!"
@@ -25,8 +25,8 @@ def test_seed_hello() -> None:
     assert invoke_raw("hello", b'{"name":"Ada"}') == b'"Hello, Ada!"'
 
 
-def test_seed_logged_function_reads_the_invocation_id(caplog: pytest.LogCaptureFixture) -> None:
-    logger = logging.getLogger("seed.logged")
+def test_a_logged_function_reads_the_invocation_id(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("example.logged")
 
     @function()
     def logged_function(ctx, data: dict) -> dict:  # type: ignore[no-untyped-def, type-arg]
@@ -40,7 +40,7 @@ def test_seed_logged_function_reads_the_invocation_id(caplog: pytest.LogCaptureF
         )
         return {"processed": True, "invocation_id": ctx.invocation_id}
 
-    with caplog.at_level(logging.INFO, logger="seed.logged"):
+    with caplog.at_level(logging.INFO, logger="example.logged"):
         result = invoke(logged_function, {"a": 1}, metadata={"service_name": "svc"})
     assert result["processed"] is True
     assert result["invocation_id"].startswith("test-")
@@ -50,7 +50,7 @@ def test_seed_logged_function_reads_the_invocation_id(caplog: pytest.LogCaptureF
     assert record.data_size == len(str({"a": 1}))  # type: ignore[attr-defined]
 
 
-def test_seed_registration_check() -> None:
+def test_registration_check_with_a_patched_runtime() -> None:
     @function()
     def test_function(data: str) -> str:
         return data.upper()

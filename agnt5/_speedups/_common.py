@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from agnt5.errors import InvalidArgumentError, NotFoundError, OutputNotSerializableError
+from agnt5.errors import InvalidArgumentError, OutputNotSerializableError
 
 __all__ = [
     "MAX_DEPTH",
@@ -23,7 +23,6 @@ __all__ = [
     "json_type",
     "missing_field",
     "missing_parameter",
-    "not_found",
     "not_serializable",
     "one_of",
     "pydantic_mismatch",
@@ -147,10 +146,6 @@ def scalar_needs_one_parameter(value: Any, count: int) -> InvalidArgumentError:
         f"cannot bind a JSON {json_type(value)} to {count} parameters; "
         "send an object keyed by parameter name or an array of arguments"
     )
-
-
-def not_found(name: Any) -> NotFoundError:
-    return NotFoundError(f"Function {json_repr(name)} not found")
 
 
 def not_serializable(function_name: str, exc: Exception) -> OutputNotSerializableError:

@@ -1,5 +1,4 @@
-# cython: language_level=3, embedsignature=True
-"""The hot path compiled: the twin of `_dispatch_py.py`, identical in behaviour and messages.
+"""The hot path compiled (API: see `_dispatch_py`, its twin, identical in behaviour and messages).
 
 Binding plans (`_plan.Spec` trees) become `_Node` trees with an int kind at construction;
 `_convert` switches on it. Every message comes from `_common` and is built on error paths only.
@@ -27,7 +26,6 @@ from agnt5._speedups._common import (
     json_repr,
     missing_field,
     missing_parameter,
-    not_found,
     not_serializable,
     one_of,
     pydantic_mismatch,
@@ -39,13 +37,12 @@ from agnt5._speedups._common import (
     unknown_parameter,
     wrong_length,
 )
-from agnt5.errors import wrap_exception
 
 cdef extern from "Python.h":
     # PyObject_Call with keyword arguments that may be NULL (a dict passed as is, not copied).
     object _call "PyObject_Call"(object fn, object args, PyObject* kwargs)
 
-__all__ = ["Handler", "decode_json", "dispatch", "encode_json", "lookup"]
+__all__ = ["Handler", "decode_json", "encode_json"]
 
 # The `_plan` kinds, in order; checked against `_plan` at import.
 cdef enum:
@@ -65,7 +62,6 @@ cdef object _JSONDecodeError = orjson.JSONDecodeError
 cdef object _NON_STR_KEYS = orjson.OPT_NON_STR_KEYS
 cdef object _default = json_default
 cdef object _Mismatch = Mismatch
-cdef object _wrap = wrap_exception
 cdef object _FunctionType = types.FunctionType
 cdef int _CO_VARARGS = inspect.CO_VARARGS
 cdef int _CO_VARKEYWORDS = inspect.CO_VARKEYWORDS
@@ -74,27 +70,11 @@ cdef dict _NO_INPUT = {}
 
 
 def decode_json(payload):
-    """Decode JSON input; empty input is `None`; bad input is an `InvalidArgumentError`."""
     return _decode(payload)
 
 
 def encode_json(value):
-    """Encode a result; dict keys that are not strings are stringified. Raises `TypeError`."""
     return _encode(value)
-
-
-def lookup(registry, name):
-    """The handler registered as `name`, or a `NotFoundError`."""
-    return _lookup(registry, name)
-
-
-def dispatch(registry, name, payload, make_context=None):
-    """Run a synchronous handler end to end: look up, decode, bind, call, encode."""
-    handler = _lookup(registry, name)
-    if type(handler) is not Handler:
-        return handler.invoke(payload, make_context(handler) if handler.takes_ctx else None)
-    cdef Handler compiled = <Handler>handler
-    return compiled._invoke(payload, make_context(compiled) if compiled.takes_ctx else None)
 
 
 cdef inline object _decode(object payload):
@@ -111,21 +91,6 @@ cdef inline object _encode(object value):
         return _dumps(value, _default)
     except TypeError:
         return _dumps(value, _default, _NON_STR_KEYS)
-
-
-cdef inline object _lookup(object registry, object name):
-    cdef PyObject* found
-    handler = None
-    if type(name) is str:
-        if type(registry) is dict:
-            found = PyDict_GetItemWithError(registry, name)
-            if found is not NULL:
-                handler = <object>found
-        else:
-            handler = registry.get(name)
-    if handler is None:
-        raise not_found(name)
-    return handler
 
 
 cdef class _Node:
@@ -507,29 +472,17 @@ cdef class Handler:
         )
 
     def bind(self, payload):
-        """Decode and bind input: positional args and keyword args (`None` when there are none)."""
         return self._bind(_decode(payload), None, False)
 
-    def bind_value(self, value):
-        """Bind an already decoded JSON value by the binding rules."""
-        return self._bind(value, None, False)
-
     def call(self, args, kwargs, ctx=None):
-        """Call the handler with bound arguments (and `ctx` first when it takes one)."""
         if self.takes_ctx:
             args = (ctx, *args)
         return self.fn(*args, **kwargs) if kwargs else self.fn(*args)
 
     def encode(self, result):
-        """Encode the handler's result, or raise `OutputNotSerializableError`."""
         return self._encode_result(result)
 
-    def fail(self, exc):
-        """The agnt5 error for an exception the handler raised."""
-        return _wrap(self.name, exc)
-
     def invoke(self, payload, ctx=None):
-        """Decode, bind, call (synchronous handlers only) and encode."""
         return self._invoke(payload, ctx)
 
     def __repr__(self):
@@ -541,11 +494,7 @@ cdef class Handler:
         cdef tuple bound = self._bind(_decode(payload), ctx, self.takes_ctx)
         cdef tuple args = <tuple>PyTuple_GET_ITEM(bound, 0)
         kwargs = <object>PyTuple_GET_ITEM(bound, 1)
-        try:
-            result = _call(self.fn, args, NULL if kwargs is None else <PyObject*>kwargs)
-        except Exception as exc:
-            raise _wrap(self.name, exc)
-        return self._encode_result(result)
+        return self._encode_result(_call(self.fn, args, NULL if kwargs is None else <PyObject*>kwargs))
 
     cdef object _encode_result(self, object result):
         try:

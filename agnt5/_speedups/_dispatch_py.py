@@ -1,9 +1,15 @@
-"""The hot path in pure Python: the twin of `_dispatch.pyx`, identical in behaviour and messages."""
+"""The hot path in pure Python, and its API: decode JSON input, bind it, call, encode the result.
+
+The compiled twin (`_dispatch`) has the same names with the same results and the same errors
+(messages from `_common`); select one with `agnt5._speedups`. `HandlerAPI` is the surface both
+`Handler` classes share. Exceptions the handler's callable raises pass through unchanged: turning
+them into agnt5 errors is the invocation pipeline's job (`agnt5._pipeline`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import orjson
 
@@ -19,7 +25,6 @@ from agnt5._speedups._common import (
     json_repr,
     missing_field,
     missing_parameter,
-    not_found,
     not_serializable,
     one_of,
     pydantic_mismatch,
@@ -31,9 +36,8 @@ from agnt5._speedups._common import (
     unknown_parameter,
     wrong_length,
 )
-from agnt5.errors import wrap_exception
 
-__all__ = ["Handler", "decode_json", "dispatch", "encode_json", "lookup"]
+__all__ = ["Handler", "HandlerAPI", "decode_json", "encode_json"]
 
 _MISSING: Any = object()
 Converter = Callable[[Any, int], Any]
@@ -57,23 +61,30 @@ def encode_json(value: Any) -> bytes:
         return orjson.dumps(value, json_default, orjson.OPT_NON_STR_KEYS)
 
 
-def lookup(registry: Mapping[str, Handler], name: str) -> Handler:
-    """The handler registered as `name`, or a `NotFoundError`."""
-    handler = registry.get(name) if type(name) is str else None
-    if handler is None:
-        raise not_found(name)
-    return handler
+class HandlerAPI(Protocol):
+    """What a registered callable offers the hot path, in both twins."""
 
+    @property
+    def name(self) -> str: ...
+    @property
+    def fn(self) -> Callable[..., Any]: ...
+    @property
+    def takes_ctx(self) -> bool:
+        """Whether the callable takes a `Context` first."""
 
-def dispatch(
-    registry: Mapping[str, Handler],
-    name: str,
-    payload: bytes,
-    make_context: Callable[[Handler], Any] | None = None,
-) -> bytes:
-    """Run a synchronous handler end to end: look up, decode, bind, call, encode."""
-    handler = lookup(registry, name)
-    return handler.invoke(payload, make_context(handler) if handler.takes_ctx else None)
+    @property
+    def is_async(self) -> bool: ...
+    def bind(self, payload: bytes) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
+        """Decode and bind input: positional args and keyword args (`None` when there are none)."""
+
+    def call(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None, ctx: Any = None) -> Any:
+        """Call with bound arguments (and `ctx` first when it takes one)."""
+
+    def encode(self, result: Any) -> bytes:
+        """Encode the callable's result, or raise `OutputNotSerializableError`."""
+
+    def invoke(self, payload: bytes, ctx: Any = None) -> bytes:
+        """Decode, bind, call and encode (synchronous callables only: others raise `TypeError`)."""
 
 
 class Handler:
@@ -134,10 +145,6 @@ class Handler:
         """Decode and bind input: positional args and keyword args (`None` when there are none)."""
         return self._bind(decode_json(payload), [])
 
-    def bind_value(self, value: Any) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
-        """Bind an already decoded JSON value by the binding rules."""
-        return self._bind(value, [])
-
     def call(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None, ctx: Any = None) -> Any:
         """Call the handler with bound arguments (and `ctx` first when it takes one)."""
         if self.takes_ctx:
@@ -151,20 +158,12 @@ class Handler:
         except TypeError as exc:
             raise not_serializable(self.name, exc) from None
 
-    def fail(self, exc: BaseException) -> Exception:
-        """The agnt5 error for an exception the handler raised."""
-        return wrap_exception(self.name, exc)
-
     def invoke(self, payload: bytes, ctx: Any = None) -> bytes:
         """Decode, bind, call (synchronous handlers only) and encode."""
         if self.is_async:
             raise async_invoke(self.name)
         args, kwargs = self._bind(decode_json(payload), [ctx] if self.takes_ctx else [])
-        try:
-            result = self.fn(*args, **kwargs) if kwargs else self.fn(*args)
-        except Exception as exc:
-            raise wrap_exception(self.name, exc)  # noqa: B904 - sets __cause__ itself; agnt5 errors pass through
-        return self.encode(result)
+        return self.encode(self.fn(*args, **kwargs) if kwargs else self.fn(*args))
 
     def __repr__(self) -> str:
         return f"<Handler {self.name}>"

@@ -1,5 +1,4 @@
-# cython: language_level=3, embedsignature=True
-"""The frame codec compiled: the twin of `_frames_py.py`, reading and writing wire format directly.
+"""The frame codec compiled, reading and writing wire format directly (API: see `_frames_py`).
 
 Decoding follows upb, the protobuf runtime behind the twin: fields in any order, the last value
 wins, repeated submessages merge, unknown fields and known fields with another wire type are
@@ -7,6 +6,9 @@ skipped (groups included), strings must be UTF-8, nesting deeper than 100 is an 
 kinds other than the batched one are rare and go through the twin, so they decode identically.
 Encoding is two passes: sizes (checking every value), then one exact-size ``bytes`` written in
 place, fields in number order and map keys in upb's deterministic order.
+
+Field numbers come from the generated descriptors (`records.field_numbers`), read on first use:
+importing this module loads no protobuf.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -19,9 +21,8 @@ from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
-from agnt5._speedups import _frames_py
-from agnt5._speedups import _records as records
-from agnt5._speedups._records import (
+from agnt5._wire import records
+from agnt5._wire.records import (
     FrameError,
     check_record,
     corrupt,
@@ -44,7 +45,7 @@ __all__ = [
 
 ctypedef const unsigned char* cptr
 
-# The `_records` slot kinds, in order; checked at import.
+# The `records` slot kinds, in order; checked at import.
 cdef enum:
     K_STR, K_BYTES, K_U32, K_U64, K_BOOL, K_MAP, K_ONEOF_BYTES, K_ONEOF_RECORD
 
@@ -57,10 +58,12 @@ cdef enum:
     WT_END_GROUP = 4
     WT_FIXED32 = 5
     MAX_SLOTS = 8
+    MAP_KEY = 1 << 3 | WT_LEN  # a map entry's key and value are fields 1 and 2 (protobuf's rule)
+    MAP_VALUE = 2 << 3 | WT_LEN
 
 _KINDS = ("STR", "BYTES", "U32", "U64", "BOOL", "MAP", "ONEOF_BYTES", "ONEOF_RECORD")
 if tuple(getattr(records, kind) for kind in _KINDS) != tuple(range(len(_KINDS))):
-    raise ImportError("agnt5._speedups._records kinds changed; rebuild _frames.pyx to match")
+    raise ImportError("agnt5._wire.records kinds changed; rebuild _frames.pyx to match")
 
 _tuple_new = tuple.__new__
 
@@ -77,14 +80,17 @@ class _Corrupt(Exception):
 
 
 cdef class _Layout:
-    """A `_records.Layout` with its slot kinds as C ints."""
+    """A `records.Layout` with its slot kinds, field numbers and tags as C ints."""
 
     cdef object cls
     cdef object spec
     cdef int n
     cdef int kinds[MAX_SLOTS]
+    cdef uint32_t numbers[MAX_SLOTS]
+    cdef uint32_t tags[MAX_SLOTS]  # the tag each slot is written with
+    cdef Py_ssize_t tag_sizes[MAX_SLOTS]
+    cdef int order[MAX_SLOTS]  # the slots by field number: the order they are written in
     cdef int map_slot
-    cdef int oneof_first
     cdef _Layout sub
     cdef tuple defaults
 
@@ -95,22 +101,81 @@ cdef class _Layout:
         if self.n > MAX_SLOTS:
             raise ImportError(f"{spec.name} has more than {MAX_SLOTS} fields")
         self.map_slot = -1
-        self.oneof_first = -1
-        for slot, kind in enumerate(spec.kinds):
+        numbers = records.field_numbers(spec)
+        for index, slot in enumerate(sorted(range(self.n), key=numbers.__getitem__)):
+            self.order[index] = slot
+        for slot, (kind, number) in enumerate(zip(spec.kinds, numbers)):
             self.kinds[slot] = kind
+            self.numbers[slot] = number
+            wire = WT_VARINT if kind in (K_U32, K_U64, K_BOOL) else WT_LEN
+            self.tags[slot] = number << 3 | wire
+            self.tag_sizes[slot] = _varint_size(self.tags[slot])
             if kind == K_MAP:
                 self.map_slot = slot
-            elif kind in (K_ONEOF_BYTES, K_ONEOF_RECORD) and self.oneof_first < 0:
-                self.oneof_first = slot
         self.sub = sub
         self.defaults = tuple(spec.cls())
 
+    cdef inline int slot_of(self, uint32_t field) noexcept:
+        """The slot holding field number ``field``, or -1 for a field the record does not have."""
+        cdef int slot
+        for slot in range(self.n):
+            if self.numbers[slot] == field:
+                return slot
+        return -1
 
-cdef _Layout _ERROR = _Layout(records.ERROR)
-cdef _Layout _INVOKE = _Layout(records.INVOKE)
-cdef _Layout _RESULT = _Layout(records.RESULT, _ERROR)
-cdef _Layout _STREAM_CALL = _Layout(records.STREAM_CALL)
-cdef _Layout _STREAM_OUTCOME = _Layout(records.STREAM_OUTCOME, _ERROR)
+
+cdef class _Frame:
+    """A `records.Frame` with its field numbers: where the records sit in the message."""
+
+    cdef _Layout layout
+    cdef str message  # the message's short name, for errors
+    cdef str kind  # the batch's oneof member name (None: the message is the batch)
+    cdef uint32_t batch  # its field number (0: none)
+    cdef frozenset members  # the field numbers of the batch's oneof
+    cdef uint32_t items  # the field number of the repeated records
+    cdef uint32_t batch_tag
+    cdef uint32_t items_tag
+
+    def __init__(self, spec, _Layout layout):
+        numbers = records.frame_numbers(spec)
+        self.layout = layout
+        self.message = spec.message.rsplit(".", 1)[-1]
+        self.kind = spec.batch
+        self.batch = numbers.batch
+        self.members = numbers.members
+        self.items = numbers.items
+        self.batch_tag = numbers.batch << 3 | WT_LEN
+        self.items_tag = numbers.items << 3 | WT_LEN
+
+
+cdef class _Schema:
+    """Every frame the codec reads and writes, built from the descriptors on first use."""
+
+    cdef _Frame coordinator
+    cdef _Frame worker
+    cdef _Frame calls
+    cdef _Frame outcomes
+    cdef object twin  # `_frames_py`, which decodes the rare envelope kinds
+
+    def __init__(self):
+        from agnt5._speedups import _frames_py
+
+        error = _Layout(records.ERROR)
+        self.coordinator = _Frame(records.COORDINATOR_MESSAGE, _Layout(records.INVOKE))
+        self.worker = _Frame(records.WORKER_MESSAGE, _Layout(records.RESULT, error))
+        self.calls = _Frame(records.STREAM_REQUEST, _Layout(records.STREAM_CALL))
+        self.outcomes = _Frame(records.STREAM_RESPONSE, _Layout(records.STREAM_OUTCOME, error))
+        self.twin = _frames_py
+
+
+cdef _Schema _SCHEMA = None
+
+
+cdef inline _Schema _schema():
+    global _SCHEMA
+    if _SCHEMA is None:
+        _SCHEMA = _Schema()
+    return _SCHEMA
 
 
 # Decoding.
@@ -223,9 +288,9 @@ cdef int _map_entry(cptr p, cptr end, int depth, dict target) except -1:
         raise _Corrupt
     while p < end:
         _tag(&p, end, &tag)
-        if tag == (1 << 3 | WT_LEN) or tag == (2 << 3 | WT_LEN):
+        if tag == MAP_KEY or tag == MAP_VALUE:
             _length(&p, end, &size)
-            if tag >> 3 == 1:
+            if tag == MAP_KEY:
                 key = _text(p, size)
             else:
                 value = _text(p, size)
@@ -240,7 +305,7 @@ cdef int _map_entry(cptr p, cptr end, int depth, dict target) except -1:
 
 cdef object _record(cptr p, cptr end, _Layout layout, int depth, object base):
     """A record decoded from one message at ``depth``; ``base``: the record it merges into."""
-    cdef uint32_t tag, field
+    cdef uint32_t tag
     cdef uint64_t number
     cdef Py_ssize_t size
     cdef int slot, kind, wire, oneof = -1
@@ -252,18 +317,18 @@ cdef object _record(cptr p, cptr end, _Layout layout, int depth, object base):
     if layout.map_slot >= 0:
         metadata = {} if base is None else dict(base[layout.map_slot])
         values[layout.map_slot] = metadata
-    if base is not None and layout.oneof_first >= 0:
-        for slot in range(layout.oneof_first, layout.n):
-            if values[slot] is not None:
+    if base is not None:
+        for slot in range(layout.n):
+            kind = layout.kinds[slot]
+            if (kind == K_ONEOF_BYTES or kind == K_ONEOF_RECORD) and values[slot] is not None:
                 oneof = slot
     while p < end:
         _tag(&p, end, &tag)
-        field = tag >> 3
         wire = tag & 7
-        if field > <uint32_t>layout.n:
+        slot = layout.slot_of(tag >> 3)
+        if slot < 0:
             _skip(&p, end, tag, depth)
             continue
-        slot = field - 1
         kind = layout.kinds[slot]
         if kind == K_U32 or kind == K_U64 or kind == K_BOOL:
             if wire != WT_VARINT:
@@ -300,42 +365,42 @@ cdef object _record(cptr p, cptr end, _Layout layout, int depth, object base):
     return _tuple_new(layout.cls, values)
 
 
-cdef int _repeated(cptr p, cptr end, _Layout layout, int depth, list out) except -1:
-    """Append the records of field 1 (repeated) of the message at ``depth`` to ``out``."""
+cdef int _repeated(cptr p, cptr end, _Frame frame, int depth, list out) except -1:
+    """Append the records (the repeated ``frame.items``) of the message at ``depth`` to ``out``."""
     cdef uint32_t tag
     cdef Py_ssize_t size
     if depth > MAX_DEPTH:
         raise _Corrupt
     while p < end:
         _tag(&p, end, &tag)
-        if tag == (1 << 3 | WT_LEN):
+        if tag == frame.items_tag:
             _length(&p, end, &size)
-            out.append(_record(p, p + size, layout, depth + 1, None))
+            out.append(_record(p, p + size, frame.layout, depth + 1, None))
             p += size
         else:
             _skip(&p, end, tag, depth)
     return 0
 
 
-cdef object _envelope(cptr p, cptr end, uint32_t batched, _Layout layout):
-    """The records of a Coordinator/WorkerMessage whose oneof (fields 1-5) is ``batched``.
+cdef object _envelope(cptr p, cptr end, _Frame frame):
+    """The records of an envelope message whose oneof member is ``frame``'s batch.
 
     None for a message with no oneof member, `_COLD` when another member appears (the twin then
-    decodes the whole message). Repeated ``batched`` occurrences merge: their lists concatenate.
+    decodes the whole message). Repeated batch occurrences merge: their lists concatenate.
     """
     cdef uint32_t tag
     cdef Py_ssize_t size
     cdef list out = None
     while p < end:
         _tag(&p, end, &tag)
-        if tag & 7 == WT_LEN and 1 <= tag >> 3 <= 5:
-            if tag >> 3 != batched:
-                return _COLD
+        if tag == frame.batch_tag:
             _length(&p, end, &size)
             if out is None:
                 out = []
-            _repeated(p, p + size, layout, 1, out)
+            _repeated(p, p + size, frame, 1, out)
             p += size
+        elif tag & 7 == WT_LEN and (tag >> 3) in frame.members:
+            return _COLD
         else:
             _skip(&p, end, tag, 0)
     return out
@@ -347,47 +412,46 @@ cdef inline cptr _start(object data) except NULL:
     return <cptr>PyBytes_AS_STRING(data)
 
 
-cdef tuple _decode_envelope(object data, uint32_t batched, _Layout layout, str name, str kind):
+cdef tuple _decode_envelope(object data, _Frame frame):
+    """``(kind, records)``, or None when the twin must decode the message (another kind)."""
     cdef cptr p = _start(data)
     try:
-        out = _envelope(p, p + PyBytes_GET_SIZE(data), batched, layout)
+        out = _envelope(p, p + PyBytes_GET_SIZE(data), frame)
     except (_Corrupt, UnicodeDecodeError):
-        raise corrupt(name) from None
+        raise corrupt(frame.message) from None
     if out is _COLD:
         return None
-    return (None, None) if out is None else (kind, out)
+    return (None, None) if out is None else (frame.kind, out)
 
 
-cdef list _decode_list(object data, _Layout layout, str name):
+cdef list _decode_list(object data, _Frame frame):
     cdef cptr p = _start(data)
     cdef list out = []
     try:
-        _repeated(p, p + PyBytes_GET_SIZE(data), layout, 0, out)
+        _repeated(p, p + PyBytes_GET_SIZE(data), frame, 0, out)
     except (_Corrupt, UnicodeDecodeError):
-        raise corrupt(name) from None
+        raise corrupt(frame.message) from None
     return out
 
 
 def decode_coordinator_message(data):
-    """A ``CoordinatorMessage``; ``invoke_batch`` comes as a list of `InvokeItem`."""
-    decoded = _decode_envelope(data, 2, _INVOKE, "CoordinatorMessage", "invoke_batch")
-    return _frames_py.decode_coordinator_message(data) if decoded is None else decoded
+    cdef _Schema schema = _schema()
+    decoded = _decode_envelope(data, schema.coordinator)
+    return schema.twin.decode_coordinator_message(data) if decoded is None else decoded
 
 
 def decode_worker_message(data):
-    """A ``WorkerMessage``; ``result_batch`` comes as a list of `ResultItem`."""
-    decoded = _decode_envelope(data, 2, _RESULT, "WorkerMessage", "result_batch")
-    return _frames_py.decode_worker_message(data) if decoded is None else decoded
+    cdef _Schema schema = _schema()
+    decoded = _decode_envelope(data, schema.worker)
+    return schema.twin.decode_worker_message(data) if decoded is None else decoded
 
 
 def decode_stream_calls(data):
-    """An ``InvokeStreamRequest`` as its list of `StreamCall`."""
-    return _decode_list(data, _STREAM_CALL, "InvokeStreamRequest")
+    return _decode_list(data, _schema().calls)
 
 
 def decode_stream_outcomes(data):
-    """An ``InvokeStreamResponse`` as its list of `StreamOutcome`."""
-    return _decode_list(data, _STREAM_OUTCOME, "InvokeStreamResponse")
+    return _decode_list(data, _schema().outcomes)
 
 
 # Encoding.
@@ -409,9 +473,9 @@ cdef inline unsigned char* _put_varint(unsigned char* p, uint64_t value) noexcep
     return p + 1
 
 
-cdef inline Py_ssize_t _len_field(Py_ssize_t size) noexcept:
-    """Bytes a length-delimited field of ``size`` bytes takes (one-byte tag: fields < 16)."""
-    return 1 + _varint_size(size) + size
+cdef inline Py_ssize_t _len_field(Py_ssize_t tag_size, Py_ssize_t size) noexcept:
+    """Bytes a length-delimited field of ``size`` bytes takes, with a tag of ``tag_size`` bytes."""
+    return tag_size + _varint_size(size) + size
 
 
 cdef uint64_t _number(object value, _Layout layout, int slot, uint64_t limit) except? 0xFFFFFFFFFFFFFFFF:
@@ -445,22 +509,22 @@ cdef Py_ssize_t _record_size(object record, _Layout layout) except -1:
                 raise unencodable(layout.spec, slot, value)
             PyUnicode_AsUTF8AndSize(value, &size)
             if size:
-                total += _len_field(size)
+                total += _len_field(layout.tag_sizes[slot], size)
         elif kind == K_BYTES:
             if not isinstance(value, bytes):
                 raise unencodable(layout.spec, slot, value)
             size = PyBytes_GET_SIZE(value)
             if size:
-                total += _len_field(size)
+                total += _len_field(layout.tag_sizes[slot], size)
         elif kind == K_U32 or kind == K_U64:
             number = _number(value, layout, slot, 0xFFFFFFFF if kind == K_U32 else 0xFFFFFFFFFFFFFFFF)
             if number:
-                total += 1 + _varint_size(number)
+                total += layout.tag_sizes[slot] + _varint_size(number)
         elif kind == K_BOOL:
             if not isinstance(value, bool):
                 raise unencodable(layout.spec, slot, value)
             if value:
-                total += 2
+                total += layout.tag_sizes[slot] + 1
         elif kind == K_MAP:
             if not isinstance(value, dict):
                 raise unencodable(layout.spec, slot, value)
@@ -469,34 +533,34 @@ cdef Py_ssize_t _record_size(object record, _Layout layout) except -1:
                 if not isinstance(<object>key, str) or not isinstance(<object>item, str):
                     raise unencodable(layout.spec, slot, value)
                 PyUnicode_AsUTF8AndSize(<object>key, &text_size)
-                entry = _len_field(text_size)
+                entry = _len_field(1, text_size)
                 PyUnicode_AsUTF8AndSize(<object>item, &text_size)
-                entry += _len_field(text_size)
-                total += _len_field(entry)
+                entry += _len_field(1, text_size)
+                total += _len_field(layout.tag_sizes[slot], entry)
         elif value is None:
             continue
         elif kind == K_ONEOF_BYTES:
             if not isinstance(value, bytes):
                 raise unencodable(layout.spec, slot, value)
-            total += _len_field(PyBytes_GET_SIZE(value))
+            total += _len_field(layout.tag_sizes[slot], PyBytes_GET_SIZE(value))
         else:  # K_ONEOF_RECORD
             if not isinstance(value, layout.sub.cls):
                 raise unencodable(layout.spec, slot, value)
-            total += _len_field(_record_size(value, layout.sub))
+            total += _len_field(layout.tag_sizes[slot], _record_size(value, layout.sub))
     return total
 
 
-cdef unsigned char* _put_bytes(unsigned char* p, int field, const char* data, Py_ssize_t size):
-    p[0] = <unsigned char>(field << 3 | WT_LEN)
-    p = _put_varint(p + 1, size)
+cdef unsigned char* _put_bytes(unsigned char* p, uint32_t tag, const char* data, Py_ssize_t size):
+    p = _put_varint(p, tag)
+    p = _put_varint(p, size)
     memcpy(p, data, size)
     return p + size
 
 
-cdef unsigned char* _put_text(unsigned char* p, int field, object text) except NULL:
+cdef unsigned char* _put_text(unsigned char* p, uint32_t tag, object text) except NULL:
     cdef Py_ssize_t size
     cdef const char* data = PyUnicode_AsUTF8AndSize(text, &size)
-    return _put_bytes(p, field, data, size)
+    return _put_bytes(p, tag, data, size)
 
 
 cdef unsigned char* _write_record(unsigned char* p, object record, _Layout layout) except NULL:
@@ -505,51 +569,54 @@ cdef unsigned char* _write_record(unsigned char* p, object record, _Layout layou
     cdef const char* key_data
     cdef const char* value_data
     cdef uint64_t number
-    cdef int slot, kind, field
-    for slot in range(layout.n):
+    cdef uint32_t tag
+    cdef int index, slot, kind
+    for index in range(layout.n):
+        slot = layout.order[index]
         value = <object>PyTuple_GET_ITEM(record, slot)
         kind = layout.kinds[slot]
-        field = slot + 1
+        tag = layout.tags[slot]
         if kind == K_STR:
             if value:
-                p = _put_text(p, field, value)
+                p = _put_text(p, tag, value)
         elif kind == K_BYTES:
             size = PyBytes_GET_SIZE(value)
             if size:
-                p = _put_bytes(p, field, PyBytes_AS_STRING(value), size)
+                p = _put_bytes(p, tag, PyBytes_AS_STRING(value), size)
         elif kind == K_U32 or kind == K_U64:
             number = value
             if number:
-                p[0] = <unsigned char>(field << 3 | WT_VARINT)
-                p = _put_varint(p + 1, number)
+                p = _put_varint(_put_varint(p, tag), number)
         elif kind == K_BOOL:
             if value:
-                p[0] = <unsigned char>(field << 3 | WT_VARINT)
-                p[1] = 1
-                p += 2
+                p = _put_varint(p, tag)
+                p[0] = 1
+                p += 1
         elif kind == K_MAP:
             if value:
                 for key in sorted(value, key=_map_order):
                     key_data = PyUnicode_AsUTF8AndSize(key, &key_size)
                     value_data = PyUnicode_AsUTF8AndSize(value[key], &value_size)
-                    p[0] = <unsigned char>(field << 3 | WT_LEN)
-                    p = _put_varint(p + 1, _len_field(key_size) + _len_field(value_size))
-                    p = _put_bytes(p, 1, key_data, key_size)
-                    p = _put_bytes(p, 2, value_data, value_size)
+                    p = _put_varint(p, tag)
+                    p = _put_varint(p, _len_field(1, key_size) + _len_field(1, value_size))
+                    p = _put_bytes(p, MAP_KEY, key_data, key_size)
+                    p = _put_bytes(p, MAP_VALUE, value_data, value_size)
         elif value is None:
             continue
         elif kind == K_ONEOF_BYTES:
-            p = _put_bytes(p, field, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
+            p = _put_bytes(p, tag, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
         else:  # K_ONEOF_RECORD
-            p[0] = <unsigned char>(field << 3 | WT_LEN)
-            p = _put_varint(p + 1, _record_size(value, layout.sub))
+            p = _put_varint(p, tag)
+            p = _put_varint(p, _record_size(value, layout.sub))
             p = _write_record(p, value, layout.sub)
     return p
 
 
-cdef bytes _encode(object items, _Layout layout, int envelope):
-    """Field 1 repeated with ``items``, wrapped as field ``envelope`` of an outer message (0: not)."""
+cdef bytes _encode(object items, _Frame frame):
+    """The records ``items`` as ``frame``'s message: its repeated items, inside its batch if any."""
+    cdef _Layout layout = frame.layout
     cdef Py_ssize_t count, index, body = 0
+    cdef Py_ssize_t items_tag_size = _varint_size(frame.items_tag)
     cdef Py_ssize_t* sizes
     cdef unsigned char* p
     cdef bytes out
@@ -563,21 +630,25 @@ cdef bytes _encode(object items, _Layout layout, int envelope):
         try:
             for index in range(count):
                 sizes[index] = _record_size(<object>PyList_GET_ITEM(items, index), layout)
-                body += _len_field(sizes[index])
+                body += _len_field(items_tag_size, sizes[index])
         except UnicodeEncodeError:
             for record in items:  # a type error in any record comes first, as in the twin
                 check_record(record, layout.spec)
             raise FrameError(
                 f"cannot encode {layout.spec.name}: a string is not valid UTF-8"
             ) from None
-        out = PyBytes_FromStringAndSize(NULL, _len_field(body) if envelope else body)
-        p = <unsigned char*>PyBytes_AS_STRING(out)
-        if envelope:
-            p[0] = <unsigned char>(envelope << 3 | WT_LEN)
-            p = _put_varint(p + 1, body)
+        if frame.batch:
+            out = PyBytes_FromStringAndSize(
+                NULL, _len_field(_varint_size(frame.batch_tag), body)
+            )
+            p = _put_varint(<unsigned char*>PyBytes_AS_STRING(out), frame.batch_tag)
+            p = _put_varint(p, body)
+        else:
+            out = PyBytes_FromStringAndSize(NULL, body)
+            p = <unsigned char*>PyBytes_AS_STRING(out)
         for index in range(count):
-            p[0] = <unsigned char>(1 << 3 | WT_LEN)
-            p = _put_varint(p + 1, sizes[index])
+            p = _put_varint(p, frame.items_tag)
+            p = _put_varint(p, sizes[index])
             p = _write_record(p, <object>PyList_GET_ITEM(items, index), layout)
         return out
     finally:
@@ -585,20 +656,16 @@ cdef bytes _encode(object items, _Layout layout, int envelope):
 
 
 def encode_invoke_batch(invokes):
-    """A ``CoordinatorMessage`` carrying these invocations as its ``invoke_batch``."""
-    return _encode(invokes, _INVOKE, 2)
+    return _encode(invokes, _schema().coordinator)
 
 
 def encode_result_batch(results):
-    """A ``WorkerMessage`` carrying these results as its ``result_batch``."""
-    return _encode(results, _RESULT, 2)
+    return _encode(results, _schema().worker)
 
 
 def encode_stream_calls(calls):
-    """An ``InvokeStreamRequest`` carrying these calls."""
-    return _encode(calls, _STREAM_CALL, 0)
+    return _encode(calls, _schema().calls)
 
 
 def encode_stream_outcomes(outcomes):
-    """An ``InvokeStreamResponse`` carrying these outcomes."""
-    return _encode(outcomes, _STREAM_OUTCOME, 0)
+    return _encode(outcomes, _schema().outcomes)

@@ -1,23 +1,31 @@
-"""The frame codec in pure Python, through the generated protobuf classes (twin of `_frames.pyx`).
+"""The frame codec in pure Python, through the generated protobuf classes; its API, documented.
 
-Decoders take one gRPC message's bytes and return ``(kind, body)``: ``kind`` is the name of the
-oneof member set (None for an empty message); ``body`` is a list of records for the batched
-kinds and the generated protobuf submessage for the others. Encoders take a list of records
-and return the bytes of the whole message (deterministic serialization: map keys sorted).
+The compiled twin (`_frames`) has the same functions with the same results and errors; select
+one with `agnt5._speedups`. Decoders take one gRPC message's bytes; the envelope decoders return
+``(kind, body)``: ``kind`` is the name of the oneof member set (None for an empty message) and
+``body`` a list of records for the batched kind, the generated protobuf submessage for the
+others. Encoders take a list of records and return the bytes of the whole message
+(deterministic serialization: map keys sorted). A malformed frame or a record that cannot be
+encoded raises `FrameError`; a frame that is not ``bytes`` raises `TypeError`.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+from google.protobuf import message_factory
 from google.protobuf.message import DecodeError
 
-from agnt5._proto import common_pb2, invocations_pb2, worker_pb2
-from agnt5._speedups._records import (
-    INVOKE,
-    RESULT,
-    STREAM_CALL,
-    STREAM_OUTCOME,
+from agnt5._wire.records import (
+    COORDINATOR_MESSAGE,
+    MAP,
+    ONEOF_BYTES,
+    ONEOF_RECORD,
+    STREAM_REQUEST,
+    STREAM_RESPONSE,
+    WORKER_MESSAGE,
+    Frame,
     FrameError,
     InvokeItem,
     Layout,
@@ -26,8 +34,7 @@ from agnt5._speedups._records import (
     StreamOutcome,
     check_record,
     corrupt,
-    record_from_message,
-    record_to_message,
+    descriptor,
 )
 
 __all__ = [
@@ -42,94 +49,122 @@ __all__ = [
 ]
 
 
-def _parse(message_cls: Any, data: bytes) -> Any:
-    if not isinstance(data, bytes):
-        raise TypeError(f"a frame is bytes, got {type(data).__name__}")
-    try:
-        return message_cls.FromString(data)
-    except DecodeError:
-        raise corrupt(message_cls.DESCRIPTOR.name) from None
-
-
-def _envelope(message: Any, batched: str, layout: Layout, field: str) -> tuple[str | None, Any]:
-    kind = message.WhichOneof("message")
-    if kind != batched:
-        return kind, None if kind is None else getattr(message, kind)
-    items = getattr(getattr(message, kind), field)
-    return kind, [record_from_message(item, layout) for item in items]
-
-
-def _checked(records: Any, layout: Layout) -> Any:
-    if not isinstance(records, list):
-        raise FrameError(f"expected a list of {layout.name}, got {type(records).__name__}")
-    for record in records:
-        check_record(record, layout)
-    return records
-
-
-def _serialize(message: Any, layout: Layout) -> bytes:
-    try:
-        return bytes(message.SerializeToString(deterministic=True))
-    except UnicodeError:
-        raise FrameError(f"cannot encode {layout.name}: a string is not valid UTF-8") from None
-
-
-def _messages(records: list[Any], layout: Layout, message_cls: Any) -> list[Any]:
-    try:
-        return [record_to_message(r, layout, message_cls, common_pb2.Error) for r in records]
-    except UnicodeError:
-        raise FrameError(f"cannot encode {layout.name}: a string is not valid UTF-8") from None
-
-
 def decode_coordinator_message(data: bytes) -> tuple[str | None, Any]:
     """A ``CoordinatorMessage``; ``invoke_batch`` comes as a list of `InvokeItem`."""
-    message = _parse(worker_pb2.CoordinatorMessage, data)
-    return _envelope(message, "invoke_batch", INVOKE, "invocations")
+    return _decode_envelope(COORDINATOR_MESSAGE, data)
 
 
 def decode_worker_message(data: bytes) -> tuple[str | None, Any]:
     """A ``WorkerMessage``; ``result_batch`` comes as a list of `ResultItem`."""
-    message = _parse(worker_pb2.WorkerMessage, data)
-    return _envelope(message, "result_batch", RESULT, "results")
+    return _decode_envelope(WORKER_MESSAGE, data)
 
 
 def decode_stream_calls(data: bytes) -> list[StreamCall]:
     """An ``InvokeStreamRequest`` as its list of `StreamCall`."""
-    message = _parse(invocations_pb2.InvokeStreamRequest, data)
-    return [record_from_message(call, STREAM_CALL) for call in message.calls]
+    return _records(_parse(STREAM_REQUEST, data), STREAM_REQUEST)
 
 
 def decode_stream_outcomes(data: bytes) -> list[StreamOutcome]:
     """An ``InvokeStreamResponse`` as its list of `StreamOutcome`."""
-    message = _parse(invocations_pb2.InvokeStreamResponse, data)
-    return [record_from_message(outcome, STREAM_OUTCOME) for outcome in message.outcomes]
+    return _records(_parse(STREAM_RESPONSE, data), STREAM_RESPONSE)
 
 
 def encode_invoke_batch(invokes: list[InvokeItem]) -> bytes:
     """A ``CoordinatorMessage`` carrying these invocations as its ``invoke_batch``."""
-    batch = worker_pb2.InvokeBatch(
-        invocations=_messages(_checked(invokes, INVOKE), INVOKE, worker_pb2.Invoke)
-    )
-    return _serialize(worker_pb2.CoordinatorMessage(invoke_batch=batch), INVOKE)
+    return _encode(COORDINATOR_MESSAGE, invokes)
 
 
 def encode_result_batch(results: list[ResultItem]) -> bytes:
     """A ``WorkerMessage`` carrying these results as its ``result_batch``."""
-    batch = worker_pb2.ResultBatch(
-        results=_messages(_checked(results, RESULT), RESULT, worker_pb2.Result)
-    )
-    return _serialize(worker_pb2.WorkerMessage(result_batch=batch), RESULT)
+    return _encode(WORKER_MESSAGE, results)
 
 
 def encode_stream_calls(calls: list[StreamCall]) -> bytes:
     """An ``InvokeStreamRequest`` carrying these calls."""
-    messages = _messages(_checked(calls, STREAM_CALL), STREAM_CALL, invocations_pb2.StreamCall)
-    return _serialize(invocations_pb2.InvokeStreamRequest(calls=messages), STREAM_CALL)
+    return _encode(STREAM_REQUEST, calls)
 
 
 def encode_stream_outcomes(outcomes: list[StreamOutcome]) -> bytes:
     """An ``InvokeStreamResponse`` carrying these outcomes."""
-    messages = _messages(
-        _checked(outcomes, STREAM_OUTCOME), STREAM_OUTCOME, invocations_pb2.StreamOutcome
-    )
-    return _serialize(invocations_pb2.InvokeStreamResponse(outcomes=messages), STREAM_OUTCOME)
+    return _encode(STREAM_RESPONSE, outcomes)
+
+
+@functools.cache
+def _class(message: str) -> Any:
+    return message_factory.GetMessageClass(descriptor(message))
+
+
+@functools.cache
+def _oneof(message: str, member: str) -> str:
+    """The name of the oneof that field ``member`` of ``message`` belongs to."""
+    return str(descriptor(message).fields_by_name[member].containing_oneof.name)
+
+
+@functools.cache
+def _batch_message(frame: Frame) -> str:
+    assert frame.batch is not None
+    return str(descriptor(frame.message).fields_by_name[frame.batch].message_type.full_name)
+
+
+def _parse(frame: Frame, data: bytes) -> Any:
+    if not isinstance(data, bytes):
+        raise TypeError(f"a frame is bytes, got {type(data).__name__}")
+    cls = _class(frame.message)
+    try:
+        return cls.FromString(data)
+    except DecodeError:
+        raise corrupt(cls.DESCRIPTOR.name) from None
+
+
+def _decode_envelope(frame: Frame, data: bytes) -> tuple[str | None, Any]:
+    assert frame.batch is not None
+    message = _parse(frame, data)
+    kind = message.WhichOneof(_oneof(frame.message, frame.batch))
+    if kind != frame.batch:
+        return kind, None if kind is None else getattr(message, kind)
+    return kind, _records(getattr(message, kind), frame)
+
+
+def _records(holder: Any, frame: Frame) -> list[Any]:
+    return [_record(item, frame.layout) for item in getattr(holder, frame.items)]
+
+
+def _record(message: Any, layout: Layout) -> Any:
+    """The record for a generated protobuf message."""
+    values: list[Any] = []
+    for name, kind in zip(layout.cls._fields, layout.kinds, strict=True):  # type: ignore[attr-defined]
+        value = getattr(message, name)
+        if kind in (ONEOF_BYTES, ONEOF_RECORD):
+            if message.WhichOneof(_oneof(layout.message, name)) != name:
+                value = None
+            elif kind == ONEOF_RECORD:
+                value = _record(value, layout.sub)  # type: ignore[arg-type]
+        elif kind == MAP:
+            value = dict(value)
+        values.append(value)
+    return layout.cls(*values)
+
+
+def _message(record: Any, layout: Layout) -> Any:
+    """The generated protobuf message for a (checked) record."""
+    fields: dict[str, Any] = {}
+    for name, kind, value in zip(record._fields, layout.kinds, record, strict=True):
+        if value is None:
+            continue
+        fields[name] = _message(value, layout.sub) if kind == ONEOF_RECORD else value  # type: ignore[arg-type]
+    return _class(layout.message)(**fields)
+
+
+def _encode(frame: Frame, records: Any) -> bytes:
+    layout = frame.layout
+    if not isinstance(records, list):
+        raise FrameError(f"expected a list of {layout.name}, got {type(records).__name__}")
+    for record in records:
+        check_record(record, layout)
+    try:
+        batch = {frame.items: [_message(record, layout) for record in records]}
+        if frame.batch is not None:
+            batch = {frame.batch: _class(_batch_message(frame))(**batch)}
+        return bytes(_class(frame.message)(**batch).SerializeToString(deterministic=True))
+    except UnicodeError:
+        raise FrameError(f"cannot encode {layout.name}: a string is not valid UTF-8") from None

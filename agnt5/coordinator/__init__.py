@@ -13,12 +13,10 @@ Delivery guarantee, with a journal (``agnt5 coordinator --data-dir DIR``, a `Sql
   idempotency key (``Client``/``AsyncClient`` do so by themselves on ``UNAVAILABLE``, with a
   generated key when none is given) is answered from the same invocation, so it sees exactly
   one result, for as long as finished results are retained (``--retention``).
-- **What "accepted" means.** The journal's writer commits within milliseconds of a change,
-  not before the reply: an invocation accepted in the last few milliseconds before the
-  coordinator is killed may be missing from the journal. A client still waiting (``invoke``)
-  retries it under the same key, so it runs; an id returned by ``submit`` just before the
-  kill may be unknown afterwards. Committed rows survive a killed process (WAL,
-  ``synchronous=NORMAL``), not necessarily a power loss.
+- **Accepted means journaled.** A client gets an invocation id, or an outcome, only once it
+  is committed to the journal, so an id a client holds survives a killed coordinator.
+  Committed rows survive a killed process (WAL, ``synchronous=NORMAL``), not necessarily a
+  power loss.
 
 Without a journal (``--in-memory``, the embedded `Coordinator` default) everything is lost when
 the coordinator stops.

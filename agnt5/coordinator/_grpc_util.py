@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import grpc
 
-from agnt5._status import error_trailer, status_of
+from agnt5._wire.status import error_trailer, status_of
 from agnt5.coordinator.auth import check_authorization
 from agnt5.errors import AgntError
 

@@ -21,18 +21,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agnt5._views import service_dict
+from agnt5 import config
+from agnt5._wire.http import check_declared_length, error_body, http_error, read_body
+from agnt5._wire.views import service_view, worker_dict
 from agnt5.coordinator.auth import check_authorization
-from agnt5.coordinator.client_service import services_message
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
 from agnt5.coordinator.store import Invocation, InvocationState
-from agnt5.errors import AgntError, InvalidArgumentError, PayloadTooLargeError, error_from_dict
+from agnt5.errors import AgntError, InvalidArgumentError, error_from_dict
 
 __all__ = ["build_gateway"]
 
 _Endpoint = Callable[[Request], Awaitable[Response]]
-_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -40,10 +40,8 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 
 def _error(error: AgntError, invocation_id: str | None = None) -> Response:
-    body: dict[str, Any] = {"error": error.message, "status": error.http_status, "code": error.code}
-    if invocation_id is not None:
-        body["invocation_id"] = invocation_id
-    return _json(body, error.http_status)
+    body = error_body(error, invocation_id)
+    return Response(body, error.http_status, media_type="application/json")
 
 
 def _invocation(invocation: Invocation) -> dict[str, Any]:
@@ -77,17 +75,8 @@ def _seconds(request: Request, name: str, default: float | None) -> float | None
 
 async def _read_input(request: Request, limit: int) -> bytes:
     """The request body, at most ``limit`` bytes, checked to be JSON (empty means no input)."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise PayloadTooLargeError(f"input is {length} bytes, over the limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():  # ends by the limit at the latest
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"input is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    check_declared_length(request.headers.get("content-length", "").encode("latin-1"), limit)
+    body = await read_body(request.receive, limit)
     if body.strip():
         try:
             orjson.loads(body)
@@ -97,7 +86,11 @@ async def _read_input(request: Request, limit: int) -> bytes:
 
 
 def build_gateway(
-    scheduler: Scheduler, registry: Registry, *, api_key: str | None, wait_timeout: float = 60.0
+    scheduler: Scheduler,
+    registry: Registry,
+    *,
+    api_key: str | None,
+    wait_timeout: float = config.GATEWAY_WAIT,
 ) -> Starlette:
     """The gateway app; with ``api_key`` every route needs ``Authorization: Bearer <key>``."""
 
@@ -145,15 +138,26 @@ def build_gateway(
         return _json(_invocation(invocation))
 
     async def services_endpoint(request: Request) -> Response:
-        services = services_message(registry, scheduler).services
-        return _json({"services": [service_dict(service) for service in services]})
+        services = [
+            service_view(
+                entry.name,
+                entry.version,
+                entry.components.values(),
+                (
+                    worker_dict(
+                        w.worker_id, w.version, w.max_concurrency, len(w.in_flight), w.draining
+                    )
+                    for w in entry.workers.values()
+                ),
+                scheduler.queued(entry.name),
+            )
+            for entry in registry.services()
+        ]
+        return _json({"services": services})
 
-    async def http_error(request: Request, exc: Exception) -> Response:
+    async def on_http_exception(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        code = _HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
-        return _json(
-            {"error": exc.detail, "status": exc.status_code, "code": code}, exc.status_code
-        )
+        return _error(http_error(exc.status_code, exc.detail))
 
     function_path = "/v1/services/{service}/functions/{function}"
     return Starlette(
@@ -163,5 +167,5 @@ def build_gateway(
             Route("/v1/invocations/{invocation_id}", guarded(result_endpoint), methods=["GET"]),
             Route("/v1/services", guarded(services_endpoint), methods=["GET"]),
         ],
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={HTTPException: on_http_exception},
     )

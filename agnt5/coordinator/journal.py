@@ -17,14 +17,14 @@ from typing import Any
 
 import orjson
 
+from agnt5 import config
 from agnt5.coordinator.store import Invocation, InvocationState, MemoryStore, RetryPolicy
 
 __all__ = ["DEFAULT_RETENTION", "SqliteStore"]
 
 _log = logging.getLogger("agnt5.coordinator")
 
-DEFAULT_RETENTION = 24 * 3600.0
-"""Seconds a finished invocation stays readable by id and by idempotency key."""
+DEFAULT_RETENTION = config.RETENTION
 
 _BATCH_ROWS = 1024  # most rows one commit takes; the writer commits as soon as its queue is empty
 _PRUNE_EVERY = 1.0  # seconds between deletions of finished rows past their retention
@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS invocations (
 );
 CREATE INDEX IF NOT EXISTS invocations_by_key
     ON invocations (service, function, idempotency_key) WHERE idempotency_key != '';
+-- journals written before the index below kept one updated on every state change
 DROP INDEX IF EXISTS invocations_by_state;
 CREATE INDEX IF NOT EXISTS invocations_finished
     ON invocations (updated_unix_ms) WHERE {_IS_FINISHED};

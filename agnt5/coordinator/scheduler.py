@@ -11,8 +11,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from agnt5 import config
 from agnt5._proto import worker_pb2
-from agnt5._speedups import InvokeItem, ResultItem
+from agnt5._wire.records import InvokeItem, ResultItem
 from agnt5.coordinator.registry import Registry, WorkerHandle, retry_policy
 from agnt5.coordinator.store import Invocation, InvocationState, StateStore
 from agnt5.errors import (
@@ -44,8 +45,8 @@ class Scheduler:
         registry: Registry,
         store: StateStore,
         *,
-        max_queue: int = 10_000,
-        max_input_bytes: int = 10 * 1024 * 1024,
+        max_queue: int = config.MAX_QUEUE,
+        max_input_bytes: int = config.MAX_BODY_BYTES,
     ) -> None:
         self._registry = registry
         self._store = store

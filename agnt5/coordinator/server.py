@@ -9,20 +9,21 @@ from types import TracebackType
 
 import grpc
 
-from agnt5._wire import add_services
+from agnt5 import config
+from agnt5._wire.streams import add_services
 from agnt5.coordinator._http_server import EmbeddedServer
-from agnt5.coordinator.client_service import InvocationsService
 from agnt5.coordinator.gateway import build_gateway
+from agnt5.coordinator.invocations_service import InvocationsService
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
 from agnt5.coordinator.store import MemoryStore, StateStore
-from agnt5.coordinator.worker_service import WorkerSessions
+from agnt5.coordinator.worker_sessions import WorkerSessions
 
 __all__ = ["DEFAULT_MAX_INPUT_BYTES", "Coordinator"]
 
 _log = logging.getLogger("agnt5.coordinator")
 
-DEFAULT_MAX_INPUT_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_INPUT_BYTES = config.MAX_BODY_BYTES
 _MIN_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
@@ -46,16 +47,16 @@ class Coordinator:
 
     def __init__(
         self,
-        host: str = "127.0.0.1",
-        port: int = 9091,
+        host: str = config.LOCALHOST,
+        port: int = config.COORDINATOR_PORT,
         http_port: int | None = None,
         *,
         api_key: str | None = None,
-        max_queue: int = 10_000,
+        max_queue: int = config.MAX_QUEUE,
         max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
-        heartbeat_interval: float = 5.0,
-        heartbeat_timeout: float = 15.0,
-        http_wait_timeout: float = 60.0,
+        heartbeat_interval: float = config.HEARTBEAT_INTERVAL,
+        heartbeat_timeout: float = config.HEARTBEAT_TIMEOUT,
+        http_wait_timeout: float = config.GATEWAY_WAIT,
         store: StateStore | None = None,
     ) -> None:
         if max_queue < 0 or max_input_bytes < 1:

@@ -4,32 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
-from collections.abc import Mapping
-from concurrent.futures import Executor
 from typing import Any
 
 import grpc
 import orjson
 
-from agnt5._batching import Batcher
-from agnt5._execution import execute
+from agnt5._pipeline import Pipeline, Route
 from agnt5._proto import common_pb2, worker_pb2
-from agnt5._speedups import ErrorItem, InvokeItem, ResultItem
 from agnt5._version import __version__
+from agnt5._wire.batching import Batcher
+from agnt5._wire.records import ErrorItem, InvokeItem, ResultItem
 from agnt5.config import WorkerConfig
 from agnt5.context import Context
 from agnt5.decorators import Component
-from agnt5.errors import (
-    AgntError,
-    InvocationCancelledError,
-    InvocationTimeoutError,
-    NotFoundError,
-    ResourceExhaustedError,
-    wrap_exception,
-)
+from agnt5.errors import AgntError, InvocationCancelledError, ResourceExhaustedError
 
 __all__ = ["Session", "SessionLost"]
 
@@ -50,19 +40,10 @@ class _Cancel(Exception):
 class Session:
     """A registered stream: reads invocations, runs them, writes results, heartbeats."""
 
-    def __init__(
-        self,
-        call: Any,
-        config: WorkerConfig,
-        components: Mapping[str, Component],
-        executor: Executor,
-        instrumentation: Any = None,
-    ) -> None:
+    def __init__(self, call: Any, config: WorkerConfig, pipeline: Pipeline) -> None:
         self._call = call
-        self._instrumentation = instrumentation
         self._config = config
-        self._components = components
-        self._executor = executor
+        self._pipeline = pipeline
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
         self._inflight: dict[str, tuple[asyncio.Task[None], Context | None]] = {}
         self._heartbeat_interval = config.heartbeat_interval
@@ -74,9 +55,12 @@ class Session:
     def in_flight(self) -> int:
         return len(self._inflight)
 
-    async def register(self) -> None:
-        """Send Register and wait for RegisterAck."""
-        await self._call.write(worker_pb2.WorkerMessage(register=self._register_message()))
+    async def register(self) -> int:
+        """Send Register (every registered component) and wait for RegisterAck; returns the count."""
+        components = [_component_message(c) for c in self._pipeline.registry.values()]
+        await self._call.write(
+            worker_pb2.WorkerMessage(register=self._register_message(components))
+        )
         reply = await asyncio.wait_for(self._call.read(), _REGISTER_TIMEOUT)
         if reply is grpc.aio.EOF or reply[0] != "register_ack":
             raise SessionLost("the coordinator closed the stream instead of acknowledging Register")
@@ -85,6 +69,7 @@ class Session:
             self._heartbeat_interval = min(
                 self._heartbeat_interval, ack.heartbeat_interval_ms / 1000
             )
+        return len(components)
 
     async def serve(self) -> str:
         """Run until the stream is lost or the coordinator drains; returns why it ended."""
@@ -157,10 +142,10 @@ class Session:
     # Running invocations.
 
     def _start(self, invoke: InvokeItem) -> None:
-        invocation_id = invoke.invocation_id
-        component = self._components.get(invoke.component)
-        if component is None:
-            self._fail(invoke, NotFoundError(f"Function {invoke.component!r} not found"), 0.0)
+        try:
+            route = self._pipeline.route(invoke.component)
+        except AgntError as error:
+            self._fail(invoke, error, 0.0)
             return
         if not self._accepting or len(self._inflight) >= self._config.max_concurrency:
             error = ResourceExhaustedError(
@@ -168,35 +153,26 @@ class Session:
             )
             self._fail(invoke, error, 0.0)
             return
-        ctx = None
-        if component.handler.takes_ctx:
-            ctx = Context(
-                invocation_id,
-                component.name,
-                service_name=self._config.service_name,
-                attempt=invoke.attempt or 1,
-                metadata=invoke.metadata,
-                deadline=invoke.deadline_unix_ms / 1000 if invoke.deadline_unix_ms else None,
-            )
-        task = asyncio.create_task(self._run(invoke, component, ctx), name=f"agnt5-{invocation_id}")
-        self._inflight[invocation_id] = (task, ctx)
+        deadline = invoke.deadline_unix_ms / 1000 if invoke.deadline_unix_ms else None
+        ctx = route.context(invoke.invocation_id, invoke.attempt or 1, invoke.metadata, deadline)
+        task = asyncio.create_task(
+            self._run(invoke, route, ctx, deadline), name=f"agnt5-{invoke.invocation_id}"
+        )
+        self._inflight[invoke.invocation_id] = (task, ctx)
 
-    async def _run(self, invoke: InvokeItem, component: Component, ctx: Context | None) -> None:
+    async def _run(
+        self, invoke: InvokeItem, route: Route, ctx: Context | None, deadline: float | None
+    ) -> None:
+        """Run one attempt and send its result, or why it was cancelled."""
         started = time.perf_counter()
-        executor = None if component.config.inline else self._executor
-        run = functools.partial(_within_limit, invoke, component, ctx, executor)
         try:
-            if self._instrumentation is None:
-                output = await run()
-            else:
-                output = await self._instrumentation.observe(
-                    component.name, invoke.invocation_id, invoke.attempt or 1, invoke.metadata, run
-                )
-        except TimeoutError:
-            if ctx is not None:
-                ctx._cancel("timeout")
-            error: AgntError = InvocationTimeoutError(
-                f"Function {component.name} timed out after {time.perf_counter() - started:.3f}s"
+            output = await route.run(
+                invoke.input,
+                invoke.invocation_id,
+                invoke.attempt or 1,
+                invoke.metadata,
+                deadline,
+                ctx,
             )
         except asyncio.CancelledError as cancelled:
             reason = (
@@ -206,29 +182,19 @@ class Session:
             )
             if reason is None:
                 raise
-            error = InvocationCancelledError(reason.args[0], retryable=reason.args[1])
+            error: AgntError = InvocationCancelledError(reason.args[0], retryable=reason.args[1])
         except AgntError as exc:
             error = exc
-        except Exception as exc:  # the runtime itself failed; report it rather than lose it
-            _log.exception("invocation %s failed inside the runtime", invoke.invocation_id)
-            error = wrap_exception(component.name, exc)
         else:
             duration_us = int((time.perf_counter() - started) * 1e6)
             self._finish(
                 invoke, ResultItem(invoke.invocation_id, invoke.attempt, output, None, duration_us)
             )
             return
-        if error.code == "FUNCTION_FAILED" and error.__cause__ is not None:
-            _log.error(
-                "%s",
-                error.message,
-                exc_info=error.__cause__,
-                extra={"invocation_id": invoke.invocation_id},
-            )
         self._fail(invoke, error, time.perf_counter() - started)
 
     def _fail(self, invoke: InvokeItem, error: AgntError, seconds: float) -> None:
-        failure = ErrorItem(error.code, error.message, error.error_type, error.retryable)
+        failure = ErrorItem(**error.to_dict())
         self._finish(
             invoke,
             ResultItem(invoke.invocation_id, invoke.attempt, None, failure, int(seconds * 1e6)),
@@ -289,12 +255,12 @@ class Session:
                 )
             )
 
-    def _register_message(self) -> Any:
+    def _register_message(self, components: list[Any]) -> Any:
         return worker_pb2.Register(
             service_name=self._config.service_name,
             service_version=self._config.service_version,
             worker_id=self._config.worker_id,
-            components=[_component_message(c) for c in self._components.values()],
+            components=components,
             max_concurrency=self._config.max_concurrency,
             sdk_version=__version__,
         )
@@ -304,27 +270,6 @@ def _result_size(result: ResultItem) -> int:
     """About how many bytes a result adds to its frame."""
     error = result.error
     return 48 + len(result.output or b"") + (len(error.message) if error is not None else 0)
-
-
-async def _within_limit(
-    invoke: InvokeItem, component: Component, ctx: Context | None, executor: Executor | None
-) -> bytes:
-    """Run one attempt under the earlier of its function timeout and its deadline."""
-    limit = _time_limit(invoke, component)
-    if limit is None:  # nothing to enforce: no timer for this attempt
-        return await execute(component.handler, invoke.input, ctx, executor)
-    async with asyncio.timeout(limit):
-        return await execute(component.handler, invoke.input, ctx, executor)
-
-
-def _time_limit(invoke: InvokeItem, component: Component) -> float | None:
-    """Seconds until the earlier of the function's timeout and the invocation's deadline."""
-    limits = []
-    if component.config.timeout is not None:
-        limits.append(component.config.timeout)
-    if invoke.deadline_unix_ms:
-        limits.append(max(0.0, invoke.deadline_unix_ms / 1000 - time.time()))
-    return min(limits) if limits else None
 
 
 def _component_message(component: Component) -> Any:

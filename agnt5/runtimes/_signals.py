@@ -18,8 +18,8 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class ShutdownSignals:
     """While installed, SIGINT/SIGTERM call ``on_signal(signum)`` on the event loop.
 
-    A handler the application set before (``signal.signal(SIGTERM, mine)``, as in the docs'
-    ``GracefulWorker``) is not lost: it is called right after ours, with the same arguments,
+    A handler the application set before (``signal.signal(SIGTERM, mine)`` in its own worker
+    class, say) is not lost: it is called right after ours, with the same arguments,
     and is put back when the worker returns. Python's default SIGINT handler (which raises
     ``KeyboardInterrupt``) is replaced for the duration, so Ctrl+C drains instead of tearing
     the loop down. Outside the main thread nothing is installed (signals only reach it).

@@ -17,8 +17,9 @@ Request rules for ``/invoke/{handler}``:
   ``{"error", "status", "code", "invocation_id"}`` with the status of the error's code
   (400, 404, 413, 415, 429, 500, 503, 504, ...). Tracebacks are logged, never returned.
 
-Lifespan: startup registers components, starts the thread pool for sync handlers and telemetry;
-shutdown waits for in-flight requests up to ``drain_timeout``. Servers that skip lifespan get
+Lifespan: startup starts the invocation pipeline (the thread pool for sync handlers and the
+telemetry); shutdown waits for in-flight requests up to ``drain_timeout``, then stops it. Every
+function registered in the process is served, whenever it was registered. Servers that skip lifespan get
 the same start on the first request. ``await worker.run()`` serves the app with uvicorn on
 ``http_host:http_port`` (``AGNT5_HTTP_HOST``/``AGNT5_HTTP_PORT``, default 127.0.0.1:8000).
 """
@@ -26,25 +27,19 @@ the same start on the first request. ``await worker.run()`` serves the app with 
 from __future__ import annotations
 
 import asyncio
-import functools
-import itertools
 import logging
-import os
 import re
 import time
 from collections.abc import Awaitable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from agnt5._execution import execute
-from agnt5.context import Context
-from agnt5.errors import AgntError, InvocationTimeoutError, NotFoundError
-from agnt5.runtimes._http import (
+from agnt5._pipeline import NO_METADATA, Pipeline, Route
+from agnt5._wire.http import (
+    MethodNotAllowed,
     check_content_type,
     check_declared_length,
     error_body,
@@ -52,6 +47,11 @@ from agnt5.runtimes._http import (
     respond,
     response_start,
 )
+from agnt5.errors import AgntError, NotFoundError
+
+if TYPE_CHECKING:
+    from agnt5._registry import Registry
+    from agnt5.config import WorkerConfig
 
 __all__ = ["AsgiRuntime"]
 
@@ -61,43 +61,24 @@ _INVOKE_PREFIX = "/invoke/"
 _ROUTES = {"/health": "GET", "/functions": "GET"}
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _METADATA_HEADERS = (b"traceparent", b"tracestate")
-_NO_METADATA: Mapping[str, str] = MappingProxyType({})
-
-
-class _Route(NamedTuple):
-    """How ``/invoke/{name}`` runs one function, decided at startup."""
-
-    name: str
-    handler: Any
-    executor: ThreadPoolExecutor | None  # for sync handlers; None with ``inline=True``
-    timeout: float | None
-
-
-class _MethodNotAllowed(AgntError):
-    code = "METHOD_NOT_ALLOWED"
-    http_status = 405
 
 
 class AsgiRuntime:
-    """The ASGI application behind an ASGI `Worker`."""
+    """The ASGI application serving ``registry``'s components (what an ASGI `Worker` is)."""
 
-    def __init__(self, worker: Any) -> None:
-        self._worker = worker
-        self._config = worker.config
+    def __init__(self, config: WorkerConfig, registry: Registry) -> None:
+        self._config = config
+        self._registry = registry
         self._middleware: list[Middleware] = []
         self._cors: Middleware | None = None
         self.app: Any = self._endpoints
         """The outermost ASGI app: the endpoints inside the middleware (what `Worker` calls)."""
-        self._routes: dict[str, _Route] = {}  # by path: "/invoke/{name}"
-        self._body_limit = self._config.max_body_size
+        self._routes: dict[str, Route] = {}  # "/invoke/{name}" -> route, once looked up
+        self._body_limit = config.max_body_size
         self._body_limit_digits = len(str(self._body_limit))
-        self._functions_body = b""
-        self._executor: ThreadPoolExecutor | None = None
-        self._telemetry: Any = None
+        self._pipeline: Pipeline | None = None
         self._started = False
         self._in_flight = 0
-        self._id_prefix = os.urandom(11).hex()  # ids: a per-process random prefix and a counter
-        self._id_counter = itertools.count(10**9)  # 32 characters for the first 9e9 ids
 
     # The Worker's public surface.
 
@@ -110,7 +91,8 @@ class AsgiRuntime:
         import uvicorn
 
         config = uvicorn.Config(
-            self._worker,
+            self,
+            interface="asgi3",
             host=self._config.http_host,
             port=self._config.http_port,
             log_level=self._config.log_level.lower(),
@@ -192,24 +174,31 @@ class AsgiRuntime:
         elif path == "/health":
             await respond(send, 200, self._health_body())
         else:
-            await respond(send, 200, self._functions_body)
+            await respond(send, 200, self._functions_body())
 
     async def _not_allowed(self, send: Any, allowed: str) -> None:
-        error = _MethodNotAllowed(f"method not allowed; use {allowed}")
+        error = MethodNotAllowed(f"method not allowed; use {allowed}")
         await respond(send, 405, error_body(error, None), [(b"allow", allowed.encode())])
 
     # /invoke/{handler}: the fast path.
 
     async def _invoke(
-        self, name: str, route: _Route | None, scope: dict[str, Any], receive: Any, send: Any
+        self,
+        name: str,
+        route: Route | None,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
     ) -> None:
         content_type, content_length, invocation_id, metadata = _request_headers(scope)
+        pipeline = self._pipeline
+        assert pipeline is not None  # started before the first request gets here
         if invocation_id is None:
-            invocation_id = self._id_prefix + str(next(self._id_counter))
+            invocation_id = pipeline.new_id()
         self._in_flight += 1
         try:
             if route is None:
-                raise NotFoundError(f"Function {name!r} not found")
+                route = self._routes[scope["path"]] = pipeline.route(name)
             if content_type is not None and content_type != b"application/json":
                 check_content_type(content_type)
             if content_length is not None and len(content_length) >= self._body_limit_digits:
@@ -218,27 +207,8 @@ class AsgiRuntime:
             body = message.get("body", b"")
             if message.get("more_body", False) or len(body) > self._body_limit:
                 body = await read_body(receive, self._body_limit, message)
-            _, handler, executor, timeout = route
-            ctx = None
-            if handler.takes_ctx:
-                ctx = Context(
-                    invocation_id, name, service_name=self._config.service_name, metadata=metadata
-                )
-            if self._telemetry is not None:
-                run = functools.partial(self._attempt, route, body, ctx)
-                output = await self._telemetry.observe(name, invocation_id, 1, metadata, run)
-            elif timeout is not None:
-                output = await self._attempt(route, body, ctx)
-            else:
-                output = await execute(handler, body, ctx, executor)
+            output = await route.run(body, invocation_id, 1, metadata)
         except AgntError as error:
-            if error.__cause__ is not None:
-                _log.error(
-                    "%s",
-                    error.message,
-                    exc_info=error.__cause__,
-                    extra={"invocation_id": invocation_id},
-                )
             await respond(send, error.http_status, error_body(error, invocation_id))
         else:
             output = b"".join(
@@ -248,20 +218,6 @@ class AsgiRuntime:
             await send({"type": "http.response.body", "body": output})
         finally:
             self._in_flight -= 1
-
-    async def _attempt(self, route: _Route, body: bytes, ctx: Context | None) -> bytes:
-        """One invocation, under its function's timeout when it has one."""
-        if route.timeout is None:
-            return await execute(route.handler, body, ctx, route.executor)
-        try:
-            async with asyncio.timeout(route.timeout):
-                return await execute(route.handler, body, ctx, route.executor)
-        except TimeoutError:
-            if ctx is not None:
-                ctx._cancel("timeout")
-            raise InvocationTimeoutError(
-                f"Function {route.name} timed out after {route.timeout}s"
-            ) from None
 
     # Lifecycle.
 
@@ -284,35 +240,17 @@ class AsgiRuntime:
     async def _startup(self) -> None:
         if self._started:
             return
-        from agnt5.telemetry import start_telemetry
-
         self._started = True
-        self._worker._register_components()
-        components = self._worker.components
-        metadata = [c.metadata() for c in components.values()]
-        self._functions_body = orjson.dumps({"functions": metadata, "count": len(metadata)})
-        self._executor = ThreadPoolExecutor(
-            self._config.pool_size, thread_name_prefix=f"agnt5-{self._config.service_name}"
-        )
-        self._routes = {
-            _INVOKE_PREFIX + name: _Route(
-                name,
-                c.handler,
-                None if c.config.inline else self._executor,
-                c.config.timeout or None,
-            )
-            for name, c in components.items()
-        }
-        self._telemetry = start_telemetry(self._config)
+        self._pipeline = Pipeline.start(self._config, self._registry)
         _log.info(
-            "serving %d component(s) of %s over ASGI", len(components), self._config.service_name
+            "serving %d component(s) of %s over ASGI",
+            len(self._registry),
+            self._config.service_name,
         )
 
     async def _shutdown(self) -> None:
         if not self._started:
             return
-        from agnt5.telemetry import stop_telemetry
-
         if self._in_flight:
             _log.info("draining %d in-flight request(s)", self._in_flight)
             deadline = time.monotonic() + self._config.drain_timeout
@@ -320,11 +258,15 @@ class AsgiRuntime:
                 await asyncio.sleep(0.01)
             if self._in_flight:
                 _log.warning("drain timeout: %d request(s) still in flight", self._in_flight)
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-        stop_telemetry(self._telemetry)
-        self._telemetry = None
+        assert self._pipeline is not None
+        self._pipeline.stop()
+        self._pipeline = None
+        self._routes.clear()
         self._started = False
+
+    def _functions_body(self) -> bytes:
+        metadata = [component.metadata() for component in self._registry.values()]
+        return orjson.dumps({"functions": metadata, "count": len(metadata)})
 
     def _health_body(self) -> bytes:
         return orjson.dumps(
@@ -342,7 +284,7 @@ def _request_headers(
 ) -> tuple[bytes | None, bytes | None, str | None, Mapping[str, str]]:
     """Content type, content length, a valid ``X-Invocation-Id`` and the ``ctx.metadata`` headers."""
     content_type = content_length = invocation_id = None
-    metadata: Mapping[str, str] = _NO_METADATA
+    metadata: Mapping[str, str] = NO_METADATA
     for key, value in scope["headers"]:
         if key == b"content-type":
             content_type = value
@@ -353,7 +295,7 @@ def _request_headers(
             if _VALID_ID.match(text):
                 invocation_id = text
         elif key in _METADATA_HEADERS or key.startswith(b"x-agnt5-"):
-            if metadata is _NO_METADATA:
+            if metadata is NO_METADATA:
                 metadata = {}
             metadata[key.decode("latin-1")] = value.decode("latin-1")  # type: ignore[index]
     return content_type, content_length, invocation_id, metadata

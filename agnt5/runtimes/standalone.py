@@ -17,7 +17,7 @@ Lifecycle of ``await worker.run()``:
    so the coordinator re-delivers it), unregister, close the stream and return normally.
 
 Signals: the worker installs SIGINT/SIGTERM handlers on its loop while it runs. A handler the
-application installed before calling ``run()`` (like the docs' ``GracefulWorker``) is still
+application installed before calling ``run()`` (``signal.signal(SIGTERM, ...)``) is still
 called after the worker starts draining, and is restored when ``run()`` returns. A second
 signal while draining skips the rest of the drain wait.
 """
@@ -29,10 +29,15 @@ import contextlib
 import logging
 import random
 import signal
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["PyWorker", "reconnect_delay"]
+from agnt5._pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from agnt5._registry import Registry
+    from agnt5.config import WorkerConfig
+
+__all__ = ["StandaloneRuntime", "reconnect_delay"]
 
 _log = logging.getLogger("agnt5.worker")
 
@@ -47,11 +52,12 @@ def reconnect_delay(failures: int) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-class PyWorker:
-    """Owns the coordinator connection of one standalone `Worker`."""
+class StandaloneRuntime:
+    """Serves ``registry``'s components to the coordinator ``config`` names, over one gRPC stream."""
 
-    def __init__(self, worker: Any) -> None:
-        self._worker = worker
+    def __init__(self, config: WorkerConfig, registry: Registry) -> None:
+        self._config = config
+        self._registry = registry
         self._running = False
         self._registered = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -92,35 +98,30 @@ class PyWorker:
         if self._loop is not None:
             raise RuntimeError("this worker is already running")
         from agnt5.runtimes._signals import ShutdownSignals
-        from agnt5.telemetry import start_telemetry, stop_telemetry
 
         self._loop = asyncio.get_running_loop()
         self._stop, self._hurry = asyncio.Event(), asyncio.Event()
         signals = ShutdownSignals(lambda signum: self._request_stop(signal.Signals(signum).name))
         signals.install(self._loop)
-        executor = ThreadPoolExecutor(
-            self._worker.config.pool_size, thread_name_prefix=f"agnt5-{self._worker.service_name}"
-        )
-        telemetry = start_telemetry(self._worker.config)
-        health = await self._start_health(telemetry)
+        pipeline = Pipeline.start(self._config, self._registry)
+        health = await self._start_health(pipeline.telemetry)
         self._running = True
         try:
-            await self._serve_forever(executor, telemetry)
+            await self._serve_forever(pipeline)
         finally:
             self._running = self._registered = False
             signals.uninstall()
             if health is not None:
                 await health.stop()
-            executor.shutdown(wait=False, cancel_futures=True)
-            stop_telemetry(telemetry)
+            pipeline.stop()
             self._loop = None
 
     async def _start_health(self, telemetry: Any) -> Any:
         """The /health, /ready and /metrics listener, when a health port is configured."""
-        port = self._worker.config.health_port
+        port = self._config.health_port
         if port is None:
             return None
-        from agnt5.health import HealthServer
+        from agnt5.runtimes.health import HealthServer
 
         health = HealthServer(
             "0.0.0.0",
@@ -132,12 +133,12 @@ class PyWorker:
         _log.info("health endpoints on port %d: /health /ready /metrics", health.port)
         return health
 
-    async def _serve_forever(self, executor: ThreadPoolExecutor, telemetry: Any) -> None:
+    async def _serve_forever(self, pipeline: Pipeline) -> None:
         assert self._stop is not None
         failures = 0
         while not self._stop.is_set():
             try:
-                registered = await self._one_session(executor, telemetry)
+                registered = await self._one_session(pipeline)
             except Exception as exc:  # every connection failure ends in a retry, never in run()
                 registered = False
                 _log.warning("coordinator session failed: %s", _describe(exc))
@@ -145,31 +146,31 @@ class PyWorker:
                 return
             failures = 1 if registered else failures + 1
             delay = reconnect_delay(failures)
-            _log.info("reconnecting to %s in %.2fs", self._worker.coordinator_endpoint, delay)
+            _log.info("reconnecting to %s in %.2fs", self._config.coordinator_endpoint, delay)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
 
-    async def _one_session(self, executor: ThreadPoolExecutor, telemetry: Any) -> bool:
+    async def _one_session(self, pipeline: Pipeline) -> bool:
         """Connect, register and serve until the session ends; True if it registered."""
         import grpc
 
-        from agnt5._wire import worker_stream
+        from agnt5._wire.streams import worker_stream
         from agnt5.runtimes._session import Session
 
         assert self._stop is not None and self._hurry is not None
-        config = self._worker.config
+        config = self._config
         async with _channel(config) as channel:
             metadata = (("authorization", f"Bearer {config.api_key}"),) if config.api_key else None
             call = worker_stream(channel, metadata)
-            session = Session(call, config, dict(self._worker.components), executor, telemetry)
+            session = Session(call, config, pipeline)
             try:
-                await session.register()
+                count = await session.register()
             except grpc.aio.AioRpcError as exc:
                 raise ConnectionError(await _refusal(call, exc)) from None
             self._registered = True
             _log.info(
                 "registered %d component(s) of %s with %s as %s",
-                len(self._worker.components),
+                count,
                 config.service_name,
                 config.coordinator_endpoint,
                 config.worker_id,

@@ -99,6 +99,7 @@ class WorkflowContext(Context):
         "_retries",
         "_seq",
         "_suspended",
+        "_tracer",
         "_waiters",
         "_waiting",
         "_working",
@@ -114,6 +115,7 @@ class WorkflowContext(Context):
         retries: int = 0,
         backoff: Backoff | None = None,
         executor: Executor | None = None,
+        tracer: Any = None,
         service_name: str = "",
         attempt: int = 1,
         metadata: Mapping[str, str] | None = None,
@@ -133,6 +135,7 @@ class WorkflowContext(Context):
         self._retries = retries
         self._backoff = backoff if backoff is not None else Backoff()
         self._executor = executor
+        self._tracer = tracer
         self._seq = 0
         self._waiters: dict[int, asyncio.Future[Entry]] = {}
         self._waiting: dict[int, float | None] = {}  # seq -> when it may complete (Unix s)
@@ -300,7 +303,12 @@ class WorkflowContext(Context):
     async def _perform(self, operation: Operation) -> Any:
         recorded = operation.recorded
         if recorded is None:
-            return await _RUN[operation.kind](self, operation)
+            work = _RUN[operation.kind](self, operation)
+            if self._tracer is None:
+                return await work
+            from agnt5.workflows._spans import traced  # OpenTelemetry loads only with tracing
+
+            return await traced(self._tracer, operation.kind, operation.name, operation.seq, work)
         if recorded.state == PENDING:
             recorded = await self._entry(recorded.seq, None, _wake(recorded), wait=True)
         return _outcome(operation, recorded)

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from agnt5._execution import execute
+from agnt5._pipeline import NO_METADATA, Pipeline, Route
+from agnt5._registry import REGISTRY
 from agnt5._speedups import Handler, decode_json, encode_json
 from agnt5._speedups._plan import read_signature
-from agnt5.context import Context
-from agnt5.decorators import Component, component_of, components
+from agnt5.decorators import Component, FunctionConfig, component_of
 from agnt5.errors import AgntError, FailedPreconditionError, NotFoundError
 from agnt5.workflows.context import WorkflowContext
 from agnt5.workflows.journal import (
@@ -32,11 +32,13 @@ from agnt5.workflows.journal import (
     Journal,
     TaskStart,
 )
-from agnt5.workflows.run import WorkflowSuspended, run_workflow
+from agnt5.workflows.run import WorkflowSuspended
 
 __all__ = ["WorkflowRun"]
 
 NEW, COMPLETED, FAILED, SUSPENDED, STOPPED = "new", "completed", "failed", "suspended", "stopped"
+
+_PIPELINE = Pipeline("testing", REGISTRY, id_prefix=f"test-{os.urandom(6).hex()}-")
 
 
 class WorkflowRun:
@@ -69,12 +71,16 @@ class WorkflowRun:
         if not suspend_after >= 0:
             raise ValueError(f"suspend_after must be >= 0 seconds, got {suspend_after!r}")
         self.suspend_after: float | None = suspend_after
-        self._component = component_of(workflow)
+        self._route = Route(_PIPELINE, component_of(workflow))
+        if not self._route.workflow:
+            raise TypeError(
+                f"WorkflowRun runs an async @workflow that takes ctx; {self._route.name} is not one"
+            )
         self._payload = b"" if input is None else encode_json(input)
         self._tasks = dict(tasks or {})
         self._journal = Journal(journal)
         self._metadata = metadata
-        self.invocation_id = invocation_id or f"test-{uuid.uuid4().hex}"
+        self.invocation_id = invocation_id or _PIPELINE.new_id()
         self.state = NEW
         self.runs = 0
         self._output: bytes | None = None
@@ -171,23 +177,17 @@ class WorkflowRun:
                 f"stop_after={stop_after}: the journal already holds "
                 f"{len(self._journal.entries)} entries"
             )
-        component = self._component
-        config = component.config
         self.runs += 1
-        ctx = self._live = WorkflowContext(
-            self.invocation_id,
-            component.name,
-            host=self,
-            journal=self._journal.ordered(),
-            retries=config.retries,
-            backoff=config.backoff,
-            service_name="testing",
-            attempt=self.runs,
-            metadata=self._metadata,
+        metadata = self._metadata or NO_METADATA
+        ctx = self._live = self._route.context(
+            self.invocation_id, self.runs, metadata, host=self, journal=self._journal.ordered()
         )
+        assert isinstance(ctx, WorkflowContext)
         self._stop_after = stop_after
         try:
-            self._output = await run_workflow(component.handler, self._payload, ctx)
+            self._output = await self._route.run(
+                self._payload, self.invocation_id, self.runs, metadata, None, ctx
+            )
             self.state = COMPLETED
         except WorkflowSuspended:
             self.state = SUSPENDED
@@ -223,40 +223,49 @@ class WorkflowRun:
         self._completed(self._journal.complete(seq, _now_ms(), output, error))
 
     async def _invoke_child(self, command: TaskStart) -> bytes:
-        target = self._target(command.service, command.function)
-        if isinstance(target, Component) and target.kind == "workflow":
-            child = WorkflowRun(
-                target.fn, tasks=self._tasks, invocation_id=f"{self.invocation_id}/{command.seq}"
-            )
-            child._payload = command.input
-            state = await child.arun()
-            if state == COMPLETED:
-                return child._output or b""
-            if child._error is not None:
-                raise child._error
-            raise FailedPreconditionError(
-                f"child workflow {target.name} is {state}: WorkflowRun runs child workflows only "
-                f"to completion; stand it in with tasks={{'{command.service}/{command.function}': ...}}"
-            )
-        handler = target.handler if isinstance(target, Component) else target
-        ctx = Context(f"{self.invocation_id}/child", handler.name, service_name=command.service)
-        return await execute(handler, command.input, ctx if handler.takes_ctx else None, None)
+        route = Route(_PIPELINE, self._target(command.service, command.function))
+        child_id = f"{self.invocation_id}/{command.seq}"
+        if not route.workflow:
+            return await route.run(command.input, child_id)
+        child = WorkflowRun(route.component.fn, tasks=self._tasks, invocation_id=child_id)
+        child._payload = command.input
+        state = await child.arun()
+        if state == COMPLETED:
+            return child._output or b""
+        if child._error is not None:
+            raise child._error
+        raise FailedPreconditionError(
+            f"child workflow {route.name} is {state}: WorkflowRun runs child workflows only to "
+            f"completion; stand it in with tasks={{'{command.service}/{command.function}': ...}}"
+        )
 
-    def _target(self, service: str, function: str) -> Component | Handler:
+    def _target(self, service: str, function: str) -> Component:
         for key in (f"{service}/{function}", function):
             given = self._tasks.get(key)
             if given is not None:
                 component = getattr(given, "__agnt5_component__", None)
-                if component is not None:
-                    return component  # type: ignore[no-any-return]
-                return Handler(function, given, read_signature(given))
-        component = components().get(function)
+                return component if component is not None else _stand_in(function, given)
+        component = REGISTRY.get(function)
         if component is None:
             raise NotFoundError(
                 f"ctx.task({service!r}, {function!r}): no function {function!r} is registered in "
                 f"this process; pass tasks={{'{service}/{function}': ...}} to WorkflowRun"
             )
         return component
+
+
+def _stand_in(name: str, fn: Callable[..., Any]) -> Component:
+    """A function given in ``tasks``, as the component a worker would register for it."""
+    signature = read_signature(fn)
+    return Component(
+        name=name,
+        kind="function",
+        fn=fn,
+        description="",
+        config=FunctionConfig(),
+        signature=signature,
+        handler=Handler(name, fn, signature),
+    )
 
 
 def _now_ms() -> int:

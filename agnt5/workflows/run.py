@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
-from agnt5.errors import AgntError, FunctionFailedError
+from agnt5.errors import AgntError, FunctionFailedError, wrap_exception
 from agnt5.workflows.context import WorkflowContext
 
 __all__ = ["WorkflowSuspended", "run_workflow"]
@@ -20,12 +21,18 @@ class WorkflowSuspended(Exception):  # noqa: N818 - an outcome, not a failure
         self.waiting = waiting
 
 
-async def run_workflow(handler: Any, payload: bytes, ctx: WorkflowContext) -> bytes:
+async def run_workflow(
+    handler: Any,
+    payload: bytes,
+    ctx: WorkflowContext,
+    fail: Callable[[Exception], AgntError] | None = None,
+) -> bytes:
     """Bind ``payload``, run the workflow's code with ``ctx`` and encode what it returns.
 
     Raises the workflow's error as an `AgntError` that is never retryable (a replay on the same
     journal would fail the same way), `NonDeterministicError` when the code diverged from the
-    journal (whatever the code did with that error), or `WorkflowSuspended`.
+    journal (whatever the code did with that error), or `WorkflowSuspended`. ``fail`` turns
+    what the code raised into its `AgntError` (default: `wrap_exception`).
     """
     body: asyncio.Future[Any] | None = None
     try:
@@ -46,7 +53,7 @@ async def run_workflow(handler: Any, payload: bytes, ctx: WorkflowContext) -> by
     except Exception as exc:
         if ctx._fatal is not None:
             raise ctx._fatal from None
-        error = handler.fail(exc)
+        error = fail(exc) if fail is not None else wrap_exception(ctx.function_name, exc)
         error.retryable = False
         raise error  # noqa: B904 - wrapped errors carry their cause; agnt5 errors pass through
     finally:

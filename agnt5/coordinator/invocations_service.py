@@ -7,9 +7,9 @@ from typing import Any
 
 import grpc
 
-from agnt5._batching import Batcher
 from agnt5._proto import common_pb2, invocations_pb2, invocations_pb2_grpc
-from agnt5._speedups import ErrorItem, StreamCall, StreamOutcome
+from agnt5._wire.batching import Batcher
+from agnt5._wire.records import ErrorItem, StreamCall, StreamOutcome
 from agnt5.coordinator._grpc_util import header, serve_call
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler

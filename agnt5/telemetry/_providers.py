@@ -20,10 +20,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from agnt5._instrumentation import Instrumentation
-from agnt5._otel_env import exporter_names
 from agnt5._version import __version__
 from agnt5.config import WorkerConfig
+from agnt5.telemetry._env import exporter_names
+from agnt5.telemetry._instrumentation import Instrumentation
 
 __all__ = ["build_instrumentation"]
 

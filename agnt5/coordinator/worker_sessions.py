@@ -9,9 +9,9 @@ from typing import Any
 
 import grpc
 
-from agnt5._batching import Batcher
 from agnt5._proto import worker_pb2, worker_pb2_grpc
-from agnt5._speedups import InvokeItem
+from agnt5._wire.batching import Batcher
+from agnt5._wire.records import InvokeItem
 from agnt5.coordinator._grpc_util import serve_call
 from agnt5.coordinator.registry import CLOSE, Registry, WorkerHandle
 from agnt5.coordinator.scheduler import Scheduler
@@ -25,8 +25,8 @@ _log = logging.getLogger("agnt5.coordinator")
 class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
     """Serves worker streams: Register -> RegisterAck, then batches both ways until the stream ends.
 
-    Invokes queued for a worker go out in adaptive batches (`agnt5._batching.Batcher`), read
-    and written through the frame codec (`agnt5._wire`). A worker
+    Invokes queued for a worker go out in adaptive batches (`agnt5._wire.batching.Batcher`), read
+    and written through the frame codec (`agnt5._wire.streams`). A worker
     that sends nothing for ``heartbeat_timeout`` seconds is dropped by `reap` and its in-flight
     work re-delivered.
     """

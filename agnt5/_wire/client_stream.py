@@ -15,10 +15,10 @@ from typing import Any
 
 import grpc
 
-from agnt5._batching import Batcher
-from agnt5._speedups import StreamCall, StreamOutcome
-from agnt5._status import error_from_rpc
-from agnt5._wire import invoke_stream
+from agnt5._wire.batching import Batcher
+from agnt5._wire.records import StreamCall, StreamOutcome
+from agnt5._wire.status import error_from_rpc
+from agnt5._wire.streams import invoke_stream
 from agnt5.errors import AgntError, UnavailableError
 
 __all__ = ["Callback", "InvokeStream"]

@@ -19,6 +19,8 @@ from collections.abc import Callable
 
 import orjson
 
+from agnt5._wire.http import error_body, http_error
+
 __all__ = ["HealthServer"]
 
 _log = logging.getLogger("agnt5.health")
@@ -147,20 +149,20 @@ class HealthServer:
         except asyncio.IncompleteReadError:
             return None
         except asyncio.LimitOverrunError:
-            return _encode(431, *_json({"error": "request head too large"}), head_only=False)
+            return _encode(*_error(431, "request head too large"), head_only=False)
         except TimeoutError:
-            return _encode(408, *_json({"error": "request timed out"}), head_only=False)
+            return _encode(*_error(408, "request timed out"), head_only=False)
         parts = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            return _encode(400, *_json({"error": "malformed request line"}), head_only=False)
+            return _encode(*_error(400, "malformed request line"), head_only=False)
         method, target = parts[0], parts[1].split("?", 1)[0]
         if method not in ("GET", "HEAD"):
-            return _encode(405, *_json({"error": "only GET and HEAD"}), head_only=False)
+            return _encode(*_error(405, "only GET and HEAD"), head_only=False)
         try:
             status, content_type, body = self._route(target)
         except Exception:
             _log.exception("health endpoint %s failed", target)
-            status, content_type, body = 500, *_json({"error": "internal error"})
+            status, content_type, body = _error(500, "internal error")
         return _encode(status, content_type, body, head_only=method == "HEAD")
 
     def _route(self, path: str) -> _Response:
@@ -175,11 +177,16 @@ class HealthServer:
             return 503, *_json({"status": "not ready"})
         if path == "/metrics" and self._metrics_text is not None:
             return 200, _METRICS, self._metrics_text().encode()
-        return 404, *_json({"error": f"no such endpoint: {path}"})
+        return _error(404, f"no such endpoint: {path}")
 
 
 def _json(doc: dict[str, object]) -> tuple[str, bytes]:
     return _JSON, orjson.dumps(doc)
+
+
+def _error(status: int, message: str) -> _Response:
+    """The HTTP error document every agnt5 HTTP surface answers with."""
+    return status, _JSON, error_body(http_error(status, message))
 
 
 def _encode(status: int, content_type: str, body: bytes, *, head_only: bool) -> bytes:

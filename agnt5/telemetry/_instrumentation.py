@@ -13,9 +13,10 @@ from opentelemetry import propagate, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from agnt5._prometheus import render
 from agnt5.errors import AgntError, ErrorCode
-from agnt5.logging import bind_invocation, unbind_invocation
+from agnt5.telemetry._logs import bind_invocation, unbind_invocation
+from agnt5.telemetry._prometheus import render
+from agnt5.workflows.run import WorkflowSuspended
 
 __all__ = ["Instrumentation"]
 
@@ -97,6 +98,11 @@ class Instrumentation:
         self._prometheus = prometheus_reader
         self._owned = owned
 
+    @property
+    def tracer(self) -> Any:
+        """The OpenTelemetry tracer spans are made with, or None when tracing is off."""
+        return self._tracer
+
     async def observe(
         self,
         function_name: str,
@@ -151,6 +157,9 @@ class Instrumentation:
             return await run()
         except asyncio.CancelledError:
             outcome, code = "cancelled", ErrorCode.CANCELLED
+            raise
+        except WorkflowSuspended:
+            outcome = "suspended"
             raise
         except Exception as exc:
             outcome, code, failure = "error", _error_code(exc), exc

@@ -12,12 +12,13 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from agnt5._otel_env import exporter_names, flag
-from agnt5.logging import install_opentelemetry_logging, remove_opentelemetry_logging
+from agnt5.config import env_flag
+from agnt5.telemetry._env import exporter_names
+from agnt5.telemetry._logs import install_opentelemetry_logging, remove_opentelemetry_logging
 
 if TYPE_CHECKING:
-    from agnt5._instrumentation import Instrumentation
     from agnt5.config import WorkerConfig
+    from agnt5.telemetry._instrumentation import Instrumentation
 
 __all__ = ["Instrumentation", "create_instrumentation", "start_telemetry", "stop_telemetry"]
 
@@ -38,7 +39,7 @@ def create_instrumentation(
     reader passed in, none set globally, no ``OTEL_*`` exporter configured, no ``health_port``
     (``/metrics``) and ``log_format`` is not ``json``.
     """
-    if config.disable_telemetry or flag("OTEL_SDK_DISABLED"):
+    if config.disable_telemetry or env_flag("OTEL_SDK_DISABLED"):
         return None
     wanted = (
         tracer_provider is not None
@@ -51,7 +52,7 @@ def create_instrumentation(
     )
     if not wanted:
         return None
-    from agnt5._providers import build_instrumentation
+    from agnt5.telemetry._providers import build_instrumentation
 
     return build_instrumentation(
         config,
@@ -83,7 +84,7 @@ def stop_telemetry(instrumentation: Instrumentation | None) -> None:
 
 def __getattr__(name: str) -> Any:
     if name == "Instrumentation":
-        from agnt5._instrumentation import Instrumentation
+        from agnt5.telemetry._instrumentation import Instrumentation
 
         return Instrumentation
     raise AttributeError(f"module 'agnt5.telemetry' has no attribute {name!r}")

@@ -10,7 +10,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry._logs import SeverityNumber
 
-from agnt5.logging import _RESERVED
+from agnt5.telemetry._fields import extra_fields
 
 __all__ = ["OtelLogBridge"]
 
@@ -51,8 +51,8 @@ def _attributes(record: logging.LogRecord) -> dict[str, Any]:
     """Every ``extra=`` field (non-primitive values as text), the code location and the exception."""
     attributes = {
         key: value if isinstance(value, _PRIMITIVES) else str(value)
-        for key, value in record.__dict__.items()
-        if key not in _RESERVED and not key.startswith("_") and value is not None
+        for key, value in extra_fields(record)
+        if value is not None
     }
     attributes["code.file.path"] = record.pathname
     attributes["code.function.name"] = record.funcName

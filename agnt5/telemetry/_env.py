@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["exporter_names", "flag"]
-
-_TRUE = frozenset({"1", "true", "yes", "on"})
-
-
-def flag(name: str) -> bool:
-    """Whether the environment variable ``name`` is set to a true value."""
-    return os.environ.get(name, "").strip().lower() in _TRUE
+__all__ = ["exporter_names"]
 
 
 def exporter_names(signal: str) -> list[str]:

@@ -1,4 +1,8 @@
-"""Raw ASGI HTTP plumbing for the fast path: bounded body reading and byte responses."""
+"""HTTP for both HTTP surfaces (the ASGI runtime and the coordinator's gateway).
+
+The one error document (`error_body`), the one bounded body reader (`check_declared_length`,
+`read_body`), the JSON content-type rule, and raw ASGI byte responses for the ASGI fast path.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ from typing import Any
 
 import orjson
 
-from agnt5.errors import AgntError, InvalidArgumentError, PayloadTooLargeError
+from agnt5.errors import AgntError, InvalidArgumentError, NotFoundError, PayloadTooLargeError
 
 __all__ = [
+    "MethodNotAllowed",
     "UnsupportedMediaType",
+    "http_error",
     "check_content_type",
     "check_declared_length",
     "error_body",
@@ -29,6 +35,24 @@ class UnsupportedMediaType(InvalidArgumentError):
     """A request body that is not JSON (HTTP 415)."""
 
     http_status = 415
+
+
+class MethodNotAllowed(AgntError):
+    """A route asked for with a method it does not take (HTTP 405)."""
+
+    code = "METHOD_NOT_ALLOWED"
+    http_status = 405
+
+
+def http_error(status: int, message: str) -> AgntError:
+    """The agnt5 error for an HTTP failure outside agnt5's own (a router's 404 or 405, ...)."""
+    if status == 404:
+        return NotFoundError(message)
+    if status == 405:
+        return MethodNotAllowed(message)
+    error = AgntError(message)
+    error.code, error.http_status = f"HTTP_{status}", status
+    return error
 
 
 def check_content_type(value: bytes | None) -> None:
@@ -100,8 +124,8 @@ async def respond(
     await send({"type": "http.response.body", "body": body})
 
 
-def error_body(error: AgntError, invocation_id: str | None) -> bytes:
-    """``{"error", "status", "code"[, "invocation_id"]}``."""
+def error_body(error: AgntError, invocation_id: str | None = None) -> bytes:
+    """The HTTP error document: ``{"error", "status", "code"[, "invocation_id"]}``."""
     document: dict[str, Any] = {
         "error": error.message,
         "status": error.http_status,
