@@ -1,4 +1,10 @@
-"""One connected session of a standalone worker: register, run invocations, stream results back."""
+"""One connected session of a standalone worker: register, run invocations, stream results back.
+
+The session is also the `WorkflowHost` of the workflows it runs: their commands go out on the
+stream (batched with results, each workflow's commands before its result), the committed
+entries come back as events, and a run that suspends sends ``Suspend`` instead of a result,
+freeing its slot.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +18,28 @@ import grpc
 import orjson
 
 from agnt5._pipeline import Pipeline, Route
-from agnt5._proto import common_pb2, worker_pb2
+from agnt5._proto import common_pb2, worker_pb2, workflow_pb2
 from agnt5._version import __version__
-from agnt5._wire.batching import Batcher
+from agnt5._wire.batching import Batcher, by_kind
 from agnt5._wire.records import ErrorItem, InvokeItem, ResultItem
 from agnt5.config import WorkerConfig
 from agnt5.context import Context
 from agnt5.decorators import Component
-from agnt5.errors import AgntError, InvocationCancelledError, ResourceExhaustedError
+from agnt5.errors import (
+    AgntError,
+    InvalidArgumentError,
+    InvocationCancelledError,
+    ResourceExhaustedError,
+)
+from agnt5.workflows.context import WorkflowContext
+from agnt5.workflows.journal import Command, JournalError
+from agnt5.workflows.protocol import (
+    command_message,
+    decode_journal,
+    entry_from_message,
+    suspend_message,
+)
+from agnt5.workflows.run import WorkflowSuspended
 
 __all__ = ["Session", "SessionLost"]
 
@@ -27,6 +47,7 @@ _log = logging.getLogger("agnt5.worker")
 
 _REGISTER_TIMEOUT = 10.0
 _CLOSE_TIMEOUT = 5.0
+_OUTGOING = (workflow_pb2.WorkflowCommand, ResultItem)  # a frame's commands go before its results
 
 
 class SessionLost(Exception):
@@ -46,6 +67,8 @@ class Session:
         self._pipeline = pipeline
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
         self._inflight: dict[str, tuple[asyncio.Task[None], Context | None]] = {}
+        self._workflows: dict[str, WorkflowContext] = {}  # running workflows, for their events
+        self.suspend_after: float | None = config.workflow_suspend_after
         self._heartbeat_interval = config.heartbeat_interval
         self._accepting = True
         self._lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -125,6 +148,8 @@ class Session:
                 if kind == "invoke_batch":
                     for invoke in body:
                         self._start(invoke)
+                elif kind == "workflow_events":
+                    self._events(body.events)
                 elif kind == "cancel":
                     self._cancel(body.invocation_id, body.reason)
                 elif kind == "drain":
@@ -154,7 +179,19 @@ class Session:
             self._fail(invoke, error, 0.0)
             return
         deadline = invoke.deadline_unix_ms / 1000 if invoke.deadline_unix_ms else None
-        ctx = route.context(invoke.invocation_id, invoke.attempt or 1, invoke.metadata, deadline)
+        attempt = invoke.attempt or 1
+        if route.workflow:
+            try:
+                journal = decode_journal(invoke.journal)
+            except JournalError as exc:
+                self._fail(invoke, InvalidArgumentError(str(exc)), 0.0)
+                return
+            ctx = route.context(
+                invoke.invocation_id, attempt, invoke.metadata, deadline, host=self, journal=journal
+            )
+            self._workflows[invoke.invocation_id] = ctx  # type: ignore[assignment]
+        else:
+            ctx = route.context(invoke.invocation_id, attempt, invoke.metadata, deadline)
         task = asyncio.create_task(
             self._run(invoke, route, ctx, deadline), name=f"agnt5-{invoke.invocation_id}"
         )
@@ -183,6 +220,10 @@ class Session:
             if reason is None:
                 raise
             error: AgntError = InvocationCancelledError(reason.args[0], retryable=reason.args[1])
+        except WorkflowSuspended as suspended:
+            self._inflight.pop(invoke.invocation_id, None)
+            self._send(suspend_message(invoke.invocation_id, invoke.attempt, suspended.waiting))
+            return
         except AgntError as exc:
             error = exc
         else:
@@ -218,6 +259,26 @@ class Session:
         for invocation_id in list(self._inflight):
             self._cancel(invocation_id, reason, retryable=retryable)
 
+    # Workflows (the session is their `WorkflowHost`).
+
+    def send(self, ctx: WorkflowContext, command: Command) -> None:
+        self._send(command_message(ctx.invocation_id, ctx.attempt, command))
+
+    def release(self, ctx: WorkflowContext) -> None:
+        if self._workflows.get(ctx.invocation_id) is ctx:
+            del self._workflows[ctx.invocation_id]
+
+    def _events(self, events: Any) -> None:
+        """Committed entries of running workflows; those of runs that ended are dropped."""
+        for event in events:
+            ctx = self._workflows.get(event.invocation_id)
+            if ctx is None:
+                continue
+            try:
+                ctx._resolve(entry_from_message(event.entry))
+            except JournalError as exc:
+                _log.warning("ignoring an event for %s: %s", event.invocation_id, exc)
+
     # Writing.
 
     def _send(self, message: Any) -> None:
@@ -227,13 +288,18 @@ class Session:
         await self._outbox.join()
 
     async def _write_loop(self) -> None:
-        """Results go out in adaptive batches (a list of `ResultItem` is one ResultBatch)."""
-        frames = Batcher(self._outbox, ResultItem, _result_size)
+        """Results and workflow commands go out in adaptive batches (a list of `ResultItem` is
+        one ResultBatch, a list of commands one WorkflowCommands)."""
+        frames = Batcher(self._outbox, _OUTGOING, _item_size)
         try:
             while True:
                 frame = await frames.next()
                 try:
-                    await self._call.write(frame)
+                    if type(frame) is list:
+                        for batch in by_kind(frame, _OUTGOING):
+                            await self._call.write(batch)
+                    else:
+                        await self._call.write(frame)
                 finally:
                     for _ in frame if type(frame) is list else (frame,):
                         self._outbox.task_done()
@@ -266,10 +332,12 @@ class Session:
         )
 
 
-def _result_size(result: ResultItem) -> int:
-    """About how many bytes a result adds to its frame."""
-    error = result.error
-    return 48 + len(result.output or b"") + (len(error.message) if error is not None else 0)
+def _item_size(item: Any) -> int:
+    """About how many bytes a result or a workflow command adds to its frame."""
+    if type(item) is ResultItem:
+        error = item.error
+        return 48 + len(item.output or b"") + (len(error.message) if error is not None else 0)
+    return 32 + int(item.ByteSize())
 
 
 def _component_message(component: Component) -> Any:
