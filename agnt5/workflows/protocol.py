@@ -30,6 +30,7 @@ from agnt5.workflows.journal import (
 __all__ = [
     "Suspend",
     "command_message",
+    "error_dict",
     "decode_journal",
     "encode_journal",
     "entry_from_message",
@@ -87,7 +88,7 @@ def entry_from_message(message: Any) -> Entry:
         message.name,
         state,
         message.output if outcome == "output" else None,
-        _error_dict(message.error) if outcome == "error" else None,
+        error_dict(message.error) if outcome == "error" else None,
         message.attempt,
         message.started_unix_ms,
         message.finished_unix_ms,
@@ -178,7 +179,7 @@ def read_command(message: Any) -> Command | Suspend:
             kind,
             name,
             step.output if outcome == "output" else None,
-            _error_dict(step.error) if outcome == "error" else None,
+            error_dict(step.error) if outcome == "error" else None,
             step.step_attempt or 1,
             step.duration_us,
         )
@@ -199,7 +200,8 @@ def event_message(
     )
 
 
-def _error_dict(error: Any) -> dict[str, Any]:
+def error_dict(error: Any) -> dict[str, Any]:
+    """An ``agnt5.v1.Error`` message as the error model's dict (every key present)."""
     return {
         "code": error.code,
         "message": error.message,
