@@ -4,8 +4,10 @@
 invocation (``output`` holds the return value), the error's HTTP status with an error body, or
 202 with the still-running invocation after ``?wait=`` seconds (default 60). ``.../submit`` is
 202 ``{"invocation_id", "deduplicated"}``; ``GET /v1/invocations/{id}[?wait=s]`` is 200 with
-the invocation in any state; ``GET /v1/services`` lists services. ``?timeout=s`` sets an
-invocation deadline; the ``Idempotency-Key`` header dedupes. Errors are
+the invocation in any state (a workflow's with its ``steps``);
+``POST /v1/invocations/{id}/signals/{name}`` sends a workflow the JSON body as the signal's
+payload, 200 ``{"invocation_id", "signal", "delivered"}``; ``GET /v1/services`` lists services.
+``?timeout=s`` sets an invocation deadline; the ``Idempotency-Key`` header dedupes. Errors are
 ``{"error", "status", "code"}`` (plus ``invocation_id`` when there is one).
 """
 
@@ -23,12 +25,13 @@ from starlette.routing import Route
 
 from agnt5 import config
 from agnt5._wire.http import check_declared_length, error_body, http_error, read_body
-from agnt5._wire.views import service_view, worker_dict
+from agnt5._wire.views import invocation_view, service_view, worker_dict
 from agnt5.coordinator.auth import check_authorization
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
-from agnt5.coordinator.store import Invocation, InvocationState
+from agnt5.coordinator.store import Invocation
 from agnt5.errors import AgntError, InvalidArgumentError, error_from_dict
+from agnt5.workflows.journal import Entry
 
 __all__ = ["build_gateway"]
 
@@ -44,20 +47,18 @@ def _error(error: AgntError, invocation_id: str | None = None) -> Response:
     return Response(body, error.http_status, media_type="application/json")
 
 
-def _invocation(invocation: Invocation) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "invocation_id": invocation.id,
-        "service": invocation.service,
-        "function": invocation.function,
-        "state": invocation.state.name,
-        "attempt": invocation.attempt,
-        "duration_ms": invocation.duration_us / 1000,
-    }
-    if invocation.state is InvocationState.SUCCEEDED:
-        data["output"] = orjson.Fragment(invocation.output or b"null")
-    elif invocation.error is not None:
-        data["error"] = invocation.error
-    return data
+def _invocation(invocation: Invocation, steps: list[Entry] | None = None) -> dict[str, Any]:
+    return invocation_view(
+        invocation.id,
+        invocation.service,
+        invocation.function,
+        invocation.state.name,
+        invocation.attempt,
+        invocation.duration_us,
+        orjson.Fragment(invocation.output or b"null"),
+        invocation.error,
+        steps or None,
+    )
 
 
 def _seconds(request: Request, name: str, default: float | None) -> float | None:
@@ -135,7 +136,13 @@ def build_gateway(
     async def result_endpoint(request: Request) -> Response:
         invocation = scheduler.get(request.path_params["invocation_id"])
         await scheduler.wait(invocation, _seconds(request, "wait", 0.0))
-        return _json(_invocation(invocation))
+        return _json(_invocation(invocation, scheduler.workflows.steps(invocation)))
+
+    async def signal_endpoint(request: Request) -> Response:
+        invocation_id, name = request.path_params["invocation_id"], request.path_params["name"]
+        payload = await _read_input(request, scheduler.max_input_bytes)
+        delivered = await scheduler.workflows.signal(invocation_id, name, payload)
+        return _json({"invocation_id": invocation_id, "signal": name, "delivered": delivered})
 
     async def services_endpoint(request: Request) -> Response:
         services = [
@@ -165,6 +172,11 @@ def build_gateway(
             Route(f"{function_path}/invoke", guarded(invoke_endpoint), methods=["POST"]),
             Route(f"{function_path}/submit", guarded(submit_endpoint), methods=["POST"]),
             Route("/v1/invocations/{invocation_id}", guarded(result_endpoint), methods=["GET"]),
+            Route(
+                "/v1/invocations/{invocation_id}/signals/{name}",
+                guarded(signal_endpoint),
+                methods=["POST"],
+            ),
             Route("/v1/services", guarded(services_endpoint), methods=["GET"]),
         ],
         exception_handlers={HTTPException: on_http_exception},

@@ -15,6 +15,8 @@ from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
 from agnt5.coordinator.store import Invocation
 from agnt5.errors import AgntError
+from agnt5.workflows.journal import Entry
+from agnt5.workflows.protocol import entry_message
 
 __all__ = ["InvocationsService", "result_message", "services_message", "stream_outcome"]
 
@@ -23,8 +25,11 @@ def _seconds(milliseconds: int) -> float | None:
     return milliseconds / 1000 if milliseconds else None
 
 
-def result_message(invocation: Invocation) -> invocations_pb2.InvocationResult:
-    """An invocation as the ``InvocationResult`` the service returns."""
+def result_message(
+    invocation: Invocation, steps: list[Entry] | None = None
+) -> invocations_pb2.InvocationResult:
+    """An invocation as the ``InvocationResult`` the service returns (with a workflow's
+    journal entries as its ``steps`` when given)."""
     message = invocations_pb2.InvocationResult(
         invocation_id=invocation.id,
         state=invocation.state.value,
@@ -37,6 +42,8 @@ def result_message(invocation: Invocation) -> invocations_pb2.InvocationResult:
         message.error.CopyFrom(common_pb2.Error(**invocation.error))
     elif invocation.output is not None:
         message.output = invocation.output
+    if steps:
+        message.steps.extend(entry_message(entry, with_output=False) for entry in steps)
     return message
 
 
@@ -145,7 +152,19 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
         async def work() -> invocations_pb2.InvocationResult:
             invocation = self._scheduler.get(request.invocation_id)
             await self._scheduler.wait(invocation, request.wait_ms / 1000)
-            return result_message(invocation)
+            steps = self._scheduler.workflows.steps(invocation) if request.include_steps else None
+            return result_message(invocation, steps)
+
+        return await serve_call(context, self._api_key, work)
+
+    async def Signal(
+        self, request: invocations_pb2.SignalRequest, context: grpc.aio.ServicerContext
+    ) -> invocations_pb2.SignalResponse:
+        async def work() -> invocations_pb2.SignalResponse:
+            delivered = await self._scheduler.workflows.signal(
+                request.invocation_id, request.name, request.payload
+            )
+            return invocations_pb2.SignalResponse(delivered=delivered)
 
         return await serve_call(context, self._api_key, work)
 

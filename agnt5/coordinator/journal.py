@@ -19,6 +19,7 @@ import orjson
 
 from agnt5 import config
 from agnt5.coordinator.store import Invocation, InvocationState, MemoryStore, RetryPolicy
+from agnt5.workflows.journal import Entry, Journal
 
 __all__ = ["DEFAULT_RETENTION", "SqliteStore"]
 
@@ -128,6 +129,15 @@ class SqliteStore:
             return
         self._loop = asyncio.get_running_loop()
         self._writes.put((_NOTIFY, callback))
+
+    def journal(self, invocation_id: str, *, create: bool = True) -> Journal | None:
+        return self._memory.journal(invocation_id, create=create)  # kept in memory for now
+
+    def steps(self, invocation_id: str) -> list[Entry]:
+        return self._memory.steps(invocation_id)
+
+    def next_signal_id(self) -> int:
+        return self._memory.next_signal_id()
 
     def unfinished(self) -> list[Invocation]:
         """Invocations the journal held unfinished when it opened (handed out once)."""

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
+
+from agnt5.workflows.journal import Entry, Journal, JournalWriter
 
 __all__ = ["Invocation", "InvocationState", "MemoryStore", "RetryPolicy", "StateStore"]
 
@@ -19,6 +22,7 @@ class InvocationState(enum.Enum):
     RUNNING = 2
     SUCCEEDED = 3
     FAILED = 4
+    SUSPENDED = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +87,19 @@ class StateStore(Protocol):
         """Invocations left unfinished by an earlier coordinator, to run again (once)."""
         ...
 
+    def journal(self, invocation_id: str, *, create: bool = True) -> Journal | None:
+        """The live journal of a workflow invocation (None without one, unless ``create``):
+        its changes are kept with the invocation's, in order."""
+        ...
+
+    def steps(self, invocation_id: str) -> list[Entry]:
+        """A workflow invocation's journal entries in seq order, also once it finished."""
+        ...
+
+    def next_signal_id(self) -> int:
+        """A signal id not used before by this store."""
+        ...
+
     def close(self) -> None:
         """Stop recording: changes after this are not kept."""
         ...
@@ -91,10 +108,19 @@ class StateStore(Protocol):
 class MemoryStore:
     """A `StateStore` in process memory (lost on restart); keeps the newest finished results."""
 
-    def __init__(self, max_finished: int = 100_000) -> None:
+    def __init__(
+        self,
+        max_finished: int = 100_000,
+        *,
+        journal_writer: Callable[[str], JournalWriter] | None = None,
+        first_signal_id: int = 1,
+    ) -> None:
         if max_finished < 1:
             raise ValueError(f"max_finished must be >= 1, got {max_finished!r}")
         self._max_finished = max_finished
+        self._journal_writer = journal_writer  # a store that persists journals gives one
+        self._journals: dict[str, Journal] = {}
+        self._signal_ids = itertools.count(first_signal_id)
         self._by_id: dict[str, Invocation] = {}
         self._by_key: dict[tuple[str, str, str], Invocation] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
@@ -117,6 +143,7 @@ class MemoryStore:
         if len(self._finished) > self._max_finished:
             oldest_id, _ = self._finished.popitem(last=False)
             oldest = self._by_id.pop(oldest_id)
+            self._journals.pop(oldest_id, None)
             if oldest.idempotency_key:
                 self._by_key.pop(_key(oldest), None)
 
@@ -125,6 +152,24 @@ class MemoryStore:
 
     def unfinished(self) -> list[Invocation]:
         return []
+
+    def journal(self, invocation_id: str, *, create: bool = True) -> Journal | None:
+        journal = self._journals.get(invocation_id)
+        if journal is None and create:
+            writer = None if self._journal_writer is None else self._journal_writer(invocation_id)
+            journal = self._journals[invocation_id] = Journal(writer=writer)
+        return journal
+
+    def load_journal(self, invocation_id: str, journal: Journal) -> None:
+        """Hold ``journal`` (read back from a database) for ``invocation_id``."""
+        self._journals[invocation_id] = journal
+
+    def steps(self, invocation_id: str) -> list[Entry]:
+        journal = self._journals.get(invocation_id)
+        return journal.ordered() if journal is not None else []
+
+    def next_signal_id(self) -> int:
+        return next(self._signal_ids)
 
     def close(self) -> None:
         """Nothing to release: memory is the store."""
