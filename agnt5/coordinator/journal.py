@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import itertools
 import logging
 import queue
 import sqlite3
@@ -19,7 +20,7 @@ import orjson
 
 from agnt5 import config
 from agnt5.coordinator.store import Invocation, InvocationState, MemoryStore, RetryPolicy
-from agnt5.workflows.journal import Entry, Journal
+from agnt5.workflows.journal import BufferedSignal, Entry, Journal
 
 __all__ = ["DEFAULT_RETENTION", "SqliteStore"]
 
@@ -49,7 +50,35 @@ CREATE INDEX IF NOT EXISTS invocations_by_key
 DROP INDEX IF EXISTS invocations_by_state;
 CREATE INDEX IF NOT EXISTS invocations_finished
     ON invocations (updated_unix_ms) WHERE {_IS_FINISHED};
+-- schema 2: the journals of workflow invocations, and the signals they have not taken yet
+CREATE TABLE IF NOT EXISTS journal_entries (
+    invocation_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    state TEXT NOT NULL, output BLOB, error BLOB, attempt INTEGER NOT NULL,
+    started_unix_ms INTEGER NOT NULL, finished_unix_ms INTEGER NOT NULL,
+    duration_us INTEGER NOT NULL, child_id TEXT NOT NULL, fire_unix_ms INTEGER NOT NULL,
+    timeout_unix_ms INTEGER NOT NULL, PRIMARY KEY (invocation_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS signals (
+    id INTEGER PRIMARY KEY, invocation_id TEXT NOT NULL, name TEXT NOT NULL,
+    payload BLOB NOT NULL, created_unix_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS signals_by_invocation ON signals (invocation_id, name, id);
 """
+SCHEMA_VERSION = 2
+"""``PRAGMA user_version`` of a journal this code writes (1: no workflow tables; 0: as 1)."""
+_ENTRY_COLUMNS = (
+    "invocation_id, seq, kind, name, state, output, error, attempt, started_unix_ms, "
+    "finished_unix_ms, duration_us, child_id, fire_unix_ms, timeout_unix_ms"
+)
+_PUT_ENTRY = (
+    f"INSERT OR REPLACE INTO journal_entries ({_ENTRY_COLUMNS}) VALUES ({', '.join('?' * 14)})"
+)
+_KEEP_SIGNAL = (
+    "INSERT INTO signals (id, invocation_id, name, payload, created_unix_ms) VALUES (?, ?, ?, ?, ?)"
+)
+_TAKE_SIGNAL = "DELETE FROM signals WHERE id = ?"
+_DROP_SIGNALS = "DELETE FROM signals WHERE invocation_id = ?"
+_IN_ORDER = (_PUT_ENTRY, _KEEP_SIGNAL, _TAKE_SIGNAL, _DROP_SIGNALS)  # executed as queued
 # "!= ''" lets SQLite use the partial index (it cannot prove it of a parameter).
 FIND_BY_KEY = "service = ? AND function = ? AND idempotency_key = ? AND idempotency_key != ''"
 EXPIRED = f"{_IS_FINISHED} AND updated_unix_ms < ?"  # finished before a cutoff (ms)
@@ -86,18 +115,24 @@ class SqliteStore:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "journal.db"
         self._retention_ms = int(retention * 1000)
-        self._memory = MemoryStore(max_finished)
+        self._writes: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
+        self._closed = False
         self._reader = _connect(self.path)
-        self._reader.executescript(_SCHEMA)
+        _migrate(self._reader)
         rows = self._reader.execute(
             f"SELECT {_COLUMNS} FROM invocations WHERE state NOT IN (?, ?)", _FINISHED
         ).fetchall()
         self._unfinished = [_invocation(row) for row in rows]
+        (last_signal,) = self._reader.execute("SELECT COALESCE(MAX(id), 0) FROM signals").fetchone()
+        self._memory = MemoryStore(
+            max_finished,
+            journal_writer=functools.partial(_JournalRows, self),
+            first_signal_id=last_signal + 1,
+        )
         for invocation in self._unfinished:
             self._memory.add(invocation)
-        self._writes: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
+        self._load_journals()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._closed = False
         self._writer = threading.Thread(target=self._write, name="agnt5-journal", daemon=True)
         self._writer.start()
 
@@ -122,6 +157,8 @@ class SqliteStore:
         self._memory.save(invocation)
         if not self._closed:
             self._writes.put((_UPDATE, _changes(invocation)))
+            if invocation.finished:  # signals nobody will take
+                self._writes.put((_DROP_SIGNALS, (invocation.id,)))
 
     def when_saved(self, callback: Callable[[], None]) -> None:
         if self._closed:
@@ -131,10 +168,16 @@ class SqliteStore:
         self._writes.put((_NOTIFY, callback))
 
     def journal(self, invocation_id: str, *, create: bool = True) -> Journal | None:
-        return self._memory.journal(invocation_id, create=create)  # kept in memory for now
+        return self._memory.journal(invocation_id, create=create)
 
     def steps(self, invocation_id: str) -> list[Entry]:
-        return self._memory.steps(invocation_id)
+        if self._memory.journal(invocation_id, create=False) is not None or self._closed:
+            return self._memory.steps(invocation_id)
+        rows = self._reader.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM journal_entries WHERE invocation_id = ? ORDER BY seq",
+            (invocation_id,),
+        ).fetchall()
+        return [_entry(row) for row in rows]
 
     def next_signal_id(self) -> int:
         return self._memory.next_signal_id()
@@ -155,6 +198,33 @@ class SqliteStore:
 
     def __len__(self) -> int:
         return len(self._memory)
+
+    def _put(self, statement: str, params: tuple[Any, ...]) -> None:
+        if not self._closed:
+            self._writes.put((statement, params))
+
+    def _load_journals(self) -> None:
+        """The journals and kept signals of the unfinished invocations, back in memory."""
+        unfinished = f"invocation_id IN (SELECT id FROM invocations WHERE state NOT IN {_FINISHED})"
+        entries = self._reader.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM journal_entries WHERE {unfinished} "
+            "ORDER BY invocation_id, seq"
+        ).fetchall()
+        signals = self._reader.execute(
+            f"SELECT invocation_id, id, name, payload FROM signals WHERE {unfinished} ORDER BY id"
+        ).fetchall()
+        kept: dict[str, list[BufferedSignal]] = {}
+        for invocation_id, *signal in signals:
+            kept.setdefault(invocation_id, []).append(BufferedSignal(*signal))
+        by_invocation = itertools.groupby(entries, key=lambda row: row[0])
+        journals = {key: [_entry(row) for row in rows] for key, rows in by_invocation}
+        for invocation_id in journals.keys() | kept.keys():
+            journal = Journal(
+                journals.get(invocation_id, ()),
+                kept.get(invocation_id, ()),
+                writer=_JournalRows(self, invocation_id),
+            )
+            self._memory.load_journal(invocation_id, journal)
 
     def _select(self, where: str, params: tuple[str, ...]) -> Invocation | None:
         row = self._reader.execute(
@@ -182,9 +252,18 @@ class SqliteStore:
                     inserts, updates = _coalesce(writes)
                     db.executemany(_INSERT, inserts)
                     db.executemany(_UPDATE, updates)
+                    in_order = (write for write in writes if write[0] in _IN_ORDER)
+                    for statement, group in itertools.groupby(in_order, key=lambda w: w[0]):
+                        db.executemany(statement, (params for _, params in group))
                     if time.monotonic() - pruned >= _PRUNE_EVERY:
                         pruned = time.monotonic()
                         cutoff = int(time.time() * 1000) - self._retention_ms
+                        expired = f"SELECT id FROM invocations WHERE {EXPIRED}"
+                        for table in ("journal_entries", "signals"):
+                            db.execute(
+                                f"DELETE FROM {table} WHERE invocation_id IN ({expired})",
+                                (cutoff,),
+                            )
                         db.execute(
                             f"DELETE FROM invocations WHERE {EXPIRED}",
                             (cutoff,),
@@ -196,6 +275,49 @@ class SqliteStore:
                 with contextlib.suppress(RuntimeError):  # the loop closed without closing us
                     self._loop.call_soon_threadsafe(_run_all, callbacks)
         db.close()
+
+
+class _JournalRows:
+    """A workflow journal's changes, queued as rows for the store's writer (a `JournalWriter`)."""
+
+    __slots__ = ("_invocation_id", "_store")
+
+    def __init__(self, store: SqliteStore, invocation_id: str) -> None:
+        self._store = store
+        self._invocation_id = invocation_id
+
+    def entry(self, entry: Entry) -> None:
+        self._store._put(_PUT_ENTRY, (
+            self._invocation_id, entry.seq, entry.kind, entry.name, entry.state, entry.output,
+            orjson.dumps(entry.error) if entry.error is not None else None, entry.attempt,
+            entry.started_unix_ms, entry.finished_unix_ms, entry.duration_us, entry.child_id,
+            entry.fire_unix_ms, entry.timeout_unix_ms,
+        ))  # fmt: skip
+
+    def signal_kept(self, signal: BufferedSignal) -> None:
+        row = (signal.id, self._invocation_id, signal.name, signal.payload, _now_ms())
+        self._store._put(_KEEP_SIGNAL, row)
+
+    def signal_taken(self, signal: BufferedSignal) -> None:
+        self._store._put(_TAKE_SIGNAL, (signal.id,))
+
+
+def _entry(row: tuple[Any, ...]) -> Entry:
+    (_invocation_id, seq, kind, name, state, output, error, *rest) = row
+    return Entry(seq, kind, name, state, output, orjson.loads(error) if error else None, *rest)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring the journal's schema to `SCHEMA_VERSION` (tables added, none changed)."""
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the journal was written by a newer agnt5 (schema {version}, this one knows "
+            f"{SCHEMA_VERSION}): upgrade agnt5, or start with another --data-dir"
+        )
+    db.executescript(_SCHEMA)
+    if version < SCHEMA_VERSION:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def _run_all(callbacks: list[Callable[[], None]]) -> None:
