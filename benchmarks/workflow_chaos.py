@@ -1,0 +1,201 @@
+"""Workflow chaos: five-step workflows through three workers while one is ``kill -9``'d twice.
+
+``python benchmarks/workflow_chaos.py --workflows 1000`` starts a journaled coordinator and
+three standalone workers (real processes on 127.0.0.1), runs ``chaos_flows/five`` once per key
+(all in flight at once, through `AsyncClient.invoke_many`), and ``kill -9``s the first worker
+when a third and again when two thirds of the steps have run (restarting it each time). Every
+step appends ``key step pid`` to a log before it returns. Then it checks that every workflow
+completed with exactly one result (one journaled invocation per key, its output the five step
+numbers) and that no step ran more than once, except steps in flight on a killed worker:
+those may run once more per kill. Prints the counts; exits 1 on any failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import signal
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from chaos import free_port, start_agnt5, stop_process
+
+from agnt5.client import AsyncClient
+
+__all__ = ["main", "run"]
+
+_SERVICE = "chaos_flows"
+_KILLS = 2
+_WORKER_MODULE = """\
+import asyncio
+import os
+from pathlib import Path
+
+from agnt5 import workflow
+
+_log = open(Path(__file__).parent / f"steps-{os.getpid()}.log", "a", buffering=1)
+
+
+async def step(key: str, n: int) -> int:
+    await asyncio.sleep(0.002)
+    _log.write(f"{key} {n} {os.getpid()}\\n")  # written before the step returns
+    return n
+
+
+@workflow
+async def five(ctx, key: str) -> list:
+    return [await ctx.step(f"s{n}", step, key, n) for n in range(5)]
+"""
+
+
+class _Cluster:
+    """The coordinator and worker processes of one run; each stopped by its pid."""
+
+    def __init__(self, directory: Path, workers: int) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.module = directory / "chaos_flows.py"
+        self.module.write_text(_WORKER_MODULE)
+        self.coordinator = start_agnt5(
+            ["coordinator", "--host", "127.0.0.1", "--port", str(self.port), "--no-http",
+             "--data-dir", str(directory), "--heartbeat-timeout", "5", "--max-queue", "100000",
+             "--log-level", "ERROR"], directory, announce=True,
+        )  # fmt: skip
+        self.workers = [self._start_worker() for _ in range(workers)]
+
+    def _start_worker(self) -> Any:
+        return start_agnt5(
+            ["worker", str(self.module), "--service", _SERVICE, "--endpoint", self.endpoint,
+             "--log-level", "WARNING"], self.directory, announce=False,
+        )  # fmt: skip
+
+    def kill_worker(self, n: int) -> None:
+        self.workers[n].send_signal(signal.SIGKILL)
+        self.workers[n].wait(10)
+        self.workers[n] = self._start_worker()
+
+    def stop(self) -> None:
+        for process in (*self.workers, self.coordinator):
+            stop_process(process)
+
+
+@contextlib.contextmanager
+def _cluster(directory: Path, workers: int) -> Iterator[_Cluster]:
+    cluster = _Cluster(directory, workers)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _steps_run(directory: Path) -> int:
+    return sum(path.read_bytes().count(b"\n") for path in directory.glob("steps-*.log"))
+
+
+async def _drive(cluster: _Cluster, workflows: int) -> dict[str, Any]:
+    """Run every key at once while the first worker is killed twice; the results by key."""
+    results: dict[str, Any] = {}
+    async with AsyncClient(cluster.endpoint, timeout=300.0) as client:
+        deadline = time.monotonic() + 60
+        while True:  # bounded by the deadline
+            services = {s["name"]: s for s in await client.list_services()}
+            if len(services.get(_SERVICE, {}).get("workers", ())) >= len(cluster.workers):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the workers did not register")
+            await asyncio.sleep(0.1)
+
+        async def chaos() -> None:
+            for kill in range(1, _KILLS + 1):
+                while _steps_run(cluster.directory) < 5 * workflows * kill / (_KILLS + 1):  # noqa: ASYNC110 - polls files
+                    await asyncio.sleep(0.05)
+                await asyncio.to_thread(cluster.kill_worker, 0)
+
+        killer = asyncio.create_task(chaos())
+        keys = [f"flow-{i}" for i in range(workflows)]
+        try:
+            batch = client.invoke_many(
+                _SERVICE, "five", ({"key": key} for key in keys), idempotency_keys=keys,
+                window=workflows,
+            )  # fmt: skip
+            async for outcome in batch:
+                key = keys[outcome.index]
+                results[key] = outcome.output if outcome.error is None else repr(outcome.error)
+        finally:
+            killer.cancel()
+            await asyncio.gather(killer, return_exceptions=True)
+    return results
+
+
+def _journal(directory: Path) -> dict[str, tuple[int, int, int]]:
+    """key -> (journaled invocations, succeeded ones, highest attempt)."""
+    with contextlib.closing(sqlite3.connect(directory / "journal.db")) as db:
+        rows = db.execute(
+            "SELECT idempotency_key, COUNT(*), SUM(state = 3), MAX(attempt) FROM invocations "
+            "WHERE service = ? GROUP BY idempotency_key",
+            (_SERVICE,),
+        ).fetchall()
+    return {key: (count, ok, attempt) for key, count, ok, attempt in rows}
+
+
+def _executions(directory: Path) -> collections.Counter[tuple[str, str]]:
+    runs: collections.Counter[tuple[str, str]] = collections.Counter()
+    for path in directory.glob("steps-*.log"):
+        for line in path.read_text().splitlines():
+            key, step, _pid = line.split()
+            runs[key, step] += 1
+    return runs
+
+
+def run(workflows: int, workers: int, directory: Path) -> dict[str, int]:
+    """One chaos run; returns the counts."""
+    started = time.monotonic()
+    with _cluster(directory, workers) as cluster:
+        results = asyncio.run(_drive(cluster, workflows))
+        max_concurrency = 100  # the workers' default: at most this many steps in flight each
+    journal = _journal(directory)
+    runs = _executions(directory)
+    keys = [f"flow-{i}" for i in range(workflows)]
+    expected = [0, 1, 2, 3, 4]
+    repeated = sum(count - 1 for count in runs.values() if count > 1)
+    return {
+        "workflows": workflows,
+        "completed": sum(1 for key in keys if results.get(key) == expected),
+        "journaled once": sum(1 for key in keys if journal.get(key, (0, 0, 0))[:2] == (1, 1)),
+        "re-delivered": sum(1 for key in keys if journal.get(key, (0, 0, 0))[2] > 1),
+        "steps never run": sum(1 for key in keys for n in range(5) if not runs[key, str(n)]),
+        "steps run again": repeated,
+        "steps over allowance": sum(1 for count in runs.values() if count > 1 + _KILLS),
+        "repeats over in-flight bound": max(0, repeated - _KILLS * max_concurrency),
+        "seconds": round(time.monotonic() - started),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workflows", type=int, default=1_000)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--data-dir", help="keep the journal and logs here (default: a temp dir)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="agnt5-workflow-chaos-") as scratch:
+        directory = Path(args.data_dir or scratch)
+        directory.mkdir(parents=True, exist_ok=True)
+        counts = run(args.workflows, args.workers, directory)
+    for name, value in counts.items():
+        print(f"{name}: {value}")
+    ok = counts["completed"] == counts["journaled once"] == counts["workflows"]
+    ok = ok and counts["steps never run"] == 0 and counts["steps over allowance"] == 0
+    ok = ok and counts["repeats over in-flight bound"] == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
