@@ -3,11 +3,12 @@
 A running workflow's commands arrive on its worker's stream. Each becomes a journal entry
 (`agnt5.workflows.journal.Journal`, mirrored to the store), and nothing acts on an entry before
 the store has committed it: a step is acknowledged, a timer armed and a signal's sender answered
-only from ``when_saved``. A child is accepted just before its entry (its id derives from the
-parent's and the seq, so a replay or a restart finds it instead of starting another). A finished entry reaches the run that waits
-for it as a ``WorkflowEvent``; a suspended invocation is queued again instead, and its next
-delivery carries the journal. After a restart, `recover` arms the journaled timers (at once
-when their time passed), re-attaches children and resumes what can go on.
+only from ``when_saved``. A child is accepted just before its entry: its id derives from the
+parent's and the seq, so a replay or a restart finds it instead of starting another. A finished
+entry reaches the run that waits for it as a ``WorkflowEvent``; a suspended invocation is
+queued again instead, and its next delivery carries the journal. After a restart, `recover`
+arms the journaled timers (at once when their time passed), re-attaches children and resumes
+what can go on.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from agnt5.workflows.journal import (
     StepOutcome,
     TaskStart,
 )
-from agnt5.workflows.protocol import Suspend, event_message, read_command
+from agnt5.workflows.protocol import Suspend, encode_journal, event_message, read_command
 
 if TYPE_CHECKING:
     from agnt5.coordinator.registry import WorkerHandle
@@ -107,8 +108,6 @@ class Workflows:
         journal = self._store.journal(invocation.id, create=False)
         if journal is None or not journal.entries:
             return b""
-        from agnt5.workflows.protocol import encode_journal
-
         return encode_journal(journal.ordered())
 
     # From clients.
@@ -145,7 +144,6 @@ class Workflows:
     def recover(self, invocations: Iterable[Invocation]) -> None:
         """Arm the timers, re-attach the children and resume the suspended invocations an
         earlier coordinator left (their journals came back with the store)."""
-        now = _now_ms()
         for invocation in invocations:
             journal = self._store.journal(invocation.id, create=False)
             if journal is None:
@@ -157,7 +155,6 @@ class Workflows:
                     self._arm(invocation, entry)
             if invocation.state is InvocationState.SUSPENDED and not journal.pending():
                 self._scheduler.resume(invocation)
-        _log.debug("workflows recovered at %d", now)
 
     def finished(self, invocation: Invocation) -> None:
         """``invocation`` has its outcome: its timers go; its journal stays readable."""
@@ -252,16 +249,16 @@ class Workflows:
             self._store.when_saved(functools.partial(self._announce, invocation, entry, True))
 
     def _start_child(
-        self, parent: Invocation, child_id: str, command: TaskStart
+        self, parent: Invocation, identity: str, command: TaskStart
     ) -> Callable[[], None]:
         """Accept the child (or find it: the same id on a replay) now; what to do once the
         parent's entry is committed: follow the child, or fail the entry if it was refused."""
         try:
             child = self._scheduler.submit_child(
-                parent, child_id, command.service, command.function, command.input
+                parent, identity, command.service, command.function, command.input
             )
         except AgntError as error:
-            return functools.partial(self._child_failed, parent, command.seq, error.to_dict())
+            return functools.partial(self._complete, parent, command.seq, None, error.to_dict())
         return functools.partial(self._follow, parent, command.seq, child)
 
     def _follow(self, parent: Invocation, seq: int, child: Invocation) -> None:
@@ -274,18 +271,13 @@ class Workflows:
             error = FailedPreconditionError(
                 f"child invocation {entry.child_id} of step {entry.seq} is no longer known"
             )
-            self._child_failed(parent, entry.seq, error.to_dict())
+            self._complete(parent, entry.seq, None, error.to_dict())
             return
         self._follow(parent, entry.seq, child)
 
     def _child_done(self, parent: Invocation, seq: int, child: Invocation) -> None:
-        if child.error is not None:
-            self._child_failed(parent, seq, child.error)
-            return
-        self._complete(parent, seq, child.output or b"null", None)
-
-    def _child_failed(self, parent: Invocation, seq: int, error: dict[str, Any]) -> None:
-        self._complete(parent, seq, None, error)
+        output = None if child.error is not None else child.output or b"null"
+        self._complete(parent, seq, output, child.error)
 
     def _complete(
         self, parent: Invocation, seq: int, output: bytes | None, error: dict[str, Any] | None
