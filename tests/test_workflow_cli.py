@@ -61,6 +61,10 @@ def test_the_example_runs_on_separate_workers_driven_from_the_cli(tmp_path: Path
         workers(coordinator.endpoint, 2, tmp_path),
     ):
         endpoint = ["--endpoint", coordinator.endpoint]
+        deadline = time.monotonic() + 30
+        while '"in_flight"' not in agnt5("services", "--json", *endpoint, cwd=tmp_path):
+            assert time.monotonic() < deadline, "the workers did not register"
+            time.sleep(0.2)
         submitted = agnt5(
             "invoke", "orders", "process_order", '{"order_id": "o-7", "approval_ms": 600000}',
             "--submit", *endpoint, cwd=tmp_path,

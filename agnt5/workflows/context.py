@@ -163,18 +163,19 @@ class WorkflowContext(Context):
             raise TypeError(f"ctx.step({name!r}, ...) needs a callable, got {fn!r}")
         return Operation(self, STEP, name, (fn, args, kwargs))
 
-    def task(self, service: str, handler: str, input: Any = None) -> Operation:
-        """Invoke ``service``/``handler`` through the coordinator as a child invocation; its
-        result (or error) is journaled, and replay never starts it again."""
-        _check_name("service", service)
-        _check_name("handler", handler)
+    def task(self, service_name: str, handler_name: str, input: Any = None) -> Operation:
+        """Invoke ``service_name``/``handler_name`` through the coordinator as a child
+        invocation; its result (or error) is journaled, and replay never starts it again."""
+        _check_name("service", service_name)
+        _check_name("handler", handler_name)
         try:
             payload = b"" if input is None else encode_json(input)
         except TypeError as exc:
             raise TypeError(
-                f"ctx.task({service!r}, {handler!r}) input is not JSON: {exc}"
+                f"ctx.task({service_name!r}, {handler_name!r}) input is not JSON: {exc}"
             ) from None
-        return Operation(self, TASK, f"{service}/{handler}", (service, handler, payload))
+        name = f"{service_name}/{handler_name}"
+        return Operation(self, TASK, name, (service_name, handler_name, payload))
 
     def sleep(self, seconds: float) -> Operation:
         """Sleep durably: the fire time is journaled, and a long sleep gives the worker back."""
