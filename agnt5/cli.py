@@ -22,6 +22,7 @@ from agnt5.errors import AgntError
 
 if TYPE_CHECKING:
     from agnt5.coordinator import Coordinator
+    from agnt5.coordinator.auth import Key
     from agnt5.worker import Worker
 
 __all__ = ["main"]
@@ -69,28 +70,145 @@ def _add_coordinator_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-http", action="store_true", help="run without the HTTP gateway")
     parser.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="a Host name the HTTP gateway answers to besides IP addresses and localhost "
+        "(default: --host); '*' for any; repeatable",
+    )
+    parser.add_argument(
         "--api-key",
         default=config.setting("api_key"),
-        help="require 'authorization: Bearer KEY' of workers and clients (default: $AGNT5_API_KEY)",
+        help="a key for workers and clients alike: both must send 'authorization: Bearer KEY' "
+        "(default: $AGNT5_API_KEY)",
     )
     parser.add_argument(
         "--max-queue",
-        type=int,
+        type=_count,
         default=config.MAX_QUEUE,
         help="invocations that may wait for a worker (default: %(default)s)",
     )
     parser.add_argument(
+        "--max-queue-per-service",
+        type=_count,
+        help="invocations of one service that may wait (default: half of --max-queue)",
+    )
+    parser.add_argument(
+        "--max-queued-bytes",
+        type=_count,
+        default=config.MAX_QUEUED_BYTES,
+        help="bytes of input that may wait for workers (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-queued-bytes-per-service",
+        type=_count,
+        help="bytes of input of one service that may wait (default: half of --max-queued-bytes)",
+    )
+    parser.add_argument(
+        "--queue-expiry",
+        type=_seconds,
+        help="fail an invocation that waited this many seconds for a worker (default: never)",
+    )
+    parser.add_argument(
         "--max-input-bytes",
-        type=int,
+        type=_size,
         default=config.MAX_BODY_BYTES,
         help="largest accepted input (default: %(default)s)",
     )
     parser.add_argument(
+        "--max-output-bytes",
+        type=_size,
+        default=config.MAX_OUTPUT_BYTES,
+        help="largest result a worker may return; a larger one fails its invocation "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--result-cache-bytes",
+        type=_count,
+        default=config.RESULT_CACHE_BYTES,
+        help="bytes of finished invocations kept in memory; older ones are read from the "
+        "journal (--in-memory: forgotten) (default: %(default)s)",
+    )
+    parser.add_argument(
         "--heartbeat-timeout",
-        type=float,
+        type=_seconds,
         default=config.HEARTBEAT_TIMEOUT,
         help="drop a worker silent this long, re-delivering its work (default: %(default)s)",
     )
+
+
+def _count(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    return _integer(text, 0)
+
+
+def _size(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    return _integer(text, 1)
+
+
+def _integer(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _add_key_options(parser: argparse.ArgumentParser) -> None:
+    for role, may in (("worker", "register workers"), ("client", "invoke functions")):
+        variable = f"AGNT5_{role.upper()}_KEY"
+        parser.add_argument(
+            f"--{role}-key",
+            action="append",
+            metavar="'KEY [SERVICE ...]'",
+            help=f"a key that may {may} (only for the SERVICEs, when listed); repeatable "
+            f"(default: ${variable}, one a line)",
+        )
+        parser.add_argument(
+            f"--{role}-key-file",
+            action="append",
+            metavar="FILE",
+            help=f"{role} keys from FILE, one 'KEY [SERVICE ...]' a line, so they stay out of "
+            f"ps; repeatable (default: ${variable}_FILE)",
+        )
+
+
+def _keys(args: argparse.Namespace) -> list[Key]:
+    """The worker and client keys of the flags, else of the environment (none for commands
+    without key options: `agnt5 dev` uses --api-key alone)."""
+    from agnt5.coordinator.auth import Key, read_key_file
+
+    keys: list[Key] = []
+    if not hasattr(args, "worker_key"):
+        return keys
+    for role in ("worker", "client"):
+        variable = f"AGNT5_{role.upper()}_KEY"
+        specs = getattr(args, f"{role}_key") or config.env_text(variable).splitlines()
+        files = getattr(args, f"{role}_key_file") or filter(
+            None, [config.env_text(f"{variable}_FILE")]
+        )
+        try:
+            specs = [*specs, *(spec for path in files for spec in read_key_file(path))]
+            keys += [
+                Key.parse(spec, worker=role == "worker", client=role == "client") for spec in specs
+            ]
+        except ValueError as exc:
+            raise SystemExit(f"agnt5: bad {role} key: {exc}") from None
+    return keys
 
 
 def _add_journal_options(parser: argparse.ArgumentParser) -> None:
@@ -108,10 +226,10 @@ def _add_journal_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--retention",
-        type=float,
+        type=_seconds,
         default=config.RETENTION,
-        help="seconds finished results stay readable by id and idempotency key "
-        "(default: %(default)s)",
+        help="seconds finished results stay readable by id and idempotency key, and services "
+        "with no worker stay listed (default: %(default)s)",
     )
 
 
@@ -177,6 +295,7 @@ def _parser() -> argparse.ArgumentParser:
         "'agnt5 coordinator: grpc=HOST:PORT http=HOST:PORT' once it serves.",
     )
     _add_coordinator_options(coordinator)
+    _add_key_options(coordinator)
     _add_log_options(coordinator)
     _add_journal_options(coordinator)
     coordinator.set_defaults(run=_coordinator)
@@ -290,19 +409,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _new_coordinator(args: argparse.Namespace) -> Coordinator:
-    from agnt5.coordinator import Coordinator, SqliteStore
+    from agnt5.coordinator import Coordinator, MemoryStore, SqliteStore, StateStore
 
-    journaled = not getattr(args, "in_memory", True)  # `agnt5 dev` keeps state in memory
+    keys = _keys(args)
+    store: StateStore
+    if getattr(args, "in_memory", True):  # `agnt5 dev` keeps state in memory
+        store = MemoryStore(max_finished_bytes=args.result_cache_bytes)
+    else:
+        store = SqliteStore(
+            args.data_dir, retention=args.retention, max_finished_bytes=args.result_cache_bytes
+        )
     return Coordinator(
         args.host,
         args.port,
         None if args.no_http else args.http_port,
         api_key=args.api_key,
+        keys=keys,
+        allowed_hosts=args.allowed_host,
         max_queue=args.max_queue,
+        max_queue_per_service=args.max_queue_per_service,
+        max_queued_bytes=args.max_queued_bytes,
+        max_queued_bytes_per_service=args.max_queued_bytes_per_service,
+        queue_expiry=args.queue_expiry,
         max_input_bytes=args.max_input_bytes,
+        max_output_bytes=args.max_output_bytes,
         heartbeat_interval=min(config.HEARTBEAT_INTERVAL, args.heartbeat_timeout / 3),
         heartbeat_timeout=args.heartbeat_timeout,
-        store=SqliteStore(args.data_dir, retention=args.retention) if journaled else None,
+        forget_services_after=getattr(args, "retention", config.RETENTION),
+        store=store,
     )
 
 
@@ -437,7 +571,7 @@ def _print_usage(coordinator: Coordinator, worker: Worker) -> None:
         if coordinator.http_port is not None:
             base = f"http://{coordinator.host}:{coordinator.http_port}"
             url = f"{base}/v1/services/{service}/functions/{name}/invoke"
-            lines.append(f"  curl -X POST {url} -d '<json>'")
+            lines.append(f"  curl {url} -H 'content-type: application/json' -d '<json>'")
     print("\n".join(lines), flush=True)
 
 

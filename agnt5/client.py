@@ -40,6 +40,7 @@ from agnt5.errors import (
     AgntError,
     InvalidArgumentError,
     InvocationTimeoutError,
+    OutputNotSerializableError,
     UnavailableError,
     error_from_dict,
 )
@@ -185,7 +186,7 @@ class _Base:
     @staticmethod
     def _outcome(result: invocations_pb2.InvocationResult, waited: float) -> Any:
         if result.state == _SUCCEEDED:
-            return orjson.loads(result.output) if result.output else None
+            return _decoded(result.output, result.invocation_id)
         if result.state == _FAILED:
             raise error_from_dict(MessageToDict(result.error, preserving_proto_field_name=True))
         raise InvocationTimeoutError(
@@ -431,7 +432,10 @@ class AsyncClient(_Base):
         if outcome.error is not None:
             error = error_from_dict(outcome.error._asdict())
             return BatchResult(index, outcome.invocation_id, None, error)
-        output = orjson.loads(outcome.output) if outcome.output else None
+        try:
+            output = _decoded(outcome.output, outcome.invocation_id)
+        except OutputNotSerializableError as error:
+            return BatchResult(index, outcome.invocation_id, None, error)
         return BatchResult(index, outcome.invocation_id, output, None)
 
     async def close(self) -> None:
@@ -484,6 +488,18 @@ class AsyncClient(_Base):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _decoded(output: bytes | None, invocation_id: str) -> Any:
+    """A result's value; bytes that are not JSON are an `OutputNotSerializableError`."""
+    if not output:
+        return None
+    try:
+        return orjson.loads(output)
+    except orjson.JSONDecodeError as exc:
+        raise OutputNotSerializableError(
+            f"the result of invocation {invocation_id} is not valid JSON: {exc}"
+        ) from None
 
 
 def _deliver(done: asyncio.Queue[tuple[int, Any]], index: int, outcome: Any) -> None:

@@ -27,12 +27,16 @@ __all__ = [
     "LOG_FORMATS",
     "LOG_LEVELS",
     "MAX_BODY_BYTES",
+    "MAX_OUTPUT_BYTES",
     "MAX_QUEUE",
+    "MAX_QUEUED_BYTES",
+    "RESULT_CACHE_BYTES",
     "RETENTION",
     "TRUTHY",
     "Endpoint",
     "WorkerConfig",
     "env_flag",
+    "env_text",
     "parse_endpoint",
     "setting",
 ]
@@ -51,8 +55,14 @@ GATEWAY_PORT = 8080
 DEFAULT_ENDPOINT = f"http://localhost:{COORDINATOR_PORT}"
 MAX_BODY_BYTES = 10 * 1024 * 1024
 """The largest input accepted: an ASGI request body, or an invocation's input at the coordinator."""
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+"""The largest result a worker may return to the coordinator."""
 MAX_QUEUE = 10_000
 """Invocations that may wait at the coordinator for a worker."""
+MAX_QUEUED_BYTES = 256 * 1024 * 1024
+"""Bytes of input that may wait at the coordinator for workers."""
+RESULT_CACHE_BYTES = 256 * 1024 * 1024
+"""Bytes of finished invocations the coordinator keeps in memory (older ones: the journal)."""
 HEARTBEAT_INTERVAL = 5.0
 """Seconds between a worker's heartbeats (the coordinator may ask for them more often)."""
 HEARTBEAT_TIMEOUT = 15.0
@@ -63,6 +73,11 @@ RETENTION = 24 * 3600.0
 """Seconds a finished invocation stays readable by id and idempotency key in the journal."""
 DATA_DIR = "./.agnt5"
 """Where ``agnt5 coordinator`` journals invocations."""
+
+
+def env_text(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """The value of the environment variable ``name``, stripped ("" when unset)."""
+    return (os.environ if environ is None else environ).get(name, "").strip()
 
 
 def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:

@@ -28,11 +28,17 @@ __all__ = [
     "CoordinatorProcess",
     "FakeWorker",
     "Handler",
+    "RawWorker",
     "agnt5_env",
     "blocker",
     "coordinator_process",
     "echo",
     "eventually",
+    "answer",
+    "register_message",
+    "registered",
+    "result_message",
+    "results_after_restart",
     "sleeper",
     "unique",
 ]
@@ -77,12 +83,19 @@ class CoordinatorProcess:
     def http_url(self) -> str:
         return f"http://{self.http_address}"
 
+    def kill(self) -> None:
+        """SIGKILL the coordinator and reap it."""
+        self.process.kill()
+        self.process.wait(10)
+
 
 @contextmanager
-def coordinator_process(*args: str, startup_timeout: float = 20.0) -> Iterator[CoordinatorProcess]:
+def coordinator_process(
+    *args: str, startup_timeout: float = 20.0, env: dict[str, str] | None = None
+) -> Iterator[CoordinatorProcess]:
     """Run ``python -m agnt5 coordinator --port 0 --http-port 0 *args``; always stopped on exit.
 
-    In memory unless ``args`` name a ``--data-dir``.
+    In memory unless ``args`` name a ``--data-dir``; ``env``: extra environment variables.
     """
     storage = () if "--data-dir" in args else ("--in-memory",)
     command = [
@@ -102,7 +115,9 @@ def coordinator_process(*args: str, startup_timeout: float = 20.0) -> Iterator[C
         *args,
     ]
     with tempfile.TemporaryFile() as stderr:
-        process = spawn(command, stdout=subprocess.PIPE, stderr=stderr, env=agnt5_env())
+        process = spawn(
+            command, stdout=subprocess.PIPE, stderr=stderr, env=agnt5_env(**(env or {}))
+        )
         try:
             line = _read_line(process, startup_timeout)
             if not line.startswith("agnt5 coordinator:"):
@@ -136,6 +151,7 @@ class FakeWorker:
         max_concurrency: int = 4,
         retries: int = 3,
         backoff_ms: int = 50,
+        multiplier: float = 2.0,
         api_key: str | None = None,
         heartbeat: float | None = 0.3,
     ) -> None:
@@ -150,6 +166,7 @@ class FakeWorker:
         self.max_in_flight = 0
         self._retries = retries
         self._backoff_ms = backoff_ms
+        self._multiplier = multiplier
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
         self._heartbeat = heartbeat
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -182,6 +199,25 @@ class FakeWorker:
         if self._heartbeat is not None:
             self._tasks.append(asyncio.create_task(self._beat(self._heartbeat)))
         return self
+
+    async def refusal(self, tries: int = 5) -> grpc.aio.AioRpcError:
+        """The error the coordinator refuses this worker's Register with.
+
+        When the coordinator refuses the stream before reading anything (a wrong key), the
+        Register write can race the refusal and grpc then ends the call on this side as
+        INTERNAL, hiding the coordinator's status: such a try is made again.
+        """
+        for _ in range(tries):
+            try:
+                await self.start()
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.INTERNAL:
+                    return exc
+                self._closed = False
+            else:
+                await self.disconnect()
+                raise AssertionError("the coordinator accepted the worker")
+        raise AssertionError(f"no refusal but INTERNAL in {tries} tries")
 
     async def _final_status(self, exc: grpc.aio.AioRpcError) -> grpc.aio.AioRpcError:
         """The status the coordinator ended the call with (a racing write can mask it)."""
@@ -220,7 +256,9 @@ class FakeWorker:
     def _register(self) -> worker_pb2.Register:
         config = common_pb2.ComponentConfig(
             retries=self._retries,
-            backoff=common_pb2.Backoff(initial_ms=self._backoff_ms, multiplier=2.0, max_ms=1000),
+            backoff=common_pb2.Backoff(
+                initial_ms=self._backoff_ms, multiplier=self._multiplier, max_ms=1000
+            ),
         )
         return worker_pb2.Register(
             service_name=self.service,
@@ -297,6 +335,100 @@ class FakeWorker:
         )
 
 
+_CONNECT = "/agnt5.v1.WorkerCoordinator/Connect"
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+def register_message(
+    service: str, config: common_pb2.ComponentConfig | None = None
+) -> worker_pb2.WorkerMessage:
+    """A Register of one function ``f`` (retries 3 unless ``config`` says otherwise)."""
+    component = common_pb2.Component(
+        name="f", kind="function", config=config or common_pb2.ComponentConfig(retries=3)
+    )
+    register = worker_pb2.Register(
+        service_name=service, worker_id=unique("rogue"), max_concurrency=4, components=[component]
+    )
+    return worker_pb2.WorkerMessage(register=register)
+
+
+def result_message(
+    invocation_id: str, attempt: int, output: bytes, *, duration_us: int = 0
+) -> worker_pb2.WorkerMessage:
+    """A ResultBatch of one Result carrying ``output`` as it is."""
+    result = worker_pb2.Result(
+        invocation_id=invocation_id, attempt=attempt, output=output, duration_us=duration_us
+    )
+    return worker_pb2.WorkerMessage(result_batch=worker_pb2.ResultBatch(results=[result]))
+
+
+class RawWorker:
+    """A worker stream driven by hand: raw bytes out, raw frames in, heartbeats never sent."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        method = channel.stream_stream(
+            _CONNECT, request_serializer=_identity, response_deserializer=_identity
+        )
+        self.call: Any = method()
+
+    async def register(
+        self, service: str, config: common_pb2.ComponentConfig | None = None
+    ) -> None:
+        await self.send(register_message(service, config))
+        message = worker_pb2.CoordinatorMessage.FromString(await self.read())
+        assert message.WhichOneof("message") == "register_ack", message
+
+    async def send(self, data: bytes | worker_pb2.WorkerMessage) -> None:
+        await self.call.write(data if isinstance(data, bytes) else data.SerializeToString())
+
+    async def read(self, timeout: float = 10.0) -> Any:
+        return await asyncio.wait_for(self.call.read(), timeout)
+
+    async def invokes(self) -> list[worker_pb2.Invoke]:
+        """The invocations of the next InvokeBatch (other frames skipped; bounded)."""
+        for _ in range(100):
+            message = worker_pb2.CoordinatorMessage.FromString(await self.read())
+            if message.WhichOneof("message") == "invoke_batch":
+                return list(message.invoke_batch.invocations)
+        raise AssertionError("no InvokeBatch in 100 frames")
+
+    async def ended(self, timeout: float = 10.0) -> bool:
+        """Whether the coordinator ends the stream within ``timeout`` seconds."""
+        async with asyncio.timeout(timeout):
+            for _ in range(1000):  # drain whatever it still sends
+                try:
+                    if await self.call.read() is grpc.aio.EOF:
+                        return True
+                except grpc.aio.AioRpcError:
+                    return True
+        return False
+
+
+async def answer(client: Any, rogue: RawWorker, service: str, output: bytes, **fields: int) -> Any:
+    """Invoke ``service/f`` with ``client`` (an `AsyncClient`) and answer it from ``rogue``
+    with ``output`` (and Result ``fields``); what the invoke returns or raises."""
+    pending = asyncio.create_task(client.invoke(service, "f"))
+    (invoke,) = await rogue.invokes()
+    await rogue.send(result_message(invoke.invocation_id, invoke.attempt, output, **fields))
+    return await pending
+
+
+async def results_after_restart(data_dir: str, service: str, ids: list[str]) -> list[Any]:
+    """The results of ``ids`` from a coordinator started afresh on ``data_dir`` with an echo
+    worker of ``service``."""
+    from agnt5.client import AsyncClient
+
+    with coordinator_process("--data-dir", data_dir) as process:
+        async with (
+            FakeWorker(process.endpoint, service, {"f": echo}),
+            AsyncClient(process.endpoint, timeout=10) as client,
+        ):
+            return [await client.result(i) for i in ids]
+
+
 async def echo(invoke: worker_pb2.Invoke) -> bytes:
     """Return the input unchanged."""
     return invoke.input or b"null"
@@ -316,6 +448,15 @@ def blocker(event: asyncio.Event) -> Handler:
         return b'"released"'
 
     return handler
+
+
+async def registered(client: Any, service: str, timeout: float = 10.0) -> None:
+    """Wait until a worker of ``service`` is registered (``client``: an `AsyncClient`)."""
+    deadline = time.monotonic() + timeout
+    while not any(s["name"] == service and s["workers"] for s in await client.list_services()):
+        if time.monotonic() > deadline:  # bounded by the deadline
+            raise AssertionError(f"no worker of {service} registered in time")
+        await asyncio.sleep(0.05)
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:

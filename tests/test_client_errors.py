@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -17,7 +18,10 @@ from _coordinator_support import (
     unique,
 )
 
+from agnt5._proto import invocations_pb2, invocations_pb2_grpc, worker_pb2_grpc
+from agnt5._wire.records import StreamOutcome
 from agnt5._wire.status import ERROR_METADATA_KEY, error_from_rpc, error_trailer, status_of
+from agnt5._wire.streams import add_services
 from agnt5.client import AsyncClient, Client
 from agnt5.errors import (
     _BY_CODE,
@@ -25,6 +29,7 @@ from agnt5.errors import (
     InvalidArgumentError,
     InvocationTimeoutError,
     NotFoundError,
+    OutputNotSerializableError,
     PayloadTooLargeError,
     UnavailableError,
 )
@@ -138,3 +143,39 @@ def test_status_alone_maps_to_the_error_type() -> None:
     )
     assert error_from_rpc(out_of_range).code == "OUT_OF_RANGE"
     assert status_of(PayloadTooLargeError("x")) == grpc.StatusCode.OUT_OF_RANGE
+
+
+class _GarbledInvocations(invocations_pb2_grpc.InvocationsServicer):
+    """A server that answers every call with a result whose output is not JSON."""
+
+    async def Invoke(self, request: Any, context: Any) -> invocations_pb2.InvocationResult:
+        return invocations_pb2.InvocationResult(
+            invocation_id="i", state=invocations_pb2.INVOCATION_STATE_SUCCEEDED, output=b"{bad"
+        )
+
+    async def InvokeStream(self, request_iterator: Any, context: Any) -> None:
+        async for calls in request_iterator:
+            await context.write([StreamOutcome(call.ref, "i", b"{bad", None) for call in calls])
+
+
+@pytest.mark.asyncio
+async def test_an_output_that_is_not_json_is_an_agnt5_error() -> None:
+    server = grpc.aio.server()
+    add_services(server, worker_pb2_grpc.WorkerCoordinatorServicer(), _GarbledInvocations())
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        async with AsyncClient(endpoint, timeout=5) as client:
+            with pytest.raises(OutputNotSerializableError, match="invocation i is not valid JSON"):
+                await client.invoke("svc", "f")
+            (outcome,) = [r async for r in client.invoke_many("svc", "f", [1])]
+            assert isinstance(outcome.error, OutputNotSerializableError)
+
+        def blocking() -> None:
+            with Client(endpoint, timeout=5) as client, pytest.raises(OutputNotSerializableError):
+                client.invoke("svc", "f")
+
+        await asyncio.to_thread(blocking)
+    finally:
+        await server.stop(0)

@@ -10,7 +10,7 @@ from _coordinator_support import FakeWorker, blocker, echo, unique
 from agnt5.client import AsyncClient
 from agnt5.coordinator import Coordinator, MemoryStore
 from agnt5.coordinator.store import Invocation, InvocationState, RetryPolicy
-from agnt5.errors import UnavailableError
+from agnt5.errors import NotFoundError, UnavailableError
 
 
 @pytest.mark.asyncio
@@ -87,3 +87,23 @@ def test_memory_store_keeps_only_the_newest_finished_results() -> None:
 def test_retry_policy_backoff_is_capped() -> None:
     policy = RetryPolicy(retries=5, initial=0.5, multiplier=3, maximum=2)
     assert [policy.delay(n) for n in (1, 2, 3)] == [0.5, 1.5, 2]
+
+
+@pytest.mark.asyncio
+async def test_a_service_without_workers_is_forgotten_after_a_while() -> None:
+    kept, gone = unique(), unique()
+    settings = {"heartbeat_interval": 0.1, "heartbeat_timeout": 0.8, "forget_services_after": 0.2}
+    async with Coordinator(port=0, **settings) as coordinator:
+        async with (
+            AsyncClient(coordinator.endpoint, timeout=10) as client,
+            FakeWorker(coordinator.endpoint, kept, {"f": echo}),
+        ):
+            async with FakeWorker(coordinator.endpoint, gone, {"f": echo}):
+                assert {s["name"] for s in await client.list_services()} == {kept, gone}
+            for _ in range(200):  # bounded: the sweep runs every 0.2 s
+                if [s["name"] for s in await client.list_services()] == [kept]:
+                    break
+                await asyncio.sleep(0.05)
+            assert [s["name"] for s in await client.list_services()] == [kept]
+            with pytest.raises(NotFoundError, match=f"Service {gone!r} not found"):
+                await client.invoke(gone, "f")

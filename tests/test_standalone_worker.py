@@ -186,10 +186,8 @@ def test_sync_and_async_handlers_and_bad_input(module: Path) -> None:
             client.invoke(service, "greet", {"nmae": "Ada"})
 
         url = f"{coordinator.http_url}/v1/services/{service}/functions/greet/invoke"
-        with httpx.Client(timeout=10) as http:
-            bad_json = http.post(
-                url, content=b'{"name": ', headers={"content-type": "application/json"}
-            )
+        with httpx.Client(timeout=10, headers={"content-type": "application/json"}) as http:
+            bad_json = http.post(url, content=b'{"name": ')
             assert bad_json.status_code == 400, bad_json.text
             assert bad_json.json()["code"] == "INVALID_ARGUMENT"
             too_big = http.post(url, content=orjson.dumps({"name": "x" * (11 * 1024 * 1024)}))

@@ -11,7 +11,7 @@ import pytest
 from _coordinator_support import eventually
 
 from agnt5.coordinator import MemoryStore, SqliteStore
-from agnt5.coordinator.journal import SCHEMA_VERSION
+from agnt5.coordinator.journal import SCHEMA_VERSION, JournalError
 from agnt5.coordinator.store import Invocation, InvocationState, RetryPolicy
 from agnt5.workflows.journal import (
     COMPLETED,
@@ -142,5 +142,8 @@ async def test_an_older_journal_gains_the_workflow_tables(tmp_path: Path) -> Non
 async def test_a_journal_from_a_newer_agnt5_is_refused(tmp_path: Path) -> None:
     with contextlib.closing(sqlite3.connect(tmp_path / "journal.db")) as db:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    with pytest.raises(RuntimeError, match="written by a newer agnt5"):
+    with pytest.raises(JournalError, match="written by a newer agnt5 .schema 3, this one knows 2"):
         SqliteStore(tmp_path)
+    with contextlib.closing(sqlite3.connect(tmp_path / "journal.db")) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    SqliteStore(tmp_path).close()  # the refusal let the directory's lock go

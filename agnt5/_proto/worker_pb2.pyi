@@ -57,14 +57,16 @@ class Register(_message.Message):
     def __init__(self, service_name: _Optional[str] = ..., service_version: _Optional[str] = ..., worker_id: _Optional[str] = ..., components: _Optional[_Iterable[_Union[_common_pb2.Component, _Mapping]]] = ..., max_concurrency: _Optional[int] = ..., sdk_version: _Optional[str] = ...) -> None: ...
 
 class RegisterAck(_message.Message):
-    __slots__ = ("worker_id", "heartbeat_interval_ms", "heartbeat_timeout_ms")
+    __slots__ = ("worker_id", "heartbeat_interval_ms", "heartbeat_timeout_ms", "max_result_bytes")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_RESULT_BYTES_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     heartbeat_interval_ms: int
     heartbeat_timeout_ms: int
-    def __init__(self, worker_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., heartbeat_timeout_ms: _Optional[int] = ...) -> None: ...
+    max_result_bytes: int
+    def __init__(self, worker_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., heartbeat_timeout_ms: _Optional[int] = ..., max_result_bytes: _Optional[int] = ...) -> None: ...
 
 class InvokeBatch(_message.Message):
     __slots__ = ("invocations",)

@@ -1,4 +1,4 @@
-"""Helpers shared by the coordinator's gRPC services: metadata lookup and error aborts."""
+"""Helpers shared by the coordinator's gRPC services: metadata lookup, authorization, aborts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import TypeVar
 import grpc
 
 from agnt5._wire.status import error_trailer, status_of
-from agnt5.coordinator.auth import check_authorization
+from agnt5.coordinator.auth import Grant
 from agnt5.errors import AgntError
 
 __all__ = ["header", "serve_call"]
@@ -25,12 +25,14 @@ def header(context: grpc.aio.ServicerContext, name: str) -> str | None:
 
 
 async def serve_call(
-    context: grpc.aio.ServicerContext, api_key: str | None, work: Callable[[], Awaitable[T]]
+    context: grpc.aio.ServicerContext,
+    authorize: Callable[[str | None], Grant],
+    work: Callable[[Grant], Awaitable[T]],
 ) -> T:
-    """Check the API key, run ``work``; an `AgntError` ends the call with its status and trailer."""
+    """Run ``work`` with what ``authorize`` grants the call's ``authorization`` header; an
+    `AgntError` ends the call with its status and trailer."""
     try:
-        check_authorization(api_key, header(context, "authorization"))
-        return await work()
+        return await work(authorize(header(context, "authorization")))
     except AgntError as error:
         await context.abort(status_of(error), error.message, error_trailer(error))
         raise  # unreachable: abort raises

@@ -9,11 +9,14 @@ the invocation in any state (a workflow's with its ``steps``);
 payload, 200 ``{"invocation_id", "signal", "delivered"}``; ``GET /v1/services`` lists services.
 ``?timeout=s`` sets an invocation deadline; the ``Idempotency-Key`` header dedupes. Errors are
 ``{"error", "status", "code"}`` (plus ``invocation_id`` when there is one).
+
+A POST must declare a JSON body (``Content-Type: application/json`` or ``application/*+json``,
+else 415) and every request must name the gateway in its ``Host`` (see `_cross_site`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
@@ -26,16 +29,18 @@ from starlette.routing import Route
 from agnt5 import config
 from agnt5._wire.http import check_declared_length, error_body, http_error, read_body
 from agnt5._wire.views import invocation_view, service_view, worker_dict
-from agnt5.coordinator.auth import check_authorization
+from agnt5.coordinator._cross_site import HostCheck, check_json_content_type
+from agnt5.coordinator.auth import Credentials, Grant
+from agnt5.coordinator.checks import seconds
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
-from agnt5.coordinator.store import Invocation
+from agnt5.coordinator.store import Invocation, visible_state
 from agnt5.errors import AgntError, InvalidArgumentError, error_from_dict
 from agnt5.workflows.journal import Entry
 
 __all__ = ["build_gateway"]
 
-_Endpoint = Callable[[Request], Awaitable[Response]]
+_Endpoint = Callable[[Request, Grant], Awaitable[Response]]
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -47,31 +52,26 @@ def _error(error: AgntError, invocation_id: str | None = None) -> Response:
     return Response(body, error.http_status, media_type="application/json")
 
 
-def _invocation(invocation: Invocation, steps: list[Entry] | None = None) -> dict[str, Any]:
+def _invocation(
+    invocation: Invocation, settled: bool, steps: list[Entry] | None = None
+) -> dict[str, Any]:
+    """The invocation's view (one whose outcome is not saved yet shows as running)."""
     return invocation_view(
         invocation.id,
         invocation.service,
         invocation.function,
-        invocation.state.name,
+        visible_state(invocation, settled).name,
         invocation.attempt,
         invocation.duration_us,
         orjson.Fragment(invocation.output or b"null"),
-        invocation.error,
+        invocation.error if settled else None,
         steps or None,
     )
 
 
 def _seconds(request: Request, name: str, default: float | None) -> float | None:
     raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or value == float("inf"):
-        raise InvalidArgumentError(f"query parameter {name!r} must be a number of seconds >= 0")
-    return value
+    return default if raw is None else seconds(name, raw)
 
 
 async def _read_input(request: Request, limit: int) -> bytes:
@@ -89,62 +89,75 @@ async def _read_input(request: Request, limit: int) -> bytes:
 def build_gateway(
     scheduler: Scheduler,
     registry: Registry,
+    credentials: Credentials,
     *,
-    api_key: str | None,
+    allowed_hosts: Iterable[str] = (),
     wait_timeout: float = config.GATEWAY_WAIT,
-) -> Starlette:
-    """The gateway app; with ``api_key`` every route needs ``Authorization: Bearer <key>``."""
+) -> HostCheck:
+    """The gateway app; with client keys every route needs ``Authorization: Bearer <key>``
+    with one of them, and reaches only the services its key is limited to. ``allowed_hosts``:
+    the names it answers to besides IP addresses and localhost (``"*"``: any)."""
 
-    def guarded(endpoint: _Endpoint) -> _Endpoint:
+    def guarded(endpoint: _Endpoint) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
             try:
-                check_authorization(api_key, request.headers.get("authorization"))
-                return await endpoint(request)
+                grant = credentials.client(request.headers.get("authorization"))
+                return await endpoint(request, grant)
             except AgntError as error:
                 return _error(error)
 
         return handle
 
-    async def submit(request: Request) -> tuple[Invocation, bool]:
+    async def submit(request: Request, grant: Grant) -> tuple[Invocation, bool]:
+        grant.check(request.path_params["service"], "invoke")
+        check_json_content_type(request.headers.get("content-type"))
+        timeout = _seconds(request, "timeout", None)
         payload = await _read_input(request, scheduler.max_input_bytes)
         return scheduler.submit(
             request.path_params["service"],
             request.path_params["function"],
             payload,
             idempotency_key=request.headers.get("idempotency-key", ""),
-            timeout=_seconds(request, "timeout", None),
+            timeout=timeout,
             metadata={
                 k: request.headers[k] for k in ("traceparent", "tracestate") if k in request.headers
             },
         )
 
-    async def invoke_endpoint(request: Request) -> Response:
-        invocation, _ = await submit(request)
-        await scheduler.wait(invocation, _seconds(request, "wait", wait_timeout))
+    async def invoke_endpoint(request: Request, grant: Grant) -> Response:
+        wait = _seconds(request, "wait", wait_timeout)
+        invocation, _ = await submit(request, grant)
+        if not await scheduler.wait(invocation, wait):
+            await scheduler.saved()  # its id goes out only once it is journaled
+            location = {"location": f"/v1/invocations/{invocation.id}"}
+            return _json(_invocation(invocation, False), 202, location)
         if invocation.error is not None:
             return _error(error_from_dict(invocation.error), invocation.id)
-        if not invocation.finished:
-            location = {"location": f"/v1/invocations/{invocation.id}"}
-            return _json(_invocation(invocation), 202, location)
-        return _json(_invocation(invocation))
+        return _json(_invocation(invocation, True))
 
-    async def submit_endpoint(request: Request) -> Response:
-        invocation, deduplicated = await submit(request)
-        await scheduler.saved()
+    async def submit_endpoint(request: Request, grant: Grant) -> Response:
+        invocation, deduplicated = await submit(request, grant)
+        if not scheduler.settled(invocation):
+            await scheduler.saved()
         return _json({"invocation_id": invocation.id, "deduplicated": deduplicated}, 202)
 
-    async def result_endpoint(request: Request) -> Response:
+    async def result_endpoint(request: Request, grant: Grant) -> Response:
+        wait = _seconds(request, "wait", 0.0)
         invocation = scheduler.get(request.path_params["invocation_id"])
-        await scheduler.wait(invocation, _seconds(request, "wait", 0.0))
-        return _json(_invocation(invocation, scheduler.workflows.steps(invocation)))
+        grant.check(invocation.service, "read results of")
+        settled = await scheduler.wait(invocation, wait)
+        return _json(_invocation(invocation, settled, scheduler.workflows.steps(invocation)))
 
-    async def signal_endpoint(request: Request) -> Response:
-        invocation_id, name = request.path_params["invocation_id"], request.path_params["name"]
+    async def signal_endpoint(request: Request, grant: Grant) -> Response:
+        invocation = scheduler.get(request.path_params["invocation_id"])
+        grant.check(invocation.service, "send signals to")
+        check_json_content_type(request.headers.get("content-type"))
+        name = request.path_params["name"]
         payload = await _read_input(request, scheduler.max_input_bytes)
-        delivered = await scheduler.workflows.signal(invocation_id, name, payload)
-        return _json({"invocation_id": invocation_id, "signal": name, "delivered": delivered})
+        delivered = await scheduler.workflows.signal(invocation, name, payload)
+        return _json({"invocation_id": invocation.id, "signal": name, "delivered": delivered})
 
-    async def services_endpoint(request: Request) -> Response:
+    async def services_endpoint(request: Request, grant: Grant) -> Response:
         services = [
             service_view(
                 entry.name,
@@ -159,6 +172,7 @@ def build_gateway(
                 scheduler.queued(entry.name),
             )
             for entry in registry.services()
+            if grant.allows(entry.name)
         ]
         return _json({"services": services})
 
@@ -167,7 +181,7 @@ def build_gateway(
         return _error(http_error(exc.status_code, exc.detail))
 
     function_path = "/v1/services/{service}/functions/{function}"
-    return Starlette(
+    app = Starlette(
         routes=[
             Route(f"{function_path}/invoke", guarded(invoke_endpoint), methods=["POST"]),
             Route(f"{function_path}/submit", guarded(submit_endpoint), methods=["POST"]),
@@ -181,3 +195,4 @@ def build_gateway(
         ],
         exception_handlers={HTTPException: on_http_exception},
     )
+    return HostCheck(app, allowed_hosts)

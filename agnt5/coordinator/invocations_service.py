@@ -11,9 +11,11 @@ from agnt5._proto import common_pb2, invocations_pb2, invocations_pb2_grpc
 from agnt5._wire.batching import Batcher
 from agnt5._wire.records import ErrorItem, StreamCall, StreamOutcome
 from agnt5.coordinator._grpc_util import header, serve_call
+from agnt5.coordinator.auth import ANY_SERVICE, Credentials, Grant
+from agnt5.coordinator.checks import milliseconds
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
-from agnt5.coordinator.store import Invocation
+from agnt5.coordinator.store import Invocation, visible_state
 from agnt5.errors import AgntError
 from agnt5.workflows.journal import Entry
 from agnt5.workflows.protocol import entry_message
@@ -21,29 +23,33 @@ from agnt5.workflows.protocol import entry_message
 __all__ = ["InvocationsService", "result_message", "services_message", "stream_outcome"]
 
 
-def _seconds(milliseconds: int) -> float | None:
-    return milliseconds / 1000 if milliseconds else None
+def _limit(field: str, value: int) -> float | None:
+    """Seconds for a time limit in milliseconds (0: none)."""
+    return milliseconds(field, value) or None
 
 
 def result_message(
-    invocation: Invocation, steps: list[Entry] | None = None
+    invocation: Invocation, settled: bool = True, steps: list[Entry] | None = None
 ) -> invocations_pb2.InvocationResult:
-    """An invocation as the ``InvocationResult`` the service returns (with a workflow's
-    journal entries as its ``steps`` when given)."""
+    """An invocation as the ``InvocationResult`` the service returns (one whose outcome is not
+    `Scheduler.settled` yet shows as running, without it), with a workflow's journal entries as
+    its ``steps`` when given."""
     message = invocations_pb2.InvocationResult(
         invocation_id=invocation.id,
-        state=invocation.state.value,
+        state=visible_state(invocation, settled).value,
         attempt=invocation.attempt,
         duration_us=invocation.duration_us,
         service=invocation.service,
         function=invocation.function,
     )
+    if steps:
+        message.steps.extend(entry_message(entry, with_output=False) for entry in steps)
+    if not settled:
+        return message
     if invocation.error is not None:
         message.error.CopyFrom(common_pb2.Error(**invocation.error))
     elif invocation.output is not None:
         message.output = invocation.output
-    if steps:
-        message.steps.extend(entry_message(entry, with_output=False) for entry in steps)
     return message
 
 
@@ -90,9 +96,10 @@ class _OpenCalls:
 
 
 def services_message(
-    registry: Registry, scheduler: Scheduler
+    registry: Registry, scheduler: Scheduler, grant: Grant = ANY_SERVICE
 ) -> invocations_pb2.ListServicesResponse:
-    """Every known service with its components, connected workers and queue length."""
+    """Every known service ``grant`` allows, with its components, connected workers and queue
+    length."""
     return invocations_pb2.ListServicesResponse(
         services=[
             invocations_pb2.ServiceInfo(
@@ -112,61 +119,71 @@ def services_message(
                 queued=scheduler.queued(entry.name),
             )
             for entry in registry.services()
+            if grant.allows(entry.name)
         ]
     )
 
 
 class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
-    """Every call needs ``authorization: Bearer <key>`` when the coordinator has an API key."""
+    """Every call needs ``authorization: Bearer <key>`` with a client key when the coordinator
+    has client keys, and reaches only the services its key is limited to."""
 
-    def __init__(self, scheduler: Scheduler, registry: Registry, *, api_key: str | None) -> None:
+    def __init__(self, scheduler: Scheduler, registry: Registry, credentials: Credentials) -> None:
         self._scheduler = scheduler
         self._registry = registry
-        self._api_key = api_key
+        self._authorize = credentials.client
 
     async def Invoke(
         self, request: invocations_pb2.InvokeRequest, context: grpc.aio.ServicerContext
     ) -> invocations_pb2.InvocationResult:
-        async def work() -> invocations_pb2.InvocationResult:
-            invocation = self._submit(request, context)[0]
-            await self._scheduler.wait(invocation, _seconds(request.wait_ms))
-            return result_message(invocation)
+        async def work(grant: Grant) -> invocations_pb2.InvocationResult:
+            wait = _limit("wait_ms", request.wait_ms)
+            invocation = self._submit(request, context, grant)[0]
+            settled = await self._scheduler.wait(invocation, wait)
+            if not settled:
+                await self._scheduler.saved()  # its id goes out only once it is journaled
+            return result_message(invocation, settled)
 
-        return await serve_call(context, self._api_key, work)
+        return await serve_call(context, self._authorize, work)
 
     async def Submit(
         self, request: invocations_pb2.InvokeRequest, context: grpc.aio.ServicerContext
     ) -> invocations_pb2.SubmitResponse:
-        async def work() -> invocations_pb2.SubmitResponse:
-            invocation, deduplicated = self._submit(request, context)
-            await self._scheduler.saved()
+        async def work(grant: Grant) -> invocations_pb2.SubmitResponse:
+            invocation, deduplicated = self._submit(request, context, grant)
+            if not self._scheduler.settled(invocation):
+                await self._scheduler.saved()
             return invocations_pb2.SubmitResponse(
                 invocation_id=invocation.id, deduplicated=deduplicated
             )
 
-        return await serve_call(context, self._api_key, work)
+        return await serve_call(context, self._authorize, work)
 
     async def GetResult(
         self, request: invocations_pb2.GetResultRequest, context: grpc.aio.ServicerContext
     ) -> invocations_pb2.InvocationResult:
-        async def work() -> invocations_pb2.InvocationResult:
+        async def work(grant: Grant) -> invocations_pb2.InvocationResult:
+            wait = milliseconds("wait_ms", request.wait_ms)
             invocation = self._scheduler.get(request.invocation_id)
-            await self._scheduler.wait(invocation, request.wait_ms / 1000)
+            grant.check(invocation.service, "read results of")
+            settled = await self._scheduler.wait(invocation, wait)
             steps = self._scheduler.workflows.steps(invocation) if request.include_steps else None
-            return result_message(invocation, steps)
+            return result_message(invocation, settled, steps)
 
-        return await serve_call(context, self._api_key, work)
+        return await serve_call(context, self._authorize, work)
 
     async def Signal(
         self, request: invocations_pb2.SignalRequest, context: grpc.aio.ServicerContext
     ) -> invocations_pb2.SignalResponse:
-        async def work() -> invocations_pb2.SignalResponse:
+        async def work(grant: Grant) -> invocations_pb2.SignalResponse:
+            invocation = self._scheduler.get(request.invocation_id)
+            grant.check(invocation.service, "send signals to")
             delivered = await self._scheduler.workflows.signal(
-                request.invocation_id, request.name, request.payload
+                invocation, request.name, request.payload
             )
             return invocations_pb2.SignalResponse(delivered=delivered)
 
-        return await serve_call(context, self._api_key, work)
+        return await serve_call(context, self._authorize, work)
 
     async def InvokeStream(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
         """Start each call as it arrives; send each outcome, batched, once its invocation ends.
@@ -174,7 +191,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
         The stream ends after the client stops writing and every call has had its outcome.
         """
 
-        async def work() -> None:
+        async def work(grant: Grant) -> None:
             calls = _OpenCalls()
             traceparent = header(context, "traceparent")
             writer = asyncio.create_task(self._write_outcomes(context, calls.outbox))
@@ -184,7 +201,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
                     if batch is grpc.aio.EOF:
                         break
                     for call in batch:
-                        self._start_call(call, traceparent, calls)
+                        self._start_call(call, traceparent, calls, grant)
                 calls.reading = False
                 calls.end_if_done()
                 await writer
@@ -192,17 +209,20 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
                 writer.cancel()
                 await asyncio.gather(writer, return_exceptions=True)
 
-        await serve_call(context, self._api_key, work)
+        await serve_call(context, self._authorize, work)
 
-    def _start_call(self, call: StreamCall, traceparent: str | None, calls: _OpenCalls) -> None:
+    def _start_call(
+        self, call: StreamCall, traceparent: str | None, calls: _OpenCalls, grant: Grant
+    ) -> None:
         calls.opened()
         try:
+            grant.check(call.service, "invoke")
             invocation, _ = self._scheduler.submit(
                 call.service,
                 call.function,
                 call.input,
                 idempotency_key=call.idempotency_key,
-                timeout=_seconds(call.timeout_ms),
+                timeout=_limit("timeout_ms", call.timeout_ms),
                 metadata=_metadata(call.metadata, traceparent),
             )
         except AgntError as error:
@@ -227,19 +247,23 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
     async def ListServices(
         self, request: invocations_pb2.ListServicesRequest, context: grpc.aio.ServicerContext
     ) -> invocations_pb2.ListServicesResponse:
-        async def work() -> invocations_pb2.ListServicesResponse:
-            return services_message(self._registry, self._scheduler)
+        async def work(grant: Grant) -> invocations_pb2.ListServicesResponse:
+            return services_message(self._registry, self._scheduler, grant)
 
-        return await serve_call(context, self._api_key, work)
+        return await serve_call(context, self._authorize, work)
 
     def _submit(
-        self, request: invocations_pb2.InvokeRequest, context: grpc.aio.ServicerContext
+        self,
+        request: invocations_pb2.InvokeRequest,
+        context: grpc.aio.ServicerContext,
+        grant: Grant,
     ) -> tuple[Invocation, bool]:
+        grant.check(request.service, "invoke")
         return self._scheduler.submit(
             request.service,
             request.function,
             request.input,
             idempotency_key=request.idempotency_key,
-            timeout=_seconds(request.timeout_ms),
+            timeout=_limit("timeout_ms", request.timeout_ms),
             metadata=_metadata(request.metadata, header(context, "traceparent")),
         )

@@ -14,15 +14,22 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from agnt5 import config
-from agnt5.coordinator.store import Invocation, InvocationState, MemoryStore, RetryPolicy
+from agnt5.coordinator._data_dir import DataDir, JournalError
+from agnt5.coordinator.store import (
+    Invocation,
+    InvocationState,
+    MemoryStore,
+    RetryPolicy,
+)
+from agnt5.errors import UnavailableError
 from agnt5.workflows.journal import BufferedSignal, Entry, Journal
 
-__all__ = ["DEFAULT_RETENTION", "SqliteStore"]
+__all__ = ["DEFAULT_RETENTION", "JournalError", "SqliteStore"]
 
 _log = logging.getLogger("agnt5.coordinator")
 
@@ -88,19 +95,43 @@ _UPDATE = (
     "output = ?, error = ?, duration_us = ? WHERE id = ?"
 )
 _CHANGED = 9  # the columns before the ones an _UPDATE sets (updated_unix_ms ... duration_us)
-_NOTIFY = ""  # a queued write with this statement is a `when_saved` callback
+_NOTIFY = ""  # a queued write with this statement is a `when_saved` request
+_RETRY_FIRST = 0.05  # seconds before committing again after a failed commit, doubling ...
+_RETRY_MAX = 1.0  # ... up to this
+# Errors of the values in a change rather than of the database: the change can never be stored.
+_UNSTORABLE = (
+    OverflowError,
+    TypeError,
+    ValueError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    sqlite3.DataError,
+    sqlite3.IntegrityError,
+)
 
 
 class SqliteStore:
     """Every accepted invocation and each state change, journaled to ``<data_dir>/journal.db``.
 
-    Reads are served from memory (unfinished invocations and the newest ``max_finished``
-    finished ones), older finished ones from the database. Writes go to a queue that one
+    The directory is created ``0700`` and its files ``0600``; it is locked while the store is
+    open, so a second store (a second coordinator) on it fails with `JournalError` naming the
+    pid that holds it, as does a journal that cannot be read.
+
+    Reads are served from memory (unfinished invocations and the newest finished ones, within
+    ``max_finished`` and ``max_finished_bytes``), older finished ones from the database. Writes go to a queue that one
     thread commits in batches (WAL, ``synchronous=NORMAL``: a committed row survives a killed
     process, not necessarily a power loss); a write reaches disk within milliseconds of the
     state change, and `when_saved` callbacks run once the writes queued before them are
     committed. Finished rows are deleted ``retention`` seconds after they finished.
+
+    When a commit fails (a full, read-only or failing disk), `failure` says why, the changes
+    are kept and committed again every second or sooner, and callbacks wait: nothing is
+    reported saved until it is. The writer thread survives any error; a change the database
+    cannot store at all (none should reach it) is logged and dropped, never blocking others.
     """
+
+    failure: str | None = None
+    durable = True
 
     def __init__(
         self,
@@ -108,33 +139,72 @@ class SqliteStore:
         *,
         retention: float = DEFAULT_RETENTION,
         max_finished: int = 100_000,
+        max_finished_bytes: int = config.RESULT_CACHE_BYTES,
     ) -> None:
         if not retention > 0:
             raise ValueError(f"retention must be > 0 seconds, got {retention!r}")
-        directory = Path(data_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / "journal.db"
+        self._directory = DataDir(data_dir)
+        self.path = self._directory.path / "journal.db"
         self._retention_ms = int(retention * 1000)
         self._writes: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
         self._closed = False
-        self._reader = _connect(self.path)
-        _migrate(self._reader)
-        rows = self._reader.execute(
-            f"SELECT {_COLUMNS} FROM invocations WHERE state NOT IN (?, ?)", _FINISHED
-        ).fetchall()
-        self._unfinished = [_invocation(row) for row in rows]
-        (last_signal,) = self._reader.execute("SELECT COALESCE(MAX(id), 0) FROM signals").fetchone()
+        try:
+            opened = self._open()
+        except BaseException:
+            self._directory.release()
+            raise
+        self._reader, self._writer_db, self._unfinished = (
+            opened.reader,
+            opened.writer,
+            opened.unfinished,
+        )
         self._memory = MemoryStore(
             max_finished,
+            max_finished_bytes,
             journal_writer=functools.partial(_JournalRows, self),
-            first_signal_id=last_signal + 1,
+            first_signal_id=opened.last_signal + 1,
         )
         for invocation in self._unfinished:
             self._memory.add(invocation)
-        self._load_journals()
+        for invocation_id, (entries, kept) in opened.journals.items():
+            journal = Journal(entries, kept, writer=_JournalRows(self, invocation_id))
+            self._memory.load_journal(invocation_id, journal)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer = threading.Thread(target=self._write, name="agnt5-journal", daemon=True)
         self._writer.start()
+
+    def _open(self) -> _Opened:
+        """The connections, the unfinished invocations and their workflows' journals; a
+        journal that cannot be read is a `JournalError` saying what to do (never an empty
+        start)."""
+        connections: list[sqlite3.Connection] = []
+        try:
+            self._directory.private_file(self.path.name)
+            connections += [_connect(self.path), _connect(self.path)]
+            reader = connections[0]
+            _migrate(reader, self.path)
+            rows = reader.execute(
+                f"SELECT {_COLUMNS} FROM invocations WHERE state NOT IN (?, ?)", _FINISHED
+            ).fetchall()
+            (last_signal,) = reader.execute("SELECT COALESCE(MAX(id), 0) FROM signals").fetchone()
+            return _Opened(
+                reader,
+                connections[1],
+                [_invocation(row) for row in rows],
+                _read_journals(reader),
+                last_signal,
+            )
+        except JournalError:
+            for connection in connections:
+                connection.close()
+            raise
+        except (sqlite3.Error, OSError, ValueError, TypeError) as exc:
+            for connection in connections:
+                connection.close()
+            raise JournalError(
+                f"cannot read the journal {self.path} ({type(exc).__name__}: {exc}): restore it "
+                "from a backup, or move it and its -wal and -shm files away to start empty"
+            ) from None
 
     def add(self, invocation: Invocation) -> None:
         self._memory.add(invocation)
@@ -154,18 +224,22 @@ class SqliteStore:
         return found
 
     def save(self, invocation: Invocation) -> None:
-        self._memory.save(invocation)
-        if not self._closed:
-            self._writes.put((_UPDATE, _changes(invocation)))
-            if invocation.finished:  # signals nobody will take
-                self._writes.put((_DROP_SIGNALS, (invocation.id,)))
+        if self._closed:
+            self._memory.save(invocation)
+            return
+        self._writes.put((_UPDATE, _changes(invocation)))
+        if invocation.finished:  # leaves memory only once the journal has it
+            self._writes.put((_DROP_SIGNALS, (invocation.id,)))  # nobody will take them
+            self.when_saved(functools.partial(self._memory.save, invocation))
 
-    def when_saved(self, callback: Callable[[], None]) -> None:
+    def when_saved(
+        self, callback: Callable[[], None], on_failure: Callable[[str], None] | None = None
+    ) -> None:
         if self._closed:
             callback()
             return
         self._loop = asyncio.get_running_loop()
-        self._writes.put((_NOTIFY, callback))
+        self._writes.put((_NOTIFY, _Notice(callback, on_failure)))
 
     def journal(self, invocation_id: str, *, create: bool = True) -> Journal | None:
         return self._memory.journal(invocation_id, create=create)
@@ -195,6 +269,7 @@ class SqliteStore:
         self._writes.put(None)
         self._writer.join(timeout=30.0)
         self._reader.close()
+        self._directory.release()
 
     def __len__(self) -> int:
         return len(self._memory)
@@ -203,78 +278,114 @@ class SqliteStore:
         if not self._closed:
             self._writes.put((statement, params))
 
-    def _load_journals(self) -> None:
-        """The journals and kept signals of the unfinished invocations, back in memory."""
-        unfinished = f"invocation_id IN (SELECT id FROM invocations WHERE state NOT IN {_FINISHED})"
-        entries = self._reader.execute(
-            f"SELECT {_ENTRY_COLUMNS} FROM journal_entries WHERE {unfinished} "
-            "ORDER BY invocation_id, seq"
-        ).fetchall()
-        signals = self._reader.execute(
-            f"SELECT invocation_id, id, name, payload FROM signals WHERE {unfinished} ORDER BY id"
-        ).fetchall()
-        kept: dict[str, list[BufferedSignal]] = {}
-        for invocation_id, *signal in signals:
-            kept.setdefault(invocation_id, []).append(BufferedSignal(*signal))
-        by_invocation = itertools.groupby(entries, key=lambda row: row[0])
-        journals = {key: [_entry(row) for row in rows] for key, rows in by_invocation}
-        for invocation_id in journals.keys() | kept.keys():
-            journal = Journal(
-                journals.get(invocation_id, ()),
-                kept.get(invocation_id, ()),
-                writer=_JournalRows(self, invocation_id),
-            )
-            self._memory.load_journal(invocation_id, journal)
-
     def _select(self, where: str, params: tuple[str, ...]) -> Invocation | None:
-        row = self._reader.execute(
-            f"SELECT {_COLUMNS} FROM invocations WHERE {where} LIMIT 1", params
-        ).fetchone()
+        try:
+            row = self._reader.execute(
+                f"SELECT {_COLUMNS} FROM invocations WHERE {where} LIMIT 1", params
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise UnavailableError(f"the journal {self.path} cannot be read: {exc}") from None
         return _invocation(row) if row is not None else None
 
     def _write(self) -> None:
         """The writer thread: commit queued writes in batches, then run their callbacks on the
-        loop; prune expired rows now and then. Stops at the ``None`` `close` queues."""
-        db = _connect(self.path)
+        loop; prune expired rows now and then. Stops at the ``None`` `close` queues.
+
+        Writes a failed commit leaves are kept, with those queued since, for the next attempt.
+        """
+        db = self._writer_db
+        pending: list[tuple[str, Any]] = []
+        retry = _Retry()
         pruned = 0.0
         running = True
         while running:
-            try:
-                batch = [self._writes.get(timeout=_PRUNE_EVERY)]
-            except queue.Empty:
-                batch = []
-            while len(batch) < _BATCH_ROWS and not self._writes.empty():
-                batch.append(self._writes.get_nowait())
+            batch = self._take(retry.wait() if self.failure else _PRUNE_EVERY)
             running = None not in batch
-            writes = [item for item in batch if item is not None]
+            pending.extend(item for item in batch if item is not None)
+            if self.failure and running and not retry.due():
+                continue
+            prune = time.monotonic() - pruned >= _PRUNE_EVERY
             try:
-                with db:
-                    inserts, updates = _coalesce(writes)
-                    db.executemany(_INSERT, inserts)
-                    db.executemany(_UPDATE, updates)
-                    in_order = (write for write in writes if write[0] in _IN_ORDER)
-                    for statement, group in itertools.groupby(in_order, key=lambda w: w[0]):
-                        db.executemany(statement, (params for _, params in group))
-                    if time.monotonic() - pruned >= _PRUNE_EVERY:
-                        pruned = time.monotonic()
-                        cutoff = int(time.time() * 1000) - self._retention_ms
-                        expired = f"SELECT id FROM invocations WHERE {EXPIRED}"
-                        for table in ("journal_entries", "signals"):
-                            db.execute(
-                                f"DELETE FROM {table} WHERE invocation_id IN ({expired})",
-                                (cutoff,),
-                            )
-                        db.execute(
-                            f"DELETE FROM invocations WHERE {EXPIRED}",
-                            (cutoff,),
-                        )
-            except sqlite3.Error:  # keep serving: outcomes still reach their clients
-                _log.exception("the journal failed to commit %d writes", len(writes))
-            callbacks = [callback for kind, callback in writes if kind == _NOTIFY]
-            if callbacks and self._loop is not None:
-                with contextlib.suppress(RuntimeError):  # the loop closed without closing us
-                    self._loop.call_soon_threadsafe(_run_all, callbacks)
+                self._commit(db, pending, prune)
+            except Exception as exc:  # whatever it is, the writer keeps going
+                self._failed(exc, pending, retry, closing=not running)
+                continue
+            if prune:
+                pruned = time.monotonic()
+            self._committed(pending)
+            pending = []
         db.close()
+
+    def _take(self, timeout: float) -> list[tuple[str, Any] | None]:
+        """The next writes: the first within ``timeout`` seconds, then all queued (bounded)."""
+        try:
+            batch = [self._writes.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while len(batch) < _BATCH_ROWS and not self._writes.empty():
+            batch.append(self._writes.get_nowait())
+        return batch
+
+    def _commit(self, db: sqlite3.Connection, writes: list[tuple[str, Any]], prune: bool) -> None:
+        inserts, updates = _coalesce(writes)
+        in_order = [write for write in writes if write[0] in _IN_ORDER]
+        cutoff = int(time.time() * 1000) - self._retention_ms if prune else None
+        try:
+            with db:
+                _apply(db, inserts, updates, in_order, cutoff, each=False)
+        except _UNSTORABLE:  # find the changes the database cannot store; commit the others
+            with db:
+                _apply(db, inserts, updates, in_order, cutoff, each=True)
+
+    def _failed(
+        self, exc: Exception, writes: list[tuple[str, Any]], retry: _Retry, *, closing: bool
+    ) -> None:
+        """A commit failed: keep the writes, tell who waits on them, retry after a pause."""
+        reason = f"{type(exc).__name__}: {exc}"
+        if closing:
+            _log.error(
+                "the journal %s could not commit %d changes before closing (%s); invocations "
+                "without a journaled outcome run again after a restart",
+                self.path,
+                len(writes),
+                reason,
+            )
+            return
+        if self.failure is None:
+            _log.error(
+                "the journal %s cannot commit (%s): new invocations are refused with "
+                "UNAVAILABLE until it can; retrying",
+                self.path,
+                reason,
+            )
+        retry.schedule(first=self.failure is None)
+        self.failure = reason
+        failed = [notice.fail() for kind, notice in writes if kind == _NOTIFY]
+        self._on_loop([callback for callback in failed if callback is not None], reason)
+
+    def _committed(self, writes: list[tuple[str, Any]]) -> None:
+        if self.failure is not None:
+            _log.warning("the journal %s commits again; new invocations are accepted", self.path)
+            self.failure = None
+        self._on_loop([notice.saved for kind, notice in writes if kind == _NOTIFY])
+
+    def _on_loop(self, callbacks: list[Callable[..., None]], *args: Any) -> None:
+        if callbacks and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed without closing us
+                self._loop.call_soon_threadsafe(_run_all, callbacks, args)
+
+
+_Kept = tuple[list[Entry], list[BufferedSignal]]
+
+
+class _Opened(NamedTuple):
+    """What `SqliteStore` reads when it opens a journal."""
+
+    reader: sqlite3.Connection
+    writer: sqlite3.Connection
+    unfinished: list[Invocation]
+    journals: dict[str, _Kept]  # the workflows' entries and kept signals, by invocation
+    last_signal: int
 
 
 class _JournalRows:
@@ -302,27 +413,111 @@ class _JournalRows:
         self._store._put(_TAKE_SIGNAL, (signal.id,))
 
 
+class _Notice:
+    """A `when_saved` request: what to call once saved, and (once) if a commit fails first."""
+
+    __slots__ = ("on_failure", "saved")
+
+    def __init__(self, saved: Callable[[], None], on_failure: Callable[[str], None] | None):
+        self.saved = saved
+        self.on_failure = on_failure
+
+    def fail(self) -> Callable[[str], None] | None:
+        """The failure callback, the first time only."""
+        callback, self.on_failure = self.on_failure, None
+        return callback
+
+
+class _Retry:
+    """When the writer tries a failed commit again: soon at first, then every second."""
+
+    def __init__(self) -> None:
+        self._delay = 0.0
+        self._at = 0.0
+
+    def schedule(self, *, first: bool) -> None:
+        self._delay = _RETRY_FIRST if first else min(_RETRY_MAX, self._delay * 2)
+        self._at = time.monotonic() + self._delay
+
+    def due(self) -> bool:
+        return time.monotonic() >= self._at
+
+    def wait(self) -> float:
+        return max(0.0, self._at - time.monotonic())
+
+
+def _apply(
+    db: sqlite3.Connection,
+    inserts: list[tuple[Any, ...]],
+    updates: list[tuple[Any, ...]],
+    in_order: list[tuple[str, Any]],
+    cutoff: int | None,
+    *,
+    each: bool,
+) -> None:
+    """Write the rows (``each``: one by one, dropping any that cannot be stored), then the
+    workflow journals' changes in the order they were made; with a ``cutoff`` (ms), delete the
+    finished invocations older than it, with their journals."""
+    batches = [(_INSERT, inserts), (_UPDATE, updates)]
+    batches += [
+        (statement, [params for _, params in group])
+        for statement, group in itertools.groupby(in_order, key=lambda write: write[0])
+    ]
+    for statement, rows in batches:
+        if not each:
+            db.executemany(statement, rows)
+            continue
+        for row in rows:
+            try:
+                db.execute(statement, row)
+            except _UNSTORABLE as exc:
+                invocation_id = row[0] if statement in (_INSERT, _PUT_ENTRY) else row[-1]
+                _log.error("the journal dropped a change of invocation %s: %s", invocation_id, exc)
+    if cutoff is not None:
+        expired = f"SELECT id FROM invocations WHERE {EXPIRED}"
+        for table in ("journal_entries", "signals"):
+            db.execute(f"DELETE FROM {table} WHERE invocation_id IN ({expired})", (cutoff,))
+        db.execute(f"DELETE FROM invocations WHERE {EXPIRED}", (cutoff,))
+
+
+def _read_journals(db: sqlite3.Connection) -> dict[str, _Kept]:
+    """The journal entries and kept signals of the unfinished invocations, by invocation."""
+    unfinished = f"invocation_id IN (SELECT id FROM invocations WHERE state NOT IN {_FINISHED})"
+    journals: dict[str, _Kept] = {}
+    entries = db.execute(
+        f"SELECT {_ENTRY_COLUMNS} FROM journal_entries WHERE {unfinished} ORDER BY seq"
+    )
+    for row in entries:
+        journals.setdefault(row[0], ([], []))[0].append(_entry(row))
+    signals = db.execute(
+        f"SELECT invocation_id, id, name, payload FROM signals WHERE {unfinished} ORDER BY id"
+    )
+    for invocation_id, *signal in signals:
+        journals.setdefault(invocation_id, ([], []))[1].append(BufferedSignal(*signal))
+    return journals
+
+
 def _entry(row: tuple[Any, ...]) -> Entry:
     (_invocation_id, seq, kind, name, state, output, error, *rest) = row
     return Entry(seq, kind, name, state, output, orjson.loads(error) if error else None, *rest)
 
 
-def _migrate(db: sqlite3.Connection) -> None:
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
     """Bring the journal's schema to `SCHEMA_VERSION` (tables added, none changed)."""
     (version,) = db.execute("PRAGMA user_version").fetchone()
     if version > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"the journal was written by a newer agnt5 (schema {version}, this one knows "
-            f"{SCHEMA_VERSION}): upgrade agnt5, or start with another --data-dir"
+        raise JournalError(
+            f"the journal {path} was written by a newer agnt5 (schema {version}, this one "
+            f"knows {SCHEMA_VERSION}): upgrade agnt5, or start with another --data-dir"
         )
     db.executescript(_SCHEMA)
     if version < SCHEMA_VERSION:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
-def _run_all(callbacks: list[Callable[[], None]]) -> None:
+def _run_all(callbacks: list[Callable[..., None]], args: tuple[Any, ...]) -> None:
     for callback in callbacks:
-        callback()
+        callback(*args)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from agnt5._proto import common_pb2, worker_pb2
 from agnt5.coordinator.store import Invocation, RetryPolicy
+from agnt5.errors import UnavailableError
 
 __all__ = ["CLOSE", "Registry", "ServiceEntry", "WorkerHandle", "retry_policy"]
 
@@ -66,6 +67,7 @@ class ServiceEntry:
     version: str
     components: dict[str, common_pb2.Component]
     workers: dict[str, WorkerHandle] = dataclasses.field(default_factory=dict)
+    idle_since: float | None = None  # monotonic time its last worker left, while it has none
 
 
 _POLICY_CACHE_LIMIT = 4096
@@ -103,21 +105,33 @@ def _read_policy(component: common_pb2.Component) -> RetryPolicy:
 
 
 class Registry:
-    """Every service the coordinator has seen (kept after its workers leave) and its workers."""
+    """Every service the coordinator has seen and its workers; a service outlives its workers
+    until `forget_idle` drops it."""
 
     def __init__(self) -> None:
         self._services: dict[str, ServiceEntry] = {}
 
     def add(self, worker: WorkerHandle) -> WorkerHandle | None:
-        """Register ``worker``; returns an earlier live handle with the same id (now replaced)."""
+        """Register ``worker``; returns an earlier, closed handle with its id (now replaced).
+
+        A worker id serves one stream at a time: while a connected worker has the id, another
+        Register with it is refused (`UnavailableError`), so nobody can take over a live
+        worker by reusing its id.
+        """
         entry = self._services.get(worker.service)
+        previous = entry.workers.get(worker.worker_id) if entry is not None else None
+        if previous is not None and not previous.closed:
+            raise UnavailableError(
+                f"worker id {worker.worker_id!r} is connected to service {worker.service!r} on "
+                "another stream: use another worker id, or retry once that one disconnects"
+            )
         if entry is None:
             entry = self._services[worker.service] = ServiceEntry(
                 worker.service, worker.version, worker.components
             )
         entry.version, entry.components = worker.version, worker.components
-        previous = entry.workers.get(worker.worker_id)
         entry.workers[worker.worker_id] = worker
+        entry.idle_since = None
         return previous
 
     def remove(self, worker: WorkerHandle) -> None:
@@ -125,6 +139,15 @@ class Registry:
         entry = self._services.get(worker.service)
         if entry is not None and entry.workers.get(worker.worker_id) is worker:
             del entry.workers[worker.worker_id]
+            if not entry.workers:
+                entry.idle_since = time.monotonic()
+
+    def forget_idle(self, before: float, keep: Callable[[str], bool]) -> None:
+        """Drop the services without workers since before ``before`` (monotonic), except
+        those ``keep`` names."""
+        for name, entry in list(self._services.items()):
+            if entry.idle_since is not None and entry.idle_since < before and not keep(name):
+                del self._services[name]
 
     def service(self, name: str) -> ServiceEntry | None:
         return self._services.get(name)

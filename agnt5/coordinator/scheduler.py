@@ -3,30 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+import orjson
 
 from agnt5 import config
 from agnt5._proto import worker_pb2
 from agnt5._wire.records import InvokeItem, ResultItem
+from agnt5.coordinator.checks import check_metadata, check_name, result_problem
+from agnt5.coordinator.queues import QueueLimits, Queues
 from agnt5.coordinator.registry import Registry, WorkerHandle, retry_policy
 from agnt5.coordinator.store import Invocation, InvocationState, StateStore
 from agnt5.coordinator.workflows import Workflows
 from agnt5.errors import (
     AgntError,
+    FunctionFailedError,
+    InvalidArgumentError,
     InvocationTimeoutError,
     NotFoundError,
+    OutputNotSerializableError,
     PayloadTooLargeError,
-    ResourceExhaustedError,
     UnavailableError,
 )
 
 __all__ = ["Scheduler"]
+
+_NO_METADATA: Mapping[str, str] = {}
 
 _log = logging.getLogger("agnt5.coordinator")
 
@@ -35,8 +43,8 @@ class Scheduler:
     """Owns every unfinished invocation until it has an outcome.
 
     An invocation goes to the live worker of its service with the fewest in flight that has
-    room below its ``max_concurrency``; with none free it waits in the service's queue (at most
-    ``max_queue`` waiting in all, else `ResourceExhaustedError`). A retryable failure is retried
+    room below its ``max_concurrency``; with none free it waits in the service's queue, within
+    the `QueueLimits` (else `ResourceExhaustedError` naming the limit). A retryable failure is retried
     after the function's backoff, and the in-flight work of a lost worker is re-delivered at
     once, each with ``attempt + 1`` while the function's retry budget lasts. Past its deadline
     an invocation fails with ``TIMEOUT`` and its worker is sent a ``Cancel``. A workflow's
@@ -49,19 +57,20 @@ class Scheduler:
         registry: Registry,
         store: StateStore,
         *,
-        max_queue: int = config.MAX_QUEUE,
+        limits: QueueLimits | None = None,
         max_input_bytes: int = config.MAX_BODY_BYTES,
+        max_output_bytes: int = config.MAX_OUTPUT_BYTES,
     ) -> None:
         self._registry = registry
         self._store = store
-        self._max_queue = max_queue
         self._max_input_bytes = max_input_bytes
-        self._queues: dict[str, deque[Invocation]] = {}
-        self._queued = 0
+        self._max_output_bytes = max_output_bytes
+        self._queues = Queues(limits or QueueLimits(), self._queue_expired)
         self._waiters: dict[str, asyncio.Event] = {}
         self._listeners: dict[str, list[Callable[[Invocation], None]]] = {}
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
         self._retries: dict[str, asyncio.TimerHandle] = {}
+        self._reconnecting_until = 0.0  # monotonic; see `recover`
         self._closed = False
         self.workflows = Workflows(self, store)
 
@@ -69,9 +78,13 @@ class Scheduler:
     def max_input_bytes(self) -> int:
         return self._max_input_bytes
 
+    @property
+    def max_output_bytes(self) -> int:
+        return self._max_output_bytes
+
     def queued(self, service: str) -> int:
         """Invocations of ``service`` waiting for a worker."""
-        return len(self._queues.get(service, ()))
+        return self._queues.count(service)
 
     def submit(
         self,
@@ -81,7 +94,7 @@ class Scheduler:
         *,
         idempotency_key: str = "",
         timeout: float | None = None,
-        metadata: Mapping[str, str] | None = None,
+        metadata: Mapping[str, str] = _NO_METADATA,
         invocation_id: str | None = None,
     ) -> tuple[Invocation, bool]:
         """Accept an invocation; returns it and whether it is an earlier one with the same key.
@@ -90,12 +103,27 @@ class Scheduler:
         """
         if self._closed:
             raise UnavailableError("the coordinator is shutting down")
+        check_name("service", service)
+        check_name("function", function)
+        check_name("idempotency key", idempotency_key)
+        check_metadata(metadata)
         if idempotency_key:  # answered even while no worker serves it (e.g. after a restart)
             existing = self._store.find(service, function, idempotency_key)
             if existing is not None:
+                if existing.input != payload:
+                    raise InvalidArgumentError(
+                        f"idempotency key {idempotency_key!r} was used for {service}/{function} "
+                        "with a different input: use a new key for a new input"
+                    )
                 return existing, True
+        self._check_store()
         entry = self._registry.service(service)
         if entry is None:
+            if time.monotonic() < self._reconnecting_until:
+                raise UnavailableError(
+                    f"no worker of service {service!r} has registered since the coordinator "
+                    "started: its workers may still be reconnecting; retry"
+                )
             raise NotFoundError(f"Service {service!r} not found")
         component = entry.components.get(function)
         if component is None:  # an older worker still connected may serve it
@@ -108,17 +136,14 @@ class Scheduler:
                 f"input is {len(payload)} bytes, over the limit of {self._max_input_bytes} bytes"
             )
         worker = self._registry.pick(service, function)
-        if worker is None and self._queued >= self._max_queue:
-            raise ResourceExhaustedError(
-                f"no free worker for {service}/{function} and the queue is full "
-                f"({self._max_queue} invocations waiting)"
-            )
+        if worker is None:
+            self._queues.admit(service, len(payload))
         invocation = Invocation(
             id=invocation_id or os.urandom(16).hex(),  # as random as uuid4, a fraction of its cost
             service=service,
             function=function,
             input=payload,
-            metadata=dict(metadata or {}),
+            metadata=dict(metadata),
             policy=retry_policy(component),
             idempotency_key=idempotency_key,
         )
@@ -132,7 +157,7 @@ class Scheduler:
         if worker is not None:
             self._deliver(worker, invocation)
         else:
-            self._enqueue(invocation)
+            self._queues.push(invocation)
         return invocation, False
 
     def submit_child(
@@ -181,7 +206,7 @@ class Scheduler:
         invocation.state = InvocationState.PENDING
         invocation.worker_id = ""
         self._store.save(invocation)
-        self._enqueue(invocation, front=True)
+        self._queues.push(invocation, front=True)
         self._dispatch(invocation.service)
 
     def fail(self, worker: WorkerHandle, invocation: Invocation, error: AgntError) -> None:
@@ -193,28 +218,42 @@ class Scheduler:
 
     def get(self, invocation_id: str) -> Invocation:
         """The invocation with this id; `NotFoundError` if there is none."""
+        check_name("invocation id", invocation_id)
         invocation = self._store.get(invocation_id)
         if invocation is None:
             raise NotFoundError(f"Invocation {invocation_id!r} not found")
         return invocation
 
-    async def wait(self, invocation: Invocation, timeout: float | None) -> Invocation:
-        """Wait until ``invocation`` finishes or ``timeout`` seconds pass (None: no limit)."""
+    def settled(self, invocation: Invocation) -> bool:
+        """Whether ``invocation``'s outcome is saved, so a client may see it."""
+        return invocation.finished and invocation.id not in self._waiters
+
+    async def wait(self, invocation: Invocation, timeout: float | None) -> bool:
+        """Wait until ``invocation``'s outcome is saved or ``timeout`` seconds pass (None: no
+        limit); returns whether it is `settled`."""
         event = self._waiters.get(invocation.id)  # kept until the outcome is saved for good
-        if event is None:
-            return invocation
-        try:
-            async with asyncio.timeout(timeout):
-                await event.wait()
-        except TimeoutError:
-            pass
-        return invocation
+        if event is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await event.wait()
+        return self.settled(invocation)
 
     async def saved(self) -> None:
         """Return once every change made so far is durable in the store (an id handed out
-        after this survives a coordinator crash)."""
+        after this survives a coordinator crash); `UnavailableError` if the store cannot
+        commit them now."""
+        self._check_store()
         done = asyncio.get_running_loop().create_future()
-        self._store.when_saved(lambda: done.done() or done.set_result(None))
+
+        def saved() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def failed(reason: str) -> None:
+            if not done.done():
+                done.set_exception(_store_unavailable(reason))
+
+        self._store.when_saved(saved, failed)
         await done
 
     def on_finish(self, invocation: Invocation, callback: Callable[[Invocation], None]) -> None:
@@ -224,14 +263,17 @@ class Scheduler:
         else:
             self._listeners.setdefault(invocation.id, []).append(callback)
 
-    def recover(self, invocations: Iterable[Invocation]) -> None:
+    def recover(self, invocations: Iterable[Invocation], *, reconnect_grace: float = 0.0) -> None:
         """Take back invocations a previous coordinator left unfinished (from its journal).
 
         Each waits in its service's queue until a worker of it registers; one that was running
         is delivered again with ``attempt + 1``; one past its deadline fails with ``TIMEOUT``. A
         suspended workflow stays suspended until what it waits for (its timers re-armed, its
-        children followed) is done.
+        children followed) is done. For ``reconnect_grace`` seconds from now, while the previous
+        coordinator's workers are still reconnecting, a service no worker registered yet is
+        `UnavailableError` (which clients retry), not `NotFoundError`.
         """
+        self._reconnecting_until = time.monotonic() + reconnect_grace
         loop = asyncio.get_running_loop()
         now_ms = time.time() * 1000
         invocations = list(invocations)
@@ -247,13 +289,14 @@ class Scheduler:
             invocation.state = InvocationState.PENDING
             invocation.worker_id = ""
             self._store.save(invocation)
-            self._enqueue(invocation)
+            self._queues.push(invocation)
         self.workflows.recover(invocations)
 
     def worker_joined(self, worker: WorkerHandle) -> None:
-        """A worker registered: route waiting work to it (a stale session of its id is dropped)."""
+        """A worker registered: route waiting work to it (a closed session of its id still
+        known is dropped; a live one makes this `UnavailableError`, see `Registry.add`)."""
         previous = self._registry.add(worker)
-        if previous is not None and previous is not worker:
+        if previous is not None:
             self.worker_lost(previous)
         self._dispatch(worker.service)
 
@@ -287,12 +330,56 @@ class Scheduler:
             del worker.in_flight[invocation.id]
             if invocation.finished:
                 continue
+            refusal = self._refusal(worker, result)
+            if refusal is not None:
+                self._finish(invocation, error=refusal.to_dict())
+                continue
             invocation.duration_us = result.duration_us
             if result.error is not None:
                 self._attempt_failed(invocation, result.error._asdict(), backoff=True)
             else:
                 self._finish(invocation, output=result.output or b"")
         self._dispatch(worker.service)
+
+    def undeliverable(self, worker: WorkerHandle, invocation_id: str, reason: str) -> None:
+        """An invocation could not be sent to ``worker`` (and never can): it fails."""
+        invocation = worker.in_flight.pop(invocation_id, None)
+        if invocation is None or invocation.finished:
+            return
+        _log.error("invocation %s cannot be sent to a worker: %s", invocation_id, reason)
+        error = InvalidArgumentError(
+            f"invocation {invocation_id} cannot be sent to a worker: {reason}", retryable=False
+        )
+        self._finish(invocation, error=error.to_dict())
+        self._dispatch(worker.service)
+
+    def _refusal(self, worker: WorkerHandle, result: ResultItem) -> AgntError | None:
+        """Why ``result`` cannot be its invocation's outcome (the invocation then fails with
+        this error), or None."""
+        output = result.output
+        if output is not None and len(output) > self._max_output_bytes:
+            return PayloadTooLargeError(
+                f"the result of invocation {result.invocation_id} is {len(output)} bytes, over "
+                f"the limit of {self._max_output_bytes} bytes (--max-output-bytes)"
+            )
+        if output:
+            try:
+                orjson.loads(output)
+            except orjson.JSONDecodeError as exc:
+                _log.warning("worker %s sent a result that is not JSON", worker.worker_id)
+                return OutputNotSerializableError(
+                    f"worker {worker.worker_id} sent a result for invocation "
+                    f"{result.invocation_id} that is not valid JSON: {exc}"
+                )
+        problem = result_problem(result)
+        if problem is None:
+            return None
+        _log.warning("worker %s sent an invalid result: %s", worker.worker_id, problem)
+        return FunctionFailedError(
+            f"worker {worker.worker_id} sent an invalid result for invocation "
+            f"{result.invocation_id}: {problem}",
+            error_type="InvalidResult",
+        )
 
     def close(self) -> None:
         """Stop: every unfinished invocation fails with ``UNAVAILABLE`` and its waiters wake."""
@@ -304,7 +391,12 @@ class Scheduler:
             if invocation is not None and not invocation.finished:
                 self._finish(invocation, error=error.to_dict())
         self._queues.clear()
-        self._queued = 0
+
+    def _check_store(self) -> None:
+        """New work needs the store: refuse it (retryably) while the store cannot commit."""
+        failure = self._store.failure
+        if failure is not None:
+            raise _store_unavailable(failure)
 
     def _deliver(self, worker: WorkerHandle, invocation: Invocation) -> None:
         invocation.state = InvocationState.RUNNING
@@ -323,27 +415,16 @@ class Scheduler:
             )
         )
 
-    def _enqueue(self, invocation: Invocation, *, front: bool = False) -> None:
-        queue = self._queues.setdefault(invocation.service, deque())
-        if front:
-            queue.appendleft(invocation)
-        else:
-            queue.append(invocation)
-        self._queued += 1
-
     def _dispatch(self, service: str) -> None:
         """Deliver queued work of ``service`` to its free workers, oldest first."""
-        queue = self._queues.get(service)
-        if not queue:
-            return
-        for _ in range(len(queue)):
-            invocation = queue.popleft()
-            worker = self._registry.pick(service, invocation.function)
-            if worker is None:
-                queue.append(invocation)
-                continue
-            self._queued -= 1
-            self._deliver(worker, invocation)
+        self._queues.dispatch(service, self._offer)
+
+    def _offer(self, invocation: Invocation) -> bool:
+        worker = self._registry.pick(invocation.service, invocation.function)
+        if worker is None:
+            return False
+        self._deliver(worker, invocation)
+        return True
 
     def _attempt_failed(
         self, invocation: Invocation, error: dict[str, Any], *, backoff: bool
@@ -363,14 +444,14 @@ class Scheduler:
                         delay, self._retry_due, invocation
                     )
                 else:
-                    self._enqueue(invocation, front=True)
+                    self._queues.push(invocation, front=True)
                 return
         self._finish(invocation, error=error)
 
     def _retry_due(self, invocation: Invocation) -> None:
         self._retries.pop(invocation.id, None)
         if not invocation.finished:
-            self._enqueue(invocation, front=True)
+            self._queues.push(invocation, front=True)
             self._dispatch(invocation.service)
 
     def _expire(self, invocation: Invocation) -> None:
@@ -378,10 +459,8 @@ class Scheduler:
         self._deadlines.pop(invocation.id, None)
         if invocation.finished:
             return
-        queue = self._queues.get(invocation.service)
-        if invocation.state is InvocationState.PENDING and queue and invocation in queue:
-            queue.remove(invocation)
-            self._queued -= 1
+        if invocation.state is InvocationState.PENDING:
+            self._queues.remove(invocation)
         entry = self._registry.service(invocation.service)
         worker = entry.workers.get(invocation.worker_id) if entry else None
         if worker is not None and invocation.id in worker.in_flight:
@@ -390,6 +469,15 @@ class Scheduler:
         error = InvocationTimeoutError(
             f"Invocation {invocation.id} of {invocation.service}/{invocation.function} "
             "did not finish before its deadline",
+            retryable=False,
+        )
+        self._finish(invocation, error=error.to_dict())
+
+    def _queue_expired(self, invocation: Invocation) -> None:
+        """It waited ``queue_expiry`` seconds for a worker: fail with TIMEOUT."""
+        error = InvocationTimeoutError(
+            f"Invocation {invocation.id} of {invocation.service}/{invocation.function} waited "
+            f"{self._queues.limits.queue_expiry:g} s for a worker (--queue-expiry)",
             retryable=False,
         )
         self._finish(invocation, error=error.to_dict())
@@ -421,3 +509,10 @@ class Scheduler:
             event.set()
         for callback in self._listeners.pop(invocation.id, ()):
             callback(invocation)
+
+
+def _store_unavailable(reason: str) -> UnavailableError:
+    return UnavailableError(
+        f"the coordinator cannot write its journal ({reason}): it takes no new invocations "
+        "until it can; retry later"
+    )

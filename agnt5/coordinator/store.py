@@ -10,9 +10,17 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from agnt5 import config
 from agnt5.workflows.journal import Entry, Journal, JournalWriter
 
-__all__ = ["Invocation", "InvocationState", "MemoryStore", "RetryPolicy", "StateStore"]
+__all__ = [
+    "Invocation",
+    "InvocationState",
+    "MemoryStore",
+    "RetryPolicy",
+    "StateStore",
+    "visible_state",
+]
 
 
 class InvocationState(enum.Enum):
@@ -36,7 +44,10 @@ class RetryPolicy:
 
     def delay(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (1 for the first retry)."""
-        return min(self.maximum, self.initial * self.multiplier ** max(0, retry - 1))
+        try:
+            return min(self.maximum, self.initial * self.multiplier ** max(0, retry - 1))
+        except OverflowError:  # a huge multiplier: the maximum long before this
+            return self.maximum
 
 
 def _now_ms() -> int:
@@ -68,8 +79,18 @@ class Invocation:
         return self.state in (InvocationState.SUCCEEDED, InvocationState.FAILED)
 
 
+def visible_state(invocation: Invocation, settled: bool) -> InvocationState:
+    """The state clients see: a finished invocation whose outcome is not saved yet runs on."""
+    return invocation.state if settled or not invocation.finished else InvocationState.RUNNING
+
+
 class StateStore(Protocol):
     """Where the coordinator keeps invocations. `save` is called after every state change."""
+
+    failure: str | None
+    """Why the store cannot commit changes right now (None while it can)."""
+    durable: bool
+    """Whether what it keeps outlives the coordinator (clients then retry across a restart)."""
 
     def add(self, invocation: Invocation) -> None: ...
 
@@ -79,8 +100,15 @@ class StateStore(Protocol):
 
     def save(self, invocation: Invocation) -> None: ...
 
-    def when_saved(self, callback: Callable[[], None]) -> None:
-        """Call ``callback()`` on the event loop once every change saved so far is durable."""
+    def when_saved(
+        self, callback: Callable[[], None], on_failure: Callable[[str], None] | None = None
+    ) -> None:
+        """Call ``callback()`` on the event loop once every change saved so far is durable.
+
+        Never before: while the store cannot commit, the callback waits (and runs once the
+        changes commit after all); ``on_failure(reason)`` is called, once, when an attempt to
+        commit them fails.
+        """
         ...
 
     def unfinished(self) -> list[Invocation]:
@@ -106,24 +134,34 @@ class StateStore(Protocol):
 
 
 class MemoryStore:
-    """A `StateStore` in process memory (lost on restart); keeps the newest finished results."""
+    """A `StateStore` in process memory (lost on restart); keeps the newest finished results
+    (see `save`)."""
+
+    failure: str | None = None
+    durable = False
 
     def __init__(
         self,
         max_finished: int = 100_000,
+        max_finished_bytes: int = config.RESULT_CACHE_BYTES,
         *,
         journal_writer: Callable[[str], JournalWriter] | None = None,
         first_signal_id: int = 1,
     ) -> None:
-        if max_finished < 1:
-            raise ValueError(f"max_finished must be >= 1, got {max_finished!r}")
+        if max_finished < 1 or max_finished_bytes < 0:
+            raise ValueError(
+                f"need max_finished >= 1 and max_finished_bytes >= 0, got {max_finished!r} "
+                f"and {max_finished_bytes!r}"
+            )
         self._max_finished = max_finished
+        self._max_finished_bytes = max_finished_bytes
         self._journal_writer = journal_writer  # a store that persists journals gives one
         self._journals: dict[str, Journal] = {}
         self._signal_ids = itertools.count(first_signal_id)
         self._by_id: dict[str, Invocation] = {}
         self._by_key: dict[tuple[str, str, str], Invocation] = {}
-        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._finished: OrderedDict[str, int] = OrderedDict()  # id -> bytes held
+        self._finished_bytes = 0
 
     def add(self, invocation: Invocation) -> None:
         self._by_id[invocation.id] = invocation
@@ -137,17 +175,27 @@ class MemoryStore:
         return self._by_key.get((service, function, idempotency_key))
 
     def save(self, invocation: Invocation) -> None:
+        """Keep the newest finished invocations within ``max_finished`` and
+        ``max_finished_bytes`` (input and output); forget the oldest beyond them."""
         if not invocation.finished or invocation.id in self._finished:
             return
-        self._finished[invocation.id] = None
-        if len(self._finished) > self._max_finished:
-            oldest_id, _ = self._finished.popitem(last=False)
+        size = len(invocation.input) + len(invocation.output or b"")
+        self._finished[invocation.id] = size
+        self._finished_bytes += size
+        while (  # bounded: each turn forgets one
+            len(self._finished) > self._max_finished
+            or self._finished_bytes > self._max_finished_bytes
+        ):
+            oldest_id, oldest_size = self._finished.popitem(last=False)
+            self._finished_bytes -= oldest_size
             oldest = self._by_id.pop(oldest_id)
             self._journals.pop(oldest_id, None)
             if oldest.idempotency_key:
                 self._by_key.pop(_key(oldest), None)
 
-    def when_saved(self, callback: Callable[[], None]) -> None:
+    def when_saved(
+        self, callback: Callable[[], None], on_failure: Callable[[str], None] | None = None
+    ) -> None:
         callback()
 
     def unfinished(self) -> list[Invocation]:

@@ -11,8 +11,10 @@ import grpc
 
 from agnt5._proto import worker_pb2, worker_pb2_grpc, workflow_pb2
 from agnt5._wire.batching import Batcher, by_kind
-from agnt5._wire.records import InvokeItem
+from agnt5._wire.records import FrameError, InvokeItem
 from agnt5.coordinator._grpc_util import serve_call
+from agnt5.coordinator.auth import Credentials, Grant
+from agnt5.coordinator.checks import check_register
 from agnt5.coordinator.registry import CLOSE, Registry, WorkerHandle
 from agnt5.coordinator.scheduler import Scheduler
 from agnt5.errors import InvalidArgumentError
@@ -36,22 +38,24 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
         scheduler: Scheduler,
         registry: Registry,
         *,
-        api_key: str | None,
+        credentials: Credentials,
         heartbeat_interval: float,
         heartbeat_timeout: float,
+        forget_after: float,
         register_timeout: float = 10.0,
     ) -> None:
         self._scheduler = scheduler
         self._registry = registry
-        self._api_key = api_key
+        self._authorize = credentials.worker
         self._heartbeat_interval = heartbeat_interval
         self._heartbeat_timeout = heartbeat_timeout
+        self._forget_after = forget_after
         self._register_timeout = register_timeout
 
     async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
-        register = await serve_call(context, self._api_key, lambda: self._read_register(context))
-        worker = WorkerHandle.from_register(register)
-        self._scheduler.worker_joined(worker)
+        worker = await serve_call(
+            context, self._authorize, lambda grant: self._join(context, grant)
+        )
         _log.info(
             "worker %s joined service %s (%d components, max_concurrency %d)",
             worker.worker_id,
@@ -65,6 +69,7 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
                 worker_id=worker.worker_id,
                 heartbeat_interval_ms=int(self._heartbeat_interval * 1000),
                 heartbeat_timeout_ms=int(self._heartbeat_timeout * 1000),
+                max_result_bytes=self._scheduler.max_output_bytes,
             )
             await context.write(worker_pb2.CoordinatorMessage(register_ack=ack))
             await self._write(context, worker)
@@ -82,17 +87,26 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
             worker.close()
 
     async def reap(self) -> None:
-        """Drop workers silent for longer than the heartbeat timeout (runs until cancelled)."""
+        """Drop workers silent for longer than the heartbeat timeout, and services with no
+        worker (and no queued work) for longer than ``forget_after`` (runs until cancelled)."""
         period = min(1.0, self._heartbeat_timeout / 4)
         while True:  # for the coordinator's lifetime; cancelled by stop()
             await asyncio.sleep(period)
-            cutoff = time.monotonic() - self._heartbeat_timeout
+            now = time.monotonic()
             for worker in self._registry.workers():
-                if worker.last_seen < cutoff:
+                if worker.last_seen < now - self._heartbeat_timeout:
                     _log.warning("worker %s missed its heartbeats: dropping it", worker.worker_id)
                     self._scheduler.worker_lost(worker)
+            self._registry.forget_idle(now - self._forget_after, self._scheduler.queued)
 
-    async def _read_register(self, context: grpc.aio.ServicerContext) -> worker_pb2.Register:
+    async def _join(self, context: grpc.aio.ServicerContext, grant: Grant) -> WorkerHandle:
+        worker = WorkerHandle.from_register(await self._read_register(context, grant))
+        self._scheduler.worker_joined(worker)
+        return worker
+
+    async def _read_register(
+        self, context: grpc.aio.ServicerContext, grant: Grant
+    ) -> worker_pb2.Register:
         try:
             message = await asyncio.wait_for(context.read(), self._register_timeout)
         except TimeoutError:
@@ -102,8 +116,8 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
         if message is grpc.aio.EOF or message[0] != "register":
             raise InvalidArgumentError("the first message on a worker stream must be Register")
         register: worker_pb2.Register = message[1]
-        if not register.service_name or not register.worker_id:
-            raise InvalidArgumentError("Register needs a service_name and a worker_id")
+        check_register(register)
+        grant.check(register.service_name, "register workers for")
         return register
 
     async def _read(self, context: grpc.aio.ServicerContext, worker: WorkerHandle) -> None:
@@ -130,18 +144,29 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
         finally:
             worker.close()
 
-    @staticmethod
-    async def _write(context: grpc.aio.ServicerContext, worker: WorkerHandle) -> None:
+    async def _write(self, context: grpc.aio.ServicerContext, worker: WorkerHandle) -> None:
         frames = Batcher(worker.outbox, _OUTGOING, _item_size)
         while True:  # until CLOSE, which every way of ending a session puts on the outbox
             frame = await frames.next()
             if frame is CLOSE:
                 return
-            if type(frame) is list:
-                for batch in by_kind(frame, _OUTGOING):
-                    await context.write(batch)
-            else:
+            if type(frame) is not list:
                 await context.write(frame)
+                continue
+            for batch in by_kind(frame, _OUTGOING):
+                try:
+                    await context.write(batch)
+                except FrameError:  # a record the codec cannot encode fails alone, not the stream
+                    await self._write_each(context, worker, batch)
+
+    async def _write_each(
+        self, context: grpc.aio.ServicerContext, worker: WorkerHandle, invokes: list[InvokeItem]
+    ) -> None:
+        for invoke in invokes:
+            try:
+                await context.write([invoke])
+            except FrameError as exc:
+                self._scheduler.undeliverable(worker, invoke.invocation_id, str(exc))
 
 
 _OUTGOING = (InvokeItem, workflow_pb2.WorkflowEvent)  # a frame's invocations before its events

@@ -112,13 +112,12 @@ class Workflows:
 
     # From clients.
 
-    async def signal(self, invocation_id: str, name: str, payload: bytes) -> bool:
+    async def signal(self, invocation: Invocation, name: str, payload: bytes) -> bool:
         """Deliver a signal once it is committed: True when a waiting ``ctx.signal`` took it,
         False when it is kept for a later one."""
-        invocation = self._scheduler.get(invocation_id)
         if invocation.finished:
             raise FailedPreconditionError(
-                f"invocation {invocation_id} has finished: it takes no more signals"
+                f"invocation {invocation.id} has finished: it takes no more signals"
             )
         if not isinstance(name, str) or not name or len(name) > MAX_NAME:
             raise InvalidArgumentError(
@@ -129,7 +128,7 @@ class Workflows:
         try:
             entry = self._store.journal(invocation.id).deliver(signal, _now_ms())
         except JournalError as exc:
-            raise ResourceExhaustedError(f"invocation {invocation_id}: {exc}") from None
+            raise ResourceExhaustedError(f"invocation {invocation.id}: {exc}") from None
         await self._scheduler.saved()
         if entry is not None:
             self._announce(invocation, entry, True)
@@ -175,14 +174,16 @@ class Workflows:
     # Inside.
 
     def _check(self, command: Any) -> None:
-        """What the journal cannot check itself: a step's output is JSON within the limit."""
+        """What the journal cannot check itself: a step's output and a task's input are JSON
+        within the coordinator's limits for results and for inputs."""
         if isinstance(command, StepOutcome) and command.output is not None:
-            self._payload(command.output, what=f"the output of step {command.seq}")
+            limit = self._scheduler.max_output_bytes
+            self._payload(command.output, f"the output of step {command.seq}", limit)
         elif isinstance(command, TaskStart) and command.input:
-            self._payload(command.input, what=f"the input of task {command.seq}")
+            self._payload(command.input, f"the input of task {command.seq}")
 
-    def _payload(self, data: bytes, what: str = "a signal's payload") -> bytes:
-        limit = self._scheduler.max_input_bytes
+    def _payload(self, data: bytes, what: str = "a signal's payload", limit: int = 0) -> bytes:
+        limit = limit or self._scheduler.max_input_bytes
         if len(data) > limit:
             raise PayloadTooLargeError(f"{what} is {len(data)} bytes, over the limit of {limit}")
         if not data:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from typing import Any
 
@@ -29,6 +30,7 @@ from agnt5.errors import (
     AgntError,
     InvalidArgumentError,
     InvocationCancelledError,
+    PayloadTooLargeError,
     ResourceExhaustedError,
 )
 from agnt5.workflows.context import WorkflowContext
@@ -70,6 +72,7 @@ class Session:
         self._workflows: dict[str, WorkflowContext] = {}  # running workflows, for their events
         self.suspend_after: float | None = config.workflow_suspend_after
         self._heartbeat_interval = config.heartbeat_interval
+        self._max_result_bytes = sys.maxsize  # until the coordinator says
         self._accepting = True
         self._lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._tasks: list[asyncio.Task[None]] = []
@@ -88,6 +91,7 @@ class Session:
         if reply is grpc.aio.EOF or reply[0] != "register_ack":
             raise SessionLost("the coordinator closed the stream instead of acknowledging Register")
         ack = reply[1]
+        self._max_result_bytes = ack.max_result_bytes or sys.maxsize
         if ack.heartbeat_interval_ms:
             self._heartbeat_interval = min(
                 self._heartbeat_interval, ack.heartbeat_interval_ms / 1000
@@ -227,15 +231,21 @@ class Session:
         except AgntError as exc:
             error = exc
         else:
-            duration_us = int((time.perf_counter() - started) * 1e6)
-            self._finish(
-                invoke, ResultItem(invoke.invocation_id, invoke.attempt, output, None, duration_us)
+            if len(output) <= self._max_result_bytes:
+                duration_us = int((time.perf_counter() - started) * 1e6)
+                result = ResultItem(invoke.invocation_id, invoke.attempt, output, None, duration_us)
+                self._finish(invoke, result)
+                return
+            error = PayloadTooLargeError(
+                f"the result of {invoke.component} is {len(output)} bytes, over the "
+                f"coordinator's limit of {self._max_result_bytes} bytes"
             )
-            return
         self._fail(invoke, error, time.perf_counter() - started)
 
     def _fail(self, invoke: InvokeItem, error: AgntError, seconds: float) -> None:
-        failure = ErrorItem(**error.to_dict())
+        failure = ErrorItem(
+            _text(error.code), _text(error.message), _text(error.error_type), error.retryable
+        )
         self._finish(
             invoke,
             ResultItem(invoke.invocation_id, invoke.attempt, None, failure, int(seconds * 1e6)),
@@ -330,6 +340,11 @@ class Session:
             max_concurrency=self._config.max_concurrency,
             sdk_version=__version__,
         )
+
+
+def _text(value: str) -> str:
+    """``value`` as text the stream can carry (a lone surrogate in a message becomes '?')."""
+    return value.encode("utf-8", "replace").decode("utf-8")
 
 
 def _item_size(item: Any) -> int:

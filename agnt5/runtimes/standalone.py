@@ -43,7 +43,6 @@ _log = logging.getLogger("agnt5.worker")
 
 _BACKOFF_INITIAL = 0.5
 _BACKOFF_CAP = 30.0
-_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 def reconnect_delay(failures: int) -> float:
@@ -214,8 +213,8 @@ async def _channel(config: Any) -> Any:
 
     endpoint = config.endpoint
     options = [
-        ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
-        ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", -1),  # results are checked against the coordinator's
+        ("grpc.max_receive_message_length", -1),  # limit (RegisterAck); invokes are its own
         ("grpc.keepalive_time_ms", 20_000),
         ("grpc.keepalive_timeout_ms", 10_000),
     ]

@@ -1,0 +1,92 @@
+"""What keeps a web page a developer visits from invoking their local functions through the
+HTTP gateway: POST bodies must be declared JSON (a page cannot send that cross-site without a
+CORS preflight, which the gateway never grants), and the ``Host`` must be one of the gateway's
+names, so a hostile domain re-resolved to 127.0.0.1 (DNS rebinding) is refused."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+import orjson
+
+from agnt5._wire.http import UnsupportedMediaType
+
+__all__ = ["HostCheck", "check_json_content_type"]
+
+_Scope = MutableMapping[str, Any]
+_App = Callable[[_Scope, Any, Any], Awaitable[None]]
+_ADD_HEADER = "add the header 'Content-Type: application/json'"
+
+
+def check_json_content_type(value: str | None) -> None:
+    """Accept ``application/json`` and any ``application/*+json`` (parameters allowed); no
+    content type is refused too (`UnsupportedMediaType`, 415)."""
+    media = (value or "").partition(";")[0].strip().lower()
+    if media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        return
+    if not media:
+        raise UnsupportedMediaType(f"the request has no content type: {_ADD_HEADER}")
+    raise UnsupportedMediaType(f"the content type {media!r} is not JSON: {_ADD_HEADER}")
+
+
+class HostCheck:
+    """ASGI middleware refusing a request whose ``Host`` is not one of ``allowed`` names.
+
+    IP addresses, ``localhost`` and ``*.localhost`` are always allowed (a rebinding attack
+    needs a domain name); ``"*"`` in ``allowed`` allows any host.
+    """
+
+    def __init__(self, app: _App, allowed: Iterable[str]) -> None:
+        self._app = app
+        names = {name.strip().lower().rstrip(".") for name in allowed}
+        self._any = "*" in names
+        self._allowed = frozenset(names)
+
+    async def __call__(self, scope: _Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not self._any:
+            host = _host_header(scope)
+            if host is not None and not self._allows(host):
+                await _refuse(send, host)
+                return
+        await self._app(scope, receive, send)
+
+    def _allows(self, host: str) -> bool:
+        name = _name(host)
+        if name in self._allowed or name == "localhost" or name.endswith(".localhost"):
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
+
+
+def _host_header(scope: _Scope) -> str | None:
+    for key, value in scope["headers"]:
+        if key == b"host":
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _name(host: str) -> str:
+    """The name in a Host header: no port, no brackets, lower case, no trailing dot."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0].rstrip(".") if ":" in host else host.rstrip(".")
+
+
+async def _refuse(send: Any, host: str) -> None:
+    name = _name(host)[:100]
+    message = (
+        f"Host {host[:100]!r} is not a name of this gateway (a guard against DNS rebinding): use "
+        f"localhost or an IP address, or start the coordinator with --allowed-host {name}"
+    )
+    body = orjson.dumps({"error": message, "status": 400, "code": "INVALID_ARGUMENT"})
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
