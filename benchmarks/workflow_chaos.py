@@ -16,16 +16,14 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import signal
 import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from chaos import free_port, start_agnt5, stop_process
+from chaos import Cluster, cluster, wait_for_workers
 
 from agnt5.client import AsyncClient
 
@@ -55,69 +53,21 @@ async def five(ctx, key: str) -> list:
 """
 
 
-class _Cluster:
-    """The coordinator and worker processes of one run; each stopped by its pid."""
-
-    def __init__(self, directory: Path, workers: int) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.module = directory / "chaos_flows.py"
-        self.module.write_text(_WORKER_MODULE)
-        self.coordinator = start_agnt5(
-            ["coordinator", "--host", "127.0.0.1", "--port", str(self.port), "--no-http",
-             "--data-dir", str(directory), "--heartbeat-timeout", "5", "--max-queue", "100000",
-             "--log-level", "ERROR"], directory, announce=True,
-        )  # fmt: skip
-        self.workers = [self._start_worker() for _ in range(workers)]
-
-    def _start_worker(self) -> Any:
-        return start_agnt5(
-            ["worker", str(self.module), "--service", _SERVICE, "--endpoint", self.endpoint,
-             "--log-level", "WARNING"], self.directory, announce=False,
-        )  # fmt: skip
-
-    def kill_worker(self, n: int) -> None:
-        self.workers[n].send_signal(signal.SIGKILL)
-        self.workers[n].wait(10)
-        self.workers[n] = self._start_worker()
-
-    def stop(self) -> None:
-        for process in (*self.workers, self.coordinator):
-            stop_process(process)
-
-
-@contextlib.contextmanager
-def _cluster(directory: Path, workers: int) -> Iterator[_Cluster]:
-    cluster = _Cluster(directory, workers)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
 def _steps_run(directory: Path) -> int:
     return sum(path.read_bytes().count(b"\n") for path in directory.glob("steps-*.log"))
 
 
-async def _drive(cluster: _Cluster, workflows: int) -> dict[str, Any]:
+async def _drive(running: Cluster, workflows: int) -> dict[str, Any]:
     """Run every key at once while the first worker is killed twice; the results by key."""
     results: dict[str, Any] = {}
-    async with AsyncClient(cluster.endpoint, timeout=300.0) as client:
-        deadline = time.monotonic() + 60
-        while True:  # bounded by the deadline
-            services = {s["name"]: s for s in await client.list_services()}
-            if len(services.get(_SERVICE, {}).get("workers", ())) >= len(cluster.workers):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the workers did not register")
-            await asyncio.sleep(0.1)
+    async with AsyncClient(running.endpoint, timeout=300.0) as client:
+        await wait_for_workers(client, _SERVICE, len(running.workers), 60.0)
 
         async def chaos() -> None:
             for kill in range(1, _KILLS + 1):
-                while _steps_run(cluster.directory) < 5 * workflows * kill / (_KILLS + 1):  # noqa: ASYNC110 - polls files
+                while _steps_run(running.directory) < 5 * workflows * kill / (_KILLS + 1):  # noqa: ASYNC110 - polls files
                     await asyncio.sleep(0.05)
-                await asyncio.to_thread(cluster.kill_worker, 0)
+                await asyncio.to_thread(running.kill_worker, 0)
 
         killer = asyncio.create_task(chaos())
         keys = [f"flow-{i}" for i in range(workflows)]
@@ -158,8 +108,8 @@ def _executions(directory: Path) -> collections.Counter[tuple[str, str]]:
 def run(workflows: int, workers: int, directory: Path) -> dict[str, int]:
     """One chaos run; returns the counts."""
     started = time.monotonic()
-    with _cluster(directory, workers) as cluster:
-        results = asyncio.run(_drive(cluster, workflows))
+    with cluster(directory, workers, _WORKER_MODULE, _SERVICE) as running:
+        results = asyncio.run(_drive(running, workflows))
         max_concurrency = 100  # the workers' default: at most this many steps in flight each
     journal = _journal(directory)
     runs = _executions(directory)

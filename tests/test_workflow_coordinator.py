@@ -15,6 +15,7 @@ from _coordinator_support import unique
 from agnt5 import Worker, function, workflow
 from agnt5.client import AsyncClient
 from agnt5.coordinator import Coordinator
+from agnt5.coordinator.auth import Key
 from agnt5.coordinator.workflows import child_id
 from agnt5.errors import (
     FailedPreconditionError,
@@ -22,7 +23,9 @@ from agnt5.errors import (
     InvocationTimeoutError,
     NonDeterministicError,
     NotFoundError,
+    PayloadTooLargeError,
     ResourceExhaustedError,
+    UnauthenticatedError,
 )
 from agnt5.workflows.journal import MAX_SIGNALS
 
@@ -57,22 +60,35 @@ class Cluster:
 
 
 @contextlib.asynccontextmanager
-async def cluster(**worker_options: Any) -> AsyncIterator[Cluster]:
-    """Serve what the test registered; runs suspend after 50 ms unless told otherwise."""
-    service = unique("flows")
+async def cluster(
+    service: str = "", coordinator: dict[str, Any] | None = None, **worker_options: Any
+) -> AsyncIterator[Cluster]:
+    """Serve what the test registered; runs suspend after 50 ms unless told otherwise. With
+    ``coordinator`` options holding keys, the worker and the client use ``"worker-key"`` and
+    ``"client-key"``."""
+    service = service or unique("flows")
     worker_options.setdefault("workflow_suspend_after", 0.05)
-    async with Coordinator(port=0, http_port=0) as coordinator:
-        worker = Worker(service, coordinator_endpoint=coordinator.endpoint, **worker_options)
+    options = coordinator or {}
+    keyed = "keys" in options
+    async with Coordinator(port=0, http_port=0, **options) as coordinator_:
+        endpoint = coordinator_.endpoint
+        worker = Worker(
+            service,
+            coordinator_endpoint=endpoint,
+            api_key="worker-key" if keyed else None,
+            **worker_options,
+        )
         serving = asyncio.create_task(worker.run())
         try:
-            async with AsyncClient(coordinator.endpoint, timeout=30) as client:
+            client_key = "client-key" if keyed else None
+            async with AsyncClient(endpoint, client_key, timeout=30) as client:
                 deadline = time.monotonic() + 20
                 while not any(
                     s["name"] == service and s["workers"] for s in await client.list_services()
                 ):
                     assert time.monotonic() < deadline, "the worker did not register"
                     await asyncio.sleep(0.02)
-                yield Cluster(coordinator, service, client)
+                yield Cluster(coordinator_, service, client)
         finally:
             worker.stop()
             await asyncio.wait_for(serving, 30)
@@ -300,3 +316,63 @@ async def test_bad_signal_names_are_refused() -> None:
         for name in ("", "n" * 257):
             with pytest.raises(InvalidArgumentError, match="a signal name is 1 to 256 characters"):
                 await flows.client.signal(invocation_id, name)
+
+
+async def test_a_step_output_over_the_result_limit_is_journaled_as_the_steps_failure() -> None:
+    @workflow
+    async def big(ctx) -> list[str]:  # type: ignore[no-untyped-def]
+        seen = []
+        try:
+            await ctx.step("huge", lambda: "x" * 2048)
+        except PayloadTooLargeError as error:
+            seen.append(error.message)
+        await ctx.sleep(0.2)  # suspends: the next run replays the failure from the journal
+        try:
+            await ctx.step("huge again", lambda: "x" * 2048)
+        except PayloadTooLargeError as error:
+            seen.append(error.message)
+        return seen
+
+    async with cluster(coordinator={"max_output_bytes": 1024}) as flows:
+        invocation_id = await flows.client.submit(flows.service, "big")
+        seen = await flows.client.result(invocation_id, timeout=20)
+        steps = (await flows.client.describe(invocation_id))["steps"]
+    assert seen == [
+        "step 'huge' returned 2050 bytes, over the coordinator's limit of 1024 bytes",
+        "step 'huge again' returned 2050 bytes, over the coordinator's limit of 1024 bytes",
+    ]
+    failed = [
+        (step["name"], step["state"], step["error"]["code"]) for step in steps if "error" in step
+    ]
+    assert failed == [
+        ("huge", "failed", "PAYLOAD_TOO_LARGE"),
+        ("huge again", "failed", "PAYLOAD_TOO_LARGE"),
+    ]
+
+
+async def test_signals_need_a_client_key_for_the_workflows_service() -> None:
+    service = unique("flows")
+
+    @workflow
+    async def guarded(ctx) -> Any:  # type: ignore[no-untyped-def]
+        return await ctx.signal("go")
+
+    keys = [
+        Key("worker-key", worker=True),
+        Key("client-key", client=True, services=frozenset({service})),
+        Key("other-key", client=True, services=frozenset({"other"})),
+    ]
+    async with cluster(service, coordinator={"keys": keys}) as flows:
+        invocation_id = await flows.client.submit(service, "guarded")
+        async with AsyncClient(flows.coordinator.endpoint, "other-key") as stranger:
+            with pytest.raises(UnauthenticatedError, match="may not send signals to service"):
+                await stranger.signal(invocation_id, "go", 1)
+        async with httpx.AsyncClient(base_url=flows.http) as http:
+            refused = await http.post(
+                f"/v1/invocations/{invocation_id}/signals/go",
+                json=1,
+                headers={"authorization": "Bearer other-key"},
+            )
+        assert refused.status_code == 401
+        assert await flows.client.signal(invocation_id, "go", 2) in (True, False)
+        assert await flows.client.result(invocation_id, timeout=10) == 2

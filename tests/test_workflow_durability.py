@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import collections
-import subprocess
 import textwrap
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from _coordinator_support import PYTHON, agnt5_env, coordinator_process, unique
-from _processes import spawn, stop
+from _coordinator_support import coordinator_process, unique
+from test_standalone_worker import worker_process
 
 from agnt5.client import Client
 
@@ -60,21 +59,11 @@ def module(tmp_path: Path) -> Path:
     return path
 
 
-@contextmanager
-def worker(module: Path, endpoint: str, service: str) -> Iterator[subprocess.Popen[bytes]]:
-    """``agnt5 worker MODULE`` as a subprocess (runs suspend after 0.1 s); stopped on exit."""
-    log = open(module.parent / f"worker-{unique('log')}.txt", "wb")
-    process = spawn(
-        [*PYTHON, "-m", "agnt5", "worker", str(module), "--service", service,
-         "--endpoint", endpoint, "--log-level", "WARNING"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=module.parent,
-        env=agnt5_env(AGNT5_WORKFLOW_SUSPEND_AFTER="0.1"),
-    )  # fmt: skip
-    try:
-        yield process
-    finally:
-        stop(process, grace=0)
-        log.close()
+def worker(module: Path, endpoint: str, service: str) -> AbstractContextManager[Any]:
+    """``agnt5 worker MODULE`` (runs suspend after 0.1 s), stopped on exit."""
+    return worker_process(
+        module, endpoint, service, "--log-level", "WARNING", AGNT5_WORKFLOW_SUSPEND_AFTER="0.1"
+    )
 
 
 def wait_for_workers(client: Client, service: str, count: int, timeout: float = 30.0) -> None:
@@ -140,8 +129,7 @@ def test_timers_and_signals_survive_a_coordinator_kill_9(module: Path, tmp_path:
                     while client.describe(invocation_id)["state"] != "SUSPENDED":
                         assert time.monotonic() < deadline, f"{invocation_id} did not suspend"
                         time.sleep(0.05)
-                coordinator.process.kill()  # kill -9 while all three wait
-                coordinator.process.wait(10)
+                coordinator.kill()  # kill -9 while all three wait
                 with coordinator_process("--data-dir", str(data), "--port", port) as again:
                     wait_for_workers(client, service, 1)  # the worker reconnects by itself
                     assert client.signal(waiting["b"], "b", {"to": "b"}) is True

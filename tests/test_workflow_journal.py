@@ -7,6 +7,7 @@ import pytest
 from agnt5.workflows.journal import (
     COMPLETED,
     FAILED,
+    MAX_BYTES,
     MAX_ENTRIES,
     MAX_NAME,
     MAX_SIGNALS,
@@ -20,6 +21,7 @@ from agnt5.workflows.journal import (
     Entry,
     Journal,
     JournalError,
+    JournalFull,
     SignalWait,
     SleepStart,
     StepOutcome,
@@ -184,3 +186,28 @@ def test_the_writer_is_told_every_change_in_order_and_nothing_else() -> None:
         ("entry", sleep),
         ("entry", fired),
     ]
+
+
+def test_a_journal_holds_at_most_max_bytes_of_outputs() -> None:
+    journal = Journal()
+    half = b'"' + b"x" * (MAX_BYTES // 2 - 2) + b'"'
+    journal.record(StepOutcome(0, STEP, "a", half, None), 1)
+    journal.record(TaskStart(1, "svc", "f", b""), 1)
+    journal.record(SignalWait(2, "go", None), 1)
+    assert journal.size == len(half)
+    with pytest.raises(JournalFull, match="step 3 would take the workflow's journal to"):
+        journal.record(StepOutcome(3, STEP, "b", half + b" ", None), 1)
+    with pytest.raises(JournalFull, match=f"over its limit of {MAX_BYTES}"):
+        journal.complete(1, 2, half + b" ")
+    with pytest.raises(JournalFull):
+        journal.deliver(BufferedSignal(1, "go", half + b" "), 2)
+    assert journal.size == len(half) and [e.state for e in journal.ordered()] == [
+        COMPLETED,
+        PENDING,
+        PENDING,
+    ]
+    journal.deliver(BufferedSignal(2, "later", half + b" "), 3)  # kept: not in the journal yet
+    with pytest.raises(JournalFull):
+        journal.record(SignalWait(3, "later", None), 4)
+    assert journal.signals == [BufferedSignal(2, "later", half + b" ")]  # still kept
+    assert Journal(journal.ordered()).size == journal.size

@@ -176,10 +176,14 @@ class MemoryStore:
 
     def save(self, invocation: Invocation) -> None:
         """Keep the newest finished invocations within ``max_finished`` and
-        ``max_finished_bytes`` (input and output); forget the oldest beyond them."""
+        ``max_finished_bytes`` (input, output and a workflow's journal); forget the oldest
+        beyond them."""
         if not invocation.finished or invocation.id in self._finished:
             return
-        size = len(invocation.input) + len(invocation.output or b"")
+        journal = self._journals.get(invocation.id)
+        size = (
+            len(invocation.input) + len(invocation.output or b"") + (journal.size if journal else 0)
+        )
         self._finished[invocation.id] = size
         self._finished_bytes += size
         while (  # bounded: each turn forgets one

@@ -40,6 +40,7 @@ from agnt5.workflows.journal import (
     BufferedSignal,
     Entry,
     JournalError,
+    JournalFull,
     SleepStart,
     StepOutcome,
     TaskStart,
@@ -129,9 +130,9 @@ class Workflows:
             entry = self._store.journal(invocation.id).deliver(signal, _now_ms())
         except JournalError as exc:
             raise ResourceExhaustedError(f"invocation {invocation.id}: {exc}") from None
-        await self._scheduler.saved()
-        if entry is not None:
-            self._announce(invocation, entry, True)
+        if entry is not None:  # wakes the workflow once committed, even after a failed commit
+            self._store.when_saved(functools.partial(self._announce, invocation, entry, True))
+        await self._scheduler.saved()  # UNAVAILABLE while the journal cannot commit
         return entry is not None
 
     def steps(self, invocation: Invocation) -> list[Entry]:
@@ -195,9 +196,15 @@ class Workflows:
         return data
 
     def _refuse(self, worker: WorkerHandle, invocation: Invocation, exc: Exception) -> None:
-        """A command the journal refuses fails its invocation (the worker broke the protocol)."""
-        _log.warning("worker %s sent a bad workflow command: %s", worker.worker_id, exc)
-        error = exc if isinstance(exc, AgntError) else InvalidArgumentError(str(exc))
+        """A command refused fails its invocation: the journal is full, or the worker broke the
+        protocol."""
+        if isinstance(exc, AgntError):
+            error = exc
+        elif isinstance(exc, JournalFull):
+            error = ResourceExhaustedError(f"workflow {invocation.function}: {exc}")
+        else:
+            _log.warning("worker %s sent a bad workflow command: %s", worker.worker_id, exc)
+            error = InvalidArgumentError(str(exc))
         error.retryable = False
         self._scheduler.fail(worker, invocation, error)
 
@@ -285,7 +292,12 @@ class Workflows:
     ) -> None:
         if parent.finished:
             return
-        entry = self._store.journal(parent.id).complete(seq, _now_ms(), output, error)
+        journal = self._store.journal(parent.id)
+        try:
+            entry = journal.complete(seq, _now_ms(), output, error)
+        except JournalFull as exc:  # the child's output does not fit: the task fails instead
+            refusal = ResourceExhaustedError(str(exc), retryable=False).to_dict()
+            entry = journal.complete(seq, _now_ms(), None, refusal)
         if entry is not None:
             self._store.when_saved(functools.partial(self._announce, parent, entry, True))
 

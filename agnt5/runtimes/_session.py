@@ -34,7 +34,7 @@ from agnt5.errors import (
     ResourceExhaustedError,
 )
 from agnt5.workflows.context import WorkflowContext
-from agnt5.workflows.journal import Command, JournalError
+from agnt5.workflows.journal import Command, JournalError, StepOutcome, TaskStart
 from agnt5.workflows.protocol import (
     command_message,
     decode_journal,
@@ -272,6 +272,20 @@ class Session:
     # Workflows (the session is their `WorkflowHost`).
 
     def send(self, ctx: WorkflowContext, command: Command) -> None:
+        """Journal ``command``; a step output over the coordinator's result limit is journaled
+        as the step's failure, a task input over it refused (the stream could not carry it)."""
+        limit = self._max_result_bytes
+        if isinstance(command, StepOutcome) and command.output and len(command.output) > limit:
+            error = PayloadTooLargeError(
+                f"step {command.name!r} returned {len(command.output)} bytes, over the "
+                f"coordinator's limit of {limit} bytes"
+            )
+            command = command._replace(output=None, error=error.to_dict())
+        elif isinstance(command, TaskStart) and len(command.input) > limit:
+            raise PayloadTooLargeError(
+                f"the input of ctx.task({command.service!r}, {command.function!r}) is "
+                f"{len(command.input)} bytes, over the coordinator's limit of {limit} bytes"
+            )
         self._send(command_message(ctx.invocation_id, ctx.attempt, command))
 
     def release(self, ctx: WorkflowContext) -> None:

@@ -325,10 +325,12 @@ class WorkflowContext(Context):
             outcome = StepOutcome(
                 operation.seq, STEP, operation.name, output, error, attempt, duration_us
             )
-            await self._entry(operation.seq, outcome, None, wait=False)
+            journaled = await self._entry(operation.seq, outcome, None, wait=False)
         finally:
             self._working -= 1
             self._changed()
+        if error is None and journaled.state == FAILED:  # the host journaled it as a failure
+            error = journaled.error or {}
         if error is not None:  # the error a replay raises, so both runs see the same type
             raise error_from_dict(error) from failure
         return decode_json(output)  # type: ignore[arg-type]

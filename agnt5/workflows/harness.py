@@ -21,7 +21,12 @@ from agnt5._registry import REGISTRY
 from agnt5._speedups import Handler, decode_json, encode_json
 from agnt5._speedups._plan import read_signature
 from agnt5.decorators import Component, FunctionConfig, component_of
-from agnt5.errors import AgntError, FailedPreconditionError, NotFoundError
+from agnt5.errors import (
+    AgntError,
+    FailedPreconditionError,
+    NotFoundError,
+    ResourceExhaustedError,
+)
 from agnt5.workflows.context import WorkflowContext
 from agnt5.workflows.journal import (
     SIGNAL,
@@ -30,6 +35,7 @@ from agnt5.workflows.journal import (
     Command,
     Entry,
     Journal,
+    JournalFull,
     TaskStart,
 )
 from agnt5.workflows.run import WorkflowSuspended
@@ -153,9 +159,12 @@ class WorkflowRun:
     def send(self, ctx: WorkflowContext, command: Command) -> None:
         if ctx._halted:  # a crashed worker sends nothing more
             return
-        entry = self._journal.record(
-            command, _now_ms(), child_id=f"{self.invocation_id}/{command.seq}"
-        )
+        try:
+            entry = self._journal.record(
+                command, _now_ms(), child_id=f"{self.invocation_id}/{command.seq}"
+            )
+        except JournalFull as exc:  # a coordinator fails the invocation with this error
+            raise ResourceExhaustedError(f"workflow {ctx.function_name}: {exc}") from None
         if isinstance(command, TaskStart):
             self._start_child(ctx, entry, command)
         elif entry.done:

@@ -17,6 +17,7 @@ __all__ = [
     "COMPLETED",
     "FAILED",
     "KINDS",
+    "MAX_BYTES",
     "MAX_ENTRIES",
     "MAX_NAME",
     "MAX_SIGNALS",
@@ -33,6 +34,7 @@ __all__ = [
     "Entry",
     "Journal",
     "JournalError",
+    "JournalFull",
     "JournalWriter",
     "SignalWait",
     "SleepStart",
@@ -61,6 +63,8 @@ MAX_NAME = 256
 """Longest step, signal or "service/function" name, in characters."""
 MAX_SIGNALS = 1_000
 """Most signals kept for one invocation before it waits for them."""
+MAX_BYTES = 64 * 1024 * 1024
+"""Most bytes of outputs and error messages one journal holds (each delivery carries it)."""
 
 
 class Entry(NamedTuple):
@@ -161,6 +165,10 @@ class JournalError(ValueError):
     """A command the journal refuses (a protocol error of the worker that sent it)."""
 
 
+class JournalFull(JournalError):
+    """An entry that would take the journal over `MAX_ENTRIES` entries or `MAX_BYTES` bytes."""
+
+
 class JournalWriter(Protocol):
     """Where a journal's changes go to be kept (the coordinator's store), in the order made."""
 
@@ -182,7 +190,7 @@ class Journal:
     starting a child).
     """
 
-    __slots__ = ("entries", "signals", "writer")
+    __slots__ = ("entries", "signals", "size", "writer")
 
     def __init__(
         self,
@@ -194,6 +202,8 @@ class Journal:
         self.entries: dict[int, Entry] = {entry.seq: entry for entry in entries}
         self.signals: list[BufferedSignal] = list(signals)
         self.writer = writer
+        self.size = sum(_size(entry) for entry in self.entries.values())
+        """Bytes of outputs and error messages held (at most `MAX_BYTES`)."""
 
     def record(self, command: Command, now_ms: int, *, child_id: str = "") -> Entry:
         """The entry for a command: a finished step, a started task, an armed timer, a signal
@@ -236,13 +246,14 @@ class Journal:
             entry = Entry(
                 seq, SIGNAL, command.name, started_unix_ms=now_ms, timeout_unix_ms=timeout
             )
-            kept = self._take_signal(command.name)
+            kept = next((kept for kept in self.signals if kept.name == command.name), None)
             if kept is not None:
                 entry = _finished(entry, now_ms, kept.payload, None)
-        self.entries[seq] = entry
-        if self.writer is not None:
-            self.writer.entry(entry)
-        return entry
+                self._fit(entry)
+                self.signals.remove(kept)
+                if self.writer is not None:
+                    self.writer.signal_taken(kept)
+        return self._put(entry)
 
     def complete(
         self,
@@ -256,10 +267,7 @@ class Journal:
         entry = self.entries.get(seq)
         if entry is None or entry.done:
             return None
-        entry = self.entries[seq] = _finished(entry, now_ms, output, error)
-        if self.writer is not None:
-            self.writer.entry(entry)
-        return entry
+        return self._put(_finished(entry, now_ms, output, error))
 
     def deliver(self, signal: BufferedSignal, now_ms: int) -> Entry | None:
         """A signal arrived: it completes the oldest pending wait of its name (returned), or is
@@ -289,18 +297,29 @@ class Journal:
         """Every entry, in seq order."""
         return [self.entries[seq] for seq in sorted(self.entries)]
 
-    def _take_signal(self, name: str) -> BufferedSignal | None:
-        for index, kept in enumerate(self.signals):
-            if kept.name == name:
-                del self.signals[index]
-                if self.writer is not None:
-                    self.writer.signal_taken(kept)
-                return kept
-        return None
+    def _fit(self, entry: Entry) -> None:
+        """`JournalFull` unless ``entry`` fits within `MAX_BYTES` in place of its seq's."""
+        held = self.entries.get(entry.seq)
+        size = self.size + _size(entry) - (_size(held) if held is not None else 0)
+        if size > MAX_BYTES:
+            raise JournalFull(
+                f"{entry.kind} {entry.seq} would take the workflow's journal to {size} bytes, "
+                f"over its limit of {MAX_BYTES}"
+            )
+
+    def _put(self, entry: Entry) -> Entry:
+        """Hold ``entry`` (checked by `_fit`) and tell the writer."""
+        self._fit(entry)
+        held = self.entries.get(entry.seq)
+        self.size += _size(entry) - (_size(held) if held is not None else 0)
+        self.entries[entry.seq] = entry
+        if self.writer is not None:
+            self.writer.entry(entry)
+        return entry
 
     def _check(self, command: Command) -> None:
         if not 0 <= command.seq < MAX_ENTRIES or len(self.entries) >= MAX_ENTRIES:
-            raise JournalError(f"a workflow journals at most {MAX_ENTRIES} entries")
+            raise JournalFull(f"a workflow journals at most {MAX_ENTRIES} entries")
         if len(command.name) > MAX_NAME:
             raise JournalError(f"names are at most {MAX_NAME} characters")
         if isinstance(command, StepOutcome):
@@ -308,6 +327,11 @@ class Journal:
                 raise JournalError(f"a {command.kind!r} entry is not a step outcome")
             if (command.output is None) == (command.error is None):
                 raise JournalError(f"step {command.name!r} needs an output or an error")
+
+
+def _size(entry: Entry) -> int:
+    error = entry.error
+    return len(entry.output or b"") + (len(str(error.get("message", ""))) if error else 0)
 
 
 def _finished(
