@@ -34,6 +34,7 @@ __all__ = [
     "Cluster",
     "cluster",
     "free_port",
+    "journaled",
     "main",
     "run",
     "start_agnt5",
@@ -226,13 +227,13 @@ async def _drive(running: Cluster, invocations: int, concurrency: int) -> dict[s
     return {"seen": seen, "failures": failures, "again": again}
 
 
-def _journal(directory: Path) -> dict[str, tuple[int, int, int]]:
-    """key -> (journaled invocations, succeeded ones, highest attempt)."""
+def journaled(directory: Path, service: str = _SERVICE) -> dict[str, tuple[int, int, int]]:
+    """Idempotency key -> (journaled invocations, succeeded ones, highest attempt)."""
     with contextlib.closing(sqlite3.connect(directory / "journal.db")) as db:
         rows = db.execute(
             "SELECT idempotency_key, COUNT(*), SUM(state = 3), MAX(attempt) FROM invocations "
             "WHERE service = ? GROUP BY idempotency_key",
-            (_SERVICE,),
+            (service,),
         ).fetchall()
     return {key: (count, ok, attempt) for key, count, ok, attempt in rows}
 
@@ -242,7 +243,7 @@ def run(invocations: int, concurrency: int, workers: int, directory: Path) -> di
     started = time.monotonic()
     with cluster(directory, workers) as running:
         outcome = asyncio.run(_drive(running, invocations, concurrency))
-    journal = _journal(directory)
+    journal = journaled(directory)
     seen, again = outcome["seen"], outcome["again"]
     keys = [f"chaos-{i}" for i in range(invocations)]
     completed = sum(1 for key in keys if journal.get(key, (0, 0, 0))[1] == 1)

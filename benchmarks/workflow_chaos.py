@@ -15,15 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import contextlib
-import sqlite3
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from chaos import Cluster, cluster, wait_for_workers
+from chaos import Cluster, cluster, journaled, wait_for_workers
 
 from agnt5.client import AsyncClient
 
@@ -85,17 +83,6 @@ async def _drive(running: Cluster, workflows: int) -> dict[str, Any]:
     return results
 
 
-def _journal(directory: Path) -> dict[str, tuple[int, int, int]]:
-    """key -> (journaled invocations, succeeded ones, highest attempt)."""
-    with contextlib.closing(sqlite3.connect(directory / "journal.db")) as db:
-        rows = db.execute(
-            "SELECT idempotency_key, COUNT(*), SUM(state = 3), MAX(attempt) FROM invocations "
-            "WHERE service = ? GROUP BY idempotency_key",
-            (_SERVICE,),
-        ).fetchall()
-    return {key: (count, ok, attempt) for key, count, ok, attempt in rows}
-
-
 def _executions(directory: Path) -> collections.Counter[tuple[str, str]]:
     runs: collections.Counter[tuple[str, str]] = collections.Counter()
     for path in directory.glob("steps-*.log"):
@@ -111,7 +98,7 @@ def run(workflows: int, workers: int, directory: Path) -> dict[str, int]:
     with cluster(directory, workers, _WORKER_MODULE, _SERVICE) as running:
         results = asyncio.run(_drive(running, workflows))
         max_concurrency = 100  # the workers' default: at most this many steps in flight each
-    journal = _journal(directory)
+    journal = journaled(directory, _SERVICE)
     runs = _executions(directory)
     keys = [f"flow-{i}" for i in range(workflows)]
     expected = [0, 1, 2, 3, 4]
