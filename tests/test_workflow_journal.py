@@ -211,3 +211,16 @@ def test_a_journal_holds_at_most_max_bytes_of_outputs() -> None:
         journal.record(SignalWait(3, "later", None), 4)
     assert journal.signals == [BufferedSignal(2, "later", half + b" ")]  # still kept
     assert Journal(journal.ordered()).size == journal.size
+
+
+def test_a_childs_output_that_does_not_fit_fails_its_entry() -> None:
+    journal = Journal()
+    journal.record(TaskStart(0, "svc", "f", b""), 1)
+    entry = journal.settle(0, 2, b"x" * (MAX_BYTES + 1))
+    assert entry is not None and entry.state == FAILED and entry.output is None
+    assert entry.error is not None and entry.error["code"] == "RESOURCE_EXHAUSTED"
+    assert (
+        entry.error["retryable"] is False
+        and f"over its limit of {MAX_BYTES}" in entry.error["message"]
+    )
+    assert journal.settle(0, 3, b"1") is None  # settled once

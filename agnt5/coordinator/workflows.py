@@ -292,12 +292,7 @@ class Workflows:
     ) -> None:
         if parent.finished:
             return
-        journal = self._store.journal(parent.id)
-        try:
-            entry = journal.complete(seq, _now_ms(), output, error)
-        except JournalFull as exc:  # the child's output does not fit: the task fails instead
-            refusal = ResourceExhaustedError(str(exc), retryable=False).to_dict()
-            entry = journal.complete(seq, _now_ms(), None, refusal)
+        entry = self._store.journal(parent.id).settle(seq, _now_ms(), output, error)
         if entry is not None:
             self._store.when_saved(functools.partial(self._announce, parent, entry, True))
 

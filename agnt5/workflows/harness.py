@@ -229,7 +229,7 @@ class WorkflowRun:
             output, error = await self._invoke_child(command), None
         except AgntError as failure:
             output, error = None, failure.to_dict()
-        self._completed(self._journal.complete(seq, _now_ms(), output, error))
+        self._completed(self._journal.settle(seq, _now_ms(), output, error))
 
     async def _invoke_child(self, command: TaskStart) -> bytes:
         route = Route(_PIPELINE, self._target(command.service, command.function))

@@ -269,6 +269,21 @@ class Journal:
             return None
         return self._put(_finished(entry, now_ms, output, error))
 
+    def settle(
+        self,
+        seq: int,
+        now_ms: int,
+        output: bytes | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> Entry | None:
+        """`complete` with a child's outcome; an output that does not fit the journal fails
+        the entry with ``RESOURCE_EXHAUSTED`` instead."""
+        try:
+            return self.complete(seq, now_ms, output, error)
+        except JournalFull as exc:
+            full = {"code": "RESOURCE_EXHAUSTED", "message": str(exc), "type": "JournalFull"}
+            return self.complete(seq, now_ms, None, {**full, "retryable": False})
+
     def deliver(self, signal: BufferedSignal, now_ms: int) -> Entry | None:
         """A signal arrived: it completes the oldest pending wait of its name (returned), or is
         kept for a later wait (None; at most `MAX_SIGNALS`, else `JournalError`)."""
