@@ -27,9 +27,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agnt5 import config
-from agnt5._wire.http import check_declared_length, error_body, http_error, read_body
+from agnt5._wire.http import (
+    check_content_type,
+    check_declared_length,
+    error_body,
+    http_error,
+    read_body,
+)
 from agnt5._wire.views import invocation_view, service_view, worker_dict
-from agnt5.coordinator._cross_site import HostCheck, check_json_content_type
+from agnt5.coordinator._cross_site import HostCheck
 from agnt5.coordinator.auth import Credentials, Grant
 from agnt5.coordinator.checks import seconds
 from agnt5.coordinator.registry import Registry
@@ -110,7 +116,7 @@ def build_gateway(
 
     async def submit(request: Request, grant: Grant) -> tuple[Invocation, bool]:
         grant.check(request.path_params["service"], "invoke")
-        check_json_content_type(request.headers.get("content-type"))
+        check_content_type(request.headers.get("content-type", "").encode("latin-1") or None)
         timeout = _seconds(request, "timeout", None)
         payload = await _read_input(request, scheduler.max_input_bytes)
         return scheduler.submit(
@@ -151,7 +157,7 @@ def build_gateway(
     async def signal_endpoint(request: Request, grant: Grant) -> Response:
         invocation = scheduler.get(request.path_params["invocation_id"])
         grant.check(invocation.service, "send signals to")
-        check_json_content_type(request.headers.get("content-type"))
+        check_content_type(request.headers.get("content-type", "").encode("latin-1") or None)
         name = request.path_params["name"]
         payload = await _read_input(request, scheduler.max_input_bytes)
         delivered = await scheduler.workflows.signal(invocation, name, payload)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sys
 import time
@@ -18,7 +19,7 @@ from typing import Any
 import grpc
 import orjson
 
-from agnt5._pipeline import Pipeline, Route
+from agnt5._pipeline import Pipeline
 from agnt5._proto import common_pb2, worker_pb2, workflow_pb2
 from agnt5._version import __version__
 from agnt5._wire.batching import Batcher, by_kind
@@ -32,6 +33,7 @@ from agnt5.errors import (
     InvocationCancelledError,
     PayloadTooLargeError,
     ResourceExhaustedError,
+    wrap_exception,
 )
 from agnt5.workflows.context import WorkflowContext
 from agnt5.workflows.journal import Command, JournalError, StepOutcome, TaskStart
@@ -56,10 +58,6 @@ class SessionLost(Exception):
     """The stream ended or failed; the worker reconnects."""
 
 
-class _Cancel(Exception):
-    """Why an in-flight invocation was cancelled (carried as the task's cancel message)."""
-
-
 class Session:
     """A registered stream: reads invocations, runs them, writes results, heartbeats."""
 
@@ -68,7 +66,8 @@ class Session:
         self._config = config
         self._pipeline = pipeline
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
-        self._inflight: dict[str, tuple[asyncio.Task[None], Context | None]] = {}
+        self._inflight: dict[str, tuple[asyncio.Task[bytes], Context | None]] = {}
+        self._cancels: dict[str, InvocationCancelledError] = {}  # why this session cancelled one
         self._workflows: dict[str, WorkflowContext] = {}  # running workflows, for their events
         self.suspend_after: float | None = config.workflow_suspend_after
         self._heartbeat_interval = config.heartbeat_interval
@@ -182,8 +181,8 @@ class Session:
             )
             self._fail(invoke, error, 0.0)
             return
+        invocation_id, attempt = invoke.invocation_id, invoke.attempt or 1
         deadline = invoke.deadline_unix_ms / 1000 if invoke.deadline_unix_ms else None
-        attempt = invoke.attempt or 1
         if route.workflow:
             try:
                 journal = decode_journal(invoke.journal)
@@ -191,69 +190,55 @@ class Session:
                 self._fail(invoke, InvalidArgumentError(str(exc)), 0.0)
                 return
             ctx = route.context(
-                invoke.invocation_id, attempt, invoke.metadata, deadline, host=self, journal=journal
+                invocation_id, attempt, invoke.metadata, deadline, host=self, journal=journal
             )
-            self._workflows[invoke.invocation_id] = ctx  # type: ignore[assignment]
+            self._workflows[invocation_id] = ctx  # type: ignore[assignment]
         else:
-            ctx = route.context(invoke.invocation_id, attempt, invoke.metadata, deadline)
+            ctx = route.context(invocation_id, attempt, invoke.metadata, deadline)
         task = asyncio.create_task(
-            self._run(invoke, route, ctx, deadline), name=f"agnt5-{invoke.invocation_id}"
+            route.run(invoke.input, invocation_id, attempt, invoke.metadata, deadline, ctx),
+            name=f"agnt5-{invocation_id}",
         )
-        self._inflight[invoke.invocation_id] = (task, ctx)
+        self._inflight[invocation_id] = (task, ctx)
+        task.add_done_callback(functools.partial(self._finished, invoke, time.perf_counter()))
 
-    async def _run(
-        self, invoke: InvokeItem, route: Route, ctx: Context | None, deadline: float | None
-    ) -> None:
-        """Run one attempt and send its result, or why it was cancelled."""
-        started = time.perf_counter()
-        try:
-            output = await route.run(
-                invoke.input,
-                invoke.invocation_id,
-                invoke.attempt or 1,
-                invoke.metadata,
-                deadline,
-                ctx,
-            )
-        except asyncio.CancelledError as cancelled:
-            reason = (
-                cancelled.args[0]
-                if cancelled.args and isinstance(cancelled.args[0], _Cancel)
-                else None
-            )
-            if reason is None:
-                raise
-            error: AgntError = InvocationCancelledError(reason.args[0], retryable=reason.args[1])
-        except WorkflowSuspended as suspended:
-            self._inflight.pop(invoke.invocation_id, None)
-            self._send(suspend_message(invoke.invocation_id, invoke.attempt, suspended.waiting))
+    def _finished(self, invoke: InvokeItem, started: float, task: asyncio.Task[bytes]) -> None:
+        """Free the attempt's slot and send what it came to, however it ended (a task cancelled
+        before it started too)."""
+        invocation_id = invoke.invocation_id
+        self._inflight.pop(invocation_id, None)
+        cancelled = self._cancels.pop(invocation_id, None)
+        seconds = time.perf_counter() - started
+        if task.cancelled():
+            if cancelled is not None:  # else the event loop is closing: nobody is left to tell
+                self._fail(invoke, cancelled, seconds)
             return
-        except AgntError as exc:
-            error = exc
-        else:
+        error = task.exception()
+        if isinstance(error, WorkflowSuspended):  # no outcome: the slot is free until it resumes
+            self._send(suspend_message(invocation_id, invoke.attempt, error.waiting))
+            return
+        if error is None:
+            output = task.result()
             if len(output) <= self._max_result_bytes:
-                duration_us = int((time.perf_counter() - started) * 1e6)
-                result = ResultItem(invoke.invocation_id, invoke.attempt, output, None, duration_us)
-                self._finish(invoke, result)
+                result = ResultItem(invocation_id, invoke.attempt, output, None, int(seconds * 1e6))
+                self._send(result)
                 return
             error = PayloadTooLargeError(
                 f"the result of {invoke.component} is {len(output)} bytes, over the "
                 f"coordinator's limit of {self._max_result_bytes} bytes"
             )
-        self._fail(invoke, error, time.perf_counter() - started)
+        if not isinstance(error, AgntError):  # the pipeline's own fault, not the handler's
+            _log.error("invocation %s failed in the worker", invocation_id, exc_info=error)
+            error = wrap_exception(invoke.component, error)
+        self._fail(invoke, error, seconds)
 
     def _fail(self, invoke: InvokeItem, error: AgntError, seconds: float) -> None:
         failure = ErrorItem(
             _text(error.code), _text(error.message), _text(error.error_type), error.retryable
         )
-        self._finish(
-            invoke,
-            ResultItem(invoke.invocation_id, invoke.attempt, None, failure, int(seconds * 1e6)),
+        self._send(
+            ResultItem(invoke.invocation_id, invoke.attempt, None, failure, int(seconds * 1e6))
         )
-
-    def _finish(self, invoke: InvokeItem, result: ResultItem) -> None:
-        self._inflight.pop(invoke.invocation_id, None)
-        self._send(result)
 
     def _cancel(self, invocation_id: str, reason: str, *, retryable: bool = False) -> None:
         entry = self._inflight.get(invocation_id)
@@ -261,9 +246,10 @@ class Session:
             return
         task, ctx = entry
         text = reason or "cancelled by the coordinator"
+        self._cancels.setdefault(invocation_id, InvocationCancelledError(text, retryable=retryable))
         if ctx is not None:
             ctx._cancel(text)
-        task.cancel(_Cancel(text, retryable))
+        task.cancel(text)
 
     def _cancel_all(self, *, retryable: bool, reason: str) -> None:
         for invocation_id in list(self._inflight):

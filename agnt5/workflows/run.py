@@ -25,7 +25,7 @@ async def run_workflow(
     handler: Any,
     payload: bytes,
     ctx: WorkflowContext,
-    fail: Callable[[Exception], AgntError] | None = None,
+    fail: Callable[[BaseException], AgntError] | None = None,
 ) -> bytes:
     """Bind ``payload``, run the workflow's code with ``ctx`` and encode what it returns.
 
@@ -50,7 +50,7 @@ async def run_workflow(
             error_type="CancelledError",
         )
         raise error from None
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit and the like fail the workflow, as a handler's do
         if ctx._fatal is not None:
             raise ctx._fatal from None
         error = fail(exc) if fail is not None else wrap_exception(ctx.function_name, exc)
