@@ -711,6 +711,19 @@ def test_a_step_error_has_the_same_type_on_the_first_run_and_on_replay() -> None
         == replayed
         == [
             ("AgntError", "CARD_DECLINED", "insufficient funds"),
-            ("FunctionFailedError", "FUNCTION_FAILED", "Step leave failed: 3"),
+            ("FunctionFailedError", "FUNCTION_FAILED", "Step leave failed: SystemExit: 3"),
         ]
     )
+
+
+def test_a_workflow_raising_system_exit_fails_and_the_process_goes_on() -> None:
+    @workflow
+    async def leaving(ctx) -> None:  # type: ignore[no-untyped-def]
+        await ctx.step("a", lambda: 1)
+        raise SystemExit(2)
+
+    run = WorkflowRun(leaving)
+    assert run.run() == "failed"
+    assert isinstance(run.error, FunctionFailedError)
+    assert run.error.message == "Function leaving failed: SystemExit: 2"
+    assert run.error.retryable is False

@@ -28,11 +28,11 @@ from agnt5.context import Context
 from agnt5.decorators import Backoff
 from agnt5.errors import (
     AgntError,
-    FunctionFailedError,
     InvocationTimeoutError,
     NonDeterministicError,
     ResourceExhaustedError,
     error_from_dict,
+    wrap_exception,
 )
 from agnt5.workflows.journal import (
     FAILED,
@@ -589,13 +589,7 @@ def _wake(entry: Entry) -> float | None:
 
 
 def _step_error(name: str, exc: BaseException) -> AgntError:
-    if isinstance(exc, AgntError):
-        return exc
-    error = FunctionFailedError(
-        f"Step {name} failed: {str(exc) or type(exc).__name__}", error_type=type(exc).__name__
-    )
-    error.__cause__ = exc
-    return error
+    return wrap_exception(name, exc, "Step")
 
 
 def _check_name(what: str, name: Any) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from agnt5.errors import AgntError, FunctionFailedError, wrap_exception
@@ -37,7 +37,7 @@ async def run_workflow(
     body: asyncio.Future[Any] | None = None
     try:
         args, kwargs = handler.bind(payload)
-        body = ctx._body = asyncio.ensure_future(handler.call(args, kwargs, ctx))
+        body = ctx._body = asyncio.ensure_future(_body(handler.call(args, kwargs, ctx)))
         result = await body
     except asyncio.CancelledError:
         if ctx._suspended is not None:
@@ -53,7 +53,8 @@ async def run_workflow(
     except BaseException as exc:  # SystemExit and the like fail the workflow, as a handler's do
         if ctx._fatal is not None:
             raise ctx._fatal from None
-        error = fail(exc) if fail is not None else wrap_exception(ctx.function_name, exc)
+        raised = exc.exit if isinstance(exc, _Exit) else exc
+        error = fail(raised) if fail is not None else wrap_exception(ctx.function_name, raised)
         error.retryable = False
         raise error  # noqa: B904 - wrapped errors carry their cause; agnt5 errors pass through
     finally:
@@ -65,3 +66,19 @@ async def run_workflow(
         raise ctx._fatal
     ctx._replay_check()
     return handler.encode(result)  # type: ignore[no-any-return]
+
+
+class _Exit(Exception):  # noqa: N818 - carries what the code raised, not a failure of its own
+    """A ``SystemExit`` or ``KeyboardInterrupt`` the workflow's code raised, carried out of its
+    task as an ordinary exception: asyncio lets those two out of the event loop itself."""
+
+    def __init__(self, exit: BaseException) -> None:
+        super().__init__(repr(exit))
+        self.exit = exit
+
+
+async def _body(code: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        return await code
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise _Exit(exc) from exc
