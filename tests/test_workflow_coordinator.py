@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from _coordinator_support import unique
+from _metrics import samples
 
 from agnt5 import Worker, function, workflow
 from agnt5.client import AsyncClient
@@ -238,10 +239,16 @@ async def test_a_timer_fires_at_its_journaled_time_and_resumes_the_workflow() ->
         await ctx.sleep(1.0)
         return "rested"
 
-    async with cluster() as flows:
+    async with cluster() as flows, httpx.AsyncClient(base_url=flows.http) as http:
         invocation_id = await flows.client.submit(flows.service, "nap")
         await flows.state(invocation_id, "SUSPENDED")
+        timers = (
+            "agnt5_coordinator_workflow_timers_pending",
+            frozenset({("agnt5_service", flows.service)}),
+        )
+        assert samples((await http.get("/metrics")).text)[timers] == 1
         assert await flows.client.result(invocation_id, timeout=20) == "rested"
+        assert samples((await http.get("/metrics")).text)[timers] == 0
         (sleep,) = (await flows.client.describe(invocation_id))["steps"]
     assert sleep["fire_unix_ms"] - sleep["started_unix_ms"] == 1000
     assert 0 <= sleep["finished_unix_ms"] - sleep["fire_unix_ms"] < 1000

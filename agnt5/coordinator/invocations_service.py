@@ -132,6 +132,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
         self._scheduler = scheduler
         self._registry = registry
         self._authorize = credentials.client
+        self._refused = scheduler.telemetry.refused
 
     async def Invoke(
         self, request: invocations_pb2.InvokeRequest, context: grpc.aio.ServicerContext
@@ -144,7 +145,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
                 await self._scheduler.saved()  # its id goes out only once it is journaled
             return result_message(invocation, settled)
 
-        return await serve_call(context, self._authorize, work)
+        return await serve_call(context, self._authorize, work, self._refused)
 
     async def Submit(
         self, request: invocations_pb2.InvokeRequest, context: grpc.aio.ServicerContext
@@ -157,7 +158,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
                 invocation_id=invocation.id, deduplicated=deduplicated
             )
 
-        return await serve_call(context, self._authorize, work)
+        return await serve_call(context, self._authorize, work, self._refused)
 
     async def GetResult(
         self, request: invocations_pb2.GetResultRequest, context: grpc.aio.ServicerContext
@@ -170,7 +171,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
             steps = self._scheduler.workflows.steps(invocation) if request.include_steps else None
             return result_message(invocation, settled, steps)
 
-        return await serve_call(context, self._authorize, work)
+        return await serve_call(context, self._authorize, work, self._refused)
 
     async def Signal(
         self, request: invocations_pb2.SignalRequest, context: grpc.aio.ServicerContext
@@ -183,7 +184,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
             )
             return invocations_pb2.SignalResponse(delivered=delivered)
 
-        return await serve_call(context, self._authorize, work)
+        return await serve_call(context, self._authorize, work, self._refused)
 
     async def InvokeStream(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
         """Start each call as it arrives; send each outcome, batched, once its invocation ends.
@@ -209,7 +210,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
                 writer.cancel()
                 await asyncio.gather(writer, return_exceptions=True)
 
-        await serve_call(context, self._authorize, work)
+        await serve_call(context, self._authorize, work, self._refused)
 
     def _start_call(
         self, call: StreamCall, traceparent: str | None, calls: _OpenCalls, grant: Grant
@@ -226,6 +227,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
                 metadata=_metadata(call.metadata, traceparent),
             )
         except AgntError as error:
+            self._refused(error)
             calls.finished(StreamOutcome(call.ref, "", None, ErrorItem(**error.to_dict())))
             return
         ref = call.ref
@@ -250,7 +252,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
         async def work(grant: Grant) -> invocations_pb2.ListServicesResponse:
             return services_message(self._registry, self._scheduler, grant)
 
-        return await serve_call(context, self._authorize, work)
+        return await serve_call(context, self._authorize, work, self._refused)
 
     def _submit(
         self,

@@ -132,6 +132,7 @@ class SqliteStore:
 
     failure: str | None = None
     durable = True
+    _observe_commit: Callable[[float, int], None] = staticmethod(lambda seconds, changes: None)
 
     def __init__(
         self,
@@ -256,6 +257,10 @@ class SqliteStore:
     def next_signal_id(self) -> int:
         return self._memory.next_signal_id()
 
+    def observe_commits(self, observer: Callable[[float, int], None]) -> None:
+        """Call ``observer(seconds, changes)`` after each commit, from the writer thread."""
+        self._observe_commit = observer
+
     def unfinished(self) -> list[Invocation]:
         """Invocations the journal held unfinished when it opened (handed out once)."""
         found, self._unfinished = self._unfinished, []
@@ -305,11 +310,15 @@ class SqliteStore:
             if self.failure and running and not retry.due():
                 continue
             prune = time.monotonic() - pruned >= _PRUNE_EVERY
+            started = time.perf_counter()
             try:
                 self._commit(db, pending, prune)
             except Exception as exc:  # whatever it is, the writer keeps going
                 self._failed(exc, pending, retry, closing=not running)
                 continue
+            self._observe_commit(
+                time.perf_counter() - started, sum(kind != _NOTIFY for kind, _ in pending)
+            )
             if prune:
                 pruned = time.monotonic()
             self._committed(pending)

@@ -128,6 +128,11 @@ class StateStore(Protocol):
         """A signal id not used before by this store."""
         ...
 
+    def observe_commits(self, observer: Callable[[float, int], None]) -> None:
+        """Call ``observer(seconds, changes)`` after each commit to durable storage (a store
+        that commits nothing never calls it)."""
+        ...
+
     def close(self) -> None:
         """Stop recording: changes after this are not kept."""
         ...
@@ -222,6 +227,9 @@ class MemoryStore:
 
     def next_signal_id(self) -> int:
         return next(self._signal_ids)
+
+    def observe_commits(self, observer: Callable[[float, int], None]) -> None:
+        """Nothing is committed: the observer is never called."""
 
     def close(self) -> None:
         """Nothing to release: memory is the store."""

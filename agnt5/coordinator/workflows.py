@@ -14,6 +14,7 @@ what can go on.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import hashlib
 import logging
@@ -68,6 +69,7 @@ class Workflows:
         self._scheduler = scheduler
         self._store = store
         self._timers: dict[tuple[str, int], asyncio.TimerHandle] = {}
+        self._armed: collections.Counter[str] = collections.Counter()  # timers by service
 
     # From the worker stream.
 
@@ -162,15 +164,18 @@ class Workflows:
         if journal is None:
             return
         for entry in journal.pending():
-            timer = self._timers.pop((invocation.id, entry.seq), None)
-            if timer is not None:
-                timer.cancel()
+            self._disarm(invocation, entry.seq)
+
+    def timers_pending(self, service: str) -> int:
+        """Timers of ``service``'s workflows waiting to fire (read by the metrics)."""
+        return self._armed[service]
 
     def close(self) -> None:
         """Disarm every timer."""
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        self._armed.clear()
 
     # Inside.
 
@@ -242,14 +247,21 @@ class Workflows:
     def _arm(self, invocation: Invocation, entry: Entry) -> None:
         at = entry.fire_unix_ms if entry.kind == SLEEP else entry.timeout_unix_ms
         delay = max(0.0, (at - _now_ms()) / 1000)
-        key = (invocation.id, entry.seq)
-        self._timers[key] = asyncio.get_running_loop().call_later(
+        self._disarm(invocation, entry.seq)
+        self._timers[invocation.id, entry.seq] = asyncio.get_running_loop().call_later(
             delay, self._fire, invocation, entry.seq
         )
+        self._armed[invocation.service] += 1
+
+    def _disarm(self, invocation: Invocation, seq: int) -> None:
+        timer = self._timers.pop((invocation.id, seq), None)
+        if timer is not None:
+            timer.cancel()
+            self._armed[invocation.service] -= 1
 
     def _fire(self, invocation: Invocation, seq: int) -> None:
         """A timer fired, or a signal wait timed out."""
-        self._timers.pop((invocation.id, seq), None)
+        self._disarm(invocation, seq)
         if invocation.finished:
             return
         entry = self._store.journal(invocation.id).complete(seq, _now_ms())
