@@ -62,11 +62,30 @@ def test_workflows_are_registered_separately() -> None:
     async def billing_run() -> None:
         return None
 
-    assert {"onboarding", "billing"} <= get_registered_workflows().keys()
+    @workflow()
+    async def payroll() -> None:
+        return None
+
+    assert {"onboarding", "billing", "payroll"} <= get_registered_workflows().keys()
     assert "onboarding" not in get_registered_functions()
     assert get_function_metadata("onboarding")["kind"] == "workflow"
     assert get_function_metadata("billing")["is_async"] is True
     assert invoke(onboarding, "u1") == {"user": "u1"}
+
+
+def test_the_name_may_come_first() -> None:
+    @workflow("nightly", timeout=5)
+    async def nightly_run(ctx) -> str:  # type: ignore[no-untyped-def]
+        return "ok"
+
+    @function("shout")
+    def loud(text: str) -> str:
+        return text.upper()
+
+    assert get_function_metadata("nightly")["config"]["timeout"] == 5
+    assert invoke("shout", "hi") == "HI" and loud("a") == "A"
+    with pytest.raises(TypeError, match="got the name twice: 'a' and name='b'"):
+        workflow("a", name="b")
 
 
 def test_metadata_describes_the_function() -> None:

@@ -57,8 +57,8 @@ def test_bad_bounds_are_refused(
 
 def test_bad_outcomes_and_codes_are_refused(impl: SimpleNamespace) -> None:
     stats = impl.FunctionStats(BOUNDS)
-    with pytest.raises(ValueError, match="^outcome must be 0, 1 or 2, got 3$"):
-        stats.finished(0.1, 3, "")
+    with pytest.raises(ValueError, match="^outcome must be 0 to 3, got 4$"):
+        stats.finished(0.1, 4, "")
     with pytest.raises(TypeError, match="^code must be a str, got NoneType$"):
         stats.finished(0.1, ERROR, None)
     assert stats.durations() == []

@@ -8,7 +8,7 @@ from agnt5._speedups._stats_py import MAX_BOUNDS, OUTCOMES, check_bounds
 
 cdef enum:
     _MAX_BOUNDS = 32
-    _OUTCOMES = 3
+    _OUTCOMES = 4
 
 assert MAX_BOUNDS == _MAX_BOUNDS and len(OUTCOMES) == _OUTCOMES
 
@@ -56,7 +56,7 @@ cdef class FunctionStats:
         if type(code) is not str:
             raise TypeError(f"code must be a str, got {type(code).__name__}")
         if outcome < 0 or outcome >= _OUTCOMES:
-            raise ValueError(f"outcome must be 0, 1 or 2, got {outcome!r}")
+            raise ValueError(f"outcome must be 0 to {_OUTCOMES - 1}, got {outcome!r}")
         self.running -= 1
         while index < self._size and self._bounds[index] < seconds:
             index += 1

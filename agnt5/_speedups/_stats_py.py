@@ -14,11 +14,12 @@ import math
 from bisect import bisect_left
 from collections.abc import Sequence
 
-__all__ = ["CANCELLED", "ERROR", "MAX_BOUNDS", "OUTCOMES", "SUCCESS", "FunctionStats"]
+__all__ = ["CANCELLED", "ERROR", "MAX_BOUNDS", "OUTCOMES", "SUCCESS", "SUSPENDED", "FunctionStats"]
 
-OUTCOMES = ("success", "error", "cancelled")
-"""The ``agnt5.outcome`` of a finished invocation, by its number."""
-SUCCESS, ERROR, CANCELLED = range(len(OUTCOMES))
+OUTCOMES = ("success", "error", "cancelled", "suspended")
+"""The ``agnt5.outcome`` of a finished invocation (a workflow's attempt may end suspended), by
+its number."""
+SUCCESS, ERROR, CANCELLED, SUSPENDED = range(len(OUTCOMES))
 MAX_BOUNDS = 32
 """The most histogram bounds a `FunctionStats` takes."""
 
@@ -56,11 +57,11 @@ class FunctionStats:
 
     def finished(self, seconds: float, outcome: int, code: str) -> None:
         """An invocation that `started` ended after ``seconds`` with ``outcome`` (`SUCCESS`,
-        `ERROR` or `CANCELLED`) and error ``code`` ("" for a success)."""
+        `ERROR`, `CANCELLED` or `SUSPENDED`) and error ``code`` ("" unless an error)."""
         if type(code) is not str:
             raise TypeError(f"code must be a str, got {type(code).__name__}")
         if not 0 <= outcome < len(OUTCOMES):
-            raise ValueError(f"outcome must be 0, 1 or 2, got {outcome!r}")
+            raise ValueError(f"outcome must be 0 to {len(OUTCOMES) - 1}, got {outcome!r}")
         self.running -= 1
         self._buckets[outcome][bisect_left(self._bounds, seconds)] += 1
         self._sum[outcome] += seconds

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import Observation
 
-from agnt5._speedups._stats_py import CANCELLED, ERROR, OUTCOMES, SUCCESS
+from agnt5._speedups._stats_py import CANCELLED, ERROR, OUTCOMES, SUCCESS, SUSPENDED
 from agnt5.errors import AgntError, ErrorCode
 from agnt5.telemetry._logs import bind_invocation, unbind_invocation
 from agnt5.telemetry._metrics import InvocationMetrics
 from agnt5.telemetry._spans import make_spans
+from agnt5.workflows.run import WorkflowSuspended
 
 if TYPE_CHECKING:
     from agnt5._handler_threads import ThreadUsage
@@ -48,9 +49,15 @@ class Instrumentation:
         self.exposition = exposition
         """What ``/metrics`` renders (a standalone worker serving health endpoints), or None."""
         self._meter = meter
+        self._tracer = tracer
         self._spans = None if tracer is None else make_spans(tracer, service_name)
         self._metrics = None if meter is None else InvocationMetrics(meter, meter_provider)
         self._owned = owned
+
+    @property
+    def tracer(self) -> Any:
+        """The OpenTelemetry tracer spans are made with, or None when tracing is off."""
+        return self._tracer
 
     def observe_threads(self, threads: ThreadUsage) -> None:
         """Report the sync-handler thread pool's use: its size, busy threads, and threads held
@@ -106,6 +113,9 @@ class Instrumentation:
             return await run()
         except asyncio.CancelledError:
             outcome, code = CANCELLED, ErrorCode.CANCELLED
+            raise
+        except WorkflowSuspended:
+            outcome = SUSPENDED
             raise
         except Exception as exc:
             outcome, code, failure = ERROR, _error_code(exc), exc
