@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
@@ -407,33 +407,49 @@ def _new_coordinator(args: argparse.Namespace) -> Coordinator:
     )
 
 
-def _announce(coordinator: Coordinator) -> None:
+def _announce(coordinator: Coordinator, stream: TextIO = sys.stdout) -> None:
     http = (
         f"{coordinator.host}:{coordinator.http_port}"
         if coordinator.http_port is not None
         else "off"
     )
-    print(f"agnt5 coordinator: grpc={coordinator.host}:{coordinator.port} http={http}", flush=True)
+    line = f"agnt5 coordinator: grpc={coordinator.host}:{coordinator.port} http={http}"
+    print(line, file=stream, flush=True)
 
 
 def _coordinator(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     _configure_logging(args)
 
     async def serve() -> None:
+        from agnt5.runtimes._signals import ShutdownSignals
+
         coordinator = _new_coordinator(args)
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await coordinator.start()
+        signals = ShutdownSignals(lambda signum: _stopping(signum, stop))
+        signals.install(asyncio.get_running_loop())
         try:
-            _announce(coordinator)
-            await stop.wait()
+            await coordinator.start()
+            try:
+                _announce(coordinator)
+                await stop.wait()
+            finally:
+                await coordinator.stop()
         finally:
-            await coordinator.stop()
+            signals.uninstall()
+        _stopped()
 
     asyncio.run(serve())
     return 0
+
+
+def _stopping(signum: int, stop: asyncio.Event) -> None:
+    if not stop.is_set():
+        logging.getLogger("agnt5.coordinator").info("stopping: %s", signal.Signals(signum).name)
+        stop.set()
+
+
+def _stopped(stream: TextIO = sys.stdout) -> None:
+    print("agnt5 coordinator: stopped", file=stream, flush=True)
 
 
 def _load_worker(args: argparse.Namespace, endpoint: str, api_key: str | None) -> Worker:
@@ -496,7 +512,7 @@ def _dev(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         await coordinator.start()
         try:
             worker = _load_worker(args, coordinator.endpoint, args.api_key)
-            _announce(coordinator)
+            _announce(coordinator, status)
             if once is None:
                 _print_usage(coordinator, worker)
                 await worker.run()  # until SIGINT/SIGTERM: the worker drains, then returns
@@ -506,11 +522,14 @@ def _dev(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 result = await _invoke_when_ready(coordinator, worker, once[0], value, args.api_key)
                 print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode(), flush=True)
             finally:
-                worker.stop()
+                if worker.is_running():  # not when a signal stopped it already
+                    worker.stop()
                 await runner
         finally:
             await coordinator.stop()
+            _stopped(status)
 
+    status = sys.stdout if once is None else sys.stderr  # --invoke: stdout is the result alone
     asyncio.run(serve())
     return 0
 

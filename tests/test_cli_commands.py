@@ -197,7 +197,9 @@ async def test_dev_invoke_once_prints_the_result_and_exits(module_file: Path) ->
     async with agnt5_process(*args, "--invoke", "add", "[20, 22]") as dev:
         out, err = await asyncio.wait_for(dev.communicate(), 60)
     assert dev.returncode == 0, err.decode()
-    assert out.decode().splitlines()[1:] == ["42"]
+    assert out.decode() == "42\n"  # only the result: status lines go to stderr
+    assert "agnt5 coordinator: grpc=" in err.decode()
+    assert "second stop request" not in err.decode()
     async with agnt5_process(*args, "--invoke", "add", '{"a": "x", "b": 1}') as dev:
         out, err = await asyncio.wait_for(dev.communicate(), 60)
     assert dev.returncode == 1

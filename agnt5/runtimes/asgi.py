@@ -87,8 +87,12 @@ class AsgiRuntime:
         return self._started
 
     async def run(self) -> None:
-        """Serve this app with uvicorn on ``http_host:http_port`` until SIGINT/SIGTERM."""
+        """Serve this app with uvicorn on ``http_host:http_port`` until SIGINT/SIGTERM (or
+        `stop`): in-flight requests get ``drain_timeout`` to finish, then it returns. A second
+        signal cancels them and returns at once."""
         import uvicorn
+
+        from agnt5.runtimes._uvicorn import Server
 
         config = uvicorn.Config(
             self,
@@ -98,8 +102,12 @@ class AsgiRuntime:
             log_level=self._config.log_level.lower(),
             timeout_graceful_shutdown=int(self._config.drain_timeout) or None,
         )
-        self._server = uvicorn.Server(config)
-        await self._server.serve()
+        self._server = server = Server(config)
+        await server.serve()
+        if server.force_exit and self._started:  # uvicorn skipped the lifespan shutdown
+            for task in server.server_state.tasks:
+                task.cancel()
+            await server.lifespan.shutdown()
 
     def stop(self) -> None:
         """Ask a server started by `run` to shut down gracefully."""
