@@ -13,6 +13,8 @@ Request rules for ``/invoke/{handler}``:
   from ``Content-Length`` before reading, or as soon as the streamed body passes the limit.
 - ``X-Invocation-Id`` sets the invocation id (else one is generated). ``traceparent``,
   ``tracestate`` and every ``x-agnt5-*`` header reach the handler as ``ctx.metadata``.
+- Mounted under a prefix (Starlette's ``Mount("/agnt5", app=worker)``, ``uvicorn
+  --root-path /api``), the routes are below the scope's ``root_path``, as Starlette's are.
 - Success is ``200 {"result": ..., "invocation_id": ...}``; errors are
   ``{"error", "status", "code", "invocation_id"}`` with the status of the error's code
   (400, 404, 413, 415, 429, 500, 503, 504, ...). Tracebacks are logged, never returned.
@@ -147,6 +149,8 @@ class AsgiRuntime:
     def _endpoints(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
         kind = scope["type"]
         if kind == "http":
+            if scope.get("root_path"):
+                scope = _below_root(scope)
             if scope["method"] == "POST":
                 route = self._routes.get(scope["path"])  # empty until startup
                 if route is not None:
@@ -285,6 +289,18 @@ class AsgiRuntime:
                 "runtime": "asgi",
             }
         )
+
+
+def _below_root(scope: dict[str, Any]) -> dict[str, Any]:
+    """The scope with its path relative to its ``root_path``, as Starlette routes: under
+    ``Mount("/agnt5", app=worker)`` or ``uvicorn --root-path /api`` the path is the full one, and
+    ``/agnt5/invoke/greet`` is the route ``/invoke/greet``. A path outside the root is kept."""
+    path, root = scope["path"], scope["root_path"].rstrip("/")
+    if path == root:
+        return {**scope, "path": "/"}
+    if path.startswith(root) and path[len(root)] == "/":
+        return {**scope, "path": path[len(root) :]}
+    return scope
 
 
 def _request_headers(
