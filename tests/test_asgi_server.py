@@ -68,7 +68,13 @@ def test_invocation_id_and_metadata_headers_reach_the_handler(base: str) -> None
     assert body["invocation_id"] == "inv-123"
     assert body["result"] == {
         "invocation_id": "inv-123",
-        "metadata": {"traceparent": headers["traceparent"], "x-agnt5-tenant": "acme"},
+        "metadata": {
+            "traceparent": headers["traceparent"],
+            "x-agnt5-tenant": "acme",
+            "service_name": "web-service",
+            "function_name": "whoami",
+            "invocation_id": "inv-123",
+        },
     }
 
 
