@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from agnt5.context import Context
 from agnt5.errors import AgntError, InvocationTimeoutError, wrap_exception
+from agnt5.telemetry._logs import bind_invocation, unbind_invocation
 
 if TYPE_CHECKING:
     from agnt5._registry import Registry
@@ -48,6 +49,7 @@ class Pipeline:
         "_routes",
         "executor",
         "id_prefix",
+        "log_scope",
         "registry",
         "service_name",
         "telemetry",
@@ -61,11 +63,14 @@ class Pipeline:
         telemetry: Instrumentation | None = None,
         *,
         id_prefix: str | None = None,
+        log_scope: bool = False,
     ) -> None:
         self.service_name = service_name
         self.registry = registry
         self.executor = executor
         self.telemetry = telemetry
+        self.log_scope = log_scope
+        """Whether attempts bind their identity for log records (``telemetry`` does it too)."""
         self.id_prefix = os.urandom(11).hex() if id_prefix is None else id_prefix
         self._ids = itertools.count(10**9)  # with the default prefix: 32 characters per id
         self._routes: dict[str, Route] = {}
@@ -82,7 +87,9 @@ class Pipeline:
         executor = ThreadPoolExecutor(
             config.pool_size, thread_name_prefix=f"agnt5-{config.service_name}"
         )
-        return cls(config.service_name, registry, executor, start_telemetry(config))
+        telemetry = start_telemetry(config)
+        logs = not config.disable_telemetry  # the worker's log handler reads the identity
+        return cls(config.service_name, registry, executor, telemetry, log_scope=logs)
 
     def stop(self) -> None:
         """Stop what `start` started: the thread pool (queued work dropped) and the telemetry."""
@@ -108,6 +115,7 @@ class Route:
         "executor",
         "handler",
         "is_async",
+        "log_scope",
         "name",
         "new_id",
         "service_name",
@@ -125,6 +133,7 @@ class Route:
         self.timeout = component.config.timeout
         self.executor = None if component.config.inline else pipeline.executor
         self.telemetry = pipeline.telemetry
+        self.log_scope = pipeline.log_scope and pipeline.telemetry is None
         self.service_name = pipeline.service_name
         self.new_id = pipeline.new_id
 
@@ -210,19 +219,26 @@ class Route:
             ) from None
 
     async def _execute(self, payload: bytes, ctx: Context | None, invocation_id: str) -> bytes:
-        handler = self.handler
-        if not self.is_async:
-            if self.executor is None:
-                return self.call(payload, invocation_id, ctx)
-            run_in_context = contextvars.copy_context().run  # the span and log scope follow
-            return await asyncio.get_running_loop().run_in_executor(
-                self.executor, run_in_context, self.call, payload, invocation_id, ctx
-            )
+        scope = (
+            bind_invocation(invocation_id, self.service_name, self.name) if self.log_scope else None
+        )
         try:
-            args, kwargs = handler.bind(payload)
-            return handler.encode(await handler.call(args, kwargs, ctx))
-        except Exception as exc:
-            raise _failure(self.name, invocation_id, exc)  # noqa: B904 - see _failure
+            handler = self.handler
+            if not self.is_async:
+                if self.executor is None:
+                    return self.call(payload, invocation_id, ctx)
+                run_in_context = contextvars.copy_context().run  # the span and log scope follow
+                return await asyncio.get_running_loop().run_in_executor(
+                    self.executor, run_in_context, self.call, payload, invocation_id, ctx
+                )
+            try:
+                args, kwargs = handler.bind(payload)
+                return handler.encode(await handler.call(args, kwargs, ctx))
+            except Exception as exc:
+                raise _failure(self.name, invocation_id, exc)  # noqa: B904 - see _failure
+        finally:
+            if scope is not None:
+                unbind_invocation(scope)
 
 
 def _limit(timeout: float | None, deadline: float) -> float:
@@ -239,5 +255,6 @@ def _failure(name: str, invocation_id: str, exc: Exception) -> AgntError:
     """
     error = wrap_exception(name, exc)
     if error is not exc:
-        _log.error("%s", error.message, exc_info=exc, extra={"invocation_id": invocation_id})
+        identity = {"invocation_id": invocation_id, "function_name": name}
+        _log.error("%s", error.message, exc_info=exc, extra=identity)
     return error

@@ -154,6 +154,14 @@ def _integer(text: str, minimum: int) -> int:
     return value
 
 
+def _log_level(text: str) -> str:
+    """An argparse type: a level name (see `config.log_level`)."""
+    try:
+        return config.log_level(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _seconds(text: str) -> float:
     """An argparse type: a finite number of seconds > 0."""
     try:
@@ -249,9 +257,9 @@ def _add_log_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level",
         default=config.setting("log_level"),
-        type=str.upper,
-        choices=config.LOG_LEVELS,
-        help="level of the log lines on stderr (default: $AGNT5_LOG_LEVEL or INFO)",
+        type=_log_level,
+        metavar="{" + ",".join(config.LOG_LEVELS) + "}",
+        help="level of the log lines on stderr; WARN works too (default: $AGNT5_LOG_LEVEL or INFO)",
     )
     parser.add_argument(
         "--log-format",

@@ -37,6 +37,7 @@ __all__ = [
     "WorkerConfig",
     "env_flag",
     "env_text",
+    "log_level",
     "parse_endpoint",
     "setting",
 ]
@@ -45,6 +46,7 @@ TRUTHY = frozenset({"1", "true", "yes", "on"})
 """Values of a boolean environment variable that mean true (any case, surrounding space ignored)."""
 _FALSY = frozenset({"0", "false", "no", "off", ""})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}  # as `logging` reads them
 LOG_FORMATS = ("text", "json")
 LOCALHOST = "127.0.0.1"
 """Where servers listen unless told otherwise: the coordinator, the ASGI worker's `run`."""
@@ -124,15 +126,23 @@ def _name(value: Any) -> str:
     return text
 
 
-def _choice(*choices: str, upper: bool = False) -> Callable[[Any], str]:
+def _choice(*choices: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
-        text = _text(value)
-        text = text.upper() if upper else text.lower()
+        text = _text(value).lower()
         if text not in choices:
             raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
         return text
 
     return parse
+
+
+def log_level(value: Any) -> str:
+    """A level name of `LOG_LEVELS`, any case; ``WARN`` and ``FATAL`` as `logging` reads them."""
+    text = _text(value).upper()
+    text = _LEVEL_ALIASES.get(text, text)
+    if text not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return text
 
 
 def _flag(value: Any) -> bool:
@@ -205,7 +215,7 @@ _SETTINGS: dict[str, _Setting] = {
     "service_version": _Setting(_name, "1.0.0"),
     "coordinator_endpoint": _Setting(_endpoint, DEFAULT_ENDPOINT),
     "runtime": _Setting(_choice("standalone", "asgi"), "standalone"),
-    "log_level": _Setting(_choice(*LOG_LEVELS, upper=True), "INFO"),
+    "log_level": _Setting(log_level, "INFO"),
     "log_format": _Setting(_choice(*LOG_FORMATS), "text"),
     "disable_telemetry": _Setting(_flag, False),
     "api_key": _Setting(_optional(_name)),

@@ -115,6 +115,15 @@ def test_malformed_values_name_the_setting(
         WorkerConfig.resolve(environ, service_name="svc", **given)
 
 
+@pytest.mark.parametrize(
+    ("given", "level"), [("WARN", "WARNING"), ("warn", "WARNING"), ("fatal", "CRITICAL")]
+)
+def test_log_level_names_logging_accepts(given: str, level: str) -> None:
+    assert WorkerConfig.resolve({"AGNT5_LOG_LEVEL": given}, service_name="s").log_level == level
+    with pytest.raises(ValueError, match="invalid log_level: expected one of DEBUG, INFO"):
+        WorkerConfig.resolve({}, service_name="s", log_level="LOUD")
+
+
 def test_unknown_option_is_refused() -> None:
     with pytest.raises(TypeError, match="unknown Worker option.*max_concurency"):
         Worker("svc", max_concurency=3)
