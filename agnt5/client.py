@@ -32,7 +32,7 @@ from google.protobuf.json_format import MessageToDict
 
 from agnt5._proto import invocations_pb2, invocations_pb2_grpc
 from agnt5._wire.status import error_from_rpc
-from agnt5._wire.views import service_dict
+from agnt5._wire.views import service_dict, summary_dict
 from agnt5.config import DEFAULT_ENDPOINT, parse_endpoint
 from agnt5.errors import (
     AgntError,
@@ -43,7 +43,14 @@ from agnt5.errors import (
     error_from_dict,
 )
 
-__all__ = ["DEFAULT_ENDPOINT", "DEFAULT_TIMEOUT", "AsyncClient", "BatchResult", "Client"]
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "DEFAULT_TIMEOUT",
+    "AsyncClient",
+    "BatchResult",
+    "Client",
+    "InvocationList",
+]
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds `invoke` and `result` wait for an outcome when given no ``timeout``."""
@@ -76,6 +83,17 @@ class BatchResult(NamedTuple):
         return self.output
 
 
+class InvocationList(NamedTuple):
+    """One page of `Client.list_invocations`."""
+
+    invocations: list[dict[str, Any]]
+    """Newest first: ``invocation_id``, ``service``, ``function``, ``state``, ``attempt``,
+    ``created_unix_ms``, ``updated_unix_ms``, ``duration_ms`` and a failed one's
+    ``error_code``."""
+    next_cursor: str | None
+    """Pass it as ``cursor`` for the next page; None at the end."""
+
+
 def _backoff(retry: int) -> float:
     """A full-jitter pause before retry number ``retry`` (0 for the first)."""
     return random.uniform(0.0, min(_BACKOFF_MAX, _BACKOFF_INITIAL * 2**retry))
@@ -95,6 +113,15 @@ def _retry_pause(error: AgntError, retry: int, deadline: float, request: Any) ->
     if getattr(request, "wait_ms", 0):
         request.wait_ms = max(1, int((remaining - _GRACE) * 1000))
     return pause
+
+
+def _unix_ms(name: str, seconds: float | None) -> int:
+    """Unix milliseconds of a time in Unix seconds (None: 0, no bound)."""
+    if seconds is None:
+        return 0
+    if not 0 <= seconds < 1e13:
+        raise ValueError(f"{name} must be a Unix time in seconds, got {seconds!r}")
+    return int(seconds * 1000)
 
 
 def _milliseconds(seconds: float | None) -> int:
@@ -171,6 +198,38 @@ class _Base:
         return request, wait
 
     @staticmethod
+    def _list_request(
+        service: str | None,
+        function: str | None,
+        states: Iterable[str] | None,
+        created_after: float | None,
+        created_before: float | None,
+        limit: int,
+        cursor: str | None,
+    ) -> invocations_pb2.ListInvocationsRequest:
+        try:
+            state_numbers = [
+                invocations_pb2.InvocationState.Value(f"INVOCATION_STATE_{state.upper()}")
+                for state in states or ()
+            ]
+        except ValueError as exc:
+            raise InvalidArgumentError(f"unknown state: {exc}") from None
+        return invocations_pb2.ListInvocationsRequest(
+            service=service or "",
+            function=function or "",
+            states=state_numbers,
+            created_after_unix_ms=_unix_ms("created_after", created_after),
+            created_before_unix_ms=_unix_ms("created_before", created_before),
+            limit=limit,
+            cursor=cursor or "",
+        )
+
+    @staticmethod
+    def _listing(response: invocations_pb2.ListInvocationsResponse) -> InvocationList:
+        invocations = [summary_dict(summary) for summary in response.invocations]
+        return InvocationList(invocations, response.next_cursor or None)
+
+    @staticmethod
     def _outcome(result: invocations_pb2.InvocationResult, waited: float) -> Any:
         if result.state == _SUCCEEDED:
             return _decoded(result.output, result.invocation_id)
@@ -245,6 +304,34 @@ class Client(_Base):
             self._stub.ListServices, invocations_pb2.ListServicesRequest(), self._timeout
         )
         return [service_dict(service) for service in response.services]
+
+    def list_invocations(
+        self,
+        service: str | None = None,
+        function: str | None = None,
+        *,
+        states: Iterable[str] | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> InvocationList:
+        """A page of recent invocations, newest first, with these filters (states by name:
+        ``"PENDING"``, ``"RUNNING"``, ``"SUCCEEDED"``, ``"FAILED"``; times in Unix seconds).
+        A page may hold fewer than ``limit`` and still have a ``next_cursor``: page on until
+        it is None."""
+        request = self._list_request(
+            service, function, states, created_after, created_before, limit, cursor
+        )
+        return self._listing(self._retried(self._stub.ListInvocations, request, self._timeout))
+
+    def cancel(self, invocation_id: str, reason: str = "") -> None:
+        """Cancel an invocation: a queued one never runs, a running one is cancelled on its
+        worker; it fails with ``CANCELLED``. `NotFoundError` for an unknown id,
+        `FailedPreconditionError` once it finished. Not retried (a failed call may have
+        cancelled it)."""
+        request = invocations_pb2.CancelRequest(invocation_id=invocation_id, reason=reason)
+        self._call(self._stub.Cancel, request, self._timeout)
 
     def close(self) -> None:
         self._channel.close()
@@ -331,6 +418,28 @@ class AsyncClient(_Base):
         request = invocations_pb2.ListServicesRequest()
         response = await self._call("ListServices", request, self._timeout)
         return [service_dict(service) for service in response.services]
+
+    async def list_invocations(
+        self,
+        service: str | None = None,
+        function: str | None = None,
+        *,
+        states: Iterable[str] | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> InvocationList:
+        """A page of recent invocations (see `Client.list_invocations`)."""
+        request = self._list_request(
+            service, function, states, created_after, created_before, limit, cursor
+        )
+        return self._listing(await self._retried("ListInvocations", request, self._timeout))
+
+    async def cancel(self, invocation_id: str, reason: str = "") -> None:
+        """Cancel an invocation (see `Client.cancel`)."""
+        request = invocations_pb2.CancelRequest(invocation_id=invocation_id, reason=reason)
+        await self._call("Cancel", request, self._timeout)
 
     async def invoke_many(
         self,

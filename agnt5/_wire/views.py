@@ -1,7 +1,9 @@
-"""The plain-dict view of a service, the one shape the Client and the HTTP gateway return.
+"""The plain-dict views of a service and of a listed invocation, the one shape the Client, the
+HTTP gateway and the CLI show.
 
-The Client builds it from the ``ServiceInfo`` messages it receives (`service_dict`), the gateway
-from the coordinator's registry directly (`service_view`).
+The Client builds a service's from the ``ServiceInfo`` messages it receives (`service_dict`),
+the gateway from the coordinator's registry directly (`service_view`); both build a listed
+invocation's from an ``InvocationSummary`` (`summary_dict`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import orjson
 
 from agnt5._proto import common_pb2, invocations_pb2
 
-__all__ = ["component_dict", "service_dict", "service_view", "worker_dict"]
+__all__ = ["component_dict", "service_dict", "service_view", "summary_dict", "worker_dict"]
 
 
 def _schema(text: str) -> Any:
@@ -74,3 +76,22 @@ def service_dict(service: invocations_pb2.ServiceInfo) -> dict[str, Any]:
         for w in service.workers
     )
     return service_view(service.name, service.version, service.components, workers, service.queued)
+
+
+def summary_dict(summary: invocations_pb2.InvocationSummary) -> dict[str, Any]:
+    """A listed invocation: id, service, function, state, attempt, times (Unix milliseconds),
+    the last attempt's duration, and a failed one's error code."""
+    state = invocations_pb2.InvocationState.Name(summary.state).removeprefix("INVOCATION_STATE_")
+    data: dict[str, Any] = {
+        "invocation_id": summary.invocation_id,
+        "service": summary.service,
+        "function": summary.function,
+        "state": state,
+        "attempt": summary.attempt,
+        "created_unix_ms": summary.created_unix_ms,
+        "updated_unix_ms": summary.updated_unix_ms,
+        "duration_ms": summary.duration_us / 1000,
+    }
+    if summary.error_code:
+        data["error_code"] = summary.error_code
+    return data
