@@ -2,7 +2,8 @@
 
 Both speak the coordinator's ``agnt5.v1.Invocations`` gRPC service (``https://`` endpoints use
 TLS; an ``api_key`` is sent as ``authorization: Bearer <key>``). Inputs are any JSON-able value
-(encoded with orjson) and results come back decoded. Failures raise agnt5 errors: the outcome
+(encoded as handlers' results are: bytes as base64 text, integers of any size) and results
+come back decoded (integers of any size too). Failures raise agnt5 errors: the outcome
 of a failed invocation is rebuilt from its ``{"code","message","type","retryable"}`` error, a
 refused request from the ``agnt5-error-bin`` trailing metadata of the call, and a transport
 failure from its gRPC status (``UNAVAILABLE`` -> `UnavailableError`, ``DEADLINE_EXCEEDED`` ->
@@ -27,10 +28,10 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 import grpc
-import orjson
 from google.protobuf.json_format import MessageToDict
 
 from agnt5._proto import invocations_pb2, invocations_pb2_grpc
+from agnt5._speedups import decode_json, encode_json
 from agnt5._wire.status import error_from_rpc
 from agnt5._wire.views import service_dict, summary_dict
 from agnt5.config import DEFAULT_ENDPOINT, parse_endpoint
@@ -170,7 +171,7 @@ class _Base:
     @staticmethod
     def _payload(input: Any) -> bytes:
         try:
-            return b"" if input is None else orjson.dumps(input)
+            return b"" if input is None else encode_json(input)
         except TypeError as exc:
             raise InvalidArgumentError(f"input is not JSON-serializable: {exc}") from None
 
@@ -568,10 +569,10 @@ def _decoded(output: bytes | None, invocation_id: str) -> Any:
     if not output:
         return None
     try:
-        return orjson.loads(output)
-    except orjson.JSONDecodeError as exc:
+        return decode_json(output)
+    except InvalidArgumentError as exc:
         raise OutputNotSerializableError(
-            f"the result of invocation {invocation_id} is not valid JSON: {exc}"
+            f"the result of invocation {invocation_id} is not valid JSON ({exc.message})"
         ) from None
 
 
