@@ -33,6 +33,7 @@ __all__ = [
     "RESULT_CACHE_BYTES",
     "RETENTION",
     "TRUTHY",
+    "ConfigError",
     "Endpoint",
     "WorkerConfig",
     "env_flag",
@@ -75,6 +76,10 @@ RETENTION = 24 * 3600.0
 """Seconds a finished invocation stays readable by id and idempotency key in the journal."""
 DATA_DIR = "./.agnt5"
 """Where ``agnt5 coordinator`` journals invocations."""
+
+
+class ConfigError(ValueError):
+    """A setting's value is malformed; the message names the argument or variable."""
 
 
 def env_text(name: str, environ: Mapping[str, str] | None = None) -> str:
@@ -264,7 +269,7 @@ class WorkerConfig:
         for field, spec in _SETTINGS.items():
             values[field] = _resolve_one(field, spec, given.get(field), environ)
         if values["service_name"] is None:
-            raise ValueError(
+            raise ConfigError(
                 "a service name is required: pass Worker(service_name=...) "
                 "or set AGNT5_SERVICE_NAME"
             )
@@ -298,4 +303,4 @@ def _resolve_one(field: str, spec: _Setting, given: Any, environ: Mapping[str, s
     try:
         return spec.parse(raw)
     except ValueError as exc:
-        raise ValueError(f"invalid {source}: {exc}") from None
+        raise ConfigError(f"invalid {source}: {exc}") from None

@@ -29,9 +29,14 @@ class EmbeddedServer:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._sock.bind((host, port))
-        except OSError:
+        except OSError as exc:
             self._sock.close()
-            raise
+            error = OSError(
+                f"cannot bind the HTTP gateway to {host}:{port} ({exc.strerror}): is the port "
+                "in use? (choose another with --http-port)"
+            )
+            error.errno = exc.errno
+            raise error from None
         self.port: int = self._sock.getsockname()[1]
         config = uvicorn.Config(
             app,

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import socket
 from collections.abc import Iterable
 from types import TracebackType
 
@@ -43,6 +44,27 @@ def _loopback(host: str) -> bool:
 
 def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _check_free(host: str, port: int) -> None:
+    """Raise our `OSError` for a port already in use, before gRPC logs its own error."""
+    try:
+        socket.create_server((host, port), family=_family(host)).close()
+    except socket.gaierror as exc:
+        raise OSError(f"cannot resolve the coordinator's host {host!r} (--host): {exc}") from None
+    except OSError:
+        raise _unbound(host, port) from None
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _unbound(host: str, port: int) -> OSError:
+    return OSError(
+        f"cannot bind the coordinator to {_address(host, port)}: is the port in use? "
+        "(choose another with --port)"
+    )
 
 
 class Coordinator:
@@ -165,6 +187,8 @@ class Coordinator:
         if self._grpc is not None or self._stopped:
             raise RuntimeError("a coordinator starts once: create a new one")
         port, http_port = self._requested
+        if port:
+            _check_free(self.host, port)
         server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", self._message_limit),
@@ -182,7 +206,7 @@ class Coordinator:
         except RuntimeError:
             bound = 0
         if not bound:
-            raise OSError(f"cannot bind the coordinator to {_address(self.host, port)}")
+            raise _unbound(self.host, port)
         await server.start()
         self._grpc, self._port = server, bound
         try:
