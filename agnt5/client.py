@@ -33,7 +33,7 @@ from google.protobuf.json_format import MessageToDict
 from agnt5._proto import invocations_pb2, invocations_pb2_grpc
 from agnt5._speedups import decode_json, encode_json
 from agnt5._wire.status import error_from_rpc
-from agnt5._wire.views import service_dict, summary_dict
+from agnt5._wire.views import invocation_dict, service_dict, summary_dict
 from agnt5.config import DEFAULT_ENDPOINT, parse_endpoint
 from agnt5.errors import (
     AgntError,
@@ -299,6 +299,12 @@ class Client(_Base):
         request, wait = self._result_request(invocation_id, timeout)
         return self._outcome(self._retried(self._stub.GetResult, request, wait + _GRACE), wait)
 
+    def describe(self, invocation_id: str) -> dict[str, Any]:
+        """An invocation as it stands: id, service, function, state, attempt, duration, and its
+        ``output`` once it succeeded or its ``error`` once it failed."""
+        request = invocations_pb2.GetResultRequest(invocation_id=invocation_id)
+        return invocation_dict(self._retried(self._stub.GetResult, request, self._timeout))
+
     def list_services(self) -> list[dict[str, Any]]:
         """Every service the coordinator knows, with components, workers and queue length."""
         response = self._call(
@@ -413,6 +419,11 @@ class AsyncClient(_Base):
         """Wait up to ``timeout`` seconds (default: the client's) for an invocation's result."""
         request, wait = self._result_request(invocation_id, timeout)
         return self._outcome(await self._retried("GetResult", request, wait + _GRACE), wait)
+
+    async def describe(self, invocation_id: str) -> dict[str, Any]:
+        """An invocation as it stands (see `Client.describe`)."""
+        request = invocations_pb2.GetResultRequest(invocation_id=invocation_id)
+        return invocation_dict(await self._retried("GetResult", request, self._timeout))
 
     async def list_services(self) -> list[dict[str, Any]]:
         """Every service the coordinator knows, with components, workers and queue length."""

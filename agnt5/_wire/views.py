@@ -1,9 +1,10 @@
-"""The plain-dict views of a service and of a listed invocation, the one shape the Client, the
-HTTP gateway and the CLI show.
+"""The plain-dict views of a service and of an invocation, the one shape the Client, the HTTP
+gateway and the CLI show.
 
 The Client builds a service's from the ``ServiceInfo`` messages it receives (`service_dict`),
-the gateway from the coordinator's registry directly (`service_view`); both build a listed
-invocation's from an ``InvocationSummary`` (`summary_dict`).
+the gateway from the coordinator's registry directly (`service_view`); an invocation's from an
+``InvocationResult`` (`invocation_dict`); both build a listed invocation's from an
+``InvocationSummary`` (`summary_dict`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,17 @@ from typing import Any
 import orjson
 
 from agnt5._proto import common_pb2, invocations_pb2
+from agnt5._speedups import decode_json
 
-__all__ = ["component_dict", "service_dict", "service_view", "summary_dict", "worker_dict"]
+__all__ = [
+    "component_dict",
+    "invocation_dict",
+    "invocation_view",
+    "service_dict",
+    "service_view",
+    "summary_dict",
+    "worker_dict",
+]
 
 
 def _schema(text: str) -> Any:
@@ -78,10 +88,58 @@ def service_dict(service: invocations_pb2.ServiceInfo) -> dict[str, Any]:
     return service_view(service.name, service.version, service.components, workers, service.queued)
 
 
+def invocation_view(
+    invocation_id: str,
+    service: str,
+    function: str,
+    state: str,
+    attempt: int,
+    duration_us: int,
+    output: Any = None,
+    error: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An invocation: its id, target, state and attempt, its ``output`` once it ``SUCCEEDED``
+    or its ``error`` once it failed."""
+    data: dict[str, Any] = {
+        "invocation_id": invocation_id,
+        "service": service,
+        "function": function,
+        "state": state,
+        "attempt": attempt,
+        "duration_ms": duration_us / 1000,
+    }
+    if state == "SUCCEEDED":
+        data["output"] = output
+    elif error is not None:
+        data["error"] = error
+    return data
+
+
+def invocation_dict(result: invocations_pb2.InvocationResult) -> dict[str, Any]:
+    """`invocation_view` of an ``InvocationResult`` (its output decoded)."""
+    outcome = result.WhichOneof("outcome")
+    error = result.error
+    return invocation_view(
+        result.invocation_id,
+        result.service,
+        result.function,
+        _state_name(result.state),
+        result.attempt,
+        result.duration_us,
+        decode_json(result.output) if outcome == "output" else None,
+        {"code": error.code, "message": error.message, "type": error.type,
+         "retryable": error.retryable} if outcome == "error" else None,
+    )  # fmt: skip
+
+
+def _state_name(state: int) -> str:
+    return invocations_pb2.InvocationState.Name(state).removeprefix("INVOCATION_STATE_")
+
+
 def summary_dict(summary: invocations_pb2.InvocationSummary) -> dict[str, Any]:
     """A listed invocation: id, service, function, state, attempt, times (Unix milliseconds),
     the last attempt's duration, and a failed one's error code."""
-    state = invocations_pb2.InvocationState.Name(summary.state).removeprefix("INVOCATION_STATE_")
+    state = _state_name(summary.state)
     data: dict[str, Any] = {
         "invocation_id": summary.invocation_id,
         "service": summary.service,
