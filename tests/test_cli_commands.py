@@ -88,10 +88,8 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_invalid_json_input_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exited:
-        main(["invoke", "svc", "fn", "{nope", "--endpoint", "http://127.0.0.1:1"])
-    assert exited.value.code == 2
-    assert "not valid JSON" in capsys.readouterr().err
+    assert main(["invoke", "svc", "fn", "{nope", "--endpoint", "http://127.0.0.1:1"]) == 2
+    assert capsys.readouterr().err.startswith("agnt5: error: invalid JSON input: ")
 
 
 @pytest.mark.asyncio
@@ -160,7 +158,10 @@ async def test_worker_command_runs_a_named_worker_object(
         assert worker.returncode == 0, err.decode()
     async with agnt5_process("worker", f"{path}:MODULE_MISSING") as bad:
         _, err = await asyncio.wait_for(bad.communicate(), 30)
-    assert bad.returncode == 1 and b"is not an agnt5 Worker" in err
+    assert bad.returncode == 2 and b"has no attribute 'MODULE_MISSING'" in err
+    async with agnt5_process("worker", f"{path}:function") as bad:
+        _, err = await asyncio.wait_for(bad.communicate(), 30)
+    assert bad.returncode == 2 and b"is a function, not an agnt5 Worker" in err
 
 
 async def _wait_for_worker(client: AsyncClient, service: str) -> None:
