@@ -301,7 +301,7 @@ class Client(_Base):
 
     def describe(self, invocation_id: str) -> dict[str, Any]:
         """An invocation as it stands: id, service, function, state, attempt, duration, and its
-        ``output`` once it succeeded or its ``error`` once it failed."""
+        ``result`` once it succeeded or its ``error`` once it failed."""
         request = invocations_pb2.GetResultRequest(invocation_id=invocation_id)
         return invocation_dict(self._retried(self._stub.GetResult, request, self._timeout))
 

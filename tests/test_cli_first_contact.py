@@ -271,7 +271,7 @@ def test_result_invocations_and_cancel(coordinator: CoordinatorProcess, module: 
         result = agnt5("result", greeted, "--wait", "10", *endpoint)
         assert (result.returncode, result.stdout) == (0, '"Hello, Ada!"\n'), result.stderr
         whole = orjson.loads(agnt5("result", greeted, "--json", *endpoint).stdout)
-        assert whole["state"] == "SUCCEEDED" and whole["output"] == "Hello, Ada!"
+        assert whole["state"] == "SUCCEEDED" and whole["result"] == "Hello, Ada!"
 
         napping = agnt5("invoke", service, "nap", "600", "--submit", *endpoint).stdout.strip()
         running = agnt5("result", napping, *endpoint)

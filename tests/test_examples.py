@@ -95,7 +95,7 @@ def test_sdk_worker_answers_curl(
 ) -> None:
     url = f"{sdk_worker.http_url}/v1/services/test-service/functions/{function}/invoke"
     body = curl(url, "-H", "content-type: application/json", "-d", json.dumps(value))
-    assert json.loads(body)["output"] == expected
+    assert json.loads(body)["result"] == expected
 
 
 @needs_curl

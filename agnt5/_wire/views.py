@@ -98,8 +98,8 @@ def invocation_view(
     output: Any = None,
     error: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An invocation: its id, target, state and attempt, its ``output`` once it ``SUCCEEDED``
-    or its ``error`` once it failed."""
+    """An invocation: its id, target, state and attempt, its ``result`` (``output``, the
+    function's return value) once it ``SUCCEEDED`` or its ``error`` once it failed."""
     data: dict[str, Any] = {
         "invocation_id": invocation_id,
         "service": service,
@@ -109,7 +109,7 @@ def invocation_view(
         "duration_ms": duration_us / 1000,
     }
     if state == "SUCCEEDED":
-        data["output"] = output
+        data["result"] = output
     elif error is not None:
         data["error"] = error
     return data

@@ -38,11 +38,11 @@ _STATES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED")
 _EPILOG = f"""\
 examples:
   agnt5 coordinator                           # gRPC on 127.0.0.1:{config.COORDINATOR_PORT}, HTTP on :{config.GATEWAY_PORT}
-  agnt5 worker examples/hello.py --service hello-service   # serve a module's @function handlers
-  agnt5 invoke hello-service hello '{{"name": "Ada"}}'       # call a function, print its result
-  agnt5 invoke hello-service hello '"Bob"' --submit        # ... print its invocation id instead
+  agnt5 worker examples/hello.py              # serve its @function handlers as service 'hello'
+  agnt5 invoke hello hello '{{"name": "Ada"}}'  # call service hello's function hello
+  agnt5 invoke hello hello '"Bob"' --submit   # ... print its invocation id instead
   agnt5 result ID                             # that invocation's result
-  agnt5 invocations --service hello-service   # recent invocations and their states
+  agnt5 invocations --service hello           # recent invocations and their states
   agnt5 cancel ID                             # cancel a queued or running invocation
   agnt5 services                              # what the coordinator serves
   agnt5 dev examples/hello.py                 # coordinator + worker in one process

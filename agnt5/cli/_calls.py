@@ -188,7 +188,7 @@ def _report(client: Client, invocation_id: str, wait: float, *, whole: bool = Fa
         print_json(view)
         return 0 if view["state"] == "SUCCEEDED" else 1
     if view["state"] == "SUCCEEDED":
-        print_json(view["output"])
+        print_json(view["result"])
         return 0
     if view["state"] == "FAILED":
         error = view["error"]

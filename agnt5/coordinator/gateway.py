@@ -1,7 +1,7 @@
 """The HTTP gateway: a small Starlette app over the scheduler (JSON in, JSON out).
 
 ``POST /v1/services/{service}/functions/{function}/invoke`` waits for the outcome: 200 with the
-invocation (``output`` holds the return value), the error's HTTP status with an error body, or
+invocation (``result`` holds the return value, as in the ASGI runtime's answer), the error's HTTP status with an error body, or
 202 with the still-running invocation after ``?wait=`` seconds (default 60). ``.../submit`` is
 202 ``{"invocation_id", "deduplicated"}``; ``GET /v1/invocations/{id}[?wait=s]`` is 200 with
 the invocation in any state; ``POST /v1/invocations/{id}/cancel`` cancels it (200 with the
@@ -66,7 +66,7 @@ def _invocation(invocation: Invocation, settled: bool) -> dict[str, Any]:
     if not settled:
         return data
     if state is InvocationState.SUCCEEDED:
-        data["output"] = orjson.Fragment(invocation.output or b"null")
+        data["result"] = orjson.Fragment(invocation.output or b"null")
     elif invocation.error is not None:
         data["error"] = invocation.error
     return data
