@@ -167,7 +167,7 @@ def _command(server: str, port: int, args: Sequence[str]) -> list[str]:
         "-m",
         "gunicorn",
         "-k",
-        "uvicorn.workers.UvicornWorker",
+        "uvicorn_worker.UvicornWorker",
         "-w",
         "1",
         "-b",
