@@ -4,8 +4,12 @@ Both runtimes and `agnt5.testing` run invocations through a `Pipeline`, so they 
 `Context` builder, one deadline rule (the earlier of the function's timeout and the
 invocation's deadline), one timeout message, one logging rule (a handler's own exception is
 logged once, with its traceback; agnt5 errors are outcomes, not logged) and one mapping from
-exceptions to agnt5 errors. The runtimes keep only their transport: headers, bodies and
-responses (ASGI); frames, cancellation and durations (standalone).
+exceptions to agnt5 errors. That mapping takes every exception a handler raises, ``SystemExit``,
+``KeyboardInterrupt``, ``GeneratorExit`` and a ``CancelledError`` of its own included: a handler
+fails its invocation, never the process or the runtime's bookkeeping. Only a cancellation asked
+of the attempt (by its runtime, a time limit or a gone client) passes through as one. The
+runtimes keep only their transport: headers, bodies and responses (ASGI); frames, cancellation
+and durations (standalone).
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Coroutine, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agnt5.context import Context
 from agnt5.errors import AgntError, InvocationTimeoutError, wrap_exception
@@ -168,8 +172,9 @@ class Route:
         metadata: Mapping[str, str] = NO_METADATA,
         deadline: float | None = None,
         ctx: Context | None = None,
-    ) -> Awaitable[bytes]:
-        """One attempt: awaiting it gives the encoded result or raises an `AgntError`.
+    ) -> Coroutine[Any, Any, bytes]:
+        """One attempt: awaiting it gives the encoded result or raises an `AgntError` (or the
+        `asyncio.CancelledError` of a cancellation asked of the awaiting task).
 
         It runs under the earlier of the function's timeout and ``deadline`` (``TIMEOUT`` past
         it) and inside the telemetry (span, metrics, log scope). ``ctx`` is the `context` the
@@ -200,7 +205,7 @@ class Route:
             ctx = self.context(invocation_id, 1, metadata)
         try:
             return self.handler.invoke(payload, ctx)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt, ...: nothing can cancel it
             raise _failure(self.name, invocation_id or self.new_id(), exc)  # noqa: B904 - see _failure
 
     async def _limited(
@@ -234,7 +239,9 @@ class Route:
             try:
                 args, kwargs = handler.bind(payload)
                 return handler.encode(await handler.call(args, kwargs, ctx))
-            except Exception as exc:
+            except BaseException as exc:
+                if isinstance(exc, asyncio.CancelledError) and _cancel_requested():
+                    raise
                 raise _failure(self.name, invocation_id, exc)  # noqa: B904 - see _failure
         finally:
             if scope is not None:
@@ -247,7 +254,15 @@ def _limit(timeout: float | None, deadline: float) -> float:
     return remaining if timeout is None else min(timeout, remaining)
 
 
-def _failure(name: str, invocation_id: str, exc: Exception) -> AgntError:
+def _cancel_requested() -> bool:
+    """Whether this task was asked to stop (by its runtime, a time limit or a gone client):
+    only such a cancellation passes through an attempt; one a handler raises of its own fails it.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _failure(name: str, invocation_id: str, exc: BaseException) -> AgntError:
     """The agnt5 error for what an attempt raised; a handler's own exception is logged here.
 
     Raise the result without ``from exc``: an agnt5 error comes back as itself, and would

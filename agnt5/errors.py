@@ -211,7 +211,11 @@ def wrap_exception(function_name: str, exc: BaseException) -> AgntError:
     """Turn what a handler raised into an agnt5 error; agnt5 errors pass through unwrapped."""
     if isinstance(exc, AgntError):
         return exc
-    detail = str(exc) or type(exc).__name__
+    detail = str(exc)
+    if not detail:
+        detail = type(exc).__name__
+    elif not isinstance(exc, Exception):  # sys.exit(3) says only "3"
+        detail = f"{type(exc).__name__}: {detail}"
     error = FunctionFailedError(
         f"Function {function_name} failed: {detail}", error_type=type(exc).__name__
     )

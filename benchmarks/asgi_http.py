@@ -38,7 +38,7 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:  # bounded by the deadline
         try:
-            httpx.post(url, content=b'{"name":"Ada"}', timeout=1)
+            httpx.post(url, json={"name": "Ada"}, timeout=1)
             return
         except httpx.TransportError:
             if process.poll() is not None:

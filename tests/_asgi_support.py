@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 from _coordinator_support import agnt5_env
 from _processes import spawn, stop
+from _raising import RAISING
 
 __all__ = ["APP", "SPANS_TO_FILE", "free_port", "serve"]
 
@@ -39,8 +40,10 @@ SPANS_TO_FILE = textwrap.dedent(
     """
 )
 
-APP = SPANS_TO_FILE + textwrap.dedent(
-    """
+APP = (
+    SPANS_TO_FILE
+    + textwrap.dedent(
+        """
     import asyncio
     import time
 
@@ -116,6 +119,38 @@ APP = SPANS_TO_FILE + textwrap.dedent(
         return "x" * size
 
 
+    def _write(path, text):
+        with open(path, "a") as out:
+            out.write(text + "\\n")
+
+
+    @function()
+    def mark(path: str, note: str = "ran") -> None:
+        _write(path, note)
+
+
+    @function()
+    async def until_cancelled(started: str, outcome: str) -> None:
+        _write(started, "started")
+        try:
+            await asyncio.sleep(20)
+        except asyncio.CancelledError:
+            _write(outcome, "cancelled")
+            raise
+        _write(outcome, "finished")
+
+
+    @function()
+    def until_ctx_cancelled(ctx, started: str, outcome: str) -> None:
+        _write(started, "started")
+        for _ in range(2000):  # bounded: 20 s
+            if ctx.cancelled:
+                _write(outcome, f"cancelled: {ctx.cancel_reason}")
+                return
+            time.sleep(0.01)
+        _write(outcome, "finished")
+
+
     @function()
     def twins() -> bool:
         from agnt5._speedups import USE_EXTENSIONS
@@ -132,8 +167,20 @@ APP = SPANS_TO_FILE + textwrap.dedent(
         app.enable_cors(origins=os.environ["CORS"].split(","))
     if os.environ.get("GZIP"):
         app.add_middleware(GZipMiddleware, minimum_size=100)
+    if os.environ.get("BASE_HTTP_MIDDLEWARE"):
+        from starlette.middleware.base import BaseHTTPMiddleware
+
+        class Tagged(BaseHTTPMiddleware):
+            async def dispatch(self, request, call_next):
+                response = await call_next(request)
+                response.headers["x-tagged"] = "yes"
+                return response
+
+        app.add_middleware(Tagged)
     """
-)
+    )
+    + RAISING
+)  # registered after the app is made: served all the same
 
 
 def free_port() -> int:

@@ -84,7 +84,10 @@ async def test_run_serves_with_uvicorn_until_stopped() -> None:
         async with httpx.AsyncClient(timeout=5) as client:
             for _ in range(200):  # bounded wait for the server to listen
                 try:
-                    response = await client.post(f"http://127.0.0.1:{port}/invoke/ping")
+                    response = await client.post(
+                        f"http://127.0.0.1:{port}/invoke/ping",
+                        headers={"content-type": "application/json"},
+                    )
                     break
                 except httpx.TransportError:
                     await asyncio.sleep(0.02)

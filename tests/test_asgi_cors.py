@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import re
 import shutil
 import subprocess
@@ -152,3 +153,34 @@ def test_a_real_browser_honours_the_allowed_origins(tmp_path: Path) -> None:
         denied = browser_outcome(denied_origin, tmp_path / "profile-b")
     assert allowed == "allowed:3.0" or allowed == "allowed:3"
     assert denied == "blocked:TypeError"
+
+
+CROSS_SITE_PAGE = """<!doctype html>
+<html><body><div id="out">pending</div>
+<script>
+const input = JSON.stringify({{path: {marks}}});
+const post = body => fetch("{target}/invoke/mark", {{method: "POST", mode: "no-cors", body}});
+post(input)  // a string: sent as text/plain, no preflight
+  .then(() => post(new Blob([input])))  // a Blob without a type: no content type, no preflight
+  .then(() => {{ document.getElementById("out").textContent = "sent"; }})
+  .catch(error => {{ document.getElementById("out").textContent = "failed:" + error.name; }});
+</script></body></html>
+"""
+
+
+@pytest.mark.skipif(
+    not (shutil.which("chromium") or shutil.which("chromium-browser")),
+    reason="headless Chromium is not installed (Debian package 'chromium'; .ci/run installs it)",
+)
+def test_a_page_on_another_site_cannot_invoke_a_function(tmp_path: Path) -> None:
+    """The requests a page may send anywhere without asking (no CORS preflight) are refused
+    before the handler runs, since none of them can say its body is JSON."""
+    page_dir = tmp_path / "page"
+    page_dir.mkdir()
+    marks = tmp_path / "marks"
+    with page_server(page_dir) as origin, serve(tmp_path) as (url, _):
+        page = CROSS_SITE_PAGE.format(target=url, marks=json.dumps(str(marks)))
+        (page_dir / "page.html").write_text(page)
+        outcome = browser_outcome(origin, tmp_path / "profile")
+    assert outcome == "sent"
+    assert not marks.exists(), marks.read_text()

@@ -214,3 +214,38 @@ async def test_an_idempotency_key_reused_with_another_input_is_refused(
             await client.invoke(
                 service, "echo", {"n": 3}, idempotency_key=headers["idempotency-key"]
             )
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+async def test_a_body_cut_short_by_a_disconnect_submits_nothing(
+    coordinator: CoordinatorProcess, framing: str
+) -> None:
+    """The gateway and the ASGI runtime share one body reader: a body the client never finished
+    is not an input (it used to be submitted as it was when the connection closed)."""
+    service = unique()
+    body = b'{"name": "cut short"}'  # valid JSON, but not all of the declared body
+    if framing == "content-length":
+        framing_header, sent = f"Content-Length: {len(body) + 9}", body
+    else:  # one chunk and no last chunk
+        framing_header, sent = "Transfer-Encoding: chunked", b"%x\r\n%s\r\n" % (len(body), body)
+    head = (
+        f"POST {_path(service, 'echo')} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\n{framing_header}\r\n\r\n"
+    )
+    host, port = coordinator.http_address.rsplit(":", 1)
+    async with (
+        FakeWorker(coordinator.endpoint, service, {"echo": echo}) as worker,
+        httpx.AsyncClient(base_url=coordinator.http_url, timeout=10) as http,
+    ):
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(head.encode() + sent)
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        whole = await http.post(
+            _path(service, "echo"),
+            content=b'{"name": "whole"}',
+            headers={"content-type": "application/json"},
+        )
+        assert whole.status_code == 200, whole.text
+    assert [invoke.input for invoke in worker.invokes] == [b'{"name": "whole"}']

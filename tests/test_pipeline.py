@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -129,6 +131,59 @@ def test_a_handler_exception_fails_once_with_its_cause_and_one_log_line(
     assert all(r.exc_info and r.exc_info[0] is ValueError for r in records)
 
 
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "raised",
+    [SystemExit(3), KeyboardInterrupt(), asyncio.CancelledError(), GeneratorExit()],
+    ids=lambda exc: type(exc).__name__,
+)
+async def test_whatever_a_handler_raises_fails_only_its_attempt(raised: BaseException) -> None:
+    @function()
+    async def raises_async() -> None:
+        raise raised
+
+    @function()
+    def raises_sync() -> None:
+        raise raised
+
+    @function(inline=True)
+    def raises_inline() -> None:
+        raise raised
+
+    with ThreadPoolExecutor(1) as executor:
+        pipeline = Pipeline("svc", REGISTRY, executor)
+        for name in ("raises_async", "raises_sync", "raises_inline"):
+            with pytest.raises(FunctionFailedError) as info:
+                await pipeline.route(name).run(b"", "inv-1")
+            assert info.value.__cause__ is raised
+            assert info.value.error_type == type(raised).__name__
+
+
+def test_sys_exit_in_a_handler_names_what_was_raised() -> None:
+    @function()
+    def bails() -> None:
+        sys.exit(3)
+
+    with pytest.raises(FunctionFailedError, match="^Function bails failed: SystemExit: 3$"):
+        invoke(bails)
+
+
+@pytest.mark.asyncio
+async def test_a_cancellation_asked_of_the_attempt_passes_through(pipeline: Pipeline) -> None:
+    started = asyncio.Event()
+
+    @function()
+    async def waits() -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    attempt = asyncio.create_task(pipeline.route("waits").run(b"", "inv-1"))
+    await started.wait()
+    attempt.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+
+
 def test_agnt5_errors_are_outcomes_never_their_own_cause_nor_logged(
     pipeline: Pipeline, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -210,7 +265,8 @@ async def _asgi_errors(names: tuple[str, ...]) -> list[tuple[str, str]]:
         async def send(message: dict[str, Any], sent: list[dict[str, Any]] = sent) -> None:
             sent.append(message)
 
-        scope = {"type": "http", "method": "POST", "path": f"/invoke/{name}", "headers": []}
+        headers = [(b"content-type", b"application/json")]
+        scope = {"type": "http", "method": "POST", "path": f"/invoke/{name}", "headers": headers}
         await app(scope, receive, send)
         body = orjson.loads(sent[-1]["body"])
         errors.append((body["code"], body["error"]))

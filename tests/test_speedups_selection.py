@@ -126,7 +126,10 @@ def test_every_process_the_tests_start_runs_the_same_twins(tmp_path: Path) -> No
         finally:
             stop(worker)
     with serve(tmp_path) as (url, server):
-        assert httpx.post(f"{url}/invoke/twins", timeout=10).json()["result"] is expected
+        answer = httpx.post(
+            f"{url}/invoke/twins", headers={"content-type": "application/json"}, timeout=10
+        )
+        assert answer.json()["result"] is expected
         assert runs_compiled_twins(server.pid) is expected
     dev = spawn(
         [*PYTHON, "-m", "agnt5", "dev", str(module), "--port", "0", "--no-http",

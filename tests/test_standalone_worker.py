@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,9 +19,10 @@ import orjson
 import pytest
 from _coordinator_support import PYTHON, agnt5_env, coordinator_process, unique
 from _processes import spawn, stop
+from _raising import BASE_EXCEPTIONS, RAISING, failure
 
 from agnt5.client import AsyncClient, Client
-from agnt5.errors import InvalidArgumentError, NotFoundError
+from agnt5.errors import AgntError, InvalidArgumentError, InvocationTimeoutError, NotFoundError
 
 pytestmark = pytest.mark.hot_path
 
@@ -361,3 +362,54 @@ def test_user_signal_handlers_coexist_with_the_worker(tmp_path: Path, signum: in
     assert process.returncode == 0, text
     assert f"Received signal {signum}, initiating graceful shutdown..." in text
     assert "Cleanup complete (shutdown_requested=True)" in text
+
+
+def outcome(call: Callable[..., object], *args: object, **kwargs: object) -> object:
+    """What the call returned, or the code, type and message of the agnt5 error it raised."""
+    try:
+        return call(*args, **kwargs)
+    except AgntError as error:
+        return (error.code, error.error_type, error.message)
+
+
+@contextmanager
+def raising_worker(tmp_path: Path) -> Iterator[tuple[Client, str, subprocess.Popen[bytes]]]:
+    """A client, and the service of a worker with one slot serving the `_raising` handlers."""
+    module = tmp_path / "raising_app.py"
+    module.write_text(RAISING)
+    service = unique()
+    with (
+        coordinator_process() as coordinator,
+        worker_process(module, coordinator.endpoint, service, "--max-concurrency", "1") as worker,
+        Client(coordinator.endpoint, timeout=10) as client,
+    ):
+        wait_for_service(client, service)
+        yield client, service, worker
+
+
+def test_every_base_exception_a_handler_raises_fails_only_its_invocation(tmp_path: Path) -> None:
+    """SystemExit and KeyboardInterrupt do not end the worker; a CancelledError or GeneratorExit
+    of the handler's own does not keep its slot: each is FUNCTION_FAILED, and with one slot the
+    next invocation still runs, on the same worker process."""
+    with raising_worker(tmp_path) as (client, service, worker):
+        for handler in ("raise_async", "raise_sync", "raise_inline"):
+            for name in BASE_EXCEPTIONS:
+                failed = outcome(client.invoke, service, handler, name)
+                assert failed == ("FUNCTION_FAILED", name, failure(handler, name)), log_of(worker)
+                greeted = outcome(client.invoke, service, "greet", name, timeout=5)
+                assert greeted == f"Hello, {name}!", log_of(worker)
+                assert worker.poll() is None, log_of(worker)
+        assert log_of(worker).count("Traceback") == 12, log_of(worker)
+
+
+def test_a_cancelled_invocation_frees_its_slot_whatever_the_handler_raises(tmp_path: Path) -> None:
+    """The coordinator cancels an attempt past its deadline; a handler answering the
+    cancellation with an exception of its own (a fresh CancelledError too) still frees its one
+    slot for the next invocation."""
+    with raising_worker(tmp_path) as (client, service, worker):
+        for name in BASE_EXCEPTIONS:
+            with pytest.raises(InvocationTimeoutError):
+                client.invoke(service, "raise_when_cancelled", name, timeout=0.2)
+            greeted = outcome(client.invoke, service, "greet", name, timeout=5)
+            assert greeted == f"Hello, {name}!", log_of(worker)
+            assert worker.poll() is None, log_of(worker)

@@ -1,7 +1,8 @@
 """HTTP for both HTTP surfaces (the ASGI runtime and the coordinator's gateway).
 
 The one error document (`error_body`), the one bounded body reader (`check_declared_length`,
-`read_body`), the JSON content-type rule, and raw ASGI byte responses for the ASGI fast path.
+`read_body`, which refuses a body cut short by a disconnect), the JSON content-type rule, and
+raw ASGI byte responses for the ASGI fast path.
 """
 
 from __future__ import annotations
@@ -11,9 +12,16 @@ from typing import Any
 
 import orjson
 
-from agnt5.errors import AgntError, InvalidArgumentError, NotFoundError, PayloadTooLargeError
+from agnt5.errors import (
+    AgntError,
+    InvalidArgumentError,
+    InvocationCancelledError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
 
 __all__ = [
+    "ClientDisconnected",
     "MethodNotAllowed",
     "UnsupportedMediaType",
     "http_error",
@@ -29,12 +37,17 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 _JSON = (b"content-type", b"application/json")
+_ADD_HEADER = "add the header 'Content-Type: application/json'"
 
 
 class UnsupportedMediaType(InvalidArgumentError):
     """A request body that is not JSON (HTTP 415)."""
 
     http_status = 415
+
+
+class ClientDisconnected(InvocationCancelledError):
+    """The client went away before its request was answered: there is nobody to answer."""
 
 
 class MethodNotAllowed(AgntError):
@@ -56,16 +69,20 @@ def http_error(status: int, message: str) -> AgntError:
 
 
 def check_content_type(value: bytes | None) -> None:
-    """Accept no content type, ``application/json`` and any ``application/*+json``."""
-    if value is None:
-        return
-    media = value.split(b";", 1)[0].strip().lower()
+    """Accept ``application/json`` and any ``application/*+json`` (parameters allowed).
+
+    A POST must say it is JSON: a web page can send a body without a content type, or as
+    ``text/plain``, to any address without asking (no CORS preflight), but not as JSON.
+    """
+    media = (value or b"").split(b";", 1)[0].strip().lower()
     if media == b"application/json" or (
         media.startswith(b"application/") and media.endswith(b"+json")
     ):
         return
+    if not media:
+        raise UnsupportedMediaType(f"the request has no content type: {_ADD_HEADER}")
     raise UnsupportedMediaType(
-        f"unsupported content type {media.decode('latin-1')!r}: send application/json"
+        f"the content type {media.decode('latin-1')[:100]!r} is not JSON: {_ADD_HEADER}"
     )
 
 
@@ -76,29 +93,26 @@ def check_declared_length(declared: bytes | None, limit: int) -> None:
 
 
 async def read_body(receive: Receive, limit: int, first: dict[str, Any] | None = None) -> bytes:
-    """The whole request body, refusing one over ``limit`` bytes without buffering it.
+    """The whole request body, refusing one over ``limit`` bytes without buffering it, and one
+    the client abandoned (`ClientDisconnected`: a cut-short body is not the input).
 
-    ``first`` is the first ``http.request`` message when the caller already received it. The
-    declared length is the caller's to check first (`check_declared_length`).
+    ``first`` is the first message when the caller already received it. The declared length is
+    the caller's to check first (`check_declared_length`).
     """
     message = first if first is not None else await receive()
-    body = message.get("body", b"")
-    if not message.get("more_body", False):
-        if len(body) > limit:
-            raise _too_large(limit)
-        return body  # type: ignore[no-any-return]
-    chunks = [body]
-    size = len(body)
-    while message.get("more_body", False):  # bounded: ends with the body or past the limit
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
+    chunks = []
+    size = 0
+    while True:  # bounded: ends with the body, past the limit or with the client gone
+        if message["type"] != "http.request":
+            raise ClientDisconnected("the client disconnected before the request body was complete")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _too_large(limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+        message = await receive()
 
 
 def _too_large(limit: int) -> PayloadTooLargeError:

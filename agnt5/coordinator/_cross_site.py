@@ -1,7 +1,8 @@
 """What keeps a web page a developer visits from invoking their local functions through the
-HTTP gateway: POST bodies must be declared JSON (a page cannot send that cross-site without a
-CORS preflight, which the gateway never grants), and the ``Host`` must be one of the gateway's
-names, so a hostile domain re-resolved to 127.0.0.1 (DNS rebinding) is refused."""
+HTTP gateway: the ``Host`` must be one of the gateway's names, so a hostile domain re-resolved to
+127.0.0.1 (DNS rebinding) is refused. POST bodies must also be declared JSON, which a page cannot
+send cross-site without a CORS preflight the gateway never grants (`agnt5._wire.http`, shared
+with the ASGI runtime)."""
 
 from __future__ import annotations
 
@@ -9,28 +10,13 @@ import ipaddress
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-import orjson
+from agnt5._wire.http import error_body
+from agnt5.errors import InvalidArgumentError
 
-from agnt5._wire.http import UnsupportedMediaType
-
-__all__ = ["HostCheck", "check_json_content_type"]
+__all__ = ["HostCheck"]
 
 _Scope = MutableMapping[str, Any]
 _App = Callable[[_Scope, Any, Any], Awaitable[None]]
-_ADD_HEADER = "add the header 'Content-Type: application/json'"
-
-
-def check_json_content_type(value: str | None) -> None:
-    """Accept ``application/json`` and any ``application/*+json`` (parameters allowed); no
-    content type is refused too (`UnsupportedMediaType`, 415)."""
-    media = (value or "").partition(";")[0].strip().lower()
-    if media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    ):
-        return
-    if not media:
-        raise UnsupportedMediaType(f"the request has no content type: {_ADD_HEADER}")
-    raise UnsupportedMediaType(f"the content type {media!r} is not JSON: {_ADD_HEADER}")
 
 
 class HostCheck:
@@ -86,7 +72,7 @@ async def _refuse(send: Any, host: str) -> None:
         f"Host {host[:100]!r} is not a name of this gateway (a guard against DNS rebinding): use "
         f"localhost or an IP address, or start the coordinator with --allowed-host {name}"
     )
-    body = orjson.dumps({"error": message, "status": 400, "code": "INVALID_ARGUMENT"})
+    body = error_body(InvalidArgumentError(message))
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": 400, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -28,9 +28,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agnt5 import config
-from agnt5._wire.http import check_declared_length, error_body, http_error, read_body
+from agnt5._wire.http import (
+    check_content_type,
+    check_declared_length,
+    error_body,
+    http_error,
+    read_body,
+)
 from agnt5._wire.views import service_view, summary_dict, worker_dict
-from agnt5.coordinator._cross_site import HostCheck, check_json_content_type
+from agnt5.coordinator._cross_site import HostCheck
 from agnt5.coordinator.auth import Credentials, Grant
 from agnt5.coordinator.checks import invocation_query, seconds
 from agnt5.coordinator.invocations_service import listing_message
@@ -75,6 +81,11 @@ def _invocation(invocation: Invocation, settled: bool) -> dict[str, Any]:
 def _seconds(request: Request, name: str, default: float | None) -> float | None:
     raw = request.query_params.get(name)
     return default if raw is None else seconds(name, raw)
+
+
+def _check_json(request: Request) -> None:
+    """A POST must declare a JSON body (see `check_content_type`)."""
+    check_content_type(request.headers.get("content-type", "").encode("latin-1") or None)
 
 
 def _unix_ms(request: Request, name: str) -> int:
@@ -136,7 +147,7 @@ def build_gateway(
 
     async def submit(request: Request, grant: Grant) -> tuple[Invocation, bool]:
         grant.check(request.path_params["service"], "invoke")
-        check_json_content_type(request.headers.get("content-type"))
+        _check_json(request)
         timeout = _seconds(request, "timeout", None)
         payload = await _read_input(request, scheduler.max_input_bytes)
         return scheduler.submit(
@@ -194,7 +205,7 @@ def build_gateway(
         return _json({"invocations": invocations, "next_cursor": page.next_cursor or None})
 
     async def cancel_endpoint(request: Request, grant: Grant) -> Response:
-        check_json_content_type(request.headers.get("content-type"))
+        _check_json(request)
         invocation = scheduler.get(request.path_params["invocation_id"])
         grant.check(invocation.service, "cancel invocations of")
         body = await _read_input(request, 64 * 1024)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sys
 import time
@@ -12,7 +13,7 @@ from typing import Any
 import grpc
 import orjson
 
-from agnt5._pipeline import Pipeline, Route
+from agnt5._pipeline import Pipeline
 from agnt5._proto import common_pb2, worker_pb2
 from agnt5._version import __version__
 from agnt5._wire.batching import Batcher
@@ -25,6 +26,7 @@ from agnt5.errors import (
     InvocationCancelledError,
     PayloadTooLargeError,
     ResourceExhaustedError,
+    wrap_exception,
 )
 
 __all__ = ["Session", "SessionLost"]
@@ -39,10 +41,6 @@ class SessionLost(Exception):
     """The stream ended or failed; the worker reconnects."""
 
 
-class _Cancel(Exception):
-    """Why an in-flight invocation was cancelled (carried as the task's cancel message)."""
-
-
 class Session:
     """A registered stream: reads invocations, runs them, writes results, heartbeats."""
 
@@ -51,7 +49,8 @@ class Session:
         self._config = config
         self._pipeline = pipeline
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
-        self._inflight: dict[str, tuple[asyncio.Task[None], Context | None]] = {}
+        self._inflight: dict[str, tuple[asyncio.Task[bytes], Context | None]] = {}
+        self._cancels: dict[str, InvocationCancelledError] = {}  # why this session cancelled one
         self._heartbeat_interval = config.heartbeat_interval
         self._max_result_bytes = sys.maxsize  # until the coordinator says
         self._accepting = True
@@ -161,62 +160,50 @@ class Session:
             )
             self._fail(invoke, error, 0.0)
             return
+        invocation_id, attempt = invoke.invocation_id, invoke.attempt or 1
         deadline = invoke.deadline_unix_ms / 1000 if invoke.deadline_unix_ms else None
-        ctx = route.context(invoke.invocation_id, invoke.attempt or 1, invoke.metadata, deadline)
+        ctx = route.context(invocation_id, attempt, invoke.metadata, deadline)
         task = asyncio.create_task(
-            self._run(invoke, route, ctx, deadline), name=f"agnt5-{invoke.invocation_id}"
+            route.run(invoke.input, invocation_id, attempt, invoke.metadata, deadline, ctx),
+            name=f"agnt5-{invocation_id}",
         )
-        self._inflight[invoke.invocation_id] = (task, ctx)
+        self._inflight[invocation_id] = (task, ctx)
+        task.add_done_callback(functools.partial(self._finished, invoke, time.perf_counter()))
 
-    async def _run(
-        self, invoke: InvokeItem, route: Route, ctx: Context | None, deadline: float | None
-    ) -> None:
-        """Run one attempt and send its result, or why it was cancelled."""
-        started = time.perf_counter()
-        try:
-            output = await route.run(
-                invoke.input,
-                invoke.invocation_id,
-                invoke.attempt or 1,
-                invoke.metadata,
-                deadline,
-                ctx,
-            )
-        except asyncio.CancelledError as cancelled:
-            reason = (
-                cancelled.args[0]
-                if cancelled.args and isinstance(cancelled.args[0], _Cancel)
-                else None
-            )
-            if reason is None:
-                raise
-            error: AgntError = InvocationCancelledError(reason.args[0], retryable=reason.args[1])
-        except AgntError as exc:
-            error = exc
-        else:
+    def _finished(self, invoke: InvokeItem, started: float, task: asyncio.Task[bytes]) -> None:
+        """Free the attempt's slot and send what it came to, however it ended (a task cancelled
+        before it started too)."""
+        invocation_id = invoke.invocation_id
+        self._inflight.pop(invocation_id, None)
+        cancelled = self._cancels.pop(invocation_id, None)
+        seconds = time.perf_counter() - started
+        if task.cancelled():
+            if cancelled is not None:  # else the event loop is closing: nobody is left to tell
+                self._fail(invoke, cancelled, seconds)
+            return
+        error = task.exception()
+        if error is None:
+            output = task.result()
             if len(output) <= self._max_result_bytes:
-                duration_us = int((time.perf_counter() - started) * 1e6)
-                result = ResultItem(invoke.invocation_id, invoke.attempt, output, None, duration_us)
-                self._finish(invoke, result)
+                result = ResultItem(invocation_id, invoke.attempt, output, None, int(seconds * 1e6))
+                self._send(result)
                 return
             error = PayloadTooLargeError(
                 f"the result of {invoke.component} is {len(output)} bytes, over the "
                 f"coordinator's limit of {self._max_result_bytes} bytes"
             )
-        self._fail(invoke, error, time.perf_counter() - started)
+        if not isinstance(error, AgntError):  # the pipeline's own fault, not the handler's
+            _log.error("invocation %s failed in the worker", invocation_id, exc_info=error)
+            error = wrap_exception(invoke.component, error)
+        self._fail(invoke, error, seconds)
 
     def _fail(self, invoke: InvokeItem, error: AgntError, seconds: float) -> None:
         failure = ErrorItem(
             _text(error.code), _text(error.message), _text(error.error_type), error.retryable
         )
-        self._finish(
-            invoke,
-            ResultItem(invoke.invocation_id, invoke.attempt, None, failure, int(seconds * 1e6)),
+        self._send(
+            ResultItem(invoke.invocation_id, invoke.attempt, None, failure, int(seconds * 1e6))
         )
-
-    def _finish(self, invoke: InvokeItem, result: ResultItem) -> None:
-        self._inflight.pop(invoke.invocation_id, None)
-        self._send(result)
 
     def _cancel(self, invocation_id: str, reason: str, *, retryable: bool = False) -> None:
         entry = self._inflight.get(invocation_id)
@@ -224,9 +211,10 @@ class Session:
             return
         task, ctx = entry
         text = reason or "cancelled by the coordinator"
+        self._cancels.setdefault(invocation_id, InvocationCancelledError(text, retryable=retryable))
         if ctx is not None:
             ctx._cancel(text)
-        task.cancel(_Cancel(text, retryable))
+        task.cancel(text)
 
     def _cancel_all(self, *, retryable: bool, reason: str) -> None:
         for invocation_id in list(self._inflight):

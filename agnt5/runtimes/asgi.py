@@ -7,17 +7,23 @@ every endpoint.
 
 Request rules for ``/invoke/{handler}``:
 
-- The body is JSON; a ``Content-Type`` of ``application/json`` or ``application/*+json`` is
-  accepted, and so is none at all. Anything else is 415.
+- The body is JSON, and says so: ``Content-Type: application/json`` (or ``application/*+json``).
+  Anything else, or none, is 415 naming the header to add (a web page cannot send JSON to
+  another site without the CORS preflight only `enable_cors` answers).
 - Bodies over ``max_body_size`` (10 MiB by default, ``AGNT5_MAX_BODY_SIZE``) are 413, refused
   from ``Content-Length`` before reading, or as soon as the streamed body passes the limit.
-- ``X-Invocation-Id`` sets the invocation id (else one is generated). ``traceparent``,
-  ``tracestate`` and every ``x-agnt5-*`` header reach the handler as ``ctx.metadata``.
+- A client that disconnects before its body is complete gets no invocation; one that
+  disconnects while the handler runs cancels it (an async handler is cancelled; a sync one in
+  the thread pool sees ``ctx.cancelled``); its answer, 499 ``CANCELLED``, goes nowhere.
+- ``X-Invocation-Id`` sets the invocation id (1 to 128 of ``A-Z a-z 0-9 . _ : -``, else one is
+  generated). ``traceparent``, ``tracestate`` and every ``x-agnt5-*`` header reach the handler
+  as ``ctx.metadata``.
 - Mounted under a prefix (Starlette's ``Mount("/agnt5", app=worker)``, ``uvicorn
   --root-path /api``), the routes are below the scope's ``root_path``, as Starlette's are.
 - Success is ``200 {"result": ..., "invocation_id": ...}``; errors are
   ``{"error", "status", "code", "invocation_id"}`` with the status of the error's code
-  (400, 404, 413, 415, 429, 500, 503, 504, ...). Tracebacks are logged, never returned.
+  (400, 404, 413, 415, 429, 500, 503, 504, ...), whatever the handler raised (``SystemExit``
+  too). Tracebacks are logged, never returned.
 
 Lifespan: startup starts the invocation pipeline (the thread pool for sync handlers and the
 telemetry); shutdown waits for in-flight requests up to ``drain_timeout``, then stops it. Every
@@ -41,6 +47,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from agnt5._pipeline import NO_METADATA, Pipeline, Route
 from agnt5._wire.http import (
+    ClientDisconnected,
     MethodNotAllowed,
     check_content_type,
     check_declared_length,
@@ -54,6 +61,7 @@ from agnt5.errors import AgntError, NotFoundError
 if TYPE_CHECKING:
     from agnt5._registry import Registry
     from agnt5.config import WorkerConfig
+    from agnt5.context import Context
 
 __all__ = ["AsgiRuntime"]
 
@@ -61,8 +69,9 @@ _log = logging.getLogger("agnt5.asgi")
 
 _INVOKE_PREFIX = "/invoke/"
 _ROUTES = {"/health": "GET", "/functions": "GET"}
-_VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_VALID_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")  # the whole value (fullmatch)
 _METADATA_HEADERS = (b"traceparent", b"tracestate")
+_WATCH_AFTER = 0.05  # seconds into an attempt before a disconnect is watched for
 
 
 class AsgiRuntime:
@@ -211,16 +220,29 @@ class AsgiRuntime:
         try:
             if route is None:
                 route = self._routes[scope["path"]] = pipeline.route(name)
-            if content_type is not None and content_type != b"application/json":
+            if content_type != b"application/json":
                 check_content_type(content_type)
             if content_length is not None and len(content_length) >= self._body_limit_digits:
                 check_declared_length(content_length, self._body_limit)
             message = await receive()  # uvicorn answers "Expect: 100-continue" here, not before
             body = message.get("body", b"")
-            if message.get("more_body", False) or len(body) > self._body_limit:
+            if (
+                message.get("more_body", False)
+                or len(body) > self._body_limit
+                or message["type"] != "http.request"
+            ):
                 body = await read_body(receive, self._body_limit, message)
-            output = await route.run(body, invocation_id, 1, metadata)
+            if route.is_async or route.executor is not None:
+                output = await _cancelled_on_disconnect(
+                    route, body, invocation_id, metadata, receive
+                )
+            else:  # an inline handler holds the event loop: nothing could stop it anyway
+                output = await route.run(body, invocation_id, 1, metadata)
         except AgntError as error:
+            if type(error) is ClientDisconnected:
+                _log.info("invocation %s of %s: %s", invocation_id, name, error.message)
+            # answered even then (servers drop it): middleware such as Starlette's
+            # BaseHTTPMiddleware fails a request that got no response
             await respond(send, error.http_status, error_body(error, invocation_id))
         else:
             output = b"".join(
@@ -303,6 +325,61 @@ def _below_root(scope: dict[str, Any]) -> dict[str, Any]:
     return scope
 
 
+async def _cancelled_on_disconnect(
+    route: Route, body: bytes, invocation_id: str, metadata: Mapping[str, str], receive: Any
+) -> bytes:
+    """`Route.run`, cancelled (and its ``ctx``) if the client disconnects meanwhile."""
+    watch = _DisconnectWatch(receive, route.context(invocation_id, 1, metadata))
+    try:
+        return await route.run(body, invocation_id, 1, metadata, None, watch.ctx)
+    except asyncio.CancelledError:
+        if not watch.client_left:
+            raise
+        raise ClientDisconnected("the client disconnected; the invocation was cancelled") from None
+    finally:
+        watch.stop()
+
+
+class _DisconnectWatch:
+    """While an attempt runs in this task: if the client disconnects, cancel the task (and
+    ``ctx``), as `asyncio.timeout` does; `stop` undoes that cancellation once it is handled.
+
+    The watch starts ``_WATCH_AFTER`` seconds into the attempt: most attempts are over by then,
+    and cost no watching task.
+    """
+
+    __slots__ = ("_receive", "_task", "_timer", "_watch", "client_left", "ctx")
+
+    def __init__(self, receive: Any, ctx: Context | None) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._receive = receive
+        self.ctx = ctx
+        self.client_left = False
+        self._watch: asyncio.Task[None] | None = None
+        self._timer = task.get_loop().call_later(_WATCH_AFTER, self._start)
+
+    def _start(self) -> None:
+        self._watch = asyncio.create_task(self._wait())
+
+    async def _wait(self) -> None:
+        # With the body read, a server's next message is http.disconnect, when the client leaves.
+        if (await self._receive())["type"] == "http.disconnect":
+            self.client_left = True
+            reason = "the client disconnected"
+            if self.ctx is not None:
+                self.ctx._cancel(reason)
+            self._task.cancel(reason)
+
+    def stop(self) -> None:
+        self._timer.cancel()
+        if self._watch is not None:
+            self._watch.cancel()
+        if self.client_left:
+            self._task.uncancel()
+
+
 def _request_headers(
     scope: dict[str, Any],
 ) -> tuple[bytes | None, bytes | None, str | None, Mapping[str, str]]:
@@ -316,7 +393,7 @@ def _request_headers(
             content_length = value
         elif key == b"x-invocation-id":
             text = value.decode("latin-1")
-            if _VALID_ID.match(text):
+            if _VALID_ID.fullmatch(text):
                 invocation_id = text
         elif key in _METADATA_HEADERS or key.startswith(b"x-agnt5-"):
             if metadata is NO_METADATA:
