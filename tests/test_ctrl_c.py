@@ -24,7 +24,7 @@ from _processes import spawn, stop
 
 from agnt5.client import Client
 
-WORKER = textwrap.dedent(
+NAP = textwrap.dedent(
     """
     import asyncio
     import sys
@@ -37,8 +37,10 @@ WORKER = textwrap.dedent(
         print("napping", flush=True)
         await asyncio.sleep(seconds)
         return "rested"
-
-
+    """
+)
+WORKER = NAP + textwrap.dedent(
+    """
     async def main():
         worker = Worker(service_name=sys.argv[1], coordinator_endpoint=sys.argv[2])
         await worker.run()
@@ -49,22 +51,8 @@ WORKER = textwrap.dedent(
         asyncio.run(main())
     """
 )
-
-ASGI = textwrap.dedent(
+ASGI = NAP + textwrap.dedent(
     """
-    import asyncio
-    import sys
-
-    from agnt5 import Worker, function
-
-
-    @function()
-    async def nap(seconds: float) -> str:
-        print("napping", flush=True)
-        await asyncio.sleep(seconds)
-        return "rested"
-
-
     async def main():
         app = Worker("web-service", runtime="asgi", http_port=int(sys.argv[1]))
         await app.run()

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from agnt5.cli._modules import watched_root
-from agnt5.cli._serve import announce, configure_logging, new_coordinator, stopped
+from agnt5.cli._serve import configure_logging, serving
 
 __all__ = ["supervise"]
 
@@ -38,24 +38,10 @@ def supervise(args: argparse.Namespace) -> int:
     configure_logging(args)
 
     async def serve() -> None:
-        from agnt5.runtimes._signals import ShutdownSignals
-
-        made = new_coordinator(args)
-        stop = asyncio.Event()
-        signals = ShutdownSignals(lambda signum: stop.set())
-        signals.install(asyncio.get_running_loop())
-        try:
-            await made.start()
-            try:
-                announce(made)
-                _log.info("watching %s for changes to .py files", root)
-                command = _worker_command(args, made.endpoint)
-                await _reload_until(stop, root, command, _worker_env(args.api_key))
-            finally:
-                await made.stop()
-        finally:
-            signals.uninstall()
-        stopped()
+        async with serving(args) as (made, stop):
+            _log.info("watching %s for changes to .py files", root)
+            command = _worker_command(args, made.endpoint)
+            await _reload_until(stop, root, command, _worker_env(args.api_key))
 
     asyncio.run(serve())
     return 0

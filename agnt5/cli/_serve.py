@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from agnt5 import config
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
     from agnt5.coordinator.auth import Key
     from agnt5.worker import Worker
 
-__all__ = ["coordinator", "dev", "worker"]
+__all__ = ["configure_logging", "coordinator", "dev", "new_coordinator", "serving", "worker"]
 
 _REGISTER_WAIT = 30.0  # seconds `agnt5 dev --invoke` waits for its worker to register
 
@@ -32,25 +34,33 @@ def coordinator(args: argparse.Namespace) -> int:
     configure_logging(args)
 
     async def serve() -> None:
-        from agnt5.runtimes._signals import ShutdownSignals
-
-        made = new_coordinator(args)
-        stop = asyncio.Event()
-        signals = ShutdownSignals(lambda signum: _stopping(signum, stop))
-        signals.install(asyncio.get_running_loop())
-        try:
-            await made.start()
-            try:
-                announce(made)
-                await stop.wait()
-            finally:
-                await made.stop()
-        finally:
-            signals.uninstall()
-        stopped()
+        async with serving(args) as (_, stop):
+            await stop.wait()
 
     asyncio.run(serve())
     return 0
+
+
+@contextlib.asynccontextmanager
+async def serving(args: argparse.Namespace) -> AsyncIterator[tuple[Coordinator, asyncio.Event]]:
+    """The coordinator of ``args``, started and announced, and an event SIGINT or SIGTERM sets;
+    stopped, and said so, when the block ends."""
+    from agnt5.runtimes._signals import ShutdownSignals
+
+    made = new_coordinator(args)
+    stop = asyncio.Event()
+    signals = ShutdownSignals(lambda signum: _stopping(signum, stop))
+    signals.install(asyncio.get_running_loop())
+    try:
+        await made.start()
+        try:
+            announce(made)
+            yield made, stop
+        finally:
+            await made.stop()
+    finally:
+        signals.uninstall()
+    stopped()
 
 
 def worker(args: argparse.Namespace) -> int:
