@@ -250,6 +250,9 @@ def test_asgi_run_stops_on_one_sigint_and_a_second_forces_it(tmp_path: Path) -> 
         call.join(30)
     assert app.returncode == 0, output
     assert took < 10 and "run() returned" in output, output
+    assert "Traceback" not in output, output
+    answer = outcome["value"]  # the cancelled request is answered, not dropped
+    assert (answer.status_code, answer.json()["code"]) == (503, "UNAVAILABLE")
 
 
 def test_agnt5_dev_invoke_finishes_its_invocation_on_one_sigint(tmp_path: Path) -> None:

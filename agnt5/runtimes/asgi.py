@@ -56,7 +56,7 @@ from agnt5._wire.http import (
     respond,
     response_start,
 )
-from agnt5.errors import AgntError, NotFoundError
+from agnt5.errors import AgntError, NotFoundError, UnavailableError
 
 if TYPE_CHECKING:
     from agnt5._registry import Registry
@@ -90,6 +90,7 @@ class AsgiRuntime:
         self._pipeline: Pipeline | None = None
         self._started = False
         self._in_flight = 0
+        self._forced_exit = False
 
     # The Worker's public surface.
 
@@ -116,6 +117,7 @@ class AsgiRuntime:
         self._server = server = Server(config)
         await server.serve()
         if server.force_exit and self._started:  # uvicorn skipped the lifespan shutdown
+            self._forced_exit = True  # the requests cancelled now are answered 503
             for task in server.server_state.tasks:
                 task.cancel()
             await server.lifespan.shutdown()
@@ -238,6 +240,11 @@ class AsgiRuntime:
                 )
             else:  # an inline handler holds the event loop: nothing could stop it anyway
                 output = await route.run(body, invocation_id, 1, metadata)
+        except asyncio.CancelledError:
+            if not self._forced_exit:
+                raise
+            error = UnavailableError("the worker stopped before the invocation finished")
+            await respond(send, error.http_status, error_body(error, invocation_id))
         except AgntError as error:
             if type(error) is ClientDisconnected:
                 _log.info("invocation %s of %s: %s", invocation_id, name, error.message)
