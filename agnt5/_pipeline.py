@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from agnt5.context import Context
 from agnt5.errors import AgntError, InvocationTimeoutError, wrap_exception
-from agnt5.telemetry._logs import bind_invocation, unbind_invocation
+from agnt5.telemetry._logs import INVOCATION_SCOPE as _SCOPE
 
 if TYPE_CHECKING:
     from agnt5._registry import Registry
@@ -225,7 +225,7 @@ class Route:
 
     async def _execute(self, payload: bytes, ctx: Context | None, invocation_id: str) -> bytes:
         scope = (
-            bind_invocation(invocation_id, self.service_name, self.name) if self.log_scope else None
+            _SCOPE.set((invocation_id, self.service_name, self.name)) if self.log_scope else None
         )
         try:
             handler = self.handler
@@ -245,7 +245,7 @@ class Route:
                 raise _failure(self.name, invocation_id, exc)  # noqa: B904 - see _failure
         finally:
             if scope is not None:
-                unbind_invocation(scope)
+                _SCOPE.reset(scope)
 
 
 def _limit(timeout: float | None, deadline: float) -> float:

@@ -15,6 +15,7 @@ from agnt5 import config
 from agnt5.telemetry._fields import extra_fields
 
 __all__ = [
+    "INVOCATION_SCOPE",
     "bind_invocation",
     "install_opentelemetry_logging",
     "install_worker_logging",
@@ -28,21 +29,23 @@ _TEXT_FORMAT_IN_INVOCATION = "%(asctime)s %(levelname)s %(name)s [%(invocation_i
 _EMITTED = "_agnt5_emitted"
 _IDENTITY = ("invocation_id", "service_name", "function_name")
 
-_invocation: contextvars.ContextVar[tuple[str, str, str] | None] = contextvars.ContextVar(
+INVOCATION_SCOPE: contextvars.ContextVar[tuple[str, str, str] | None] = contextvars.ContextVar(
     "agnt5_invocation", default=None
 )
+"""(invocation_id, service_name, function_name) of the invocation running in this context;
+`bind_invocation` sets it (the hot path sets it directly, saving the calls)."""
 
 
 def bind_invocation(
     invocation_id: str, service_name: str, function_name: str
 ) -> contextvars.Token[tuple[str, str, str] | None]:
     """Mark the current context as running an invocation; pass the token to `unbind_invocation`."""
-    return _invocation.set((invocation_id, service_name, function_name))
+    return INVOCATION_SCOPE.set((invocation_id, service_name, function_name))
 
 
 def unbind_invocation(token: contextvars.Token[tuple[str, str, str] | None]) -> None:
     """End the scope opened by `bind_invocation`."""
-    _invocation.reset(token)
+    INVOCATION_SCOPE.reset(token)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -94,7 +97,7 @@ class _InvocationFilter(logging.Filter):
         self._service_name = service_name
 
     def filter(self, record: logging.LogRecord) -> bool:
-        current = _invocation.get() or (None, self._service_name, None)
+        current = INVOCATION_SCOPE.get() or (None, self._service_name, None)
         for key, value in zip(_IDENTITY, current, strict=True):
             if getattr(record, key, None) is None:
                 setattr(record, key, value)
