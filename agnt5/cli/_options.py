@@ -188,10 +188,19 @@ def add_coordinator_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _port(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535."""
     value = _integer(text, 0)
     if value > 65535:
         raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, got {text!r}")
     return value
+
+
+def _host(text: str) -> str:
+    """An argparse type: an IP address or a host name."""
+    try:
+        return config.parse_host(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_key_options(parser: argparse.ArgumentParser) -> None:
@@ -247,6 +256,18 @@ def add_worker_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-concurrency", type=positive, help="invocations run at once (default: 100)"
+    )
+    parser.add_argument(
+        "--health-host",
+        type=_host,
+        help="address of the worker's /health, /ready and /metrics "
+        f"(default: $AGNT5_HEALTH_HOST or {config.HEALTH_HOST}, every interface, for probes)",
+    )
+    parser.add_argument(
+        "--health-port",
+        type=_port,
+        help=f"port of /health, /ready and /metrics, 0 for none "
+        f"(default: $AGNT5_HEALTH_PORT or {config.HEALTH_PORT})",
     )
 
 

@@ -141,8 +141,10 @@ def _worker_command(args: argparse.Namespace, endpoint: str) -> list[str]:
     command += ["--log-level", args.log_level, "--log-format", args.log_format]
     if args.service:
         command += ["--service", args.service]
-    if args.max_concurrency is not None:
-        command += ["--max-concurrency", str(args.max_concurrency)]
+    for option in ("max_concurrency", "health_host", "health_port"):
+        value = getattr(args, option)
+        if value is not None:
+            command += [f"--{option.replace('_', '-')}", str(value)]
     return command
 
 

@@ -219,8 +219,9 @@ def _new_worker(
         "log_level": args.log_level,
         "log_format": args.log_format,
     }
-    if args.max_concurrency is not None:
-        options["max_concurrency"] = args.max_concurrency
+    for option in ("max_concurrency", "health_host", "health_port"):
+        if getattr(args, option) is not None:
+            options[option] = getattr(args, option)
     service = args.service or config.setting("service_name") or module_name.rpartition(".")[2]
     return Worker(service, runtime="standalone", **options)
 

@@ -154,6 +154,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
         self._scheduler = scheduler
         self._registry = registry
         self._authorize = credentials.client
+        self._refused = scheduler.telemetry.refused
 
     async def Invoke(
         self, request: invocations_pb2.InvokeRequest, context: grpc.aio.ServicerContext
@@ -166,7 +167,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
                 await self._scheduler.saved()  # its id goes out only once it is journaled
             return result_message(invocation, settled)
 
-        return await serve_call(context, self._authorize, work)
+        return await serve_call(context, self._authorize, work, self._refused)
 
     async def Submit(
         self, request: invocations_pb2.InvokeRequest, context: grpc.aio.ServicerContext
@@ -179,7 +180,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
                 invocation_id=invocation.id, deduplicated=deduplicated
             )
 
-        return await serve_call(context, self._authorize, work)
+        return await serve_call(context, self._authorize, work, self._refused)
 
     async def GetResult(
         self, request: invocations_pb2.GetResultRequest, context: grpc.aio.ServicerContext
@@ -191,7 +192,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
             settled = await self._scheduler.wait(invocation, wait)
             return result_message(invocation, settled)
 
-        return await serve_call(context, self._authorize, work)
+        return await serve_call(context, self._authorize, work, self._refused)
 
     async def ListInvocations(
         self, request: invocations_pb2.ListInvocationsRequest, context: grpc.aio.ServicerContext
@@ -211,7 +212,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
             )
             return listing_message(self._scheduler.list(query))
 
-        return await serve_call(context, self._authorize, work)
+        return await serve_call(context, self._authorize, work, self._refused)
 
     async def Cancel(
         self, request: invocations_pb2.CancelRequest, context: grpc.aio.ServicerContext
@@ -223,7 +224,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
             await self._scheduler.saved()  # the outcome goes out once it is journaled
             return result_message(invocation, self._scheduler.settled(invocation))
 
-        return await serve_call(context, self._authorize, work)
+        return await serve_call(context, self._authorize, work, self._refused)
 
     async def InvokeStream(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
         """Start each call as it arrives; send each outcome, batched, once its invocation ends.
@@ -249,7 +250,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
                 writer.cancel()
                 await asyncio.gather(writer, return_exceptions=True)
 
-        await serve_call(context, self._authorize, work)
+        await serve_call(context, self._authorize, work, self._refused)
 
     def _start_call(
         self, call: StreamCall, traceparent: str | None, calls: _OpenCalls, grant: Grant
@@ -266,6 +267,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
                 metadata=_metadata(call.metadata, traceparent),
             )
         except AgntError as error:
+            self._refused(error)
             calls.finished(StreamOutcome(call.ref, "", None, ErrorItem(**error.to_dict())))
             return
         ref = call.ref
@@ -290,7 +292,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
         async def work(grant: Grant) -> invocations_pb2.ListServicesResponse:
             return services_message(self._registry, self._scheduler, grant)
 
-        return await serve_call(context, self._authorize, work)
+        return await serve_call(context, self._authorize, work, self._refused)
 
     def _submit(
         self,

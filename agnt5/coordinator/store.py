@@ -220,6 +220,11 @@ class StateStore(Protocol):
         no more than the page needs (at most `PAGE_SCAN` when ``query`` is `filtered`)."""
         ...
 
+    def observe_commits(self, observer: Callable[[float, int], None]) -> None:
+        """Call ``observer(seconds, changes)`` after each commit to durable storage (a store
+        that commits nothing never calls it)."""
+        ...
+
     def close(self) -> None:
         """Stop recording: changes after this are not kept."""
         ...
@@ -316,6 +321,9 @@ class MemoryStore:
                 return
             invocation = self._by_id.get(key[1])
             yield key, None if invocation is None else invocation.listed()
+
+    def observe_commits(self, observer: Callable[[float, int], None]) -> None:
+        """Nothing is committed: the observer is never called."""
 
     def close(self) -> None:
         """Nothing to release: memory is the store."""

@@ -101,9 +101,11 @@ class AsgiRuntime:
     async def run(self) -> None:
         """Serve this app with uvicorn on ``http_host:http_port`` until SIGINT/SIGTERM (or
         `stop`): in-flight requests get ``drain_timeout`` to finish, then it returns. A second
-        signal cancels them and returns at once."""
+        signal cancels them and returns at once. Idle connections are closed after 5 s and at
+        most 1000 are open (`agnt5._wire.serving`)."""
         import uvicorn
 
+        from agnt5._wire import serving
         from agnt5.runtimes._uvicorn import Server
 
         config = uvicorn.Config(
@@ -114,7 +116,7 @@ class AsgiRuntime:
             log_level=self._config.log_level.lower(),
             timeout_graceful_shutdown=int(self._config.drain_timeout) or None,
         )
-        self._server = server = Server(config)
+        self._server = server = Server(serving.guard_connections(config, serving.DEFAULT_LIMITS))
         await server.serve()
         if server.force_exit and self._started:  # uvicorn skipped the lifespan shutdown
             self._forced_exit = True  # the requests cancelled now are answered 503
