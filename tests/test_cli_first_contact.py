@@ -113,18 +113,29 @@ def test_usage_mistakes_are_one_line_and_exit_2(
     assert named in one_line(done)
 
 
+def unreachable(endpoint: str) -> str:
+    return (
+        f"error: cannot reach the coordinator at {endpoint}: is `agnt5 coordinator` running? "
+        "(choose another with --endpoint or $AGNT5_COORDINATOR_ENDPOINT)"
+    )
+
+
 def test_an_unreachable_coordinator_is_reported_at_once() -> None:
-    endpoint = f"http://127.0.0.1:{free_port()}"
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens: refused
     for args in (["invoke", "svc", "f"], ["services"], ["result", "x"], ["invocations"]):
-        started = time.monotonic()
-        done = agnt5(*args, "--endpoint", endpoint)
-        took = time.monotonic() - started
+        done = agnt5(*args, "--endpoint", endpoint, timeout=30)  # the calls' own: 60 s
         assert done.returncode == 1
-        assert one_line(done) == (
-            f"error: cannot reach the coordinator at {endpoint}: is `agnt5 coordinator` "
-            "running? (choose another with --endpoint or $AGNT5_COORDINATOR_ENDPOINT)"
-        )
-        assert took < 15, f"{args}: {took:.1f} s, where the call's timeout was 60 s"
+        assert one_line(done) == unreachable(endpoint)
+
+
+def test_a_coordinator_that_never_answers_is_reported_after_the_reach_timeout() -> None:
+    with socket.socket() as silent:  # accepts connections (the kernel does), never speaks
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        done = agnt5("invoke", "svc", "f", "--endpoint", endpoint, timeout=30)
+    assert done.returncode == 1
+    assert one_line(done) == unreachable(endpoint)
 
 
 def test_busy_ports_and_a_data_dir_that_is_a_file(tmp_path: Path) -> None:
@@ -239,20 +250,16 @@ def test_a_queued_invocation_says_so_and_honours_its_timeout(
         ready, _, _ = select.select([invoke.stderr], [], [], 30)
         assert ready, "nothing said about the queue"
         queued = invoke.stderr.readline().decode()
-        said = time.monotonic()
-        rest = invoke.stderr.read().decode()
-        invoke.wait(30)
-        waited = time.monotonic() - said
+        _, rest = invoke.communicate(timeout=30)  # the default wait is 60 s
     finally:
         stop(invoke, grace=0)
     assert queued.startswith(f"agnt5: no worker of service '{service}' is connected: invocation ")
-    assert "waits in its queue for one (up to 2.3 s; --timeout)" in queued
+    assert queued.endswith(" waits in its queue for one (up to 2 s; --timeout)\n")
     assert invoke.returncode == 1
-    assert (
-        rest.startswith("error: TIMEOUT: Invocation ")
-        and "did not finish before its deadline" in rest
-    )
-    assert waited < 2.5 + 1.0, f"{waited:.2f} s after the queue line, for --timeout 2"
+    # the coordinator's deadline, set from --timeout, ended it (the command waits only a
+    # moment longer than --timeout for that outcome)
+    assert rest.decode().startswith("error: TIMEOUT: Invocation ")
+    assert "did not finish before its deadline" in rest.decode()
 
 
 def test_result_invocations_and_cancel(coordinator: CoordinatorProcess, module: Path) -> None:
@@ -281,7 +288,9 @@ def test_result_invocations_and_cancel(coordinator: CoordinatorProcess, module: 
             f"'agnt5 result {napping}'"
         )
         cancelled = agnt5("cancel", napping, "--reason", "too slow", *endpoint)
-        assert (cancelled.returncode, cancelled.stdout) == (0, f"cancelled {napping}\n")
+        assert (cancelled.returncode, cancelled.stdout) == (0, f"cancelled {napping}\n"), (
+            cancelled.stderr
+        )
         again = agnt5("cancel", napping, *endpoint)
         assert again.returncode == 1 and "FAILED_PRECONDITION" in one_line(again)
         failed = agnt5("result", napping, *endpoint)
@@ -319,8 +328,9 @@ def test_dev_reload_restarts_the_worker_when_the_module_changes(module: Path) ->
         with Client(endpoint, timeout=30) as client:
             wait_for_service(client, "greeter")
             assert client.invoke("greeter", "greet", "Ada") == "Hello, Ada!"
-            time.sleep(1.1)  # a modification time the change is sure to differ from
+            before = module.stat().st_mtime
             module.write_text(MODULE.replace("Hello, {name}!", "Bonjour, {name}!"))
+            os.utime(module, (before + 10, before + 10))  # changed, however coarse the clock
             deadline = time.monotonic() + 30
             answer = ""
             while time.monotonic() < deadline:  # until the restarted worker answers

@@ -51,9 +51,11 @@ def invoke(args: argparse.Namespace) -> int:
         if args.submit:
             print(invocation_id)
             return 0
-        wait = DEFAULT_TIMEOUT if args.timeout is None else args.timeout + _MARGIN
-        _say_if_queued(client, args.service, invocation_id, wait)
-        return _report(client, invocation_id, wait)
+        if args.timeout is None:
+            _say_if_queued(client, args.service, invocation_id, DEFAULT_TIMEOUT)
+            return _report(client, invocation_id, DEFAULT_TIMEOUT)
+        _say_if_queued(client, args.service, invocation_id, args.timeout)
+        return _report(client, invocation_id, args.timeout + _MARGIN)  # its deadline ends it
 
 
 def result(args: argparse.Namespace) -> int:
@@ -167,7 +169,8 @@ def _reachable(endpoint: str) -> None:
 
 
 def _say_if_queued(client: Client, service: str, invocation_id: str, wait: float) -> None:
-    """Say so at once when no worker of ``service`` is connected to run the invocation."""
+    """Say so at once when no worker of ``service`` is connected to run the invocation,
+    which waits up to ``wait`` seconds for one."""
     known = {entry["name"]: entry for entry in client.list_services()}
     entry = known.get(service)
     if entry is not None and not entry["workers"]:
