@@ -70,6 +70,10 @@ PROGRAM = textwrap.dedent(
         return "ok"
 
     @function()
+    def identity(ctx, data: dict) -> dict:
+        return {key: ctx.metadata.get(key) for key in ("service_name", "function_name")}
+
+    @function()
     def failing_function(data: dict) -> dict:
         raise ValueError("Something went wrong")
 
@@ -83,9 +87,12 @@ PROGRAM = textwrap.dedent(
 )
 
 
-def run_worker(tmp_path: Path, calls: list[tuple[str, Any]], **env: str) -> tuple[str, list[Any]]:
-    """Serve PROGRAM, make ``calls`` (function, input), stop it; its stderr and the outcomes."""
-    script, service = tmp_path / "logged_worker.py", unique()
+def run_worker(
+    tmp_path: Path, calls: list[tuple[str, Any]], service: str = "", **env: str
+) -> tuple[str, list[Any]]:
+    """Serve PROGRAM as ``service`` (default: a new name), make ``calls`` (function, input),
+    stop it; its stderr and the outcomes."""
+    script, service = tmp_path / "logged_worker.py", service or unique()
     script.write_text(PROGRAM)
     log = tmp_path / "stderr.txt"
     outcomes: list[Any] = []
@@ -123,17 +130,24 @@ def test_module_logger_lines_appear_in_json_with_extras_and_the_invocation_id(
     tmp_path: Path,
 ) -> None:
     calls = [("logged_function", {"data": {"k": "v"}}), ("plain", {"data": {}})]
-    text, outcomes = run_worker(tmp_path, calls, AGNT5_LOG_FORMAT="json")
+    service = unique()
+    text, outcomes = run_worker(tmp_path, calls, service, AGNT5_LOG_FORMAT="json")
     assert outcomes == [{"processed": True}, "ok"]
     lines = {line["message"]: line for line in json_lines(text)}
     started, completed = lines["Processing function"], lines["Function completed"]
     assert started["logger"] == "logged_worker" or started["logger"] == "__main__"
     assert started["data_size"] == len(str({"k": "v"}))
-    assert started["service_name"] == completed["service_name"]
+    assert started["service_name"] == completed["service_name"] == service
     assert started["invocation_id"] == completed["invocation_id"] and completed["success"] is True
     plain = lines["no context here"]  # no extra: the invocation scope names it
     assert plain["invocation_id"] and plain["function_name"] == "plain"
     assert plain["invocation_id"] != started["invocation_id"]
+
+
+def test_the_context_metadata_names_the_service_and_function(tmp_path: Path) -> None:
+    service = unique()
+    _, outcomes = run_worker(tmp_path, [("identity", {"data": {}})], service)
+    assert outcomes == [{"service_name": service, "function_name": "identity"}]
 
 
 def test_text_lines_logged_during_an_invocation_show_its_id(tmp_path: Path) -> None:
@@ -142,13 +156,13 @@ def test_text_lines_logged_during_an_invocation_show_its_id(tmp_path: Path) -> N
     assert line.endswith("]: no context here"), line
     invocation_id = line.rsplit("[", 1)[1].split("]")[0]
     assert len(invocation_id) == 32, line
-    registered = [line for line in text.splitlines() if "registered 3 component(s)" in line]
+    registered = [line for line in text.splitlines() if "registered 4 component(s)" in line]
     assert len(registered) == 1 and "[" not in registered[0]
 
 
 def test_with_basic_config_every_line_is_printed_once(tmp_path: Path) -> None:
     text, _ = run_worker(tmp_path, [("plain", {"data": {}})], BASIC_CONFIG="1")
-    assert text.count("registered 3 component(s)") == 1, text
+    assert text.count("registered 4 component(s)") == 1, text
     assert text.count("no context here") == 1, text
     assert "INFO:agnt5.worker:registered" in text  # in the application's own format
 
