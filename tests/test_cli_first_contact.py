@@ -18,6 +18,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from _asgi_support import free_port
 from _coordinator_support import (
     PYTHON,
     CoordinatorProcess,
@@ -78,12 +79,6 @@ def one_line(done: subprocess.CompletedProcess[str]) -> str:
     """The one line a failed command wrote on stderr."""
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
     return done.stderr.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.parametrize(

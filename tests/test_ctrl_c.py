@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _asgi_support import free_port
 from _coordinator_support import PYTHON, agnt5_env, coordinator_process, unique
 from _processes import spawn, stop
 
@@ -115,15 +116,9 @@ def in_background(call: Any) -> tuple[threading.Thread, dict[str, Any]]:
     return thread, outcome
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def test_one_sigint_drains_a_worker_run_under_asyncio_run(tmp_path: Path) -> None:
+@contextmanager
+def napper(tmp_path: Path) -> Iterator[tuple[Client, str, subprocess.Popen[bytes]]]:
+    """WORKER run as a program, registered with a coordinator: a client, its service, it."""
     script, service = tmp_path / "worker.py", unique()
     script.write_text(WORKER)
     with (
@@ -132,6 +127,11 @@ def test_one_sigint_drains_a_worker_run_under_asyncio_run(tmp_path: Path) -> Non
         program(script, service, coordinator.endpoint) as worker,
     ):
         wait_for_line(worker, "registered")
+        yield client, service, worker
+
+
+def test_one_sigint_drains_a_worker_run_under_asyncio_run(tmp_path: Path) -> None:
+    with napper(tmp_path) as (client, service, worker):
         call, outcome = in_background(lambda: client.invoke(service, "nap", {"seconds": 1.5}))
         wait_for_line(worker, "napping")
         worker.send_signal(signal.SIGINT)
@@ -144,14 +144,7 @@ def test_one_sigint_drains_a_worker_run_under_asyncio_run(tmp_path: Path) -> Non
 
 
 def test_a_second_sigint_cancels_in_flight_work_and_exits_at_once(tmp_path: Path) -> None:
-    script, service = tmp_path / "worker.py", unique()
-    script.write_text(WORKER)
-    with (
-        coordinator_process() as coordinator,
-        Client(coordinator.endpoint, timeout=30) as client,
-        program(script, service, coordinator.endpoint) as worker,
-    ):
-        wait_for_line(worker, "registered")
+    with napper(tmp_path) as (client, service, worker):
         client.submit(service, "nap", {"seconds": 600})
         wait_for_line(worker, "napping")
         worker.send_signal(signal.SIGINT)
