@@ -33,6 +33,7 @@ from agnt5.errors import (
     UnavailableError,
 )
 from agnt5.worker import Worker
+from agnt5.workflows import WorkflowContext
 
 if TYPE_CHECKING:
     from agnt5.client import AsyncClient, Client
@@ -59,6 +60,7 @@ __all__ = [
     "UnauthenticatedError",
     "UnavailableError",
     "Worker",
+    "WorkflowContext",
     "__version__",
     "function",
     "get_function_metadata",

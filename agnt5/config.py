@@ -259,6 +259,7 @@ _SETTINGS: dict[str, _Setting] = {
     "max_body_size": _Setting(_integer(1), MAX_BODY_BYTES),
     "http_host": _Setting(_name, LOCALHOST),
     "http_port": _Setting(_integer(0, 65535), 8000),
+    "workflow_suspend_after": _Setting(_seconds, 1.0),
 }
 
 
@@ -284,6 +285,7 @@ class WorkerConfig:
     max_body_size: int
     http_host: str
     http_port: int
+    workflow_suspend_after: float
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str] | None = None, **given: Any) -> WorkerConfig:

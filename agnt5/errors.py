@@ -207,8 +207,9 @@ def error_from_dict(data: Mapping[str, Any]) -> AgntError:
     return error
 
 
-def wrap_exception(function_name: str, exc: BaseException) -> AgntError:
-    """Turn what a handler raised into an agnt5 error; agnt5 errors pass through unwrapped."""
+def wrap_exception(function_name: str, exc: BaseException, what: str = "Function") -> AgntError:
+    """Turn what a handler (or a workflow's step: ``what="Step"``) raised into an agnt5 error;
+    agnt5 errors pass through unwrapped."""
     if isinstance(exc, AgntError):
         return exc
     detail = str(exc)
@@ -217,7 +218,7 @@ def wrap_exception(function_name: str, exc: BaseException) -> AgntError:
     elif not isinstance(exc, Exception):  # sys.exit(3) says only "3"
         detail = f"{type(exc).__name__}: {detail}"
     error = FunctionFailedError(
-        f"Function {function_name} failed: {detail}", error_type=type(exc).__name__
+        f"{what} {function_name} failed: {detail}", error_type=type(exc).__name__
     )
     error.__cause__ = exc
     return error

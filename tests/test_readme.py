@@ -41,7 +41,7 @@ def test_the_snippets_run_as_written(tmp_path: Path) -> None:
     worker_file.write_text(snippet("asyncio.run(main())", 'service_name="hello"'))
     programs = {
         "asgi_app.py": snippet('runtime="asgi"') + "\nassert callable(app)\n",
-        "checks.py": snippet("testing import"),
+        "checks.py": snippet("from agnt5.testing import invoke"),
     }
     for name, program in programs.items():
         script = tmp_path / name

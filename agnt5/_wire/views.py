@@ -1,10 +1,9 @@
-"""The plain-dict views of a service and of an invocation, the one shape the Client, the HTTP
-gateway and the CLI show.
+"""The plain-dict views of a service and of an invocation: the shapes the Client, the HTTP
+gateway and the CLI return.
 
-The Client builds a service's from the ``ServiceInfo`` messages it receives (`service_dict`),
-the gateway from the coordinator's registry directly (`service_view`); an invocation's from an
-``InvocationResult`` (`invocation_dict`); both build a listed invocation's from an
-``InvocationSummary`` (`summary_dict`).
+The Client builds them from the messages it receives (`service_dict`, `invocation_dict`,
+`summary_dict` for a listed invocation), the gateway from the coordinator's state directly
+(`service_view`, `invocation_view`).
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ import orjson
 
 from agnt5._proto import common_pb2, invocations_pb2
 from agnt5._speedups import decode_json
+from agnt5.workflows.journal import Entry
 
 __all__ = [
     "component_dict",
@@ -23,6 +23,7 @@ __all__ = [
     "invocation_view",
     "service_dict",
     "service_view",
+    "step_dict",
     "summary_dict",
     "worker_dict",
 ]
@@ -88,6 +89,30 @@ def service_dict(service: invocations_pb2.ServiceInfo) -> dict[str, Any]:
     return service_view(service.name, service.version, service.components, workers, service.queued)
 
 
+def step_dict(entry: Entry) -> dict[str, Any]:
+    """One journal entry of a workflow: seq, kind, name, state, attempt, times and durations,
+    and per kind its child invocation, fire time or timeout; its error when it failed."""
+    data: dict[str, Any] = {
+        "seq": entry.seq,
+        "kind": entry.kind,
+        "name": entry.name,
+        "state": entry.state,
+        "attempt": entry.attempt,
+        "started_unix_ms": entry.started_unix_ms,
+        "finished_unix_ms": entry.finished_unix_ms,
+        "duration_ms": entry.duration_us / 1000,
+    }
+    if entry.child_id:
+        data["child_id"] = entry.child_id
+    if entry.fire_unix_ms:
+        data["fire_unix_ms"] = entry.fire_unix_ms
+    if entry.timeout_unix_ms:
+        data["timeout_unix_ms"] = entry.timeout_unix_ms
+    if entry.error is not None:
+        data["error"] = entry.error
+    return data
+
+
 def invocation_view(
     invocation_id: str,
     service: str,
@@ -97,9 +122,11 @@ def invocation_view(
     duration_us: int,
     output: Any = None,
     error: dict[str, Any] | None = None,
+    steps: Iterable[Entry] | None = None,
 ) -> dict[str, Any]:
     """An invocation: its id, target, state and attempt, its ``result`` (``output``, the
-    function's return value) once it ``SUCCEEDED`` or its ``error`` once it failed."""
+    function's return value, decoded or an `orjson.Fragment`) once it ``SUCCEEDED`` or its
+    ``error`` once it failed, and a workflow's ``steps`` (`step_dict`) when given."""
     data: dict[str, Any] = {
         "invocation_id": invocation_id,
         "service": service,
@@ -112,13 +139,16 @@ def invocation_view(
         data["result"] = output
     elif error is not None:
         data["error"] = error
+    if steps is not None:
+        data["steps"] = [step_dict(entry) for entry in steps]
     return data
 
 
 def invocation_dict(result: invocations_pb2.InvocationResult) -> dict[str, Any]:
     """`invocation_view` of an ``InvocationResult`` (its output decoded)."""
+    from agnt5.workflows.protocol import entry_from_message, error_dict
+
     outcome = result.WhichOneof("outcome")
-    error = result.error
     return invocation_view(
         result.invocation_id,
         result.service,
@@ -126,10 +156,10 @@ def invocation_dict(result: invocations_pb2.InvocationResult) -> dict[str, Any]:
         _state_name(result.state),
         result.attempt,
         result.duration_us,
-        decode_json(result.output) if outcome == "output" else None,
-        {"code": error.code, "message": error.message, "type": error.type,
-         "retryable": error.retryable} if outcome == "error" else None,
-    )  # fmt: skip
+        decode_json(result.output) if outcome == "output" and result.output else None,
+        error_dict(result.error) if outcome == "error" else None,
+        [entry_from_message(step) for step in result.steps] if result.steps else None,
+    )
 
 
 def _state_name(state: int) -> str:
@@ -139,12 +169,11 @@ def _state_name(state: int) -> str:
 def summary_dict(summary: invocations_pb2.InvocationSummary) -> dict[str, Any]:
     """A listed invocation: id, service, function, state, attempt, times (Unix milliseconds),
     the last attempt's duration, and a failed one's error code."""
-    state = _state_name(summary.state)
     data: dict[str, Any] = {
         "invocation_id": summary.invocation_id,
         "service": summary.service,
         "function": summary.function,
-        "state": state,
+        "state": _state_name(summary.state),
         "attempt": summary.attempt,
         "created_unix_ms": summary.created_unix_ms,
         "updated_unix_ms": summary.updated_unix_ms,

@@ -1,5 +1,5 @@
 """The ``agnt5`` command: run a dev coordinator or a worker, invoke functions, see and cancel
-invocations, list services.
+invocations, signal a workflow, list services.
 
 Every mistake is one line on stderr naming the flag, variable, module or port at fault: exit
 status 2 for a mistake in the command line or its environment, 1 for a command that could not
@@ -34,7 +34,7 @@ from agnt5.errors import AgntError
 
 __all__ = ["main"]
 
-_STATES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED")
+_STATES = ("PENDING", "RUNNING", "SUSPENDED", "SUCCEEDED", "FAILED")
 _EPILOG = f"""\
 examples:
   agnt5 coordinator                           # gRPC on 127.0.0.1:{config.COORDINATOR_PORT}, HTTP on :{config.GATEWAY_PORT}
@@ -42,6 +42,8 @@ examples:
   agnt5 invoke hello hello '{{"name": "Ada"}}'  # call service hello's function hello
   agnt5 invoke hello hello '"Bob"' --submit   # ... print its invocation id instead
   agnt5 result ID                             # that invocation's result
+  agnt5 result ID --json                      # ... all of it: state, error, workflow steps
+  agnt5 signal ID approved '{{"approved": true}}'  # wake a workflow waiting in ctx.signal
   agnt5 invocations --service hello           # recent invocations and their states
   agnt5 cancel ID                             # cancel a queued or running invocation
   agnt5 services                              # what the coordinator serves
@@ -197,7 +199,10 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds to wait for it to finish (default: none, as it stands now)",
     )
     result.add_argument(
-        "--json", action="store_true", help="print the whole invocation: state, output or error"
+        "--json",
+        action="store_true",
+        help="print the whole invocation, in any state: its state, attempt, result or error, and "
+        "a workflow's steps (seq, kind, name, state, attempt, duration)",
     )
     add_client_options(result)
     result.set_defaults(run=_calls.result, wait=0.0)
@@ -234,6 +239,23 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("--reason", help="why, for the invocation's error message")
     add_client_options(cancel)
     cancel.set_defaults(run=_calls.cancel)
+
+    signal = commands.add_parser(
+        "signal",
+        help="send a signal to a workflow invocation",
+        description="Send signal NAME with a JSON payload to workflow invocation ID; prints "
+        "'delivered' when a waiting ctx.signal took it, 'kept' when it waits for a later one.",
+    )
+    signal.add_argument("invocation_id", metavar="ID")
+    signal.add_argument("name", metavar="NAME")
+    signal.add_argument(
+        "payload",
+        metavar="JSON",
+        nargs="?",
+        help="the payload as JSON, '-' for stdin (default: null)",
+    )
+    add_client_options(signal)
+    signal.set_defaults(run=_calls.signal)
 
     services = commands.add_parser(
         "services",

@@ -1,4 +1,5 @@
-"""The client commands: ``invoke``, ``result``, ``invocations``, ``cancel`` and ``services``.
+"""The client commands: ``invoke``, ``result``, ``invocations``, ``cancel``, ``signal`` and
+``services``.
 
 Each first checks that the coordinator answers (within `REACH_TIMEOUT`), so a coordinator that
 is not running is reported at once, not after the call's whole timeout of retries.
@@ -29,6 +30,7 @@ __all__ = [
     "read_input",
     "result",
     "services",
+    "signal",
 ]
 
 REACH_TIMEOUT = 5.0
@@ -87,6 +89,14 @@ def cancel(args: argparse.Namespace) -> int:
     with _connected(args) as client:
         client.cancel(args.invocation_id, args.reason or "")
     print(f"cancelled {args.invocation_id}")
+    return 0
+
+
+def signal(args: argparse.Namespace) -> int:
+    payload = read_input(args.payload)
+    with _connected(args) as client:
+        delivered = client.signal(args.invocation_id, args.name, payload)
+    print("delivered" if delivered else "kept")
     return 0
 
 
@@ -181,15 +191,15 @@ def _say_if_queued(client: Client, service: str, invocation_id: str, wait: float
 
 
 def _report(client: Client, invocation_id: str, wait: float, *, whole: bool = False) -> int:
-    """Wait up to ``wait`` seconds for the invocation, then print its output (``whole``: the
-    whole invocation) and return 0, or say why not and return 1."""
+    """Wait up to ``wait`` seconds for the invocation, then print its output and return 0, or
+    say why not and return 1; ``whole``: print the whole invocation, in any state, and return 0."""
     if wait:
         with contextlib.suppress(AgntError):  # failed, or still running: describe says which
             client.result(invocation_id, timeout=wait)
     view = client.describe(invocation_id)
     if whole:
         print_json(view)
-        return 0 if view["state"] == "SUCCEEDED" else 1
+        return 0
     if view["state"] == "SUCCEEDED":
         print_json(view["result"])
         return 0

@@ -1,15 +1,18 @@
 """The HTTP gateway: a small Starlette app over the scheduler (JSON in, JSON out).
 
 ``POST /v1/services/{service}/functions/{function}/invoke`` waits for the outcome: 200 with the
-invocation (``result`` holds the return value, as in the ASGI runtime's answer), the error's HTTP status with an error body, or
-202 with the still-running invocation after ``?wait=`` seconds (default 60). ``.../submit`` is
-202 ``{"invocation_id", "deduplicated"}``; ``GET /v1/invocations/{id}[?wait=s]`` is 200 with
-the invocation in any state; ``POST /v1/invocations/{id}/cancel`` cancels it (200 with the
-cancelled invocation; 409 once it finished); ``GET /v1/invocations`` lists invocations newest
-first (``?service= &function= &state= &created_after= &created_before= &limit= &cursor=``,
-times in Unix seconds): ``{"invocations", "next_cursor"}``; ``GET /v1/services`` lists
-services. ``?timeout=s`` sets an invocation deadline; the ``Idempotency-Key`` header dedupes.
-Errors are ``{"error", "status", "code"}`` (plus ``invocation_id`` when there is one).
+invocation (``result`` holds the return value, as in the ASGI runtime's answer), the error's
+HTTP status with an error body, or 202 with the still-running invocation after ``?wait=``
+seconds (default 60). ``.../submit`` is 202 ``{"invocation_id", "deduplicated"}``;
+``GET /v1/invocations/{id}[?wait=s]`` is 200 with the invocation in any state (a workflow's
+with its ``steps``); ``POST /v1/invocations/{id}/cancel`` cancels it (200 with the cancelled
+invocation; 409 once it finished); ``POST /v1/invocations/{id}/signals/{name}`` sends a
+workflow the JSON body as the signal's payload, 200 ``{"invocation_id", "signal",
+"delivered"}``; ``GET /v1/invocations`` lists invocations newest first (``?service=
+&function= &state= &created_after= &created_before= &limit= &cursor=``, times in Unix
+seconds): ``{"invocations", "next_cursor"}``; ``GET /v1/services`` lists services.
+``?timeout=s`` sets an invocation deadline; the ``Idempotency-Key`` header dedupes. Errors are
+``{"error", "status", "code"}`` (plus ``invocation_id`` when there is one).
 
 Probes and metrics: ``GET /health`` is 200 while the coordinator's loop answers (liveness);
 ``GET /ready`` is 200 while it accepts work (its journal commits, it is not shutting down), else
@@ -40,15 +43,16 @@ from agnt5._wire.http import (
     http_error,
     read_body,
 )
-from agnt5._wire.views import service_view, summary_dict, worker_dict
+from agnt5._wire.views import invocation_view, service_view, summary_dict, worker_dict
 from agnt5.coordinator._cross_site import HostCheck
 from agnt5.coordinator.auth import Credentials, Grant
 from agnt5.coordinator.checks import invocation_query, seconds
 from agnt5.coordinator.invocations_service import listing_message
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
-from agnt5.coordinator.store import Invocation, InvocationState, visible_state
+from agnt5.coordinator.store import Invocation, visible_state
 from agnt5.errors import AgntError, InvalidArgumentError, UnauthenticatedError, error_from_dict
+from agnt5.workflows.journal import Entry
 
 __all__ = ["build_gateway"]
 
@@ -65,23 +69,21 @@ def _error(error: AgntError, invocation_id: str | None = None) -> Response:
     return Response(body, error.http_status, media_type="application/json")
 
 
-def _invocation(invocation: Invocation, settled: bool) -> dict[str, Any]:
-    state = visible_state(invocation, settled)
-    data: dict[str, Any] = {
-        "invocation_id": invocation.id,
-        "service": invocation.service,
-        "function": invocation.function,
-        "state": state.name,
-        "attempt": invocation.attempt,
-        "duration_ms": invocation.duration_us / 1000,
-    }
-    if not settled:
-        return data
-    if state is InvocationState.SUCCEEDED:
-        data["result"] = orjson.Fragment(invocation.output or b"null")
-    elif invocation.error is not None:
-        data["error"] = invocation.error
-    return data
+def _invocation(
+    invocation: Invocation, settled: bool, steps: list[Entry] | None = None
+) -> dict[str, Any]:
+    """The invocation's view (one whose outcome is not saved yet shows as running)."""
+    return invocation_view(
+        invocation.id,
+        invocation.service,
+        invocation.function,
+        visible_state(invocation, settled).name,
+        invocation.attempt,
+        invocation.duration_us,
+        orjson.Fragment(invocation.output or b"null"),
+        invocation.error if settled else None,
+        steps or None,
+    )
 
 
 def _seconds(request: Request, name: str, default: float | None) -> float | None:
@@ -193,7 +195,16 @@ def build_gateway(
         invocation = scheduler.get(request.path_params["invocation_id"])
         grant.check(invocation.service, "read results of")
         settled = await scheduler.wait(invocation, wait)
-        return _json(_invocation(invocation, settled))
+        return _json(_invocation(invocation, settled, scheduler.workflows.steps(invocation)))
+
+    async def signal_endpoint(request: Request, grant: Grant) -> Response:
+        invocation = scheduler.get(request.path_params["invocation_id"])
+        grant.check(invocation.service, "send signals to")
+        _check_json(request)
+        name = request.path_params["name"]
+        payload = await _read_input(request, scheduler.max_input_bytes)
+        delivered = await scheduler.workflows.signal(invocation, name, payload)
+        return _json({"invocation_id": invocation.id, "signal": name, "delivered": delivered})
 
     async def list_endpoint(request: Request, grant: Grant) -> Response:
         service = request.query_params.get("service", "")
@@ -278,6 +289,11 @@ def build_gateway(
             Route(
                 "/v1/invocations/{invocation_id}/cancel",
                 guarded(cancel_endpoint),
+                methods=["POST"],
+            ),
+            Route(
+                "/v1/invocations/{invocation_id}/signals/{name}",
+                guarded(signal_endpoint),
                 methods=["POST"],
             ),
             Route("/v1/services", guarded(services_endpoint), methods=["GET"]),
