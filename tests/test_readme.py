@@ -42,6 +42,8 @@ def test_the_snippets_run_as_written(tmp_path: Path) -> None:
     programs = {
         "asgi_app.py": snippet('runtime="asgi"') + "\nassert callable(app)\n",
         "checks.py": snippet("from agnt5.testing import invoke"),
+        "orders.py": snippet("# orders.py"),
+        "test_orders.py": snippet("# test_orders.py"),  # imports orders.py, written just before
     }
     for name, program in programs.items():
         script = tmp_path / name
