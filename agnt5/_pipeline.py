@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from agnt5._handler_threads import HandlerThreads
 from agnt5.context import Context
 from agnt5.errors import AgntError, InvocationTimeoutError, wrap_exception
+from agnt5.telemetry._logs import INVOCATION_SCOPE as _SCOPE
 from agnt5.workflows.context import WorkflowContext, WorkflowHost
 from agnt5.workflows.journal import Entry
 from agnt5.workflows.local import LocalHost
@@ -59,6 +60,7 @@ class Pipeline:
         "_ids",
         "_routes",
         "id_prefix",
+        "log_scope",
         "registry",
         "service_name",
         "telemetry",
@@ -74,12 +76,15 @@ class Pipeline:
         telemetry: Instrumentation | None = None,
         *,
         id_prefix: str | None = None,
+        log_scope: bool = False,
         workflow_host: WorkflowHost | None = None,
     ) -> None:
         self.service_name = service_name
         self.registry = registry
         self.threads = threads
         self.telemetry = telemetry
+        self.log_scope = log_scope
+        """Whether attempts bind their identity for log records (``telemetry`` does it too)."""
         self.workflow_host = workflow_host if workflow_host is not None else LocalHost()
         self.id_prefix = os.urandom(11).hex() if id_prefix is None else id_prefix
         self._ids = itertools.count(10**9)  # with the default prefix: 32 characters per id
@@ -99,7 +104,8 @@ class Pipeline:
         if telemetry is not None:
             telemetry.declare(registry)
             telemetry.observe_threads(threads)
-        return cls(config.service_name, registry, threads, telemetry)
+        logs = not config.disable_telemetry  # the worker's log handler reads the identity
+        return cls(config.service_name, registry, threads, telemetry, log_scope=logs)
 
     def stop(self) -> None:
         """Stop what `start` started: the thread pool (queued work dropped) and the telemetry."""
@@ -124,6 +130,7 @@ class Route:
         "component",
         "handler",
         "is_async",
+        "log_scope",
         "name",
         "new_id",
         "service_name",
@@ -144,6 +151,7 @@ class Route:
         self.timeout = component.config.timeout
         self.threads = None if component.config.inline else pipeline.threads
         self.telemetry = pipeline.telemetry
+        self.log_scope = pipeline.log_scope and pipeline.telemetry is None
         self.service_name = pipeline.service_name
         self.new_id = pipeline.new_id
         self.workflow = component.kind == "workflow" and self.is_async and self.takes_ctx
@@ -252,26 +260,33 @@ class Route:
             ) from None
 
     async def _execute(self, payload: bytes, ctx: Context | None, invocation_id: str) -> bytes:
-        handler = self.handler
-        if self.workflow:
-            fail = functools.partial(_failure, self.name, invocation_id)
-            return await run_workflow(handler, payload, ctx, fail)  # type: ignore[arg-type]
-        if not self.is_async:
-            if self.threads is None:
-                return self.call(payload, invocation_id, ctx)
-            job = self.threads.run(self.call, payload, invocation_id, ctx)
-            try:
-                return await job
-            except asyncio.CancelledError:  # timed out or cancelled: the thread runs on
-                self.threads.abandon(job)
-                raise
+        scope = (
+            _SCOPE.set((invocation_id, self.service_name, self.name)) if self.log_scope else None
+        )
         try:
-            args, kwargs = handler.bind(payload)
-            return handler.encode(await handler.call(args, kwargs, ctx))
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError) and _cancel_requested():
-                raise
-            raise _failure(self.name, invocation_id, exc)  # noqa: B904 - see _failure
+            handler = self.handler
+            if self.workflow:
+                fail = functools.partial(_failure, self.name, invocation_id)
+                return await run_workflow(handler, payload, ctx, fail)  # type: ignore[arg-type]
+            if not self.is_async:
+                if self.threads is None:
+                    return self.call(payload, invocation_id, ctx)
+                job = self.threads.run(self.call, payload, invocation_id, ctx)
+                try:
+                    return await job
+                except asyncio.CancelledError:  # timed out or cancelled: the thread runs on
+                    self.threads.abandon(job)
+                    raise
+            try:
+                args, kwargs = handler.bind(payload)
+                return handler.encode(await handler.call(args, kwargs, ctx))
+            except BaseException as exc:
+                if isinstance(exc, asyncio.CancelledError) and _cancel_requested():
+                    raise
+                raise _failure(self.name, invocation_id, exc)  # noqa: B904 - see _failure
+        finally:
+            if scope is not None:
+                _SCOPE.reset(scope)
 
 
 def _limit(timeout: float | None, deadline: float) -> float:
@@ -302,5 +317,6 @@ def _failure(name: str, invocation_id: str, exc: BaseException) -> AgntError:
     """
     error = wrap_exception(name, exc)
     if error is not exc:
-        _log.error("%s", error.message, exc_info=exc, extra={"invocation_id": invocation_id})
+        identity = {"invocation_id": invocation_id, "function_name": name}
+        _log.error("%s", error.message, exc_info=exc, extra=identity)
     return error

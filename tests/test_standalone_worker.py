@@ -251,30 +251,6 @@ def test_sigterm_lets_in_flight_work_finish_and_exits_zero(module: Path) -> None
         assert "draining" in log_of(worker)
 
 
-def test_a_stopping_worker_keeps_its_stream_until_the_coordinator_read_its_results(
-    module: Path,
-) -> None:
-    """The coordinator is stopped (SIGSTOP) while the worker drains, so the worker's results and
-    its unregistering wait unread; cancelling the call then (as the worker did) discarded them,
-    and the invocations waited for another worker to run them again."""
-    service = unique()
-    marks = module.parent / "marks.txt"
-    with coordinator_process() as coordinator, Client(coordinator.endpoint) as client:
-        with worker_process(module, coordinator.endpoint, service, MARKS=str(marks)) as worker:
-            wait_for_service(client, service)
-            ids = [client.submit(service, "slow", {"seconds": 0.2}) for _ in range(3)]
-            wait_for_lines(marks, 3)
-            coordinator.process.send_signal(signal.SIGSTOP)
-            try:
-                worker.send_signal(signal.SIGTERM)
-                time.sleep(2.0)  # the handlers finish; the worker sends results and unregisters
-            finally:
-                coordinator.process.send_signal(signal.SIGCONT)
-            assert worker.wait(20) == 0, log_of(worker)
-        assert [client.result(i, timeout=10) for i in ids] == [worker.pid] * 3
-    assert len(marks.read_text().splitlines()) == 3  # none ran again
-
-
 def test_worker_started_first_serves_once_the_coordinator_comes_up(module: Path) -> None:
     service = unique()
     port = free_port()

@@ -125,9 +125,9 @@ class Session:
     async def close(self, reason: str) -> None:
         """Unregister (if the stream still works), stop every task, close the stream.
 
-        After unregistering it waits (bounded) for the coordinator to end the stream: that
-        means it has read everything sent before, which cancelling the call at once would
-        discard unread on its side (results included, so their invocations would run again).
+        After Unregister it waits for the coordinator to end the stream: cancelling the call
+        sooner would drop results written but not yet read by a busy coordinator, which then
+        runs those invocations again.
         """
         if not self._lost.done():
             self._send(worker_pb2.WorkerMessage(unregister=worker_pb2.Unregister(reason=reason)))
