@@ -86,6 +86,7 @@ class OptionalBuildExt(build_ext):
 _MODULES = [
     Extension("agnt5._speedups._dispatch", ["agnt5/_speedups/_dispatch.pyx"]),
     Extension("agnt5._speedups._frames", ["agnt5/_speedups/_frames.pyx"]),
+    Extension("agnt5._speedups._stats", ["agnt5/_speedups/_stats.pyx"]),
 ]
 
 

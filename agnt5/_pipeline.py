@@ -20,14 +20,12 @@ that keeps nothing past the attempt).
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import itertools
 import logging
 import os
 import time
 from collections.abc import Coroutine, Iterable, Mapping
-from concurrent.futures import Executor
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -54,19 +52,19 @@ NO_METADATA: Mapping[str, str] = MappingProxyType({})
 
 
 class Pipeline:
-    """Runs attempts of the registry's components: sync handlers in ``executor`` (on the
-    calling thread without one, and with ``inline=True``), every attempt inside ``telemetry``.
+    """Runs attempts of the registry's components: sync handlers in ``threads`` (on the
+    calling thread without a pool, and with ``inline=True``), every attempt inside ``telemetry``.
     """
 
     __slots__ = (
         "_ids",
         "_routes",
-        "executor",
         "id_prefix",
         "log_scope",
         "registry",
         "service_name",
         "telemetry",
+        "threads",
         "workflow_host",
     )
 
@@ -74,7 +72,7 @@ class Pipeline:
         self,
         service_name: str,
         registry: Registry,
-        executor: Executor | None = None,
+        threads: HandlerThreads | None = None,
         telemetry: Instrumentation | None = None,
         *,
         id_prefix: str | None = None,
@@ -83,7 +81,7 @@ class Pipeline:
     ) -> None:
         self.service_name = service_name
         self.registry = registry
-        self.executor = executor
+        self.threads = threads
         self.telemetry = telemetry
         self.log_scope = log_scope
         """Whether attempts bind their identity for log records (``telemetry`` does it too)."""
@@ -101,20 +99,20 @@ class Pipeline:
         """A serving worker's pipeline: its bounded thread pool and its telemetry, started."""
         from agnt5.telemetry import start_telemetry
 
-        executor = HandlerThreads(config.pool_size, f"agnt5-{config.service_name}")
+        threads = HandlerThreads(config.pool_size, f"agnt5-{config.service_name}")
         telemetry = start_telemetry(config)
         if telemetry is not None:
             telemetry.declare(registry)
-            telemetry.observe_threads(executor)
+            telemetry.observe_threads(threads)
         logs = not config.disable_telemetry  # the worker's log handler reads the identity
-        return cls(config.service_name, registry, executor, telemetry, log_scope=logs)
+        return cls(config.service_name, registry, threads, telemetry, log_scope=logs)
 
     def stop(self) -> None:
         """Stop what `start` started: the thread pool (queued work dropped) and the telemetry."""
         from agnt5.telemetry import stop_telemetry
 
-        if self.executor is not None:
-            self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.threads is not None:
+            self.threads.close()
         stop_telemetry(self.telemetry)
 
     def route(self, name: str) -> Route:
@@ -130,7 +128,6 @@ class Route:
 
     __slots__ = (
         "component",
-        "executor",
         "handler",
         "is_async",
         "log_scope",
@@ -139,6 +136,7 @@ class Route:
         "service_name",
         "takes_ctx",
         "telemetry",
+        "threads",
         "timeout",
         "workflow",
         "workflow_host",
@@ -151,7 +149,7 @@ class Route:
         self.is_async = component.handler.is_async
         self.takes_ctx = component.handler.takes_ctx
         self.timeout = component.config.timeout
-        self.executor = None if component.config.inline else pipeline.executor
+        self.threads = None if component.config.inline else pipeline.threads
         self.telemetry = pipeline.telemetry
         self.log_scope = pipeline.log_scope and pipeline.telemetry is None
         self.service_name = pipeline.service_name
@@ -186,7 +184,7 @@ class Route:
                 journal=journal,
                 retries=config.retries,
                 backoff=config.backoff,
-                executor=self.executor,
+                threads=self.threads,
                 tracer=self.telemetry.tracer if self.telemetry is not None else None,
                 service_name=self.service_name,
                 attempt=attempt,
@@ -271,15 +269,13 @@ class Route:
                 fail = functools.partial(_failure, self.name, invocation_id)
                 return await run_workflow(handler, payload, ctx, fail)  # type: ignore[arg-type]
             if not self.is_async:
-                if self.executor is None:
+                if self.threads is None:
                     return self.call(payload, invocation_id, ctx)
-                run_in_context = contextvars.copy_context().run  # the span and log scope follow
-                job = self.executor.submit(run_in_context, self.call, payload, invocation_id, ctx)
+                job = self.threads.run(self.call, payload, invocation_id, ctx)
                 try:
-                    return await asyncio.wrap_future(job)
+                    return await job
                 except asyncio.CancelledError:  # timed out or cancelled: the thread runs on
-                    if isinstance(self.executor, HandlerThreads):
-                        self.executor.abandon(job)
+                    self.threads.abandon(job)
                     raise
             try:
                 args, kwargs = handler.bind(payload)

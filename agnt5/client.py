@@ -11,6 +11,10 @@ refused request from the ``agnt5-error-bin`` trailing metadata of the call, and 
 failure from its gRPC status (``UNAVAILABLE`` -> `UnavailableError`, ``DEADLINE_EXCEEDED`` ->
 `InvocationTimeoutError`, ...). Every call has a deadline.
 
+``invoke`` and ``invoke_many`` travel on one ``InvokeStream`` per client, opened on first use
+and kept open (batched frames both ways), not as an RPC per call. `Client` runs `AsyncClient`'s
+methods on an event loop of its own, so it shares that stream across threads.
+
 ``invoke``, ``submit``, ``result`` and ``describe`` retry a call that failed with
 ``UNAVAILABLE`` (the coordinator unreachable, restarting or shutting down) after a jittered
 exponential backoff, within the call's own deadline, resending the same idempotency key
@@ -27,10 +31,11 @@ import functools
 import os
 import random
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import grpc
 from google.protobuf.json_format import MessageToDict
@@ -58,6 +63,8 @@ __all__ = [
     "InvocationList",
 ]
 
+T = TypeVar("T")
+
 DEFAULT_TIMEOUT = 60.0
 """Seconds `invoke` and `result` wait for an outcome when given no ``timeout``."""
 
@@ -66,6 +73,7 @@ _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_mes
 _BACKOFF_INITIAL = 0.05  # seconds before the first retry of an UNAVAILABLE call (at most)
 _BACKOFF_MAX = 1.0
 _MAX_TRIES = 1000  # a bound on the retry loop; the call's deadline ends it long before
+_CLOSE_TIMEOUT = 10.0  # seconds `Client.close` waits for its loop to wind down
 _SUCCEEDED = invocations_pb2.INVOCATION_STATE_SUCCEEDED
 _FAILED = invocations_pb2.INVOCATION_STATE_FAILED
 
@@ -175,16 +183,13 @@ class _Base:
         input: Any,
         idempotency_key: str | None,
         timeout: float | None,
-        wait: float | None = None,
     ) -> invocations_pb2.InvokeRequest:
-        """``wait``: how long the coordinator holds an Invoke (None: until the outcome)."""
         return invocations_pb2.InvokeRequest(
             service=service,
             function=function,
             input=self._payload(input),
             idempotency_key=idempotency_key or os.urandom(16).hex(),  # so a retry is deduped
             timeout_ms=_milliseconds(timeout),
-            wait_ms=_milliseconds(wait),
             metadata=_trace_context(),
         )
 
@@ -194,20 +199,6 @@ class _Base:
             return b"" if input is None else encode_json(input)
         except TypeError as exc:
             raise InvalidArgumentError(f"input is not JSON-serializable: {exc}") from None
-
-    def _invoke_request(
-        self,
-        service: str,
-        function: str,
-        input: Any,
-        idempotency_key: str | None,
-        timeout: float | None,
-    ) -> tuple[invocations_pb2.InvokeRequest, float]:
-        """The Invoke request and how long it may take: its deadline, else the client timeout."""
-        if timeout is not None:  # the deadline bounds the wait, so the outcome is final
-            return self._request(service, function, input, idempotency_key, timeout), timeout
-        wait = self._timeout
-        return self._request(service, function, input, idempotency_key, None, wait), wait
 
     def _signal_request(
         self, invocation_id: str, name: str, payload: Any
@@ -267,147 +258,7 @@ class _Base:
             return _decoded(result.output, result.invocation_id)
         if result.state == _FAILED:
             raise error_from_dict(MessageToDict(result.error, preserving_proto_field_name=True))
-        raise InvocationTimeoutError(
-            f"Invocation {result.invocation_id} did not finish within {waited:g} s; it is still "
-            f"running: fetch its outcome later with result({result.invocation_id!r})",
-            retryable=True,
-        )
-
-
-class Client(_Base):
-    """A blocking client: ``Client("http://localhost:9091").invoke("svc", "fn", {"x": 1})``.
-
-    ``timeout`` (seconds) bounds every call that is not given its own.
-    """
-
-    def __init__(
-        self,
-        endpoint: str = DEFAULT_ENDPOINT,
-        api_key: str | None = None,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        super().__init__(endpoint, api_key, timeout=timeout)
-        if self._target.secure:
-            credentials = grpc.ssl_channel_credentials()
-            self._channel = grpc.secure_channel(self._target.target, credentials, _CHANNEL_OPTIONS)
-        else:
-            self._channel = grpc.insecure_channel(self._target.target, _CHANNEL_OPTIONS)
-        self._stub = invocations_pb2_grpc.InvocationsStub(self._channel)
-
-    def invoke(
-        self,
-        service: str,
-        function: str,
-        input: Any = None,
-        *,
-        idempotency_key: str | None = None,
-        timeout: float | None = None,
-    ) -> Any:
-        """Run ``service/function`` and return its decoded result.
-
-        ``timeout`` is the invocation's deadline (past it: `InvocationTimeoutError`); without
-        one the call waits up to the client's timeout and the invocation itself has no deadline.
-        """
-        request, wait = self._invoke_request(service, function, input, idempotency_key, timeout)
-        return self._outcome(self._retried(self._stub.Invoke, request, wait + _GRACE), wait)
-
-    def submit(
-        self,
-        service: str,
-        function: str,
-        input: Any = None,
-        *,
-        idempotency_key: str | None = None,
-        timeout: float | None = None,
-    ) -> str:
-        """Start ``service/function`` (``timeout``: its deadline) and return the invocation id."""
-        request = self._request(service, function, input, idempotency_key, timeout)
-        return str(self._retried(self._stub.Submit, request, self._timeout).invocation_id)
-
-    def result(self, invocation_id: str, timeout: float | None = None) -> Any:
-        """Wait up to ``timeout`` seconds (default: the client's) for an invocation's result."""
-        request, wait = self._result_request(invocation_id, timeout)
-        return self._outcome(self._retried(self._stub.GetResult, request, wait + _GRACE), wait)
-
-    def describe(self, invocation_id: str) -> dict[str, Any]:
-        """An invocation as it stands: id, service, function, state, attempt, duration, its
-        ``result`` once it succeeded or its ``error`` once it failed, and a workflow's ``steps``
-        (its journal: seq, kind, name, state, attempt, duration, ...)."""
-        request = self._describe_request(invocation_id)
-        return invocation_dict(self._retried(self._stub.GetResult, request, self._timeout))
-
-    def signal(self, invocation_id: str, name: str, payload: Any = None) -> bool:
-        """Send the signal ``name`` to a workflow invocation; True when a waiting
-        ``ctx.signal(name)`` received it, False when it is kept for a later one. An unknown
-        invocation is `NotFoundError`, a finished one `FailedPreconditionError`."""
-        request = self._signal_request(invocation_id, name, payload)
-        return bool(self._call(self._stub.Signal, request, self._timeout).delivered)
-
-    def list_services(self) -> list[dict[str, Any]]:
-        """Every service the coordinator knows, with components, workers and queue length."""
-        response = self._call(
-            self._stub.ListServices, invocations_pb2.ListServicesRequest(), self._timeout
-        )
-        return [service_dict(service) for service in response.services]
-
-    def list_invocations(
-        self,
-        service: str | None = None,
-        function: str | None = None,
-        *,
-        states: Iterable[str] | None = None,
-        created_after: float | None = None,
-        created_before: float | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> InvocationList:
-        """A page of recent invocations, newest first, with these filters (states by name:
-        ``"PENDING"``, ``"RUNNING"``, ``"SUCCEEDED"``, ``"FAILED"``; times in Unix seconds).
-        A page may hold fewer than ``limit`` and still have a ``next_cursor``: page on until
-        it is None."""
-        request = self._list_request(
-            service, function, states, created_after, created_before, limit, cursor
-        )
-        return self._listing(self._retried(self._stub.ListInvocations, request, self._timeout))
-
-    def cancel(self, invocation_id: str, reason: str = "") -> None:
-        """Cancel an invocation: a queued one never runs, a running one is cancelled on its
-        worker; it fails with ``CANCELLED``. `NotFoundError` for an unknown id,
-        `FailedPreconditionError` once it finished. Not retried (a failed call may have
-        cancelled it)."""
-        request = invocations_pb2.CancelRequest(invocation_id=invocation_id, reason=reason)
-        self._call(self._stub.Cancel, request, self._timeout)
-
-    def close(self) -> None:
-        self._channel.close()
-
-    def _call(self, method: Any, request: Any, timeout: float) -> Any:
-        try:
-            return method(request, timeout=timeout, metadata=self._metadata)
-        except grpc.RpcError as exc:
-            raise error_from_rpc(exc) from None
-
-    def _retried(self, method: Any, request: Any, timeout: float) -> Any:
-        """`_call`, retrying ``UNAVAILABLE`` within ``timeout`` seconds in all."""
-        deadline = time.monotonic() + timeout
-        for retry in range(_MAX_TRIES):
-            try:
-                return self._call(method, request, max(0.001, deadline - time.monotonic()))
-            except AgntError as error:
-                time.sleep(_retry_pause(error, retry, deadline, request))
-        raise AssertionError("unreachable: _retry_pause raises on the last try")
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        raise _still_running(result.invocation_id, waited)
 
 
 class AsyncClient(_Base):
@@ -437,9 +288,68 @@ class AsyncClient(_Base):
         idempotency_key: str | None = None,
         timeout: float | None = None,
     ) -> Any:
-        """Run ``service/function`` and return its decoded result (see `Client.invoke`)."""
-        request, wait = self._invoke_request(service, function, input, idempotency_key, timeout)
-        return self._outcome(await self._retried("Invoke", request, wait + _GRACE), wait)
+        """Run ``service/function`` and return its decoded result (see `Client.invoke`).
+
+        The call travels on the client's open ``InvokeStream`` (opened on first use and shared
+        with every other call), not as an RPC of its own.
+        """
+        payload = self._payload(input)
+        key = idempotency_key or os.urandom(16).hex()  # so a retry is deduped
+        timeout_ms = _milliseconds(timeout)
+        wait = self._timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait + _GRACE
+        for retry in range(_MAX_TRIES):
+            try:
+                outcome = await self._on_stream(
+                    service, function, payload, key, timeout_ms, deadline
+                )
+            except _StillRunning:  # the id, from the call's key: Submit dedupes it
+                request = invocations_pb2.InvokeRequest(
+                    service=service,
+                    function=function,
+                    input=payload,
+                    idempotency_key=key,
+                    metadata=_trace_context(),
+                )
+                submitted = await self._retried("Submit", request, self._timeout)
+                raise _still_running(submitted.invocation_id, wait) from None
+            except AgntError as error:
+                await asyncio.sleep(_retry_pause(error, retry, deadline, None))
+                continue
+            if outcome.error is not None:
+                raise error_from_dict(outcome.error._asdict())
+            return _decoded(outcome.output, outcome.invocation_id)
+        raise AssertionError("unreachable: _retry_pause raises on the last try")
+
+    async def _on_stream(
+        self,
+        service: str,
+        function: str,
+        payload: bytes,
+        key: str,
+        timeout_ms: int,
+        deadline: float,
+    ) -> Any:
+        """The outcome of one call on the stream; a refused call or a broken stream raises its
+        agnt5 error, no outcome by ``deadline`` (monotonic) raises `_StillRunning`."""
+        stream = await self._invoke_stream()
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        ref = stream.submit(
+            service, function, payload, key, timeout_ms, functools.partial(_settle, done),
+            _trace_context(),
+        )  # fmt: skip
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                outcome = await done
+        except TimeoutError:
+            raise _StillRunning from None
+        finally:
+            stream.forget(ref)
+        if isinstance(outcome, AgntError):
+            raise outcome
+        if outcome.error is not None and not outcome.invocation_id:  # refused before it started
+            raise error_from_dict(outcome.error._asdict())
+        return outcome
 
     async def submit(
         self,
@@ -517,18 +427,13 @@ class AsyncClient(_Base):
         not an exception. A broken stream fails its unfinished calls with `UnavailableError`;
         the next call opens a new stream.
         """
-        from agnt5._wire.client_stream import InvokeStream
 
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window!r}")
         timeout_ms = _milliseconds(timeout)
         wait = (self._timeout if timeout is None else timeout) + _GRACE
         keys = iter(idempotency_keys) if idempotency_keys is not None else None
-        if self._stream is None or self._stream.broken:
-            if self._stream is not None:
-                await self._stream.close()
-            self._stream = InvokeStream(self._open(), self._metadata)
-        stream = self._stream
+        stream = await self._invoke_stream()
         done: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
         pending = 0
         for index, input in enumerate(inputs):
@@ -566,6 +471,17 @@ class AsyncClient(_Base):
         except OutputNotSerializableError as error:
             return BatchResult(index, outcome.invocation_id, None, error)
         return BatchResult(index, outcome.invocation_id, output, None)
+
+    async def _invoke_stream(self) -> Any:
+        """The client's open ``InvokeStream``, opened anew when there is none or it broke."""
+        from agnt5._wire.client_stream import InvokeStream
+
+        stream = self._stream
+        if stream is None or stream.broken:
+            if stream is not None:
+                await stream.close()
+            stream = self._stream = InvokeStream(self._open(), self._metadata)
+        return stream
 
     async def close(self) -> None:
         if self._stream is not None:
@@ -619,6 +535,163 @@ class AsyncClient(_Base):
         await self.close()
 
 
+class Client:
+    """A blocking client: ``Client("http://localhost:9091").invoke("svc", "fn", {"x": 1})``.
+
+    ``timeout`` (seconds) bounds every call that is not given its own. The methods are those of
+    `AsyncClient`, run on an event loop of the client's own (a thread started on first use and
+    stopped by `close`), so every call from every thread shares one connection and one open
+    ``InvokeStream``.
+    """
+
+    def __init__(
+        self,
+        endpoint: str = DEFAULT_ENDPOINT,
+        api_key: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._client = AsyncClient(endpoint, api_key, timeout=timeout)
+        self.endpoint = endpoint
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def invoke(
+        self,
+        service: str,
+        function: str,
+        input: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Run ``service/function`` and return its decoded result.
+
+        ``timeout`` is the invocation's deadline (past it: `InvocationTimeoutError`); without
+        one the call waits up to the client's timeout and the invocation itself has no deadline.
+        """
+        return self._run(
+            self._client.invoke(
+                service, function, input, idempotency_key=idempotency_key, timeout=timeout
+            )
+        )
+
+    def submit(
+        self,
+        service: str,
+        function: str,
+        input: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """Start ``service/function`` (``timeout``: its deadline) and return the invocation id."""
+        return self._run(  # type: ignore[no-any-return]
+            self._client.submit(
+                service, function, input, idempotency_key=idempotency_key, timeout=timeout
+            )
+        )
+
+    def result(self, invocation_id: str, timeout: float | None = None) -> Any:
+        """Wait up to ``timeout`` seconds (default: the client's) for an invocation's result."""
+        return self._run(self._client.result(invocation_id, timeout))
+
+    def describe(self, invocation_id: str) -> dict[str, Any]:
+        """An invocation as it stands: id, service, function, state, attempt, duration, its
+        ``result`` once it succeeded or its ``error`` once it failed, and a workflow's ``steps``
+        (its journal: seq, kind, name, state, attempt, duration, ...)."""
+        return self._run(self._client.describe(invocation_id))
+
+    def signal(self, invocation_id: str, name: str, payload: Any = None) -> bool:
+        """Send the signal ``name`` to a workflow invocation; True when a waiting
+        ``ctx.signal(name)`` received it, False when it is kept for a later one. An unknown
+        invocation is `NotFoundError`, a finished one `FailedPreconditionError`."""
+        return self._run(self._client.signal(invocation_id, name, payload))
+
+    def list_services(self) -> list[dict[str, Any]]:
+        """Every service the coordinator knows, with components, workers and queue length."""
+        return self._run(self._client.list_services())  # type: ignore[no-any-return]
+
+    def list_invocations(
+        self,
+        service: str | None = None,
+        function: str | None = None,
+        *,
+        states: Iterable[str] | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> InvocationList:
+        """A page of recent invocations, newest first, with these filters (states by name:
+        ``"PENDING"``, ``"RUNNING"``, ``"SUCCEEDED"``, ``"FAILED"``; times in Unix seconds).
+        A page may hold fewer than ``limit`` and still have a ``next_cursor``: page on until
+        it is None."""
+        return self._run(
+            self._client.list_invocations(
+                service,
+                function,
+                states=states,
+                created_after=created_after,
+                created_before=created_before,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+    def cancel(self, invocation_id: str, reason: str = "") -> None:
+        """Cancel an invocation: a queued one never runs, a running one is cancelled on its
+        worker; it fails with ``CANCELLED``. `NotFoundError` for an unknown id,
+        `FailedPreconditionError` once it finished. Not retried (a failed call may have
+        cancelled it)."""
+        self._run(self._client.cancel(invocation_id, reason))
+
+    def close(self) -> None:
+        """Close the connection and stop the client's thread (a later call starts them again)."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self._client.close(), loop).result(_CLOSE_TIMEOUT)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(_CLOSE_TIMEOUT)
+            loop.close()
+
+    def _run(self, call: Coroutine[Any, Any, T]) -> T:
+        """Run ``call`` on the client's loop and wait for it here."""
+        future = asyncio.run_coroutine_threadsafe(call, self._running_loop())
+        try:
+            return future.result()
+        except BaseException:  # interrupted here (KeyboardInterrupt): stop the call there too
+            future.cancel()
+            raise
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(
+                    target=self._loop.run_forever, name="agnt5-client", daemon=True
+                )
+                self._thread.start()
+            return self._loop
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 def _decoded(output: bytes | None, invocation_id: str) -> Any:
     """A result's value; bytes that are not JSON are an `OutputNotSerializableError`."""
     if not output:
@@ -633,3 +706,20 @@ def _decoded(output: bytes | None, invocation_id: str) -> Any:
 
 def _deliver(done: asyncio.Queue[tuple[int, Any]], index: int, outcome: Any) -> None:
     done.put_nowait((index, outcome))
+
+
+def _settle(done: asyncio.Future[Any], outcome: Any) -> None:
+    if not done.done():
+        done.set_result(outcome)
+
+
+class _StillRunning(Exception):
+    """No outcome within the call's wait: the invocation has not finished."""
+
+
+def _still_running(invocation_id: str, waited: float) -> InvocationTimeoutError:
+    return InvocationTimeoutError(
+        f"Invocation {invocation_id} did not finish within {waited:g} s; it is still "
+        f"running: fetch its outcome later with result({invocation_id!r})",
+        retryable=True,
+    )

@@ -1,23 +1,26 @@
 """Benchmark plumbing: after the run, print each group's medians as ratios to its reference.
 
-Ratios measured in one run survive a noisy machine far better than absolute times do.
+Ratios measured in one run survive a noisy machine far better than absolute times do; to use the
+suites as a regression check, save runs with ``--benchmark-json`` and compare their ratios with
+``python benchmarks/compare.py OLD.json NEW.json`` (see `compare`).
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-REFERENCE = "floor"
-"""Each group is compared to its benchmark whose name ends with ``[<REFERENCE>]``."""
+sys.path.insert(0, str(Path(__file__).parent))
+from _ratios import label, ratios
 
 
 def _median_by_label(session: Any) -> dict[str, dict[str, float]]:
     groups: dict[str, dict[str, float]] = {}
     for bench in getattr(session, "benchmarks", []):
-        label = bench.name.rsplit("[", 1)[-1].rstrip("]").split("-")[0]
-        groups.setdefault(bench.group or bench.name, {})[label] = bench.stats.median
+        groups.setdefault(bench.group or bench.name, {})[label(bench.name)] = bench.stats.median
     return groups
 
 
@@ -32,21 +35,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     write("")
     write("median ratios (lower is faster; measured in this run)")
     for group, medians in sorted(groups.items()):
-        cells = [f"{label}={median * 1e6:.2f}us" for label, median in sorted(medians.items())]
+        cells = [f"{name}={median * 1e6:.2f}us" for name, median in sorted(medians.items())]
         write(f"  {group}: " + "  ".join(cells))
-        ratios = _ratios(medians)
-        if ratios:
-            write("    " + "  ".join(f"{name}={value:.2f}x" for name, value in ratios))
-
-
-def _ratios(medians: dict[str, float]) -> list[tuple[str, float]]:
-    pairs = [(f"{label}/{REFERENCE}", label, REFERENCE) for label in sorted(medians)]
-    pairs += [
-        ("naive/compiled", "naive", "compiled"),
-        ("fallback/compiled", "fallback", "compiled"),
-    ]
-    return [
-        (name, medians[top] / medians[bottom])
-        for name, top, bottom in pairs
-        if top != bottom and top in medians and bottom in medians and medians[bottom] > 0
-    ]
+        found = ratios(medians)
+        if found:
+            write("    " + "  ".join(f"{name}={value:.2f}x" for name, value in found))

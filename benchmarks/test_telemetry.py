@@ -42,7 +42,8 @@ def noop() -> None:
 
 
 def _config(**options: Any) -> WorkerConfig:
-    return WorkerConfig.resolve({}, service_name="bench", **options)
+    """A worker's settings without a health port (whose ``/metrics`` would turn metrics on)."""
+    return WorkerConfig.resolve({}, service_name="bench", health_port=0, **options)
 
 
 @pytest.fixture

@@ -1,15 +1,23 @@
-"""End-to-end invocations/s and latency beside a raw grpc.aio echo, compiled and fallback, one run.
+"""End-to-end invocations/s and latency beside a raw grpc.aio echo, every figure a ratio from one run.
 
-    python benchmarks/throughput.py [--seconds 2] [--repeats 3] [--profile DIR] [--journal]
+    python benchmarks/throughput.py [--seconds 2] [--repeats 3] [--mode compiled|fallback|both]
+                                    [--python PATH ...] [--profile DIR] [--journal]
 
-Each mode (compiled codec, ``AGNT5_NO_EXTENSIONS=1``) gets its own coordinator, worker (a no-op
-async handler) and client processes, all on 127.0.0.1. Measured, medians of ``--repeats``:
-raw bidirectional echo (messages/s with 16 in flight, round trip with 1), the batched client path
-(`AsyncClient.invoke_many`) with 1, 64 and 256 in flight, plain per-call ``invoke`` with the same
-concurrency, and p50/p99 latency with 1 in flight. ``--profile DIR`` records py-spy profiles of
-the coordinator and the worker during the 256-in-flight batched run. The coordinator keeps state
-in memory unless ``--journal`` (SQLite, as ``agnt5 coordinator`` does by default). A report, not
-a timed test.
+It measures the agnt5 *installed* for the interpreter (``--python``, default this one; give
+several, e.g. an older venv, to compare them side by side, interleaved), never a source tree:
+every process runs with ``-P`` from a scratch directory. Each mode (the compiled twins, or
+``AGNT5_NO_EXTENSIONS=1``) gets its own coordinator, worker (a no-op async handler) and client
+processes, all on 127.0.0.1; a run labelled compiled refuses to report unless every process
+loaded the compiled twins (read from ``/proc/PID/maps`` on Linux).
+
+Measured, medians of ``--repeats``: a raw bidirectional grpc.aio echo (messages/s with 16 in
+flight, round trip with 1), the batched client path (`AsyncClient.invoke_many`) with 1, 64 and
+256 in flight, per-call ``invoke`` with the same concurrency, latency with 1 in flight, and
+``invoke_many`` with 256 in flight again against a coordinator journaling to SQLite (as
+``agnt5 coordinator`` does by default). ``--journal`` measures only those two 256-in-flight
+batched runs (in memory, journaled), and with several ``--python`` prints each one's ratios to
+the first. ``--profile DIR`` records py-spy profiles of the coordinator and the worker during
+both 256-in-flight batched runs on the first repeat. A report, not a timed test.
 """
 
 from __future__ import annotations
@@ -32,21 +40,32 @@ from typing import Any
 
 import grpc
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
 SERVICE = "bench"
 FLIGHTS = (1, 64, 256)
 _ECHO = "/bench.Echo/Chat"
 _START_TIMEOUT = 30.0
+_TWINS = ("_dispatch", "_frames")  # in every version; USE_EXTENSIONS covers the rest
 
 __all__ = ["main"]
 
 
 def _env(fallback: bool) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNT5_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    """The environment of every process: no agnt5 settings, no PYTHONPATH (the installed agnt5)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGNT5_", "OTEL_"))}
+    env.pop("PYTHONPATH", None)
     if fallback:
         env["AGNT5_NO_EXTENSIONS"] = "1"
     return env
+
+
+def _compiled_twins(pid: int) -> bool | None:
+    """Whether process ``pid`` loaded every compiled twin (None where /proc cannot tell)."""
+    maps = Path(f"/proc/{pid}/maps")
+    if not maps.exists():
+        return None
+    text = maps.read_text()
+    return all(f"_speedups/{twin}.cpython" in text for twin in _TWINS)
 
 
 def _first_line(process: subprocess.Popen[bytes], timeout: float) -> str:
@@ -57,8 +76,8 @@ def _first_line(process: subprocess.Popen[bytes], timeout: float) -> str:
 
 @contextlib.contextmanager
 def _process(command: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """A child process, stopped (SIGTERM, then SIGKILL) by its pid on exit."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env)
+    """A child process (from a scratch directory), stopped (SIGTERM, then SIGKILL) by its pid."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, cwd=tempfile.gettempdir())
     try:
         yield process
     finally:
@@ -200,7 +219,9 @@ async def _per_call_latencies(client: Any, seconds: float) -> list[float]:
     return latencies
 
 
-async def _agnt5_measure(endpoint: str, seconds: float, profile_256: str) -> dict[str, float]:
+async def _agnt5_measure(endpoint: str, seconds: float, what: str) -> dict[str, float]:
+    """``what``: "all", or "batched" (only the 256-in-flight batched run); with "+profile",
+    print "profile" before the 256-in-flight batched run."""
     from agnt5._speedups import USE_EXTENSIONS
     from agnt5.client import AsyncClient
 
@@ -213,8 +234,14 @@ async def _agnt5_measure(endpoint: str, seconds: float, profile_256: str) -> dic
         await _batched(client, 64, 0.5)  # warm up both paths
         await _per_call(client, 16, 0.3)
         results: dict[str, float] = {"compiled": float(USE_EXTENSIONS)}
+        if what.startswith("batched"):
+            if what.endswith("+profile"):
+                print("profile", flush=True)  # the parent starts py-spy now
+                await asyncio.sleep(0.5)
+            results["batched_256"] = await _batched(client, 256, seconds)
+            return results
         for in_flight in FLIGHTS:
-            if in_flight == 256 and profile_256:
+            if in_flight == 256 and what == "all+profile":
                 print("profile", flush=True)  # the parent starts py-spy now
                 await asyncio.sleep(0.5)
             results[f"batched_{in_flight}"] = await _batched(client, in_flight, seconds)
@@ -225,6 +252,7 @@ async def _agnt5_measure(endpoint: str, seconds: float, profile_256: str) -> dic
         results["batched_p99_us"] = _p(latencies, 99)
         latencies = await _per_call_latencies(client, seconds)
         results["per_call_p50_us"] = _p(latencies, 50)
+        results["per_call_p99_us"] = _p(latencies, 99)
     return results
 
 
@@ -237,10 +265,10 @@ async def _registered(client: Any) -> bool:
 
 
 def _child(
-    args: list[str], env: dict[str, str], on_line: Callable[[str], None]
+    python: str, args: list[str], env: dict[str, str], on_line: Callable[[str], None]
 ) -> dict[str, float]:
     """Run this script as a measuring child; its last stdout line is the JSON result."""
-    command = [sys.executable, str(Path(__file__).resolve()), *args]
+    command = [python, "-P", str(Path(__file__).resolve()), *args]
     with _process(command, env) as process:
         assert process.stdout is not None
         last = ""
@@ -253,68 +281,129 @@ def _child(
     return dict(json.loads(last))
 
 
-def _run_mode(
-    fallback: bool, seconds: float, profile: Path | None, journal: Path | None
-) -> dict[str, float]:
-    env = _env(fallback)
-    storage = ["--data-dir", str(journal)] if journal is not None else ["--in-memory"]
-    coordinator = [sys.executable, "-m", "agnt5", "coordinator", "--host", "127.0.0.1",
+@contextlib.contextmanager
+def _agnt5_system(
+    python: str, env: dict[str, str], storage: list[str]
+) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    """A coordinator and a worker serving the no-op; yields the endpoint and both processes."""
+    coordinator = [python, "-P", "-m", "agnt5", "coordinator", "--host", "127.0.0.1",
                    "--port", "0", "--http-port", "0", "--log-level", "WARNING", *storage]  # fmt: skip
-    echo = [sys.executable, str(Path(__file__).resolve()), "echo-server"]
-    with _process(coordinator, env) as coord, _process(echo, env) as echo_server:
+    with _process(coordinator, env) as coord:
         line = _first_line(coord, _START_TIMEOUT)
         fields = dict(part.split("=", 1) for part in line.split()[2:])
         endpoint = f"http://{fields['grpc']}"
-        echo_port = _first_line(echo_server, _START_TIMEOUT).split("=", 1)[1]
-        worker = [sys.executable, "-m", "agnt5", "worker", str(ROOT / "benchmarks" / "_noop.py"),
+        worker = [python, "-P", "-m", "agnt5", "worker", str(HERE / "_noop.py"),
                   "--service", SERVICE, "--max-concurrency", "1024", "--endpoint", endpoint,
                   "--log-level", "WARNING"]  # fmt: skip
         with _process(worker, env) as worker_process:
-            spies: list[subprocess.Popen[bytes]] = []
+            yield endpoint, [coord, worker_process]
 
-            def on_line(line: str) -> None:
-                if line == "profile" and profile is not None:
-                    tag = "fallback" if fallback else "compiled"
-                    for name, pid in (("coordinator", coord.pid), ("worker", worker_process.pid)):
-                        out = profile / f"{tag}-{name}.txt"
-                        spies.append(subprocess.Popen(
-                            [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw", "--nonblocking", "-r", "200",
-                             "-d", str(max(1, int(seconds))), "-p", str(pid), "-o", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                        ))  # fmt: skip
 
-            results = _child(["echo-measure", f"127.0.0.1:{echo_port}", str(seconds)], env, print)
-            results.update(_child(
-                ["agnt5-measure", endpoint, str(seconds), "1" if profile else ""], env, on_line
-            ))  # fmt: skip
-            for spy in spies:
-                spy.wait(60)
+def _check_twins(fallback: bool, results: dict[str, float], processes: list[Any]) -> None:
+    """Refuse a run whose processes did not all load the twins its mode names."""
+    loaded = [results["compiled"] == 1.0, *(_compiled_twins(p.pid) for p in processes)]
+    if not fallback and not all(found is not False for found in loaded):
+        sys.exit(
+            "a compiled run loaded the pure-Python fallback (is agnt5 installed compiled for "
+            "this interpreter? `pip install --force-reinstall --no-cache-dir agnt5`); not reported"
+        )
+    if fallback and any(loaded):
+        sys.exit("a fallback run loaded the compiled twins; not reported")
+
+
+def _measure(
+    python: str,
+    env: dict[str, str],
+    args: list[str],
+    processes: list[subprocess.Popen[bytes]],
+    profile: Path | None,
+    tag: str,
+    seconds: float,
+) -> dict[str, float]:
+    """Run a measuring child; with ``profile``, py-spy records the coordinator and the worker
+    from the moment the child prints "profile" (into ``<profile>/<tag>-<process>.txt``)."""
+    spies: list[subprocess.Popen[bytes]] = []
+
+    def on_line(line: str) -> None:
+        if line == "profile" and profile is not None:
+            for name, process in zip(("coordinator", "worker"), processes, strict=True):
+                spies.append(subprocess.Popen(
+                    [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw",
+                     "--nonblocking", "-r", "200", "-d", str(max(1, int(seconds))),
+                     "-p", str(process.pid), "-o", str(profile / f"{tag}-{name}.txt")],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                ))  # fmt: skip
+
+    try:
+        return _child(python, args, env, on_line)
+    finally:
+        for spy in spies:
+            spy.wait(60)
+
+
+def _run_mode(
+    python: str, fallback: bool, seconds: float, profile: Path | None, journal_only: bool
+) -> dict[str, float]:
+    """One repeat of one mode; ``journal_only``: just the two 256-in-flight batched runs, in
+    memory and journaled."""
+    env = _env(fallback)
+    tag = "fallback" if fallback else "compiled"
+    suffix = "+profile" if profile is not None else ""
+    results: dict[str, float] = {}
+    if not journal_only:
+        echo = [python, "-P", str(Path(__file__).resolve()), "echo-server"]
+        with _process(echo, env) as echo_server:
+            echo_port = _first_line(echo_server, _START_TIMEOUT).split("=", 1)[1]
+            results = _child(
+                python, ["echo-measure", f"127.0.0.1:{echo_port}", str(seconds)], env, print
+            )
+    with _agnt5_system(python, env, ["--in-memory"]) as (endpoint, processes):
+        what = "batched" if journal_only else "all"
+        args = ["agnt5-measure", endpoint, str(seconds), what + suffix]
+        measured = _measure(python, env, args, processes, profile, tag, seconds)
+        _check_twins(fallback, measured, processes)
+        results.update(measured)
+    with tempfile.TemporaryDirectory(prefix="agnt5-bench-") as data:
+        with _agnt5_system(python, env, ["--data-dir", data]) as (endpoint, processes):
+            args = ["agnt5-measure", endpoint, str(seconds), "batched" + suffix]
+            measured = _measure(python, env, args, processes, profile, f"{tag}-journal", seconds)
+            _check_twins(fallback, measured, processes)
+            results["journal_batched_256"] = measured["batched_256"]
     return results
 
 
-def _report(runs: dict[str, list[dict[str, float]]]) -> None:
-    medians = {
-        mode: {key: statistics.median(r[key] for r in rows) for key in rows[0]}
-        for mode, rows in runs.items()
+def _report(label: str, rows: list[dict[str, float]]) -> None:
+    row = {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+    if "echo_msgs_per_s" not in row:  # --journal
+        print(f"\n== {label} (medians of {len(rows)}; every run in brackets)")
+        for key, what in (("batched_256", "in memory"), ("journal_batched_256", "journaled")):
+            runs = ", ".join(f"{r[key]:,.0f}" for r in rows)
+            print(f"  invoke_many, 256 in flight, {what}: {row[key]:,.0f}/s [{runs}]")
+        print(f"  journaled / in memory: {row['journal_batched_256'] / row['batched_256']:.0%} "
+              "(goal >= 60%)")  # fmt: skip
+        return
+    spread = {
+        key: (max(r[key] for r in rows) - min(r[key] for r in rows)) / row[key]
+        for key in ("batched_256", "per_call_p50_us", "echo_rtt_p50_us", "echo_msgs_per_s")
     }
-    for mode, row in medians.items():
-        print(f"\n== {mode} (medians of {len(runs[mode])})")
-        print(f"  raw echo: {row['echo_msgs_per_s']:,.0f} msgs/s (16 in flight), "
-              f"round trip p50 {row['echo_rtt_p50_us']:.0f} us")  # fmt: skip
-        for in_flight in FLIGHTS:
-            print(f"  {in_flight:>3} in flight: invoke_many {row[f'batched_{in_flight}']:>9,.0f}/s"
-                  f"   per-call invoke {row[f'per_call_{in_flight}']:>8,.0f}/s")  # fmt: skip
-        print(f"  1 in flight latency: invoke_many p50 {row['batched_p50_us']:.0f} us "
-              f"p99 {row['batched_p99_us']:.0f} us; per-call invoke p50 "
-              f"{row['per_call_p50_us']:.0f} us")  # fmt: skip
-        print(f"  goals: 256 in flight / echo = {row['batched_256'] / row['echo_msgs_per_s']:.2f}x"
-              f" (>= 5); p50 / echo round trip = "
-              f"{row['batched_p50_us'] / row['echo_rtt_p50_us']:.2f}x (<= 2.5)")  # fmt: skip
-    if {"compiled", "fallback"} <= medians.keys():
-        ratios = [medians["compiled"][f"batched_{n}"] / medians["fallback"][f"batched_{n}"]
-                  for n in FLIGHTS]  # fmt: skip
-        print("\ncompiled / fallback invoke_many throughput: "
-              + ", ".join(f"{n} in flight {r:.2f}x" for n, r in zip(FLIGHTS, ratios, strict=True)))  # fmt: skip
+    print(f"\n== {label} (medians of {len(rows)}; spread of the runs in brackets)")
+    print(f"  raw echo: {row['echo_msgs_per_s']:,.0f} msgs/s (16 in flight) "
+          f"[{spread['echo_msgs_per_s']:.0%}], round trip p50 {row['echo_rtt_p50_us']:.0f} us "
+          f"[{spread['echo_rtt_p50_us']:.0%}]")  # fmt: skip
+    for in_flight in FLIGHTS:
+        print(f"  {in_flight:>3} in flight: invoke_many {row[f'batched_{in_flight}']:>9,.0f}/s"
+              f"   per-call invoke {row[f'per_call_{in_flight}']:>8,.0f}/s")  # fmt: skip
+    print(f"  1 in flight latency: invoke_many p50 {row['batched_p50_us']:.0f} us "
+          f"p99 {row['batched_p99_us']:.0f} us; per-call invoke p50 {row['per_call_p50_us']:.0f} us "
+          f"[{spread['per_call_p50_us']:.0%}] p99 {row['per_call_p99_us']:.0f} us")  # fmt: skip
+    print(f"  journaled (SQLite) invoke_many, 256 in flight: {row['journal_batched_256']:,.0f}/s")
+    print("  rows of issue 15, each a ratio from this run:")
+    print(f"    per-call invoke p50, 1 in flight / raw echo round trip: "
+          f"{row['per_call_p50_us'] / row['echo_rtt_p50_us']:.2f}x (goal <= 2.5x)")  # fmt: skip
+    print(f"    invoke_many 256 in flight / raw echo msgs/s: "
+          f"{row['batched_256'] / row['echo_msgs_per_s']:.2f}x (goal >= 8x)")  # fmt: skip
+    print(f"    journaled / in-memory, invoke_many 256 in flight: "
+          f"{row['journal_batched_256'] / row['batched_256']:.0%} (goal >= 60%)")  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
@@ -331,25 +420,49 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", type=Path, help="write py-spy profiles here")
-    parser.add_argument("--mode", choices=["both", "compiled", "fallback"], default="both")
+    parser.add_argument("--mode", choices=["both", "compiled", "fallback"], default="compiled")
     parser.add_argument(
         "--journal",
         action="store_true",
-        help="journal to SQLite in a fresh temp dir (default: an in-memory coordinator)",
+        help="measure only invoke_many at 256 in flight, in memory and journaled",
+    )
+    parser.add_argument(
+        "--python",
+        action="append",
+        help="an interpreter whose installed agnt5 to measure (repeat to compare; default: this one)",
     )
     args = parser.parse_args(argv)
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
     modes = ["compiled", "fallback"] if args.mode == "both" else [args.mode]
-    runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
-    for repeat in range(args.repeats):  # interleaved so drift hits both modes alike
-        for mode in modes:
+    pythons = args.python or [sys.executable]
+    runs: dict[tuple[str, str], list[dict[str, float]]] = {
+        (python, mode): [] for python in pythons for mode in modes
+    }
+    for repeat in range(args.repeats):  # interleaved so drift hits every system alike
+        for python, mode in runs:
             profile = args.profile if repeat == 0 else None
-            with tempfile.TemporaryDirectory(prefix="agnt5-bench-") as data:
-                journal = Path(data) if args.journal else None
-                runs[mode].append(_run_mode(mode == "fallback", args.seconds, profile, journal))
-            print(f"repeat {repeat + 1} {mode}: done", flush=True)
-    _report(runs)
+            runs[python, mode].append(
+                _run_mode(python, mode == "fallback", args.seconds, profile, args.journal)
+            )
+            print(f"repeat {repeat + 1} {python} {mode}: done", flush=True)
+    for (python, mode), rows in runs.items():
+        _report(f"{python} ({mode})", rows)
+    for python, mode in list(runs)[len(modes) :]:  # each later interpreter against the first
+        first, other = runs[pythons[0], mode], runs[python, mode]
+        for key, what in (("batched_256", "in memory"), ("journal_batched_256", "journaled")):
+            ratio = statistics.median(r[key] for r in other) / statistics.median(
+                r[key] for r in first
+            )
+            print(f"\n{python} / {pythons[0]} ({mode}), invoke_many 256 in flight {what}: "
+                  f"{ratio:.2f}x")  # fmt: skip
+    for python in pythons:
+        if len(modes) == 2:
+            compiled, fallback = (runs[python, mode] for mode in modes)
+            ratio = statistics.median(r["batched_256"] for r in compiled) / statistics.median(
+                r["batched_256"] for r in fallback
+            )
+            print(f"\n{python}: compiled / fallback invoke_many (256 in flight): {ratio:.2f}x")
     return 0
 
 

@@ -5,7 +5,7 @@ Usage:
   ``python scripts/check_dist.py wheel agnt5-X-*.whl...`` (needs pyelftools, as auditwheel does)
 
 The sdist must hold every tracked file but CI's own (so the suite runs from it) and no build
-products. A wheel must carry both compiled modules, stripped, the licence, no C sources and no
+products. A wheel must carry every compiled module, stripped, the licence, no C sources and no
 ``_build_failed.txt``; a Linux wheel must have a manylinux or musllinux tag.
 """
 
@@ -25,7 +25,7 @@ __all__ = ["check_sdist", "check_wheel", "main"]
 NOT_SHIPPED = (".ci/", ".github/", ".gitignore")
 NEVER_SHIPPED = re.compile(r"\.c$|\.py[co]$|(^|/)__pycache__/|_build_failed\.txt$")
 BINARIES = re.compile(r"\.(so|pyd|dylib)$")
-EXTENSIONS = ("agnt5/_speedups/_dispatch.", "agnt5/_speedups/_frames.")
+EXTENSIONS = ("agnt5/_speedups/_dispatch.", "agnt5/_speedups/_frames.", "agnt5/_speedups/_stats.")
 APACHE_2 = ("Apache License", "Version 2.0, January 2004", "END OF TERMS AND CONDITIONS")
 
 

@@ -18,8 +18,12 @@ from _processes import descendants, describe, make_subreaper, still_running
 from agnt5._registry import REGISTRY
 
 TWINS = {
-    "compiled": ("agnt5._speedups._dispatch", "agnt5._speedups._frames"),
-    "pure": ("agnt5._speedups._dispatch_py", "agnt5._speedups._frames_py"),
+    "compiled": ("agnt5._speedups._dispatch", "agnt5._speedups._frames", "agnt5._speedups._stats"),
+    "pure": (
+        "agnt5._speedups._dispatch_py",
+        "agnt5._speedups._frames_py",
+        "agnt5._speedups._stats_py",
+    ),
 }
 
 make_subreaper()  # so a process whose parent died is still found below this one
@@ -33,7 +37,8 @@ os.environ["AGNT5_HEALTH_PORT"] = "0"
     scope="session", params=[pytest.param("compiled", marks=pytest.mark.c_extension), "pure"]
 )
 def impl(request: pytest.FixtureRequest) -> SimpleNamespace:
-    """One implementation of the twins: ``Handler``, the JSON and the frame codec functions."""
+    """One implementation of the twins: ``Handler``, the JSON and frame codec functions and
+    ``FunctionStats``."""
     try:
         modules = [importlib.import_module(name) for name in TWINS[request.param]]
     except ImportError as exc:  # deselect with -m "not c_extension" to test the pure twins only

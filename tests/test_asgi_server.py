@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _asgi_support import serve
+from _asgi_support import free_port, serve
 
 JSON = {"content-type": "application/json"}
 
@@ -251,6 +251,34 @@ def test_invocation_span_is_a_child_of_the_request_traceparent(tmp_path: Path) -
     failure = by_name["invoke failing_function"]
     assert failure["attributes"]["agnt5.error_code"] == "FUNCTION_FAILED"
     assert failure["parent_id"] is None
+
+
+@pytest.mark.asyncio
+async def test_run_serves_with_httptools_where_it_is_installed(registry: None) -> None:
+    from agnt5 import Worker, function
+
+    @function(name="ping")
+    def ping() -> str:
+        return "pong"
+
+    port = free_port()
+    worker = Worker("run-svc", runtime="asgi", http_port=port, disable_telemetry=True)
+    serving = asyncio.create_task(worker.run())
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            for _ in range(200):  # bounded: 10 s for uvicorn to listen
+                try:
+                    response = await client.post("/invoke/ping", json={})
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)
+        assert response.json()["result"] == "pong"
+        protocol = worker._runtime._server.config.http_protocol_class
+        expected = "HttpToolsProtocol" if importlib.util.find_spec("httptools") else "H11Protocol"
+        assert expected in {base.__name__ for base in protocol.__mro__}  # under the guard
+    finally:
+        worker.stop()
+        await asyncio.wait_for(serving, 10)
 
 
 def test_uvicorn_root_path(tmp_path: Path) -> None:

@@ -87,9 +87,11 @@ async def test_invoke_without_timeout_waits_at_most_the_client_timeout(
         FakeWorker(coordinator.endpoint, service, {"hold": blocker(release)}),
         AsyncClient(coordinator.endpoint, timeout=0.3) as client,
     ):
-        with pytest.raises(InvocationTimeoutError, match="still running"):
+        with pytest.raises(InvocationTimeoutError, match="still running") as caught:
             await client.invoke(service, "hold")
+        running = caught.value.message.split()[1]  # "Invocation <id> did not finish ..."
         release.set()
+        assert await client.result(running, timeout=10) == "released"
 
 
 def test_unreachable_coordinator_is_unavailable() -> None:

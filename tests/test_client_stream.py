@@ -1,4 +1,4 @@
-"""`AsyncClient.invoke_many` over ``InvokeStream``: batched both ways, outcomes as they complete."""
+"""`AsyncClient.invoke` and `invoke_many` over one ``InvokeStream``: batched both ways."""
 
 from __future__ import annotations
 
@@ -39,6 +39,24 @@ async def test_every_input_gets_its_output_in_batches() -> None:
         assert worker.max_in_flight <= 64
         again = await collect(client, service, "f", ["once more"])  # the stream is reused
         assert again[0].output == "once more"
+
+
+async def test_invoke_rides_the_one_open_stream() -> None:
+    service = unique()
+    async with (
+        Coordinator(port=0) as coordinator,
+        FakeWorker(coordinator.endpoint, service, {"f": echo}, max_concurrency=64),
+        AsyncClient(coordinator.endpoint) as client,
+    ):
+        assert await client.invoke(service, "f", {"n": 0}) == {"n": 0}
+        stream = client._stream
+        outputs = await asyncio.gather(*(client.invoke(service, "f", n) for n in range(200)))
+        batch = await collect(client, service, "f", ["many"])
+        assert outputs == list(range(200)) and batch[0].output == "many"
+        assert client._stream is stream and not stream.broken
+        with pytest.raises(NotFoundError, match="nope"):
+            await client.invoke(service, "nope")
+        assert client._stream is stream  # a refused call leaves the stream open
 
 
 async def test_failures_are_results_not_exceptions() -> None:

@@ -4,11 +4,11 @@ half the pool."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import textwrap
 import threading
 import time
-from concurrent.futures import Future
 from pathlib import Path
 
 import httpx
@@ -23,25 +23,21 @@ from agnt5.client import Client
 from agnt5.errors import InvocationTimeoutError
 
 
-def _blocked(pool: HandlerThreads, release: threading.Event) -> Future[None]:
-    started = threading.Event()
-
-    def job() -> None:
-        started.set()
-        release.wait(10)
-
-    future = pool.submit(job)
-    assert started.wait(5)
-    return future
-
-
 def test_busy_and_abandoned_jobs_are_counted_and_warned_about(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     pool = HandlerThreads(3, "test-threads")
     release = threading.Event()
-    try:
-        jobs = [_blocked(pool, release) for _ in range(3)]
+    started = threading.Semaphore(0)
+
+    def job() -> None:
+        started.release()
+        release.wait(10)
+
+    async def main() -> None:
+        jobs = [pool.run(job) for _ in range(3)]
+        for _ in jobs:
+            assert await asyncio.to_thread(started.acquire, timeout=5)
         assert (pool.size, pool.busy, pool.timed_out) == (3, 3, 0)
         with caplog.at_level(logging.WARNING, logger="agnt5.worker"):
             pool.abandon(jobs[0])
@@ -52,17 +48,18 @@ def test_busy_and_abandoned_jobs_are_counted_and_warned_about(
         assert len(caplog.records) == 1  # once while they hold over half
         assert "2 of 3 handler threads are held" in caplog.text
         release.set()
-        for job in jobs:
-            job.result(5)
-        deadline = time.monotonic() + 5
-        while pool.busy and time.monotonic() < deadline:  # bounded: the jobs just returned
-            time.sleep(0.01)
+        await asyncio.wait_for(asyncio.gather(*jobs), 5)
         assert (pool.busy, pool.timed_out) == (0, 0)
-        pool.abandon(pool.submit(lambda: None))  # a finished (or queued) job holds nothing
+        finished = pool.run(lambda: None)
+        await finished
+        pool.abandon(finished)  # a finished (or queued) job holds nothing
         assert pool.timed_out == 0
+
+    try:
+        asyncio.run(main())
     finally:
         release.set()
-        pool.shutdown(wait=True)
+        pool.close()
 
 
 MODULE = textwrap.dedent(

@@ -12,13 +12,13 @@ import dataclasses
 import logging
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
 import pytest
 
 from agnt5 import Context, Worker, function
+from agnt5._handler_threads import HandlerThreads
 from agnt5._pipeline import Pipeline
 from agnt5._registry import REGISTRY
 from agnt5.client import AsyncClient
@@ -150,13 +150,16 @@ async def test_whatever_a_handler_raises_fails_only_its_attempt(raised: BaseExce
     def raises_inline() -> None:
         raise raised
 
-    with ThreadPoolExecutor(1) as executor:
-        pipeline = Pipeline("svc", REGISTRY, executor)
+    threads = HandlerThreads(1)
+    try:
+        pipeline = Pipeline("svc", REGISTRY, threads)
         for name in ("raises_async", "raises_sync", "raises_inline"):
             with pytest.raises(FunctionFailedError) as info:
                 await pipeline.route(name).run(b"", "inv-1")
             assert info.value.__cause__ is raised
             assert info.value.error_type == type(raised).__name__
+    finally:
+        threads.close()
 
 
 def test_sys_exit_in_a_handler_names_what_was_raised() -> None:

@@ -38,20 +38,23 @@ def test_selected_names_come_from_one_implementation() -> None:
     assert module == expected
     for name in ("decode_json", "encode_json"):
         assert getattr(speedups, name).__module__ == module
+    stats = "agnt5._speedups._stats_py" if NO_EXTENSIONS else "agnt5._speedups._stats"
+    assert speedups.FunctionStats.__module__ == stats
 
 
 @pytest.mark.c_extension
-@pytest.mark.parametrize("broken", ["_dispatch", "_frames"])
+@pytest.mark.parametrize("broken", ["_dispatch", "_frames", "_stats"])
 def test_one_compiled_twin_failing_falls_back_for_all(broken: str) -> None:
     code = (
         f"import sys; sys.modules['agnt5._speedups.{broken}'] = None\n"  # its import now fails
         "import agnt5._speedups as s\n"
-        "print(s.USE_EXTENSIONS, s.Handler.__module__, s.decode_worker_message.__module__)"
+        "print(s.USE_EXTENSIONS, s.Handler.__module__, s.decode_worker_message.__module__,"
+        " s.FunctionStats.__module__)"
     )
     out = subprocess.run(
         [*PYTHON, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
-    pure = ["False", "agnt5._speedups._dispatch_py", "agnt5._speedups._frames_py"]
+    pure = ["False", *(f"agnt5._speedups.{twin}_py" for twin in ("_dispatch", "_frames", "_stats"))]
     assert out.stdout.split() == pure
     assert "Traceback" not in out.stderr
 
@@ -98,7 +101,7 @@ def twins() -> bool:
 def runs_compiled_twins(pid: int) -> bool:
     """Whether process ``pid`` has the compiled twins loaded (its memory maps name their files)."""
     maps = Path(f"/proc/{pid}/maps").read_text()
-    return "_speedups/_dispatch.cpython" in maps and "_speedups/_frames.cpython" in maps
+    return all(f"_speedups/{twin}.cpython" in maps for twin in ("_dispatch", "_frames", "_stats"))
 
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc/PID/maps (Linux)")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from agnt5 import workflow
+from agnt5._handler_threads import HandlerThreads
 from agnt5.decorators import component_of
 from agnt5.errors import FailedPreconditionError
 from agnt5.workflows import WorkflowContext, WorkflowSuspended, run_workflow
@@ -21,10 +21,10 @@ pytestmark = pytest.mark.usefixtures("registry")
 REQUEST: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="")
 
 
-async def _run(fn: Any, payload: bytes = b"", executor: ThreadPoolExecutor | None = None) -> bytes:
+async def _run(fn: Any, payload: bytes = b"", threads: HandlerThreads | None = None) -> bytes:
     component = component_of(fn)
     host = LocalHost()
-    ctx = WorkflowContext("inv-1", component.name, host=host, executor=executor)
+    ctx = WorkflowContext("inv-1", component.name, host=host, threads=threads)
     return await run_workflow(component.handler, payload, ctx)
 
 
@@ -80,7 +80,7 @@ def test_a_long_sleep_never_suspends_and_a_cancelled_run_stops_waiting() -> None
     asyncio.run(cancel_soon())
 
 
-def test_sync_steps_run_in_the_executor_with_the_callers_context() -> None:
+def test_sync_steps_run_in_the_thread_pool_with_the_callers_context() -> None:
     seen: list[tuple[str, str]] = []
 
     def where() -> str:
@@ -92,9 +92,12 @@ def test_sync_steps_run_in_the_executor_with_the_callers_context() -> None:
         REQUEST.set("r-1")
         return await ctx.step("where", where)
 
-    with ThreadPoolExecutor(1, thread_name_prefix="agnt5-test") as executor:
-        assert asyncio.run(_run(pooled, executor=executor)) == b'"done"'
-    assert seen == [("agnt5-test_0", "r-1")]
+    threads = HandlerThreads(1, "agnt5-test")
+    try:
+        assert asyncio.run(_run(pooled, threads=threads)) == b'"done"'
+    finally:
+        threads.close()
+    assert seen == [("agnt5-test-0", "r-1")]
 
 
 def test_a_workflow_suspension_names_what_it_waits_for() -> None:

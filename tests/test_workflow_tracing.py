@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -110,3 +111,35 @@ async def test_a_suspended_run_is_not_an_error_and_replayed_calls_get_no_span(
     assert run.attributes["agnt5.outcome"] == "suspended"
     assert run.status.status_code is StatusCode.UNSET
     assert found["signal go"].attributes["agnt5.outcome"] == "ended"
+
+
+async def test_a_suspended_run_counts_as_suspended_in_the_metrics() -> None:
+    @workflow
+    async def parks(ctx) -> Any:  # type: ignore[no-untyped-def]
+        return await ctx.signal("go")
+
+    reader = InMemoryMetricReader()
+    config = WorkerConfig.resolve({}, service_name="orders", disable_telemetry=False)
+    made = create_instrumentation(config, metric_readers=[reader])
+    assert made is not None
+    try:
+        route = Pipeline("orders", REGISTRY, telemetry=made).route("parks")
+        with pytest.raises(WorkflowSuspended):
+            await route.run(b"", "inv-3", 1, ctx=route.context("inv-3", host=StepsOnly()))
+        data = reader.get_metrics_data()
+    finally:
+        made.shutdown()
+    metrics = {
+        metric.name: metric.data.data_points
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    }
+    (finished,) = metrics["agnt5.invocations"]
+    assert (dict(finished.attributes), finished.value) == (
+        {"agnt5.function": "parks", "agnt5.outcome": "suspended"},
+        1,
+    )
+    (duration,) = metrics["agnt5.invocation.duration"]
+    assert dict(duration.attributes)["agnt5.outcome"] == "suspended"
+    assert duration.count == 1

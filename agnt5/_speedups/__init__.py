@@ -5,6 +5,7 @@ compiled       pure Python       what
 =============  ================  ==================================================
 ``_dispatch``  ``_dispatch_py``  decode JSON input, bind arguments, call, encode
 ``_frames``    ``_frames_py``    the frame codec of the batched gRPC streams
+``_stats``     ``_stats_py``     invocation counts and duration histograms (telemetry)
 =============  ================  ==================================================
 
 Every compiled module loads, or none is used: `USE_EXTENSIONS` says which, and it is never True
@@ -27,6 +28,7 @@ from agnt5.config import env_flag
 
 __all__ = [
     "USE_EXTENSIONS",
+    "FunctionStats",
     "Handler",
     "HandlerAPI",
     "decode_coordinator_message",
@@ -46,10 +48,12 @@ USE_EXTENSIONS = not env_flag("AGNT5_NO_EXTENSIONS")
 
 if TYPE_CHECKING or not USE_EXTENSIONS:
     from agnt5._speedups._dispatch_py import Handler, decode_json, encode_json
+    from agnt5._speedups._stats_py import FunctionStats
 else:
     try:
         import agnt5._speedups._frames  # noqa: F401 - loaded now, so a broken one falls back here
         from agnt5._speedups._dispatch import Handler, decode_json, encode_json
+        from agnt5._speedups._stats import FunctionStats
     except ImportError as exc:
         from agnt5._speedups._missing import warning_for
 
@@ -57,6 +61,7 @@ else:
             logging.getLogger("agnt5").warning("%s", warning)
         USE_EXTENSIONS = False
         from agnt5._speedups._dispatch_py import Handler, decode_json, encode_json
+        from agnt5._speedups._stats_py import FunctionStats
 
 if TYPE_CHECKING:
     from agnt5._speedups._dispatch_py import HandlerAPI

@@ -1,4 +1,4 @@
-"""One open ``Invocations.InvokeStream`` shared by an `AsyncClient`'s `invoke_many` calls.
+"""One open ``Invocations.InvokeStream`` shared by an `AsyncClient`'s calls (`invoke`, `invoke_many`).
 
 Calls are numbered (``ref``) and queued; a writer sends them in adaptive batches, a reader hands
 each outcome to the callback registered under its ref. When the stream fails, every waiting
@@ -9,6 +9,7 @@ opens a new one).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,8 @@ __all__ = ["Callback", "InvokeStream"]
 
 Callback = Callable[[StreamOutcome | AgntError], None]
 _NO_METADATA: dict[str, str] = {}  # never mutated
+
+_ACCEPT_WAIT = 1.0  # seconds the writer waits for the coordinator to accept the stream
 
 
 def _call_size(call: StreamCall) -> int:
@@ -55,14 +58,20 @@ class InvokeStream:
         timeout_ms: int,
         callback: Callback,
         metadata: dict[str, str] = _NO_METADATA,
-    ) -> None:
+    ) -> int:
         """Queue one call (``metadata`` goes to the worker, e.g. the caller's ``traceparent``);
-        ``callback`` gets its outcome (or the stream's failure) once."""
+        ``callback`` gets its outcome (or the stream's failure) once, unless the returned ref
+        is given to `forget` first."""
         ref = next(self._refs)
         self._waiting[ref] = callback
         self._outbox.put_nowait(
             StreamCall(ref, service, function, payload, idempotency_key, timeout_ms, metadata)
         )
+        return ref
+
+    def forget(self, ref: int) -> None:
+        """Stop waiting for the outcome of call ``ref`` (its caller gave up)."""
+        self._waiting.pop(ref, None)
 
     async def close(self) -> None:
         """Stop both tasks and cancel the call; calls still waiting get `UnavailableError`."""
@@ -75,6 +84,12 @@ class InvokeStream:
     async def _write(self) -> None:
         frames = Batcher(self._outbox, StreamCall, _call_size)
         try:
+            # The coordinator accepts the stream (or refuses it) before anything is written: a
+            # write racing a refusal fails the call locally and hides why it was refused.
+            # An older coordinator sends nothing before an outcome: write after a while anyway.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_ACCEPT_WAIT):
+                    await self._call.initial_metadata()
             while True:  # until cancelled by close() or the call fails
                 await self._call.write(await frames.next())
         except (grpc.RpcError, asyncio.InvalidStateError):

@@ -1,12 +1,14 @@
 """HTTP for both HTTP surfaces (the ASGI runtime and the coordinator's gateway).
 
 The one error document (`error_body`), the one bounded body reader (`check_declared_length`,
-`read_body`, which refuses a body cut short by a disconnect), the JSON content-type rule, and
-raw ASGI byte responses for the ASGI fast path.
+`read_body`, which refuses a body cut short by a disconnect), the JSON content-type rule,
+raw ASGI byte responses for the ASGI fast path, and the HTTP parser ``Worker.run()`` serves
+with (`http_parser`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -29,6 +31,7 @@ __all__ = [
     "check_content_type",
     "check_declared_length",
     "error_body",
+    "http_parser",
     "read_body",
     "respond",
     "response_start",
@@ -39,6 +42,12 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 JSON = b"application/json"
 _ADD_HEADER = "add the header 'Content-Type: application/json'"
+
+
+def http_parser() -> str:
+    """uvicorn's ``http`` setting: ``"httptools"`` (C, from ``agnt5[standard]``) where it is
+    installed, else the pure-Python ``"h11"``, which is slower but always there."""
+    return "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
 
 
 class UnsupportedMediaType(InvalidArgumentError):

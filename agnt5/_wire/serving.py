@@ -192,6 +192,7 @@ class EmbeddedServer:
         self.port: int = self._sock.getsockname()[1]
         config = uvicorn.Config(
             app,
+            http="h11",  # its 16 KiB bound on a request's head; httptools has none
             interface="asgi3",
             lifespan="off",
             log_config=None,

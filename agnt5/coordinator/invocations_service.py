@@ -249,9 +249,12 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
         """Start each call as it arrives; send each outcome, batched, once its invocation ends.
 
         The stream ends after the client stops writing and every call has had its outcome.
+        An accepted stream gets its (empty) initial metadata at once: the client writes only
+        after it, so a refusal reaches it as its own status, not as a failed write.
         """
 
         async def work(grant: Grant) -> None:
+            await context.send_initial_metadata(())
             calls = _OpenCalls()
             traceparent = header(context, "traceparent")
             writer = asyncio.create_task(self._write_outcomes(context, calls.outbox))

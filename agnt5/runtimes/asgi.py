@@ -52,6 +52,7 @@ from agnt5._wire.http import (
     check_content_type,
     check_declared_length,
     error_body,
+    http_parser,
     read_body,
     respond,
     response_start,
@@ -90,6 +91,7 @@ class AsgiRuntime:
         self._pipeline: Pipeline | None = None
         self._started = False
         self._in_flight = 0
+        self._watches = _Watches()
         self._forced_exit = False
 
     # The Worker's public surface.
@@ -102,7 +104,11 @@ class AsgiRuntime:
         """Serve this app with uvicorn on ``http_host:http_port`` until SIGINT/SIGTERM (or
         `stop`): in-flight requests get ``drain_timeout`` to finish, then it returns. A second
         signal cancels them and returns at once. Idle connections are closed after 5 s and at
-        most 1000 are open (`agnt5._wire.serving`)."""
+        most 1000 are open (`agnt5._wire.serving`).
+
+        The HTTP parser is httptools where it is installed (``pip install 'agnt5[standard]'``),
+        else h11; the event loop is the caller's (``uvloop.run(main())`` makes it uvloop's).
+        """
         import uvicorn
 
         from agnt5._wire import serving
@@ -113,10 +119,13 @@ class AsgiRuntime:
             interface="asgi3",
             host=self._config.http_host,
             port=self._config.http_port,
+            http=http_parser(),
             log_level=self._config.log_level.lower(),
             timeout_graceful_shutdown=int(self._config.drain_timeout) or None,
         )
         self._server = server = Server(serving.guard_connections(config, serving.DEFAULT_LIMITS))
+        loop = type(asyncio.get_running_loop())
+        _log.info("HTTP parser %s, event loop %s.%s", config.http, loop.__module__, loop.__name__)
         await server.serve()
         if server.force_exit and self._started:  # uvicorn skipped the lifespan shutdown
             self._forced_exit = True  # the requests cancelled now are answered 503
@@ -236,7 +245,7 @@ class AsgiRuntime:
                 or message["type"] != "http.request"
             ):
                 body = await read_body(receive, self._body_limit, message)
-            if route.is_async or route.executor is not None:
+            if route.is_async or route.threads is not None:
                 output = await self._run_watched(route, body, invocation_id, metadata, receive)
             else:  # an inline handler holds the event loop: nothing could stop it anyway
                 output = await route.run(body, invocation_id, 1, metadata)
@@ -314,7 +323,7 @@ class AsgiRuntime:
         receive: Any,
     ) -> bytes:
         """`Route.run`, cancelled (and its ``ctx``) if the client disconnects meanwhile."""
-        watch = _DisconnectWatch(receive, route.context(invocation_id, 1, metadata))
+        watch = _DisconnectWatch(receive, route.context(invocation_id, 1, metadata), self._watches)
         try:
             return await route.run(body, invocation_id, 1, metadata, None, watch.ctx)
         except asyncio.CancelledError as cancelled:
@@ -358,27 +367,65 @@ def _below_root(scope: dict[str, Any]) -> dict[str, Any]:
     return scope
 
 
+class _Watches:
+    """The attempts not yet watched for their client leaving, and the one timer for them all:
+    each tick (every `_WATCH_AFTER` seconds while there are any) starts the watches of the
+    attempts that were already waiting at the previous tick, so a watch starts between one and
+    two `_WATCH_AFTER` into its attempt, and a request costs a dict entry, not a timer."""
+
+    __slots__ = ("_loop", "_old", "_timer", "_young")
+
+    def __init__(self) -> None:
+        self._young: dict[_DisconnectWatch, None] = {}
+        self._old: dict[_DisconnectWatch, None] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, watch: _DisconnectWatch) -> None:
+        loop = watch.loop
+        if loop is not self._loop:  # served from another loop now: what was pending is gone
+            self._loop, self._timer = loop, None
+            self._young, self._old = {}, {}
+        self._young[watch] = None
+        if self._timer is None:
+            self._timer = loop.call_later(_WATCH_AFTER, self._tick)
+
+    def discard(self, watch: _DisconnectWatch) -> None:
+        self._young.pop(watch, None)
+        self._old.pop(watch, None)
+
+    def _tick(self) -> None:
+        due, self._old, self._young = self._old, self._young, {}
+        for watch in due:
+            watch.start()
+        self._timer = None
+        if self._old and self._loop is not None:
+            self._timer = self._loop.call_later(_WATCH_AFTER, self._tick)
+
+
 class _DisconnectWatch:
     """While an attempt runs in this task: if the client disconnects, cancel the task (and
     ``ctx``), as `asyncio.timeout` does; `stop` undoes that cancellation once it is handled.
 
-    The watch starts ``_WATCH_AFTER`` seconds into the attempt: most attempts are over by then,
-    and cost no watching task.
+    The watch starts between one and two ``_WATCH_AFTER`` into the attempt (`_Watches`): most
+    attempts are over by then, and cost no watching task.
     """
 
-    __slots__ = ("_receive", "_task", "_timer", "_watch", "client_left", "ctx")
+    __slots__ = ("_receive", "_task", "_watch", "_watches", "client_left", "ctx", "loop")
 
-    def __init__(self, receive: Any, ctx: Context | None) -> None:
+    def __init__(self, receive: Any, ctx: Context | None, watches: _Watches) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._task = task
+        self.loop = task.get_loop()
         self._receive = receive
         self.ctx = ctx
         self.client_left = False
         self._watch: asyncio.Task[None] | None = None
-        self._timer = task.get_loop().call_later(_WATCH_AFTER, self._start)
+        self._watches = watches
+        watches.add(self)
 
-    def _start(self) -> None:
+    def start(self) -> None:
         self._watch = asyncio.create_task(self._wait())
 
     async def _wait(self) -> None:
@@ -391,7 +438,7 @@ class _DisconnectWatch:
             self._task.cancel(reason)
 
     def stop(self) -> None:
-        self._timer.cancel()
+        self._watches.discard(self)
         if self._watch is not None:
             self._watch.cancel()
         if self.client_left:

@@ -124,7 +124,7 @@ class StandaloneRuntime:
             return None
         from agnt5.runtimes.health import HealthServer
 
-        telemetry, threads = pipeline.telemetry, pipeline.executor
+        telemetry, threads = pipeline.telemetry, pipeline.threads
         exposition = None if telemetry is None else telemetry.exposition
         health = HealthServer(
             config.health_host,

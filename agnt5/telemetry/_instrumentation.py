@@ -1,4 +1,10 @@
-"""`Instrumentation`: the span, metrics and log scope around one invocation."""
+"""`Instrumentation`: the span, metrics and log scope around one invocation.
+
+Per invocation the hot path sets the log scope, counts the invocation in its function's
+`FunctionStats` (compiled), and asks the spans (`_spans`) for a span, which for an unsampled
+invocation without a parent is nothing at all. The OpenTelemetry SDK sees the metrics when a
+reader collects (`_metrics`), and sampled spans as their invocation ends.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
-from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.metrics import Observation
 
+from agnt5._speedups._stats_py import CANCELLED, ERROR, OUTCOMES, SUCCESS, SUSPENDED
 from agnt5.errors import AgntError, ErrorCode
 from agnt5.telemetry._logs import bind_invocation, unbind_invocation
+from agnt5.telemetry._metrics import InvocationMetrics
+from agnt5.telemetry._spans import make_spans
 from agnt5.workflows.run import WorkflowSuspended
 
 if TYPE_CHECKING:
@@ -22,63 +28,6 @@ if TYPE_CHECKING:
     from agnt5.telemetry._exposition import Exposition
 
 __all__ = ["Instrumentation"]
-
-_DURATION_BUCKETS = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-)
-
-
-class _Metrics:
-    """The duration histogram, and outcome/in-flight counts kept as plain ints the SDK reads when it collects."""
-
-    __slots__ = ("duration", "finished", "running")
-
-    def __init__(self, meter: Any) -> None:
-        self.finished: dict[tuple[str, str, str], int] = {}
-        self.running: dict[str, int] = {}
-        self.duration = meter.create_histogram(
-            "agnt5.invocation.duration",
-            unit="s",
-            description="Invocation duration in seconds, by function and outcome.",
-            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
-        )
-        meter.create_observable_counter(
-            "agnt5.invocations",
-            callbacks=[self._observe_finished],
-            unit="{invocation}",
-            description="Invocations finished, by function and outcome.",
-        )
-        meter.create_observable_up_down_counter(
-            "agnt5.invocations.in_flight",
-            callbacks=[self._observe_running],
-            unit="{invocation}",
-            description="Invocations running now, by function.",
-        )
-
-    def _observe_finished(self, options: CallbackOptions) -> list[Observation]:
-        return [
-            Observation(count, _labels(function, outcome, code))
-            for (function, outcome, code), count in self.finished.copy().items()
-        ]
-
-    def _observe_running(self, options: CallbackOptions) -> list[Observation]:
-        return [
-            Observation(count, _labels(function)) for function, count in self.running.copy().items()
-        ]
 
 
 class Instrumentation:
@@ -90,6 +39,7 @@ class Instrumentation:
         *,
         tracer: Any,
         meter: Any,
+        meter_provider: Any = None,
         logger_provider: Any,
         exposition: Exposition | None = None,
         owned: list[Any],
@@ -98,9 +48,10 @@ class Instrumentation:
         self.logger_provider = logger_provider
         self.exposition = exposition
         """What ``/metrics`` renders (a standalone worker serving health endpoints), or None."""
-        self._tracer = tracer
         self._meter = meter
-        self._metrics = None if meter is None else _Metrics(meter)
+        self._tracer = tracer
+        self._spans = None if tracer is None else make_spans(tracer, service_name)
+        self._metrics = None if meter is None else InvocationMetrics(meter, meter_provider)
         self._owned = owned
 
     @property
@@ -133,8 +84,7 @@ class Instrumentation:
         their first invocation."""
         if self._metrics is not None:
             for function in functions:
-                self._metrics.finished.setdefault((function, "success", ""), 0)
-                self._metrics.running.setdefault(function, 0)
+                self._metrics.stats(function)
 
     async def observe(
         self,
@@ -150,66 +100,42 @@ class Instrumentation:
         errors (``TimeoutError`` counts as ``TIMEOUT``); a cancellation is recorded as ``CANCELLED``.
         """
         scope = bind_invocation(invocation_id, self.service_name, function_name)
-        try:
-            if self._tracer is None and self._metrics is None:
-                return await run()
-            return await self._measured(function_name, invocation_id, attempt, metadata, run)
-        finally:
-            unbind_invocation(scope)
-
-    async def _measured(
-        self,
-        function_name: str,
-        invocation_id: str,
-        attempt: int,
-        metadata: Mapping[str, str],
-        run: Callable[[], Awaitable[bytes]],
-    ) -> bytes:
-        metrics = self._metrics
-        if metrics is not None:
-            metrics.running[function_name] = metrics.running.get(function_name, 0) + 1
+        metrics, spans = self._metrics, self._spans
+        stats = None if metrics is None else metrics.stats(function_name)
+        if stats is not None:
+            stats.started()
         span = token = None
-        if self._tracer is not None:
-            parent = propagate.extract(metadata) if "traceparent" in metadata else None
-            span = self._tracer.start_span(
-                f"invoke {function_name}",
-                context=parent,
-                kind=SpanKind.SERVER,
-                attributes={
-                    "agnt5.service": self.service_name,
-                    "agnt5.function": function_name,
-                    "agnt5.invocation_id": invocation_id,
-                    "agnt5.attempt": attempt,
-                    "agnt5.outcome": "success",
-                },
-            )
-            token = otel_context.attach(trace.set_span_in_context(span, parent))
+        if spans is not None:
+            span, token = spans.start(function_name, invocation_id, attempt, metadata)
         started = time.perf_counter()
-        outcome, code, failure = "success", "", None
+        outcome, code, failure = SUCCESS, "", None
         try:
             return await run()
         except asyncio.CancelledError:
-            outcome, code = "cancelled", ErrorCode.CANCELLED
+            outcome, code = CANCELLED, ErrorCode.CANCELLED
             raise
         except WorkflowSuspended:
-            outcome = "suspended"
+            outcome = SUSPENDED
             raise
         except Exception as exc:
-            outcome, code, failure = "error", _error_code(exc), exc
+            outcome, code, failure = ERROR, _error_code(exc), exc
             raise
         finally:
             elapsed = time.perf_counter() - started
-            if span is not None:
-                _finish_span(span, outcome, code, failure)
-                otel_context.detach(token)
-            if metrics is not None:
-                metrics.running[function_name] -= 1
-                key = (function_name, outcome, code)
-                metrics.finished[key] = metrics.finished.get(key, 0) + 1
-                metrics.duration.record(elapsed, _duration_labels(function_name, outcome))
+            if spans is not None:
+                spans.finish(span, token, OUTCOMES[outcome], code, failure)
+            if stats is not None:
+                stats.finished(elapsed, outcome, code)
+                if metrics.recorded_duration is not None:  # type: ignore[union-attr]
+                    labels = _duration_labels(function_name, OUTCOMES[outcome])
+                    metrics.recorded_duration.record(elapsed, labels)  # type: ignore[union-attr]
+            unbind_invocation(scope)
 
     def shutdown(self) -> None:
-        """Flush and shut down the providers this instrumentation created (never ones passed in)."""
+        """Give the metric readers back, then flush and shut down the providers this
+        instrumentation created (never ones passed in)."""
+        if self._metrics is not None:
+            self._metrics.close()
         owned, self._owned = self._owned, []
         for provider in owned:
             provider.shutdown()
@@ -217,33 +143,12 @@ class Instrumentation:
 
 @functools.lru_cache(maxsize=1024)
 def _duration_labels(function: str, outcome: str) -> dict[str, str]:
-    return _labels(function, outcome)
-
-
-def _labels(function: str, outcome: str = "", code: str = "") -> dict[str, str]:
-    labels = {"agnt5.function": function}
-    if outcome:
-        labels["agnt5.outcome"] = outcome
-    if code:
-        labels["agnt5.error_code"] = code
-    return labels
+    return {"agnt5.function": function, "agnt5.outcome": outcome}
 
 
 def _error_code(exc: Exception) -> str:
     if isinstance(exc, AgntError):
-        return exc.code
+        return str(exc.code)
     if isinstance(exc, TimeoutError):
         return ErrorCode.TIMEOUT
     return ErrorCode.FUNCTION_FAILED
-
-
-def _finish_span(span: Any, outcome: str, code: str, failure: Exception | None) -> None:
-    if outcome != "success":  # the span started with outcome "success"
-        span.set_attribute("agnt5.outcome", outcome)
-    if code:
-        span.set_attribute("agnt5.error_code", code)
-        span.set_attribute("error.type", code)
-        span.set_status(Status(StatusCode.ERROR, str(failure) if failure is not None else outcome))
-    if failure is not None:
-        span.record_exception(failure)
-    span.end()

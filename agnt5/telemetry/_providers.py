@@ -40,7 +40,9 @@ def build_instrumentation(
     owned: list[Any] = []
     tracer = _tracer(tracer_provider, resource, owned)
     exposition = Exposition() if config.serves_metrics else None
-    meter = _meter(metric_readers + ([exposition.reader] if exposition else []), resource, owned)
+    readers = metric_readers + ([exposition.reader] if exposition else [])
+    meter_provider = _meter_provider(readers, resource, owned)
+    meter = _meter(meter_provider)
     logs = logger_provider if logger_provider is not None else _logger_provider(resource, owned)
     if tracer is None and meter is None and logs is None and config.log_format != "json":
         return None
@@ -48,6 +50,7 @@ def build_instrumentation(
         config.service_name,
         tracer=tracer,
         meter=meter,
+        meter_provider=meter_provider,
         logger_provider=logs,
         exposition=exposition,
         owned=owned,
@@ -64,7 +67,7 @@ def coordinator_providers(
     owned: list[Any] = []
     tracer = _tracer(None, resource, owned)
     readers = [exposition.reader] if exposition is not None else []
-    return tracer, _meter(readers, resource, owned), owned
+    return tracer, _meter(_meter_provider(readers, resource, owned)), owned
 
 
 def _tracer(given: Any, resource: Resource, owned: list[Any]) -> Any:
@@ -80,7 +83,11 @@ def _tracer(given: Any, resource: Resource, owned: list[Any]) -> Any:
     return provider.get_tracer("agnt5", __version__)
 
 
-def _meter(readers: list[Any], resource: Resource, owned: list[Any]) -> Any:
+def _meter(provider: Any) -> Any:
+    return None if provider is None else provider.get_meter("agnt5", __version__)
+
+
+def _meter_provider(readers: list[Any], resource: Resource, owned: list[Any]) -> Any:
     for exporter in _exporters("metrics"):
         readers.append(
             exporter()
@@ -92,9 +99,7 @@ def _meter(readers: list[Any], resource: Resource, owned: list[Any]) -> Any:
         owned.append(provider)
     else:
         provider = _global(metrics.get_meter_provider(), MeterProvider)
-        if provider is None:
-            return None
-    return provider.get_meter("agnt5", __version__)
+    return provider
 
 
 def _logger_provider(resource: Resource, owned: list[Any]) -> Any:

@@ -12,16 +12,15 @@ the run's `WorkflowHost`.
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import functools
 import inspect
 import math
 import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
-from concurrent.futures import Executor
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agnt5._speedups import decode_json, encode_json
 from agnt5.context import Context
@@ -53,6 +52,9 @@ from agnt5.workflows.journal import (
     StepOutcome,
     TaskStart,
 )
+
+if TYPE_CHECKING:
+    from agnt5._handler_threads import HandlerThreads
 
 __all__ = ["MAX_DELAY_MS", "Group", "Operation", "WorkflowContext", "WorkflowHost"]
 
@@ -88,7 +90,6 @@ class WorkflowContext(Context):
         "_backoff",
         "_body",
         "_closed",
-        "_executor",
         "_fatal",
         "_halted",
         "_host",
@@ -99,6 +100,7 @@ class WorkflowContext(Context):
         "_retries",
         "_seq",
         "_suspended",
+        "_threads",
         "_tracer",
         "_waiters",
         "_waiting",
@@ -114,7 +116,7 @@ class WorkflowContext(Context):
         journal: Iterable[Entry] = (),
         retries: int = 0,
         backoff: Backoff | None = None,
-        executor: Executor | None = None,
+        threads: HandlerThreads | None = None,
         tracer: Any = None,
         service_name: str = "",
         attempt: int = 1,
@@ -134,7 +136,7 @@ class WorkflowContext(Context):
         self._replay_until = max(self._recorded, default=-1)
         self._retries = retries
         self._backoff = backoff if backoff is not None else Backoff()
-        self._executor = executor
+        self._threads = threads
         self._tracer = tracer
         self._seq = 0
         self._waiters: dict[int, asyncio.Future[Entry]] = {}
@@ -359,12 +361,15 @@ class WorkflowContext(Context):
     async def _call_step(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        if inspect.iscoroutinefunction(fn) or self._executor is None:
+        if inspect.iscoroutinefunction(fn) or self._threads is None:
             value = fn(*args, **kwargs)
-        else:
-            run = contextvars.copy_context().run
-            call = lambda: run(fn, *args, **kwargs)  # noqa: E731 - keeps the contextvars
-            value = await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        else:  # in the worker's pool, in a copy of this context
+            job = self._threads.run(functools.partial(fn, *args, **kwargs))
+            try:
+                value = await job
+            except asyncio.CancelledError:  # the run is cancelled: the thread runs on
+                self._threads.abandon(job)
+                raise
         if inspect.isawaitable(value):
             value = await value
         return value
