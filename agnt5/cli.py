@@ -231,9 +231,15 @@ def _add_journal_options(parser: argparse.ArgumentParser) -> None:
     storage = parser.add_mutually_exclusive_group()
     storage.add_argument(
         "--data-dir",
-        default=config.DATA_DIR,
         help="journal invocations to DIR/journal.db (SQLite) and recover them on restart "
-        "(default: %(default)s)",
+        f"(default: {config.DATA_DIR})",
+    )
+    storage.add_argument(
+        "--database",
+        metavar="URL",
+        help="journal invocations to this PostgreSQL database (postgresql://user@host/db), "
+        "which several coordinators may share (default: $AGNT5_DATABASE_URL; without it, "
+        "--data-dir)",
     )
     storage.add_argument(
         "--in-memory",
@@ -246,6 +252,13 @@ def _add_journal_options(parser: argparse.ArgumentParser) -> None:
         default=config.RETENTION,
         help="seconds finished results stay readable by id and idempotency key, and services "
         "with no worker stay listed (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lease",
+        type=_seconds,
+        default=config.LEASE,
+        help="with --database: seconds after a coordinator stops renewing its lease (every "
+        "second) before another takes over its unfinished work (default: %(default)s)",
     )
 
 
@@ -443,6 +456,15 @@ def _new_coordinator(args: argparse.Namespace) -> Coordinator:
     store: StateStore
     if getattr(args, "in_memory", True):  # `agnt5 dev` keeps state in memory
         store = MemoryStore(max_finished_bytes=args.result_cache_bytes)
+    elif database := _database_url(args):
+        from agnt5.coordinator.postgres import PostgresStore
+
+        store = PostgresStore(
+            database,
+            retention=args.retention,
+            max_finished_bytes=args.result_cache_bytes,
+            lease=args.lease,
+        )
     else:
         store = SqliteStore(
             args.data_dir, retention=args.retention, max_finished_bytes=args.result_cache_bytes
@@ -466,6 +488,24 @@ def _new_coordinator(args: argparse.Namespace) -> Coordinator:
         forget_services_after=getattr(args, "retention", config.RETENTION),
         store=store,
     )
+
+
+def _database_url(args: argparse.Namespace) -> str | None:
+    """The PostgreSQL URL to journal to: ``--database``, else ``$AGNT5_DATABASE_URL`` unless
+    ``--data-dir`` is given; None for SQLite."""
+    from agnt5.coordinator.postgres import check_database_url
+
+    url = args.database
+    source = "--database"
+    if url is None and args.data_dir is None:
+        url, source = config.env_text("AGNT5_DATABASE_URL") or None, "AGNT5_DATABASE_URL"
+    if url is None:
+        args.data_dir = args.data_dir or config.DATA_DIR
+        return None
+    try:
+        return check_database_url(url)
+    except ValueError as exc:
+        raise SystemExit(f"agnt5: bad {source}: {exc}") from None
 
 
 def _announce(coordinator: Coordinator) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "HEALTH_HOST",
     "HEALTH_PORT",
     "HEARTBEAT_TIMEOUT",
+    "LEASE",
     "LOCALHOST",
     "LOG_FORMATS",
     "LOG_LEVELS",
@@ -84,6 +85,8 @@ HEALTH_PORT = 8000
 """The standalone worker's health port (``/health``, ``/ready``, ``/metrics``); 0 turns it off."""
 DATA_DIR = "./.agnt5"
 """Where ``agnt5 coordinator`` journals invocations."""
+LEASE = 10.0
+"""Seconds a coordinator's claim on its work outlives its last renewal (``--database``)."""
 
 
 def env_text(name: str, environ: Mapping[str, str] | None = None) -> str:

@@ -137,14 +137,18 @@ class JournaledStore:
             journal_writer=functools.partial(_JournalRows, self),
             first_signal_id=opened.last_signal + 1,
         )
-        for invocation in self._unfinished:
-            self._memory.add(invocation)
-        for invocation_id, (entries, kept) in opened.journals.items():
-            journal = Journal(entries, kept, writer=_JournalRows(self, invocation_id))
-            self._memory.load_journal(invocation_id, journal)
+        self._adopt(opened)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer = threading.Thread(target=self._write, name="agnt5-journal", daemon=True)
         self._writer.start()
+
+    def _adopt(self, opened: Opened) -> None:
+        """Hold the unfinished invocations ``opened`` read, and their journals, in memory."""
+        for found in opened.unfinished:
+            self._memory.add(found)
+        for invocation_id, (entries, kept) in opened.journals.items():
+            journal = Journal(entries, kept, writer=_JournalRows(self, invocation_id))
+            self._memory.load_journal(invocation_id, journal)
 
     def add(self, invocation: Invocation) -> None:
         self._memory.add(invocation)
@@ -194,6 +198,13 @@ class JournaledStore:
     def observe_commits(self, observer: Callable[[float, int], None]) -> None:
         """Call ``observer(seconds, changes)`` after each commit, from the writer thread."""
         self._observe_commit = observer
+
+    async def changed(self, invocation_id: str) -> None:
+        """A database one coordinator uses at a time changes by it alone: waits forever."""
+        await asyncio.get_running_loop().create_future()
+
+    def on_orphans(self, callback: Callable[[list[Invocation]], None]) -> None:
+        """A database one coordinator uses at a time has no orphans: never called."""
 
     def unfinished(self) -> list[Invocation]:
         """Invocations the journal held unfinished when it opened (handed out once)."""

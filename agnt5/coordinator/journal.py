@@ -64,8 +64,7 @@ _STATEMENTS = {
         "output = ?, error = ?, duration_us = ? WHERE id = ?"
     ),
     Write.ENTRY: (
-        f"INSERT OR REPLACE INTO journal_entries ({ENTRY_COLUMNS}) "
-        f"VALUES ({', '.join('?' * 14)})"
+        f"INSERT OR REPLACE INTO journal_entries ({ENTRY_COLUMNS}) VALUES ({', '.join('?' * 14)})"
     ),
     Write.KEEP_SIGNAL: (
         "INSERT INTO signals (id, invocation_id, name, payload, created_unix_ms) "

@@ -71,6 +71,7 @@ class Scheduler:
         self._listeners: dict[str, list[Callable[[Invocation], None]]] = {}
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
         self._retries: dict[str, asyncio.TimerHandle] = {}
+        self._follows: set[asyncio.Task[None]] = set()  # other coordinators' invocations
         self._reconnecting_until = 0.0  # monotonic; see `recover`
         self._closed = False
         self.telemetry = CoordinatorTelemetry(self.service_states)
@@ -271,11 +272,29 @@ class Scheduler:
         """Wait until ``invocation``'s outcome is saved or ``timeout`` seconds pass (None: no
         limit); returns whether it is `settled`."""
         event = self._waiters.get(invocation.id)  # kept until the outcome is saved for good
-        if event is not None:
+        if event is not None or self._foreign(invocation):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
-                    await event.wait()
+                    await (event.wait() if event is not None else self._follow(invocation))
         return self.settled(invocation)
+
+    def _foreign(self, invocation: Invocation) -> bool:
+        """Whether ``invocation`` is another coordinator's (a copy read from a shared store)."""
+        return not invocation.finished and self._store.get(invocation.id) is not invocation
+
+    async def _follow(self, invocation: Invocation) -> None:
+        """Until ``invocation``, another coordinator's, has a saved outcome: refresh it from the
+        store whenever that says it may have changed (or this coordinator took it over)."""
+        while not invocation.finished and not self._closed:  # bounded by the caller's timeout
+            event = self._waiters.get(invocation.id)
+            if event is not None:  # taken over by this coordinator
+                await event.wait()
+            else:
+                await self._store.changed(invocation.id)
+            held = self._store.get(invocation.id)
+            if held is not None and held is not invocation:
+                for field in ("state", "attempt", "worker_id", "output", "error", "duration_us"):
+                    setattr(invocation, field, getattr(held, field))
 
     async def saved(self) -> None:
         """Return once every change made so far is durable in the store (an id handed out
@@ -299,8 +318,22 @@ class Scheduler:
         """Call ``callback(invocation)`` once ``invocation``'s outcome is saved (at once if it is)."""
         if invocation.finished and invocation.id not in self._waiters:
             callback(invocation)
+        elif self._foreign(invocation) and invocation.id not in self._waiters:
+            follow = asyncio.get_running_loop().create_task(self._follow(invocation))
+            self._follows.add(follow)
+            follow.add_done_callback(functools.partial(self._followed, invocation, callback))
         else:
             self._listeners.setdefault(invocation.id, []).append(callback)
+
+    def _followed(
+        self,
+        invocation: Invocation,
+        callback: Callable[[Invocation], None],
+        follow: asyncio.Task[None],
+    ) -> None:
+        self._follows.discard(follow)
+        if not follow.cancelled() and invocation.finished:
+            callback(invocation)
 
     def recover(self, invocations: Iterable[Invocation], *, reconnect_grace: float = 0.0) -> None:
         """Take back invocations a previous coordinator left unfinished (from its journal).
@@ -313,6 +346,10 @@ class Scheduler:
         `UnavailableError` (which clients retry), not `NotFoundError`.
         """
         self._reconnecting_until = time.monotonic() + reconnect_grace
+        self.adopt(invocations)
+
+    def adopt(self, invocations: Iterable[Invocation]) -> None:
+        """Run unfinished invocations taken over from another coordinator (see `recover`)."""
         loop = asyncio.get_running_loop()
         now_ms = time.time() * 1000
         invocations = list(invocations)
@@ -332,6 +369,8 @@ class Scheduler:
             self._store.save(invocation)
             self._queues.push(invocation)
         self.workflows.recover(invocations)
+        for service in {invocation.service for invocation in invocations}:
+            self._dispatch(service)  # workers may be connected already
 
     def worker_joined(self, worker: WorkerHandle) -> None:
         """A worker registered: route waiting work to it (a closed session of its id still
@@ -426,6 +465,8 @@ class Scheduler:
     def close(self) -> None:
         """Stop: every unfinished invocation fails with ``UNAVAILABLE`` and its waiters wake."""
         self._closed = True
+        for follow in self._follows:
+            follow.cancel()
         self.workflows.close()
         error = UnavailableError("the coordinator shut down before the invocation finished")
         for invocation_id in list(self._waiters):

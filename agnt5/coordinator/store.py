@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import enum
 import itertools
@@ -133,6 +134,17 @@ class StateStore(Protocol):
         that commits nothing never calls it)."""
         ...
 
+    async def changed(self, invocation_id: str) -> None:
+        """Return when another coordinator sharing this store may have changed the invocation
+        (it finished there, or a poll interval passed); never, for a store none shares."""
+        ...
+
+    def on_orphans(self, callback: Callable[[list[Invocation]], None]) -> None:
+        """From now on, pass ``callback`` the unfinished invocations this store takes over
+        from coordinators that stopped renewing their lease on a shared database (a store no
+        other coordinator uses never calls it)."""
+        ...
+
     def close(self) -> None:
         """Stop recording: changes after this are not kept."""
         ...
@@ -230,6 +242,13 @@ class MemoryStore:
 
     def observe_commits(self, observer: Callable[[float, int], None]) -> None:
         """Nothing is committed: the observer is never called."""
+
+    async def changed(self, invocation_id: str) -> None:
+        """No other coordinator shares memory: waits forever."""
+        await asyncio.get_running_loop().create_future()
+
+    def on_orphans(self, callback: Callable[[list[Invocation]], None]) -> None:
+        """No other coordinator shares memory: never called."""
 
     def close(self) -> None:
         """Nothing to release: memory is the store."""
