@@ -98,10 +98,11 @@ def coordinator_process(
 ) -> Iterator[CoordinatorProcess]:
     """Run ``python -m agnt5 coordinator --port 0 --http-port 0 *args``; always stopped on exit.
 
-    In memory unless ``args`` name a ``--data-dir`` or a ``--database``; ``env``: extra
-    environment variables.
+    In memory unless ``args`` name a ``--data-dir`` or a ``--database`` (or ``env`` an
+    ``AGNT5_DATABASE_URL``); ``env``: extra environment variables.
     """
-    storage = () if {"--data-dir", "--database"} & set(args) else ("--in-memory",)
+    journaled = {"--data-dir", "--database"} & set(args) or "AGNT5_DATABASE_URL" in (env or {})
+    storage = () if journaled else ("--in-memory",)
     command = [
         *PYTHON,
         "-m",

@@ -285,16 +285,23 @@ class Scheduler:
     async def _follow(self, invocation: Invocation) -> None:
         """Until ``invocation``, another coordinator's, has a saved outcome: refresh it from the
         store whenever that says it may have changed (or this coordinator took it over)."""
-        while not invocation.finished and not self._closed:  # bounded by the caller's timeout
-            event = self._waiters.get(invocation.id)
-            if event is not None:  # taken over by this coordinator
-                await event.wait()
-            else:
-                await self._store.changed(invocation.id)
-            held = self._store.get(invocation.id)
-            if held is not None and held is not invocation:
-                for field in ("state", "attempt", "worker_id", "output", "error", "duration_us"):
-                    setattr(invocation, field, getattr(held, field))
+        while not self._closed:  # bounded by the caller's timeout
+            event = self._waiters.get(invocation.id)  # this coordinator took it over
+            if event is None:  # what the store holds is saved
+                held = self._store.get(invocation.id)
+                if held is not None and held is not invocation:
+                    for field in (
+                        "state",
+                        "attempt",
+                        "worker_id",
+                        "output",
+                        "error",
+                        "duration_us",
+                    ):
+                        setattr(invocation, field, getattr(held, field))
+                if invocation.finished:
+                    return
+            await (event.wait() if event is not None else self._store.changed(invocation.id))
 
     async def saved(self) -> None:
         """Return once every change made so far is durable in the store (an id handed out

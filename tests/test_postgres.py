@@ -1,0 +1,123 @@
+"""PostgreSQL: the CLI's --database, and several coordinators sharing one database."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+
+import pytest
+from _coordinator_support import (
+    PYTHON,
+    FakeWorker,
+    agnt5_env,
+    blocker,
+    coordinator_process,
+    echo,
+    unique,
+)
+from _journal_sites import SHORT_LEASE, JournalSite
+
+from agnt5.client import AsyncClient
+from agnt5.coordinator import Coordinator
+from agnt5.coordinator.postgres import PostgresStore
+
+
+def _refused(*args: str, env: dict[str, str] | None = None) -> str:
+    """Run ``agnt5 coordinator ARGS`` expecting it to refuse to start; its stderr."""
+    command = [*PYTHON, "-m", "agnt5", "coordinator", "--port", "0", "--http-port", "0", *args]
+    finished = subprocess.run(
+        command, capture_output=True, env=agnt5_env(**(env or {})), timeout=60, check=False
+    )
+    assert finished.returncode != 0, finished
+    return finished.stderr.decode()
+
+
+@pytest.mark.asyncio
+async def test_the_cli_journals_to_the_database_of_its_environment(database_url: str) -> None:
+    site = JournalSite("postgres", database_url)
+    service = unique()
+    with coordinator_process(env={"AGNT5_DATABASE_URL": database_url}) as process:
+        async with (
+            FakeWorker(process.endpoint, service, {"f": echo}),
+            AsyncClient(process.endpoint, timeout=10) as client,
+        ):
+            assert await client.invoke(service, "f", [1], idempotency_key="k") == [1]
+    assert await site.fetchval("SELECT output FROM invocations WHERE idempotency_key = 'k'") == (
+        b"[1]"
+    )
+    assert await site.count("coordinators") == 0  # a clean stop gives its lease up
+
+
+def test_a_database_url_that_is_not_postgresql_is_one_line() -> None:
+    stderr = _refused("--database", "mysql://root:secret@db/app")
+    assert stderr == (
+        "agnt5: bad --database: a database URL must look like postgresql://user@host:5432/dbname, "
+        "got one starting 'mysql'\n"
+    )
+    stderr = _refused(env={"AGNT5_DATABASE_URL": "sqlite:///x"})
+    assert stderr.startswith("agnt5: bad AGNT5_DATABASE_URL: ")
+
+
+def test_a_database_that_cannot_be_reached_is_one_line_without_its_password() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    stderr = _refused("--database", f"postgresql://agnt5:s3cret@127.0.0.1:{port}/db")
+    assert stderr.count("\n") == 1 and "s3cret" not in stderr
+    assert stderr.startswith(
+        f"error: cannot use the database postgresql://agnt5:***@127.0.0.1:{port}/db ("
+    )
+    assert stderr.endswith("check that it runs and that the URL, user and password are right\n")
+
+
+@pytest.mark.asyncio
+async def test_two_coordinators_answer_for_each_other(database_url: str) -> None:
+    """Submitted on A (its worker runs it), asked for on B: same key, same invocation, and the
+    outcome reaches a client waiting on B."""
+    service, release = unique(), asyncio.Event()
+    async with (
+        Coordinator(port=0, store=PostgresStore(database_url)) as a,
+        Coordinator(port=0, store=PostgresStore(database_url)) as b,
+        FakeWorker(a.endpoint, service, {"f": blocker(release)}) as worker,
+        AsyncClient(a.endpoint, timeout=10) as on_a,
+        AsyncClient(b.endpoint, timeout=10) as on_b,
+    ):
+        invocation_id = await on_a.submit(service, "f", "x", idempotency_key="k")
+        await worker.wait_for_invokes(1)
+        assert await on_b.submit(service, "f", "x", idempotency_key="k") == invocation_id
+        waiting = asyncio.create_task(on_b.result(invocation_id))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        release.set()
+        assert await waiting == "released"
+        assert await on_b.invoke(service, "f", "x", idempotency_key="k") == "released"
+        assert len(worker.invokes) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_killed_coordinators_work_is_taken_over_once_its_lease_expires(
+    database_url: str,
+) -> None:
+    site = JournalSite("postgres", database_url)
+    service = unique()
+    async with (
+        Coordinator(port=0, store=site.open()) as survivor,
+        FakeWorker(survivor.endpoint, service, {"f": echo}) as takes_over,
+        AsyncClient(survivor.endpoint, timeout=4 * SHORT_LEASE) as client,
+    ):
+        with coordinator_process(*site.args) as doomed:
+            async with (
+                FakeWorker(
+                    doomed.endpoint, service, {"f": blocker(asyncio.Event())}, max_concurrency=8
+                ) as stuck,
+                AsyncClient(doomed.endpoint, timeout=10) as on_doomed,
+            ):
+                ids = [
+                    await on_doomed.submit(service, "f", n, idempotency_key=str(n))
+                    for n in range(5)
+                ]
+                await stuck.wait_for_invokes(5)
+                doomed.kill()
+        assert [await client.result(i) for i in ids] == list(range(5))
+        assert sorted(invoke.attempt for invoke in takes_over.invokes) == [2] * 5
