@@ -15,7 +15,9 @@ failure from its gRPC status (``UNAVAILABLE`` -> `UnavailableError`, ``DEADLINE_
 exponential backoff, within the call's own deadline, resending the same idempotency key
 (``invoke`` and ``submit`` generate one when given none): a coordinator restart during
 ``invoke`` yields the one result of the one invocation (see `agnt5.coordinator` for the
-guarantee). ``signal`` is not retried: a signal that failed with ``UNAVAILABLE`` may have been
+guarantee). With several endpoints (a list, or one string of them separated by commas, as
+``AGNT5_COORDINATOR_ENDPOINT`` may hold), a call that failed with ``UNAVAILABLE`` is retried on
+the next one, and later calls stay there. ``signal`` is not retried: a signal that failed with ``UNAVAILABLE`` may have been
 delivered, so whether to send it again is the caller's choice.
 """
 
@@ -27,7 +29,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
 from typing import Any, NamedTuple
 
@@ -38,7 +40,7 @@ from google.protobuf.json_format import MessageToDict
 from agnt5._proto import invocations_pb2, invocations_pb2_grpc
 from agnt5._wire.status import error_from_rpc
 from agnt5._wire.views import invocation_dict, service_dict
-from agnt5.config import DEFAULT_ENDPOINT, parse_endpoint
+from agnt5.config import DEFAULT_ENDPOINT, Endpoint, parse_endpoints
 from agnt5.errors import (
     AgntError,
     InvalidArgumentError,
@@ -129,16 +131,27 @@ class _Base:
 
     def __init__(
         self,
-        endpoint: str = DEFAULT_ENDPOINT,
+        endpoint: str | Sequence[str] = DEFAULT_ENDPOINT,
         api_key: str | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         _milliseconds(timeout)
-        self.endpoint = endpoint
-        self._target = parse_endpoint(endpoint)
+        self._targets = parse_endpoints(endpoint)
+        self.endpoint = endpoint if isinstance(endpoint, str) else ",".join(endpoint)
+        self._current = 0
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         self._timeout = timeout
+
+    @property
+    def _target(self) -> Endpoint:
+        """The coordinator calls go to now."""
+        return self._targets[self._current]
+
+    def _failover(self, error: AgntError) -> None:
+        """After ``UNAVAILABLE``, send the next calls to the next endpoint of the list."""
+        if isinstance(error, UnavailableError):
+            self._current = (self._current + 1) % len(self._targets)
 
     def _request(
         self,
@@ -222,18 +235,13 @@ class Client(_Base):
 
     def __init__(
         self,
-        endpoint: str = DEFAULT_ENDPOINT,
+        endpoint: str | Sequence[str] = DEFAULT_ENDPOINT,
         api_key: str | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         super().__init__(endpoint, api_key, timeout=timeout)
-        if self._target.secure:
-            credentials = grpc.ssl_channel_credentials()
-            self._channel = grpc.secure_channel(self._target.target, credentials, _CHANNEL_OPTIONS)
-        else:
-            self._channel = grpc.insecure_channel(self._target.target, _CHANNEL_OPTIONS)
-        self._stub = invocations_pb2_grpc.InvocationsStub(self._channel)
+        self._stubs: dict[int, tuple[grpc.Channel, invocations_pb2_grpc.InvocationsStub]] = {}
 
     def invoke(
         self,
@@ -250,7 +258,7 @@ class Client(_Base):
         one the call waits up to the client's timeout and the invocation itself has no deadline.
         """
         request, wait = self._invoke_request(service, function, input, idempotency_key, timeout)
-        return self._outcome(self._retried(self._stub.Invoke, request, wait + _GRACE), wait)
+        return self._outcome(self._retried("Invoke", request, wait + _GRACE), wait)
 
     def submit(
         self,
@@ -263,49 +271,67 @@ class Client(_Base):
     ) -> str:
         """Start ``service/function`` (``timeout``: its deadline) and return the invocation id."""
         request = self._request(service, function, input, idempotency_key, timeout)
-        return str(self._retried(self._stub.Submit, request, self._timeout).invocation_id)
+        return str(self._retried("Submit", request, self._timeout).invocation_id)
 
     def result(self, invocation_id: str, timeout: float | None = None) -> Any:
         """Wait up to ``timeout`` seconds (default: the client's) for an invocation's result."""
         request, wait = self._result_request(invocation_id, timeout)
-        return self._outcome(self._retried(self._stub.GetResult, request, wait + _GRACE), wait)
+        return self._outcome(self._retried("GetResult", request, wait + _GRACE), wait)
 
     def describe(self, invocation_id: str) -> dict[str, Any]:
         """An invocation as it stands: state, attempt, output or error, and a workflow's
         ``steps`` (its journal: seq, kind, name, state, attempt, duration, ...)."""
         request = self._describe_request(invocation_id)
-        return invocation_dict(self._retried(self._stub.GetResult, request, self._timeout))
+        return invocation_dict(self._retried("GetResult", request, self._timeout))
 
     def signal(self, invocation_id: str, name: str, payload: Any = None) -> bool:
         """Send the signal ``name`` to a workflow invocation; True when a waiting
         ``ctx.signal(name)`` received it, False when it is kept for a later one. An unknown
         invocation is `NotFoundError`, a finished one `FailedPreconditionError`."""
         request = self._signal_request(invocation_id, name, payload)
-        return bool(self._call(self._stub.Signal, request, self._timeout).delivered)
+        return bool(self._call("Signal", request, self._timeout).delivered)
 
     def list_services(self) -> list[dict[str, Any]]:
         """Every service the coordinator knows, with components, workers and queue length."""
-        response = self._call(
-            self._stub.ListServices, invocations_pb2.ListServicesRequest(), self._timeout
-        )
+        response = self._call("ListServices", invocations_pb2.ListServicesRequest(), self._timeout)
         return [service_dict(service) for service in response.services]
 
     def close(self) -> None:
-        self._channel.close()
+        stubs, self._stubs = self._stubs, {}
+        for channel, _ in stubs.values():
+            channel.close()
 
-    def _call(self, method: Any, request: Any, timeout: float) -> Any:
+    def _stub(self) -> invocations_pb2_grpc.InvocationsStub:
+        """The stub of the current endpoint (its channel opened on first use)."""
+        found = self._stubs.get(self._current)
+        if found is None:
+            target = self._target
+            if target.secure:
+                credentials = grpc.ssl_channel_credentials()
+                channel = grpc.secure_channel(target.target, credentials, _CHANNEL_OPTIONS)
+            else:
+                channel = grpc.insecure_channel(target.target, _CHANNEL_OPTIONS)
+            found = self._stubs[self._current] = (
+                channel,
+                invocations_pb2_grpc.InvocationsStub(channel),
+            )
+        return found[1]
+
+    def _call(self, name: str, request: Any, timeout: float) -> Any:
         try:
-            return method(request, timeout=timeout, metadata=self._metadata)
+            return getattr(self._stub(), name)(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise error_from_rpc(exc) from None
 
-    def _retried(self, method: Any, request: Any, timeout: float) -> Any:
-        """`_call`, retrying ``UNAVAILABLE`` within ``timeout`` seconds in all."""
+    def _retried(self, name: str, request: Any, timeout: float) -> Any:
+        """`_call`, retrying ``UNAVAILABLE`` (on the next endpoint) within ``timeout`` seconds
+        in all, with the same request (so the same idempotency key)."""
         deadline = time.monotonic() + timeout
         for retry in range(_MAX_TRIES):
             try:
-                return self._call(method, request, max(0.001, deadline - time.monotonic()))
+                return self._call(name, request, max(0.001, deadline - time.monotonic()))
             except AgntError as error:
+                self._failover(error)
                 time.sleep(_retry_pause(error, retry, deadline, request))
         raise AssertionError("unreachable: _retry_pause raises on the last try")
 
@@ -329,14 +355,15 @@ class AsyncClient(_Base):
 
     def __init__(
         self,
-        endpoint: str = DEFAULT_ENDPOINT,
+        endpoint: str | Sequence[str] = DEFAULT_ENDPOINT,
         api_key: str | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         super().__init__(endpoint, api_key, timeout=timeout)
-        self._channel: grpc.aio.Channel | None = None
-        self._stub: invocations_pb2_grpc.InvocationsStub | None = None
+        self._channels: dict[
+            int, tuple[grpc.aio.Channel, invocations_pb2_grpc.InvocationsStub]
+        ] = {}
         self._stream: Any = None  # agnt5._wire.client_stream.InvokeStream, opened by invoke_many
 
     async def invoke(
@@ -404,7 +431,7 @@ class AsyncClient(_Base):
         without one the invocations have none and each outcome is awaited up to the client's
         timeout (then `InvocationTimeoutError`). A failed invocation is a result with its error,
         not an exception. A broken stream fails its unfinished calls with `UnavailableError`;
-        the next call opens a new stream.
+        the next call opens a new stream, to the next endpoint when there are several.
         """
         from agnt5._wire.client_stream import InvokeStream
 
@@ -416,7 +443,8 @@ class AsyncClient(_Base):
         if self._stream is None or self._stream.broken:
             if self._stream is not None:
                 await self._stream.close()
-            self._stream = InvokeStream(self._open(), self._metadata)
+                self._failover(UnavailableError("the invocation stream broke"))
+            self._stream = InvokeStream(self._open()[0], self._metadata)
         stream = self._stream
         done: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
         pending = 0
@@ -460,39 +488,40 @@ class AsyncClient(_Base):
         if self._stream is not None:
             await self._stream.close()
             self._stream = None
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = self._stub = None
+        channels, self._channels = self._channels, {}
+        for channel, _ in channels.values():
+            await channel.close()
 
-    def _open(self) -> grpc.aio.Channel:
-        """The channel (opened on first use, on the running loop)."""
-        if self._channel is None:
-            if self._target.secure:
+    def _open(self) -> tuple[grpc.aio.Channel, invocations_pb2_grpc.InvocationsStub]:
+        """The current endpoint's channel and stub (opened on first use, on the running loop)."""
+        found = self._channels.get(self._current)
+        if found is None:
+            target = self._target
+            if target.secure:
                 credentials = grpc.ssl_channel_credentials()
-                self._channel = grpc.aio.secure_channel(
-                    self._target.target, credentials, _CHANNEL_OPTIONS
-                )
+                channel = grpc.aio.secure_channel(target.target, credentials, _CHANNEL_OPTIONS)
             else:
-                self._channel = grpc.aio.insecure_channel(self._target.target, _CHANNEL_OPTIONS)
-            self._stub = invocations_pb2_grpc.InvocationsStub(self._channel)
-        return self._channel
+                channel = grpc.aio.insecure_channel(target.target, _CHANNEL_OPTIONS)
+            stub = invocations_pb2_grpc.InvocationsStub(channel)
+            found = self._channels[self._current] = (channel, stub)
+        return found
 
     async def _call(self, name: str, request: Any, timeout: float) -> Any:
-        self._open()
+        _, stub = self._open()
         try:
-            return await getattr(self._stub, name)(
-                request, timeout=timeout, metadata=self._metadata
-            )
+            return await getattr(stub, name)(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise error_from_rpc(exc) from None
 
     async def _retried(self, name: str, request: Any, timeout: float) -> Any:
-        """`_call`, retrying ``UNAVAILABLE`` within ``timeout`` seconds in all."""
+        """`_call`, retrying ``UNAVAILABLE`` (on the next endpoint) within ``timeout`` seconds
+        in all, with the same request (so the same idempotency key)."""
         deadline = time.monotonic() + timeout
         for retry in range(_MAX_TRIES):
             try:
                 return await self._call(name, request, max(0.001, deadline - time.monotonic()))
             except AgntError as error:
+                self._failover(error)
                 await asyncio.sleep(_retry_pause(error, retry, deadline, request))
         raise AssertionError("unreachable: _retry_pause raises on the last try")
 
