@@ -121,3 +121,22 @@ async def test_a_killed_coordinators_work_is_taken_over_once_its_lease_expires(
                 doomed.kill()
         assert [await client.result(i) for i in ids] == list(range(5))
         assert sorted(invoke.attempt for invoke in takes_over.invokes) == [2] * 5
+
+
+@pytest.mark.asyncio
+async def test_an_invocation_runs_where_its_workers_are(database_url: str) -> None:
+    """Submitted on A, whose has no worker of the service: B, which has, claims and runs it,
+    and the outcome reaches the client waiting on A."""
+    service = unique()
+    async with (
+        Coordinator(port=0, store=PostgresStore(database_url)) as a,
+        Coordinator(port=0, store=PostgresStore(database_url)) as b,
+        FakeWorker(b.endpoint, service, {"f": echo}, retries=0) as worker,
+        AsyncClient(a.endpoint, timeout=10) as on_a,
+    ):
+        assert await on_a.invoke(service, "f", {"n": 1}, idempotency_key="k") == {"n": 1}
+        assert [invoke.attempt for invoke in worker.invokes] == [1]
+        results = await asyncio.gather(*(on_a.invoke(service, "f", n) for n in range(20)))
+        assert results == list(range(20))
+        assert await on_a.invoke(service, "f", {"n": 1}, idempotency_key="k") == {"n": 1}
+        assert len(worker.invokes) == 21

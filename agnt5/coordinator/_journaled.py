@@ -48,10 +48,19 @@ class Write(enum.Enum):
     KEEP_SIGNAL = "keep_signal"  # a signal its workflow has not taken yet
     TAKE_SIGNAL = "take_signal"  # ... taken, by id
     DROP_SIGNALS = "drop_signals"  # an invocation's untaken signals, once it finished
+    HAND_OFF = "hand_off"  # an invocation row for another coordinator to claim (shared stores)
+    SERVING = "serving"  # a service's functions this coordinator has workers for (shared stores)
     NOTIFY = "notify"  # not a write: a `when_saved` request
 
 
-IN_ORDER = (Write.ENTRY, Write.KEEP_SIGNAL, Write.TAKE_SIGNAL, Write.DROP_SIGNALS)
+IN_ORDER = (
+    Write.ENTRY,
+    Write.KEEP_SIGNAL,
+    Write.TAKE_SIGNAL,
+    Write.DROP_SIGNALS,
+    Write.HAND_OFF,
+    Write.SERVING,
+)
 Batch = list[tuple[Write, list[tuple[Any, ...]]]]
 Kept = tuple[list[Entry], list[BufferedSignal]]
 
@@ -203,8 +212,20 @@ class JournaledStore:
         """A database one coordinator uses at a time changes by it alone: waits forever."""
         await asyncio.get_running_loop().create_future()
 
-    def on_orphans(self, callback: Callable[[list[Invocation]], None]) -> None:
+    def on_orphans(
+        self, callback: Callable[[list[Invocation]], None], serving: Callable[[], list[str]]
+    ) -> None:
         """A database one coordinator uses at a time has no orphans: never called."""
+
+    def serving(self, service: str, functions: list[str]) -> None:
+        """No other coordinator asks: nothing to record."""
+
+    def served_elsewhere(self, service: str, function: str) -> bool:
+        """No other coordinator uses the database."""
+        return False
+
+    def hand_off(self, invocation: Invocation) -> None:
+        raise RuntimeError(f"no other coordinator uses {self._backend.where}")
 
     def unfinished(self) -> list[Invocation]:
         """Invocations the journal held unfinished when it opened (handed out once)."""

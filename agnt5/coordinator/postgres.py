@@ -37,6 +37,7 @@ from agnt5.coordinator._journaled import (
     dropped,
     group_journals,
     invocation,
+    row,
 )
 from agnt5.coordinator.store import Invocation
 from agnt5.errors import UnavailableError
@@ -54,6 +55,7 @@ _RENEW_EVERY = 1.0
 _CLAIM_ROWS = 1000  # most orphaned invocations one claim takes
 _POLL = 1.0  # seconds between reads of another coordinator's invocation a client waits for
 _FINISHED_CHANNEL = "agnt5_finished"  # NOTIFY payload: comma-separated invocation ids
+_HANDED_OFF_CHANNEL = "agnt5_handed_off"  # NOTIFY: invocations wait to be claimed
 _NOTIFY_IDS = 200  # ids per notification (a payload holds at most 8,000 bytes)
 _SIGNAL_BLOCK = 1 << 32  # signal ids per coordinator start (a sequence hands out blocks)
 _T = TypeVar("_T")
@@ -86,6 +88,11 @@ CREATE TABLE signals (
 );
 CREATE INDEX signals_by_invocation ON signals (invocation_id, name, id);
 CREATE TABLE coordinators (id TEXT PRIMARY KEY, lease_until_ms BIGINT NOT NULL);
+CREATE TABLE services (
+    service TEXT NOT NULL, function TEXT NOT NULL, coordinator TEXT NOT NULL,
+    PRIMARY KEY (service, function, coordinator)
+);
+CREATE INDEX invocations_handed_off ON invocations (service) WHERE owner = '';
 CREATE SEQUENCE signal_blocks;
 """,
 }
@@ -124,6 +131,21 @@ ON CONFLICT (invocation_id, seq) DO UPDATE SET kind = EXCLUDED.kind, name = EXCL
         "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING"
     ),
 }
+_HAND_OFF = f"""
+INSERT INTO invocations ({COLUMNS}, owner)
+SELECT *, '' FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[],
+    $6::bytea[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::smallint[],
+    $12::int[], $13::text[], $14::bytea[], $15::bytea[], $16::bigint[])
+ON CONFLICT (id) DO NOTHING
+"""
+_SERVING = """
+INSERT INTO services (service, function, coordinator)
+SELECT $1, unnest($2::text[]), $3 ON CONFLICT DO NOTHING
+"""
+_SERVED_ELSEWHERE = """
+SELECT EXISTS (SELECT 1 FROM services s JOIN coordinators c ON c.id = s.coordinator
+    WHERE s.service = $1 AND s.function = $2 AND c.id != $3 AND c.lease_until_ms >= $4)
+"""
 _DELETE = {  # one statement for all the ids
     Write.TAKE_SIGNAL: "DELETE FROM signals WHERE id = ANY($1::bigint[])",
     Write.DROP_SIGNALS: "DELETE FROM signals WHERE invocation_id = ANY($1::text[])",
@@ -138,12 +160,15 @@ _RENEW = """
 INSERT INTO coordinators (id, lease_until_ms) VALUES ($1, $2)
 ON CONFLICT (id) DO UPDATE SET lease_until_ms = EXCLUDED.lease_until_ms
 """
-# Unfinished invocations whose owner holds no live lease, claimed for $1 (locked rows skipped:
-# another coordinator is claiming them).
+# Claimed for $1: unfinished invocations whose owner holds no live lease, and those handed off
+# for the services in $3 (locked rows skipped: another coordinator is claiming them).
 _CLAIM = f"""
 UPDATE invocations SET owner = $1 WHERE id IN (
-    SELECT id FROM invocations WHERE {_NOT_FINISHED} AND owner != $1 AND owner NOT IN (
+    SELECT id FROM invocations WHERE {_NOT_FINISHED} AND owner NOT IN ('', $1) AND owner NOT IN (
         SELECT id FROM coordinators WHERE lease_until_ms >= $2)
+    LIMIT {_CLAIM_ROWS} FOR UPDATE SKIP LOCKED)
+OR id IN (
+    SELECT id FROM invocations WHERE owner = '' AND service = ANY($3::text[])
     LIMIT {_CLAIM_ROWS} FOR UPDATE SKIP LOCKED)
 RETURNING {COLUMNS}
 """
@@ -204,6 +229,7 @@ class PostgresStore(JournaledStore):
         )
         self._orphans: asyncio.Task[None] | None = None
         self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._handed_off = asyncio.Event()
         backend.heard = self._heard
 
     async def changed(self, invocation_id: str) -> None:
@@ -222,28 +248,52 @@ class PostgresStore(JournaledStore):
             if not watchers:
                 del self._watchers[invocation_id]
 
-    def _heard(self, invocation_ids: list[str]) -> None:
-        """Invocations finished, as a notification said (called on the database's thread)."""
+    def _heard(self, invocation_ids: list[str] | None) -> None:
+        """Invocations finished (None: some were handed off), as a notification said (called
+        on the database's thread)."""
         if self._loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed without closing us
                 self._loop.call_soon_threadsafe(self._wake, invocation_ids)
 
-    def _wake(self, invocation_ids: list[str]) -> None:
+    def _wake(self, invocation_ids: list[str] | None) -> None:
+        if invocation_ids is None:  # work was handed off: claim now
+            self._handed_off.set()
+            return
         for invocation_id in invocation_ids:
             for event in self._watchers.get(invocation_id, ()):
                 event.set()
 
-    def on_orphans(self, callback: Callable[[list[Invocation]], None]) -> None:
-        """Every ``lease / 3`` seconds, claim the unfinished invocations of coordinators whose
-        lease expired and pass them to ``callback`` on this loop (added to this store first)."""
-        self._orphans = asyncio.get_running_loop().create_task(self._claim_orphans(callback))
+    def on_orphans(
+        self, callback: Callable[[list[Invocation]], None], serving: Callable[[], list[str]]
+    ) -> None:
+        """Every ``lease / 3`` seconds (at once when another coordinator hands work off),
+        claim the unfinished invocations of coordinators whose lease expired and those handed
+        off for the services ``serving()`` names; pass them to ``callback`` on this loop (added
+        to this store first)."""
+        self._loop = asyncio.get_running_loop()
+        self._orphans = self._loop.create_task(self._claim_orphans(callback, serving))
 
-    async def _claim_orphans(self, callback: Callable[[list[Invocation]], None]) -> None:
+    def serving(self, service: str, functions: list[str]) -> None:
+        self._put(Write.SERVING, (service, functions))
+
+    def served_elsewhere(self, service: str, function: str) -> bool:
+        backend: _PostgresBackend = self._backend  # type: ignore[assignment]
+        return backend.served_elsewhere(service, function)
+
+    def hand_off(self, invocation: Invocation) -> None:
+        self._put(Write.HAND_OFF, row(invocation))
+
+    async def _claim_orphans(
+        self, callback: Callable[[list[Invocation]], None], serving: Callable[[], list[str]]
+    ) -> None:
         backend: _PostgresBackend = self._backend  # type: ignore[assignment]
         while not self._closed:  # bounded: ends with the store
-            await asyncio.sleep(backend.lease / 3)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(backend.lease / 3):
+                    await self._handed_off.wait()
+            self._handed_off.clear()
             try:
-                opened = await asyncio.wrap_future(backend.submit(backend.claim()))
+                opened = await asyncio.wrap_future(backend.submit(backend.claim(serving())))
             except Exception as exc:  # the database is away: try again next time
                 _log_claim_failure(backend.where, exc)
                 continue
@@ -287,7 +337,7 @@ class _PostgresBackend:
         self._url = url
         self._renewed = 0.0
         self._listener: Any = None
-        self.heard: Callable[[list[str]], None] = lambda invocation_ids: None
+        self.heard: Callable[[list[str] | None], None] = lambda invocation_ids: None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="agnt5-postgres", daemon=True
@@ -326,7 +376,7 @@ class _PostgresBackend:
             await db.execute(_RENEW, self.owner, _now_ms() + int(self.lease * 1000))
         self._renewed = time.monotonic()
         await self._listen()
-        opened = await self.claim()
+        opened = await self.claim([])
         return opened._replace(last_signal=block * _SIGNAL_BLOCK)
 
     async def _listen(self) -> None:
@@ -338,17 +388,24 @@ class _PostgresBackend:
             return
         self._listener = await asyncpg.connect(self._url, timeout=_CONNECT_TIMEOUT)
         await self._listener.add_listener(_FINISHED_CHANNEL, self._notified)
+        await self._listener.add_listener(_HANDED_OFF_CHANNEL, self._notified)
 
     def _notified(self, connection: Any, pid: int, channel: str, payload: str) -> None:
-        self.heard(payload.split(","))
+        self.heard(payload.split(",") if channel == _FINISHED_CHANNEL else None)
 
-    async def claim(self) -> Opened:
-        """Claim the unfinished invocations of expired leases, with their journals (and listen
-        again if the listening connection was lost)."""
+    def served_elsewhere(self, service: str, function: str) -> bool:
+        """Whether another live coordinator has a worker for ``service/function``."""
+        found = self._read(_SERVED_ELSEWHERE, (service, function, self.owner, _now_ms()))
+        return bool(found[0][0])
+
+    async def claim(self, services: list[str]) -> Opened:
+        """Claim the unfinished invocations of expired leases and those handed off for
+        ``services``, with their journals (and listen again if the listening connection was
+        lost)."""
         with contextlib.suppress(Exception):  # polling stands in meanwhile
             await self._listen()
         async with self._pool.acquire() as db, db.transaction():
-            rows = await db.fetch(_CLAIM, self.owner, _now_ms())
+            rows = await db.fetch(_CLAIM, self.owner, _now_ms(), services)
             ids = [found[0] for found in rows]
             entries = signals = []
             if ids:
@@ -385,6 +442,8 @@ class _PostgresBackend:
                             dropped(kind, params, exc)
                 else:
                     await self._write(db, kind, rows)
+            if any(kind is Write.HAND_OFF and rows for kind, rows in batches):
+                await db.execute("SELECT pg_notify($1, '')", _HANDED_OFF_CHANNEL)
             finished = _finished_ids(batches)
             for start in range(0, len(finished), _NOTIFY_IDS):  # sent when this commits
                 chunk = ",".join(finished[start : start + _NOTIFY_IDS])
@@ -401,6 +460,11 @@ class _PostgresBackend:
             await db.execute(_INSERT, *_columns(rows, 16), self.owner)
         elif kind is Write.UPDATE:
             await db.execute(_UPDATE, *_columns(rows, 8))
+        elif kind is Write.HAND_OFF:
+            await db.execute(_HAND_OFF, *_columns(rows, 16))
+        elif kind is Write.SERVING:
+            for service, functions in rows:
+                await db.execute(_SERVING, service, functions, self.owner)
         elif kind in _DELETE:
             await db.execute(_DELETE[kind], [params[0] for params in rows])
         else:
@@ -450,6 +514,7 @@ class _PostgresBackend:
                 await asyncio.wait_for(self._listener.close(), _COMMAND_TIMEOUT)
         pool, self._pool = self._pool, None
         with contextlib.suppress(Exception):
+            await pool.execute("DELETE FROM services WHERE coordinator = $1", self.owner)
             await pool.execute("DELETE FROM coordinators WHERE id = $1", self.owner)
         await asyncio.wait_for(pool.close(), _COMMAND_TIMEOUT)
 

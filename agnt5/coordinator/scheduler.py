@@ -19,7 +19,7 @@ from agnt5._wire.records import InvokeItem, ResultItem
 from agnt5.coordinator.checks import check_metadata, check_name, result_problem
 from agnt5.coordinator.queues import QueueLimits, Queues
 from agnt5.coordinator.registry import Registry, WorkerHandle, retry_policy
-from agnt5.coordinator.store import Invocation, InvocationState, StateStore
+from agnt5.coordinator.store import Invocation, InvocationState, RetryPolicy, StateStore
 from agnt5.coordinator.telemetry import CoordinatorTelemetry, ServiceState
 from agnt5.coordinator.workflows import Workflows
 from agnt5.errors import (
@@ -156,6 +156,10 @@ class Scheduler:
                     )
                 return existing, True
         self._check_store()
+        if self._registry.pick(service, function) is None and not self._serves(service, function):
+            if self._store.served_elsewhere(service, function):  # another coordinator's workers
+                return self._hand_off(service, function, payload, idempotency_key, timeout,
+                                      metadata, invocation_id), False  # fmt: skip
         entry = self._registry.service(service)
         if entry is None:
             if time.monotonic() < self._reconnecting_until:
@@ -164,10 +168,7 @@ class Scheduler:
                     "started: its workers may still be reconnecting; retry"
                 )
             raise NotFoundError(f"Service {service!r} not found")
-        component = entry.components.get(function)
-        if component is None:  # an older worker still connected may serve it
-            serving = (w for w in entry.workers.values() if function in w.components)
-            component = next((w.components[function] for w in serving), None)
+        component = self._registry.component(service, function)
         if component is None:
             raise NotFoundError(f"Function {function!r} not found in service {service!r}")
         if len(payload) > self._max_input_bytes:
@@ -199,6 +200,43 @@ class Scheduler:
         else:
             self._queues.push(invocation)
         return invocation, False
+
+    def _serves(self, service: str, function: str) -> bool:
+        """Whether a live worker here serves ``service/function`` (busy or not)."""
+        entry = self._registry.service(service)
+        workers = entry.workers.values() if entry is not None else ()
+        return any(not w.closed and not w.draining and function in w.components for w in workers)
+
+    def _hand_off(
+        self,
+        service: str,
+        function: str,
+        payload: bytes,
+        idempotency_key: str,
+        timeout: float | None,
+        metadata: Mapping[str, str],
+        invocation_id: str | None,
+    ) -> Invocation:
+        """Accept an invocation for the coordinator whose workers serve it (it claims it from
+        the shared store, with the function's retry policy); waits for it follow the store."""
+        if len(payload) > self._max_input_bytes:
+            raise PayloadTooLargeError(
+                f"input is {len(payload)} bytes, over the limit of {self._max_input_bytes} bytes"
+            )
+        invocation = Invocation(
+            id=invocation_id or os.urandom(16).hex(),
+            service=service,
+            function=function,
+            input=payload,
+            metadata=dict(metadata),
+            policy=RetryPolicy(),
+            idempotency_key=idempotency_key,
+        )
+        if timeout is not None:
+            invocation.deadline_unix_ms = invocation.created_unix_ms + int(timeout * 1000)
+        self._store.hand_off(invocation)
+        self.telemetry.accepted_invocation(invocation)
+        return invocation
 
     def submit_child(
         self, parent: Invocation, child_id: str, service: str, function: str, payload: bytes
@@ -362,6 +400,9 @@ class Scheduler:
         invocations = list(invocations)
         for invocation in invocations:
             self._waiters[invocation.id] = asyncio.Event()
+            component = self._registry.component(invocation.service, invocation.function)
+            if component is not None:  # one handed off here carries no policy of its own
+                invocation.policy = retry_policy(component)
             if invocation.deadline_unix_ms:
                 delay = max(0.0, (invocation.deadline_unix_ms - now_ms) / 1000)
                 self._deadlines[invocation.id] = loop.call_later(delay, self._expire, invocation)
@@ -386,7 +427,16 @@ class Scheduler:
         if previous is not None:
             self.worker_lost(previous)
         self.telemetry.declare(worker.service, worker.components)
+        self._store.serving(worker.service, list(worker.components))
         self._dispatch(worker.service)
+
+    def served_here(self) -> list[str]:
+        """The services a live worker connected here serves."""
+        return [
+            entry.name
+            for entry in self._registry.services()
+            if any(not w.closed and not w.draining for w in entry.workers.values())
+        ]
 
     def worker_draining(self, worker: WorkerHandle) -> None:
         """A worker takes no new work from now on."""

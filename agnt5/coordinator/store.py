@@ -139,10 +139,27 @@ class StateStore(Protocol):
         (it finished there, or a poll interval passed); never, for a store none shares."""
         ...
 
-    def on_orphans(self, callback: Callable[[list[Invocation]], None]) -> None:
-        """From now on, pass ``callback`` the unfinished invocations this store takes over
-        from coordinators that stopped renewing their lease on a shared database (a store no
-        other coordinator uses never calls it)."""
+    def on_orphans(
+        self, callback: Callable[[list[Invocation]], None], serving: Callable[[], list[str]]
+    ) -> None:
+        """From now on, pass ``callback`` the unfinished invocations this store takes over on a
+        shared database: those of coordinators that stopped renewing their lease, and those
+        handed off (`hand_off`) for the services ``serving()`` names (a store no other
+        coordinator uses never calls it)."""
+        ...
+
+    def serving(self, service: str, functions: list[str]) -> None:
+        """Tell the coordinators sharing this store that workers of ``service`` serving
+        ``functions`` are connected here."""
+        ...
+
+    def served_elsewhere(self, service: str, function: str) -> bool:
+        """Whether a live coordinator sharing this store has a worker for the function."""
+        ...
+
+    def hand_off(self, invocation: Invocation) -> None:
+        """Keep ``invocation`` for a coordinator that `served_elsewhere` says serves it; it
+        claims it (this store keeps no copy in memory)."""
         ...
 
     def close(self) -> None:
@@ -247,8 +264,20 @@ class MemoryStore:
         """No other coordinator shares memory: waits forever."""
         await asyncio.get_running_loop().create_future()
 
-    def on_orphans(self, callback: Callable[[list[Invocation]], None]) -> None:
+    def on_orphans(
+        self, callback: Callable[[list[Invocation]], None], serving: Callable[[], list[str]]
+    ) -> None:
         """No other coordinator shares memory: never called."""
+
+    def serving(self, service: str, functions: list[str]) -> None:
+        """No other coordinator asks: nothing to record."""
+
+    def served_elsewhere(self, service: str, function: str) -> bool:
+        """No other coordinator shares memory."""
+        return False
+
+    def hand_off(self, invocation: Invocation) -> None:
+        raise RuntimeError("no other coordinator shares this store")
 
     def close(self) -> None:
         """Nothing to release: memory is the store."""
