@@ -140,3 +140,28 @@ async def test_an_invocation_runs_where_its_workers_are(database_url: str) -> No
         assert results == list(range(20))
         assert await on_a.invoke(service, "f", {"n": 1}, idempotency_key="k") == {"n": 1}
         assert len(worker.invokes) == 21
+
+
+@pytest.mark.asyncio
+async def test_work_left_without_a_worker_goes_to_a_coordinator_with_one(
+    database_url: str,
+) -> None:
+    """A's only worker goes away with one invocation running and three queued: B, whose worker
+    serves the service, takes all four; the clients waiting on A get their outcomes."""
+    service = unique()
+    async with (
+        Coordinator(port=0, store=PostgresStore(database_url)) as a,
+        Coordinator(port=0, store=PostgresStore(database_url)) as b,
+        AsyncClient(a.endpoint, timeout=20) as on_a,
+    ):
+        async with FakeWorker(
+            a.endpoint, service, {"f": blocker(asyncio.Event())}, max_concurrency=1
+        ) as leaving:
+            calls = [asyncio.create_task(on_a.invoke(service, "f", n)) for n in range(4)]
+            await leaving.wait_for_invokes(1)
+            async with FakeWorker(b.endpoint, service, {"f": echo}) as staying:
+                await asyncio.sleep(0.2)
+                assert staying.invokes == []  # A's work stays on A while A has a worker
+                await leaving.disconnect()
+                assert sorted(await asyncio.gather(*calls)) == [0, 1, 2, 3]
+                assert sorted(invoke.attempt for invoke in staying.invokes) == [1, 1, 1, 2]

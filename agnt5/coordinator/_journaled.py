@@ -49,6 +49,7 @@ class Write(enum.Enum):
     TAKE_SIGNAL = "take_signal"  # ... taken, by id
     DROP_SIGNALS = "drop_signals"  # an invocation's untaken signals, once it finished
     HAND_OFF = "hand_off"  # an invocation row for another coordinator to claim (shared stores)
+    RELEASE = "release"  # an invocation given up for another coordinator to claim (shared)
     SERVING = "serving"  # a service's functions this coordinator has workers for (shared stores)
     NOTIFY = "notify"  # not a write: a `when_saved` request
 
@@ -59,6 +60,7 @@ IN_ORDER = (
     Write.TAKE_SIGNAL,
     Write.DROP_SIGNALS,
     Write.HAND_OFF,
+    Write.RELEASE,
     Write.SERVING,
 )
 Batch = list[tuple[Write, list[tuple[Any, ...]]]]
@@ -123,6 +125,7 @@ class JournaledStore:
 
     failure: str | None = None
     durable = True
+    shared = False
     _observe_commit: Callable[[float, int], None] = staticmethod(lambda seconds, changes: None)
 
     def _start(
@@ -225,6 +228,9 @@ class JournaledStore:
         return False
 
     def hand_off(self, invocation: Invocation) -> None:
+        raise RuntimeError(f"no other coordinator uses {self._backend.where}")
+
+    def release(self, invocation: Invocation) -> None:
         raise RuntimeError(f"no other coordinator uses {self._backend.where}")
 
     def unfinished(self) -> list[Invocation]:

@@ -146,9 +146,12 @@ _SERVED_ELSEWHERE = """
 SELECT EXISTS (SELECT 1 FROM services s JOIN coordinators c ON c.id = s.coordinator
     WHERE s.service = $1 AND s.function = $2 AND c.id != $3 AND c.lease_until_ms >= $4)
 """
-_DELETE = {  # one statement for all the ids
+_BY_IDS = {  # one statement for all the ids
     Write.TAKE_SIGNAL: "DELETE FROM signals WHERE id = ANY($1::bigint[])",
     Write.DROP_SIGNALS: "DELETE FROM signals WHERE invocation_id = ANY($1::text[])",
+    Write.RELEASE: (
+        f"UPDATE invocations SET owner = '' WHERE id = ANY($1::text[]) AND {_NOT_FINISHED}"
+    ),
 }
 _EXPIRED = f"state IN {FINISHED} AND updated_unix_ms < $1"
 _PRUNE = (
@@ -160,12 +163,15 @@ _RENEW = """
 INSERT INTO coordinators (id, lease_until_ms) VALUES ($1, $2)
 ON CONFLICT (id) DO UPDATE SET lease_until_ms = EXCLUDED.lease_until_ms
 """
-# Claimed for $1: unfinished invocations whose owner holds no live lease, and those handed off
-# for the services in $3 (locked rows skipped: another coordinator is claiming them).
+# Claimed for $1: unfinished invocations whose owner holds no live lease (of the services in
+# $3, those it has workers for; NULL: all, at start), and those handed off for the services in
+# $3 (locked rows skipped: another coordinator is claiming them).
 _CLAIM = f"""
 UPDATE invocations SET owner = $1 WHERE id IN (
-    SELECT id FROM invocations WHERE {_NOT_FINISHED} AND owner NOT IN ('', $1) AND owner NOT IN (
-        SELECT id FROM coordinators WHERE lease_until_ms >= $2)
+    SELECT id FROM invocations WHERE {_NOT_FINISHED}
+        AND ($3::text[] IS NULL OR service = ANY($3::text[])) AND owner NOT IN ('', $1)
+        AND owner NOT IN (
+            SELECT id FROM coordinators WHERE lease_until_ms >= $2)
     LIMIT {_CLAIM_ROWS} FOR UPDATE SKIP LOCKED)
 OR id IN (
     SELECT id FROM invocations WHERE owner = '' AND service = ANY($3::text[])
@@ -204,6 +210,8 @@ class PostgresStore(JournaledStore):
     lease (``lease`` seconds) expired — at open, and every ``lease / 3`` seconds while
     `on_orphans` has a callback for it.
     """
+
+    shared = True
 
     def __init__(
         self,
@@ -274,7 +282,9 @@ class PostgresStore(JournaledStore):
         self._orphans = self._loop.create_task(self._claim_orphans(callback, serving))
 
     def serving(self, service: str, functions: list[str]) -> None:
+        """Record it, and claim what waits for the service at once."""
         self._put(Write.SERVING, (service, functions))
+        self._handed_off.set()
 
     def served_elsewhere(self, service: str, function: str) -> bool:
         backend: _PostgresBackend = self._backend  # type: ignore[assignment]
@@ -282,6 +292,10 @@ class PostgresStore(JournaledStore):
 
     def hand_off(self, invocation: Invocation) -> None:
         self._put(Write.HAND_OFF, row(invocation))
+
+    def release(self, invocation: Invocation) -> None:
+        self._memory.forget(invocation.id)
+        self._put(Write.RELEASE, (invocation.id,))
 
     async def _claim_orphans(
         self, callback: Callable[[list[Invocation]], None], serving: Callable[[], list[str]]
@@ -297,9 +311,9 @@ class PostgresStore(JournaledStore):
             except Exception as exc:  # the database is away: try again next time
                 _log_claim_failure(backend.where, exc)
                 continue
-            if opened.unfinished and not self._closed:
+            if not self._closed:
                 self._adopt(opened)
-                callback(opened.unfinished)
+                callback(opened.unfinished)  # also when empty: the scheduler sweeps its queues
 
     def close(self) -> None:
         if self._orphans is not None:
@@ -376,7 +390,7 @@ class _PostgresBackend:
             await db.execute(_RENEW, self.owner, _now_ms() + int(self.lease * 1000))
         self._renewed = time.monotonic()
         await self._listen()
-        opened = await self.claim([])
+        opened = await self.claim(None)
         return opened._replace(last_signal=block * _SIGNAL_BLOCK)
 
     async def _listen(self) -> None:
@@ -398,10 +412,10 @@ class _PostgresBackend:
         found = self._read(_SERVED_ELSEWHERE, (service, function, self.owner, _now_ms()))
         return bool(found[0][0])
 
-    async def claim(self, services: list[str]) -> Opened:
-        """Claim the unfinished invocations of expired leases and those handed off for
-        ``services``, with their journals (and listen again if the listening connection was
-        lost)."""
+    async def claim(self, services: list[str] | None) -> Opened:
+        """Claim the unfinished invocations of expired leases and those handed off, of
+        ``services`` (None: orphans of every service), with their journals (and listen again
+        if the listening connection was lost)."""
         with contextlib.suppress(Exception):  # polling stands in meanwhile
             await self._listen()
         async with self._pool.acquire() as db, db.transaction():
@@ -442,7 +456,7 @@ class _PostgresBackend:
                             dropped(kind, params, exc)
                 else:
                     await self._write(db, kind, rows)
-            if any(kind is Write.HAND_OFF and rows for kind, rows in batches):
+            if any(kind in (Write.HAND_OFF, Write.RELEASE) and rows for kind, rows in batches):
                 await db.execute("SELECT pg_notify($1, '')", _HANDED_OFF_CHANNEL)
             finished = _finished_ids(batches)
             for start in range(0, len(finished), _NOTIFY_IDS):  # sent when this commits
@@ -465,8 +479,8 @@ class _PostgresBackend:
         elif kind is Write.SERVING:
             for service, functions in rows:
                 await db.execute(_SERVING, service, functions, self.owner)
-        elif kind in _DELETE:
-            await db.execute(_DELETE[kind], [params[0] for params in rows])
+        elif kind in _BY_IDS:
+            await db.execute(_BY_IDS[kind], [params[0] for params in rows])
         else:
             await db.executemany(_EACH[kind], rows)
 

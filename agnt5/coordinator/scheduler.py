@@ -284,7 +284,7 @@ class Scheduler:
         invocation.state = InvocationState.PENDING
         invocation.worker_id = ""
         self._store.save(invocation)
-        self._queues.push(invocation, front=True)
+        self._requeue(invocation)
         self._dispatch(invocation.service)
 
     def fail(self, worker: WorkerHandle, invocation: Invocation, error: AgntError) -> None:
@@ -309,22 +309,23 @@ class Scheduler:
     async def wait(self, invocation: Invocation, timeout: float | None) -> bool:
         """Wait until ``invocation``'s outcome is saved or ``timeout`` seconds pass (None: no
         limit); returns whether it is `settled`."""
-        event = self._waiters.get(invocation.id)  # kept until the outcome is saved for good
-        if event is not None or self._foreign(invocation):
+        if invocation.id in self._waiters or self.elsewhere(invocation):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
-                    await (event.wait() if event is not None else self._follow(invocation))
+                    await self._follow(invocation)
         return self.settled(invocation)
 
-    def _foreign(self, invocation: Invocation) -> bool:
-        """Whether ``invocation`` is another coordinator's (a copy read from a shared store)."""
+    def elsewhere(self, invocation: Invocation) -> bool:
+        """Whether ``invocation`` is unfinished and another coordinator's (a copy read from a
+        shared store)."""
         return not invocation.finished and self._store.get(invocation.id) is not invocation
 
     async def _follow(self, invocation: Invocation) -> None:
-        """Until ``invocation``, another coordinator's, has a saved outcome: refresh it from the
-        store whenever that says it may have changed (or this coordinator took it over)."""
+        """Until ``invocation`` has a saved outcome: its waiter's while this coordinator runs
+        it; else (another coordinator runs it) refreshed from the store whenever that says it
+        may have changed."""
         while not self._closed:  # bounded by the caller's timeout
-            event = self._waiters.get(invocation.id)  # this coordinator took it over
+            event = self._waiters.get(invocation.id)  # kept until the outcome is saved for good
             if event is None:  # what the store holds is saved
                 held = self._store.get(invocation.id)
                 if held is not None and held is not invocation:
@@ -363,7 +364,7 @@ class Scheduler:
         """Call ``callback(invocation)`` once ``invocation``'s outcome is saved (at once if it is)."""
         if invocation.finished and invocation.id not in self._waiters:
             callback(invocation)
-        elif self._foreign(invocation) and invocation.id not in self._waiters:
+        elif self.elsewhere(invocation) and invocation.id not in self._waiters:
             follow = asyncio.get_running_loop().create_task(self._follow(invocation))
             self._follows.add(follow)
             follow.add_done_callback(functools.partial(self._followed, invocation, callback))
@@ -394,7 +395,13 @@ class Scheduler:
         self.adopt(invocations)
 
     def adopt(self, invocations: Iterable[Invocation]) -> None:
-        """Run unfinished invocations taken over from another coordinator (see `recover`)."""
+        """Run unfinished invocations taken over from another coordinator (see `recover`).
+
+        On a shared store (called every few seconds), once the reconnect grace is over, work
+        queued for a service no live worker here serves goes back to the store for the
+        coordinators that have one (a coordinator restarted with none takes its predecessor's
+        work at start).
+        """
         loop = asyncio.get_running_loop()
         now_ms = time.time() * 1000
         invocations = list(invocations)
@@ -419,6 +426,9 @@ class Scheduler:
         self.workflows.recover(invocations)
         for service in {invocation.service for invocation in invocations}:
             self._dispatch(service)  # workers may be connected already
+        if self._store.shared and time.monotonic() >= self._reconnecting_until:
+            for service in self._queues.services():
+                self._release_unserved(service)
 
     def worker_joined(self, worker: WorkerHandle) -> None:
         """A worker registered: route waiting work to it (a closed session of its id still
@@ -432,18 +442,22 @@ class Scheduler:
 
     def served_here(self) -> list[str]:
         """The services a live worker connected here serves."""
-        return [
-            entry.name
-            for entry in self._registry.services()
-            if any(not w.closed and not w.draining for w in entry.workers.values())
-        ]
+        return [entry.name for entry in self._registry.services() if self._live(entry.name)]
+
+    def _live(self, service: str) -> bool:
+        """Whether a live worker of ``service`` is connected here."""
+        entry = self._registry.service(service)
+        workers = entry.workers.values() if entry is not None else ()
+        return any(not worker.closed and not worker.draining for worker in workers)
 
     def worker_draining(self, worker: WorkerHandle) -> None:
         """A worker takes no new work from now on."""
         worker.draining = True
 
     def worker_lost(self, worker: WorkerHandle) -> None:
-        """A worker is gone: forget it and re-deliver what it was running (idempotent)."""
+        """A worker is gone: forget it and re-deliver what it was running (idempotent). On a
+        shared store, when it was the last live worker of its service here, the service's
+        queued work goes to the coordinators that have some (`StateStore.release`)."""
         worker.close()
         self._registry.remove(worker)
         lost = list(worker.in_flight.values())
@@ -454,7 +468,37 @@ class Scheduler:
                     f"worker {worker.worker_id} was lost while running invocation {invocation.id}"
                 )
                 self._attempt_failed(invocation, error.to_dict(), backoff=False)
+        self._release_unserved(worker.service)
         self._dispatch(worker.service)
+
+    def _release_unserved(self, service: str) -> None:
+        """On a shared store, with no live worker of ``service`` here, release its queued work."""
+        if self._store.shared and not self._live(service):
+            for invocation in self._queues.take(service):
+                self._release(invocation)
+
+    def _requeue(self, invocation: Invocation) -> None:
+        """Queue accepted work again, first in line; on a shared store, with no live worker of
+        its service here, release it to the coordinators that have one."""
+        if self._store.shared and not self._live(invocation.service):
+            self._release(invocation)
+        else:
+            self._queues.push(invocation, front=True)
+
+    def _release(self, invocation: Invocation) -> None:
+        """Let another coordinator sharing the store claim and run ``invocation`` (pending):
+        forget it here; who waits here follows it in the store."""
+        for timers in (self._deadlines, self._retries):
+            timer = timers.pop(invocation.id, None)
+            if timer is not None:
+                timer.cancel()
+        self.workflows.disarm(invocation)
+        self._store.release(invocation)
+        event = self._waiters.pop(invocation.id, None)
+        if event is not None:
+            event.set()  # a waiter follows it in the store from now on
+        for callback in self._listeners.pop(invocation.id, ()):
+            self.on_finish(invocation, callback)
 
     def results(self, worker: WorkerHandle, results: Iterable[ResultItem]) -> None:
         """Outcomes of attempts ``worker`` ran; stale or unknown ones are ignored."""
@@ -586,14 +630,14 @@ class Scheduler:
                         delay, self._retry_due, invocation
                     )
                 else:
-                    self._queues.push(invocation, front=True)
+                    self._requeue(invocation)
                 return
         self._finish(invocation, error=error)
 
     def _retry_due(self, invocation: Invocation) -> None:
         self._retries.pop(invocation.id, None)
         if not invocation.finished:
-            self._queues.push(invocation, front=True)
+            self._requeue(invocation)
             self._dispatch(invocation.service)
 
     def _expire(self, invocation: Invocation) -> None:
@@ -640,7 +684,7 @@ class Scheduler:
             timer = timers.pop(invocation.id, None)
             if timer is not None:
                 timer.cancel()
-        self.workflows.finished(invocation)
+        self.workflows.disarm(invocation)
         self._store.save(invocation)
         self.telemetry.finished_invocation(invocation)
         self._store.when_saved(functools.partial(self._announce, invocation))

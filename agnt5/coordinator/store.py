@@ -92,6 +92,8 @@ class StateStore(Protocol):
     """Why the store cannot commit changes right now (None while it can)."""
     durable: bool
     """Whether what it keeps outlives the coordinator (clients then retry across a restart)."""
+    shared: bool
+    """Whether other coordinators use it too (then work moves between them: `release`)."""
 
     def add(self, invocation: Invocation) -> None: ...
 
@@ -162,6 +164,11 @@ class StateStore(Protocol):
         claims it (this store keeps no copy in memory)."""
         ...
 
+    def release(self, invocation: Invocation) -> None:
+        """Give up ``invocation`` (unfinished, pending) for another coordinator to claim, as
+        `hand_off` does (a `shared` store only)."""
+        ...
+
     def close(self) -> None:
         """Stop recording: changes after this are not kept."""
         ...
@@ -173,6 +180,7 @@ class MemoryStore:
 
     failure: str | None = None
     durable = False
+    shared = False
 
     def __init__(
         self,
@@ -278,6 +286,16 @@ class MemoryStore:
 
     def hand_off(self, invocation: Invocation) -> None:
         raise RuntimeError("no other coordinator shares this store")
+
+    def release(self, invocation: Invocation) -> None:
+        raise RuntimeError("no other coordinator shares this store")
+
+    def forget(self, invocation_id: str) -> None:
+        """Drop an unfinished invocation and its journal (another coordinator has it now)."""
+        invocation = self._by_id.pop(invocation_id, None)
+        self._journals.pop(invocation_id, None)
+        if invocation is not None and invocation.idempotency_key:
+            self._by_key.pop(_key(invocation), None)
 
     def close(self) -> None:
         """Nothing to release: memory is the store."""

@@ -126,6 +126,12 @@ class Workflows:
             raise InvalidArgumentError(
                 f"a signal name is 1 to {MAX_NAME} characters, got {len(name)}"
             )
+        if self._scheduler.elsewhere(invocation):
+            raise FailedPreconditionError(
+                f"invocation {invocation.id} runs on another coordinator sharing the database: "
+                "send its signals through that one (signals are not forwarded between "
+                "coordinators yet)"
+            )
         payload = self._payload(payload)
         signal = BufferedSignal(self._store.next_signal_id(), name, payload)
         try:
@@ -158,8 +164,9 @@ class Workflows:
             if invocation.state is InvocationState.SUSPENDED and not journal.pending():
                 self._scheduler.resume(invocation)
 
-    def finished(self, invocation: Invocation) -> None:
-        """``invocation`` has its outcome: its timers go; its journal stays readable."""
+    def disarm(self, invocation: Invocation) -> None:
+        """``invocation`` finished, or went to another coordinator: its timers go here (its
+        journal stays readable)."""
         journal = self._store.journal(invocation.id, create=False)
         if journal is None:
             return
