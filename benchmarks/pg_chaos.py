@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from chaos import free_port, start_agnt5, stop_process, wait_for_workers
+from chaos import free_port, start_agnt5, stop_process
 
 from agnt5.client import AsyncClient
 from agnt5.errors import AgntError
@@ -126,6 +126,21 @@ def _database(url: str | None) -> Iterator[str]:
         yield server.create_database("chaos")
 
 
+async def _registered(endpoints: list[str], count: int, timeout: float) -> None:
+    """Return once ``count`` workers registered, over all the coordinators."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:  # bounded by the deadline
+        registered = 0
+        for endpoint in endpoints:
+            async with AsyncClient(endpoint, timeout=10) as client:
+                services = {s["name"]: s for s in await client.list_services()}
+            registered += len(services.get(_SERVICE, {}).get("workers", ()))
+        if registered >= count:
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"{count} workers did not register within {timeout:g} s")
+
+
 async def _drive(running: Cluster, invocations: int, workflows: int, concurrency: int) -> Any:
     """Invoke every key while the chaos schedule runs; then ask every key again."""
     seen: dict[str, Any] = {}
@@ -136,8 +151,8 @@ async def _drive(running: Cluster, invocations: int, workflows: int, concurrency
     calls += [(f"flow-{i}", "five", {"key": f"flow-{i}"}) for i in range(workflows)]
     calls.sort(key=lambda call: hash(call[0]))  # workflows spread among the invocations
 
+    await _registered(running.endpoints, len(running.workers), 60.0)
     async with AsyncClient(running.endpoints, timeout=180.0) as client:
-        await wait_for_workers(client, _SERVICE, 1, 60.0)
         pending = iter(calls)
 
         async def invoke_all() -> None:
