@@ -24,7 +24,13 @@ import orjson
 
 from agnt5 import config
 from agnt5.coordinator._data_dir import JournalError
-from agnt5.coordinator.store import Invocation, InvocationState, MemoryStore, RetryPolicy
+from agnt5.coordinator.store import (
+    Invocation,
+    InvocationState,
+    MemoryStore,
+    RetryPolicy,
+    Unshared,
+)
 from agnt5.workflows.journal import BufferedSignal, Entry, Journal
 
 __all__ = ["Backend", "JournalError", "JournaledStore", "Opened", "Write"]
@@ -107,7 +113,7 @@ class Backend(Protocol):
         ...
 
 
-class JournaledStore:
+class JournaledStore(Unshared):
     """Every accepted invocation and each state change, journaled by a `Backend`.
 
     Reads are served from memory (unfinished invocations and the newest finished ones, within
@@ -125,7 +131,6 @@ class JournaledStore:
 
     failure: str | None = None
     durable = True
-    shared = False
     _observe_commit: Callable[[float, int], None] = staticmethod(lambda seconds, changes: None)
 
     def _start(
@@ -210,28 +215,6 @@ class JournaledStore:
     def observe_commits(self, observer: Callable[[float, int], None]) -> None:
         """Call ``observer(seconds, changes)`` after each commit, from the writer thread."""
         self._observe_commit = observer
-
-    async def changed(self, invocation_id: str) -> None:
-        """A database one coordinator uses at a time changes by it alone: waits forever."""
-        await asyncio.get_running_loop().create_future()
-
-    def on_orphans(
-        self, callback: Callable[[list[Invocation]], None], serving: Callable[[], list[str]]
-    ) -> None:
-        """A database one coordinator uses at a time has no orphans: never called."""
-
-    def serving(self, service: str, functions: list[str]) -> None:
-        """No other coordinator asks: nothing to record."""
-
-    def served_elsewhere(self, service: str, function: str) -> bool:
-        """No other coordinator uses the database."""
-        return False
-
-    def hand_off(self, invocation: Invocation) -> None:
-        raise RuntimeError(f"no other coordinator uses {self._backend.where}")
-
-    def release(self, invocation: Invocation) -> None:
-        raise RuntimeError(f"no other coordinator uses {self._backend.where}")
 
     def unfinished(self) -> list[Invocation]:
         """Invocations the journal held unfinished when it opened (handed out once)."""

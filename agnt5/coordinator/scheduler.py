@@ -488,11 +488,7 @@ class Scheduler:
     def _release(self, invocation: Invocation) -> None:
         """Let another coordinator sharing the store claim and run ``invocation`` (pending):
         forget it here; who waits here follows it in the store."""
-        for timers in (self._deadlines, self._retries):
-            timer = timers.pop(invocation.id, None)
-            if timer is not None:
-                timer.cancel()
-        self.workflows.disarm(invocation)
+        self._disarm(invocation)
         self._store.release(invocation)
         event = self._waiters.pop(invocation.id, None)
         if event is not None:
@@ -680,14 +676,18 @@ class Scheduler:
         )
         invocation.output = output
         invocation.error = error
+        self._disarm(invocation)
+        self._store.save(invocation)
+        self.telemetry.finished_invocation(invocation)
+        self._store.when_saved(functools.partial(self._announce, invocation))
+
+    def _disarm(self, invocation: Invocation) -> None:
+        """Cancel ``invocation``'s deadline, retry and workflow timers here."""
         for timers in (self._deadlines, self._retries):
             timer = timers.pop(invocation.id, None)
             if timer is not None:
                 timer.cancel()
         self.workflows.disarm(invocation)
-        self._store.save(invocation)
-        self.telemetry.finished_invocation(invocation)
-        self._store.when_saved(functools.partial(self._announce, invocation))
 
     def _announce(self, invocation: Invocation) -> None:
         """The outcome is saved: wake its waiters (a client never sees an unsaved outcome)."""

@@ -20,6 +20,7 @@ __all__ = [
     "MemoryStore",
     "RetryPolicy",
     "StateStore",
+    "Unshared",
     "visible_state",
 ]
 
@@ -174,13 +175,40 @@ class StateStore(Protocol):
         ...
 
 
-class MemoryStore:
+class Unshared:
+    """The sharing side of a `StateStore` that no other coordinator uses."""
+
+    shared = False
+
+    async def changed(self, invocation_id: str) -> None:
+        """Nothing else changes what this store holds: waits forever."""
+        await asyncio.get_running_loop().create_future()
+
+    def on_orphans(
+        self, callback: Callable[[list[Invocation]], None], serving: Callable[[], list[str]]
+    ) -> None:
+        """No coordinator leaves work here for another: never calls ``callback``."""
+
+    def serving(self, service: str, functions: list[str]) -> None:
+        """No other coordinator asks: nothing to record."""
+
+    def served_elsewhere(self, service: str, function: str) -> bool:
+        """No other coordinator uses this store."""
+        return False
+
+    def hand_off(self, invocation: Invocation) -> None:
+        raise RuntimeError("no other coordinator uses this store")
+
+    def release(self, invocation: Invocation) -> None:
+        raise RuntimeError("no other coordinator uses this store")
+
+
+class MemoryStore(Unshared):
     """A `StateStore` in process memory (lost on restart); keeps the newest finished results
     (see `save`)."""
 
     failure: str | None = None
     durable = False
-    shared = False
 
     def __init__(
         self,
@@ -267,28 +295,6 @@ class MemoryStore:
 
     def observe_commits(self, observer: Callable[[float, int], None]) -> None:
         """Nothing is committed: the observer is never called."""
-
-    async def changed(self, invocation_id: str) -> None:
-        """No other coordinator shares memory: waits forever."""
-        await asyncio.get_running_loop().create_future()
-
-    def on_orphans(
-        self, callback: Callable[[list[Invocation]], None], serving: Callable[[], list[str]]
-    ) -> None:
-        """No other coordinator shares memory: never called."""
-
-    def serving(self, service: str, functions: list[str]) -> None:
-        """No other coordinator asks: nothing to record."""
-
-    def served_elsewhere(self, service: str, function: str) -> bool:
-        """No other coordinator shares memory."""
-        return False
-
-    def hand_off(self, invocation: Invocation) -> None:
-        raise RuntimeError("no other coordinator shares this store")
-
-    def release(self, invocation: Invocation) -> None:
-        raise RuntimeError("no other coordinator shares this store")
 
     def forget(self, invocation_id: str) -> None:
         """Drop an unfinished invocation and its journal (another coordinator has it now)."""
