@@ -21,6 +21,8 @@ from _journal_sites import SHORT_LEASE, JournalSite
 from agnt5.client import AsyncClient
 from agnt5.coordinator import Coordinator
 from agnt5.coordinator.postgres import PostgresStore
+from agnt5.errors import AgntError
+from agnt5.testing_postgres import TemporaryPostgres
 
 
 def _refused(*args: str, env: dict[str, str] | None = None) -> str:
@@ -165,3 +167,41 @@ async def test_work_left_without_a_worker_goes_to_a_coordinator_with_one(
                 await leaving.disconnect()
                 assert sorted(await asyncio.gather(*calls)) == [0, 1, 2, 3]
                 assert sorted(invoke.attempt for invoke in staying.invokes) == [1, 1, 1, 2]
+
+
+async def _as_admin(postgres: TemporaryPostgres, query: str, *args: object) -> None:
+    import asyncpg
+
+    db = await asyncpg.connect(postgres.url("postgres"), timeout=10)
+    try:
+        await db.execute(query, *args)
+    finally:
+        await db.close()
+
+
+@pytest.mark.asyncio
+async def test_a_database_that_goes_away_refuses_new_work_and_recovers(
+    postgres: TemporaryPostgres, database_url: str
+) -> None:
+    """While no connection to the database can be made, nothing is reported accepted or
+    finished; once it can, the coordinator commits what it kept and takes work again."""
+    name = database_url.rsplit("/", 1)[1]
+    service = unique()
+    async with (
+        Coordinator(port=0, store=PostgresStore(database_url)) as coordinator,
+        FakeWorker(coordinator.endpoint, service, {"f": echo}),
+        AsyncClient(coordinator.endpoint, timeout=3) as client,
+    ):
+        assert await client.invoke(service, "f", 1) == 1
+        await _as_admin(postgres, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await _as_admin(
+            postgres, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            name,
+        )  # fmt: skip
+        with pytest.raises(AgntError) as refused:
+            await client.invoke(service, "f", 2, idempotency_key="k")
+        assert refused.value.retryable
+        await _as_admin(postgres, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        async with AsyncClient(coordinator.endpoint, timeout=20) as patient:
+            assert await patient.invoke(service, "f", 2, idempotency_key="k") == 2
+            assert await patient.invoke(service, "f", 3) == 3

@@ -359,7 +359,7 @@ class _PostgresBackend:
         self._thread.start()
         self._pool: Any = None
         try:
-            self.opened = self.submit(self._open()).result(_CONNECT_TIMEOUT + _COMMAND_TIMEOUT)
+            self.opened = self.run(self._open(), _CONNECT_TIMEOUT + _COMMAND_TIMEOUT)
         except JournalError:
             self.close()
             raise
@@ -374,6 +374,16 @@ class _PostgresBackend:
         """Run ``work`` on the database's loop; a `concurrent.futures.Future` of its result."""
         return asyncio.run_coroutine_threadsafe(work, self._loop)  # type: ignore[arg-type]
 
+    def run(self, work: Awaitable[_T], timeout: float) -> _T:
+        """Run ``work`` on the database's loop and wait for it, cancelling it after
+        ``timeout`` seconds (`TimeoutError`)."""
+        future = self.submit(work)
+        try:
+            return future.result(timeout)  # type: ignore[no-any-return]
+        except TimeoutError:
+            future.cancel()
+            raise
+
     async def _open(self) -> Opened:
         import asyncpg
 
@@ -384,7 +394,7 @@ class _PostgresBackend:
             timeout=_CONNECT_TIMEOUT,
             command_timeout=_COMMAND_TIMEOUT,
         )
-        async with self._pool.acquire() as db, db.transaction():
+        async with self._pool.acquire(timeout=_CONNECT_TIMEOUT) as db, db.transaction():
             await _migrate(db, self.where)
             (block,) = await db.fetchrow("SELECT nextval('signal_blocks')")
             await db.execute(_RENEW, self.owner, _now_ms() + int(self.lease * 1000))
@@ -418,7 +428,7 @@ class _PostgresBackend:
         if the listening connection was lost)."""
         with contextlib.suppress(Exception):  # polling stands in meanwhile
             await self._listen()
-        async with self._pool.acquire() as db, db.transaction():
+        async with self._pool.acquire(timeout=_CONNECT_TIMEOUT) as db, db.transaction():
             rows = await db.fetch(_CLAIM, self.owner, _now_ms(), services)
             ids = [found[0] for found in rows]
             entries = signals = []
@@ -440,10 +450,10 @@ class _PostgresBackend:
         )
 
     def commit(self, batches: Batch, cutoff: int | None, *, each: bool) -> None:
-        self.submit(self._commit(batches, cutoff, each)).result()
+        self.run(self._commit(batches, cutoff, each), _CONNECT_TIMEOUT + _COMMAND_TIMEOUT)
 
     async def _commit(self, batches: Batch, cutoff: int | None, each: bool) -> None:
-        async with self._pool.acquire() as db, db.transaction():
+        async with self._pool.acquire(timeout=_CONNECT_TIMEOUT) as db, db.transaction():
             for kind, rows in batches:
                 if not rows:
                     continue
@@ -499,14 +509,14 @@ class _PostgresBackend:
 
     def _read(self, query: str, params: tuple[Any, ...]) -> list[Any]:
         try:
-            return self.submit(self._fetch(query, params)).result(_READ_TIMEOUT)  # type: ignore[no-any-return]
+            return self.run(self._fetch(query, params), _READ_TIMEOUT)
         except Exception as exc:
             raise UnavailableError(
                 f"{self.where} cannot be read ({type(exc).__name__}: {exc}); retry"
             ) from None
 
     async def _fetch(self, query: str, params: tuple[Any, ...]) -> list[Any]:
-        async with self._pool.acquire() as db:
+        async with self._pool.acquire(timeout=_CONNECT_TIMEOUT) as db:
             return await db.fetch(query, *params)  # type: ignore[no-any-return]
 
     def close_writer(self) -> None:
@@ -515,7 +525,7 @@ class _PostgresBackend:
     def close(self) -> None:
         if self._pool is not None:
             with contextlib.suppress(Exception):
-                self.submit(self._release()).result(_COMMAND_TIMEOUT)
+                self.run(self._release(), _COMMAND_TIMEOUT)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=_COMMAND_TIMEOUT)
         if not self._thread.is_alive():
