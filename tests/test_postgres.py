@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import subprocess
+from typing import Any
 
 import pytest
 from _coordinator_support import (
@@ -205,3 +206,42 @@ async def test_a_database_that_goes_away_refuses_new_work_and_recovers(
         async with AsyncClient(coordinator.endpoint, timeout=20) as patient:
             assert await patient.invoke(service, "f", 2, idempotency_key="k") == 2
             assert await patient.invoke(service, "f", 3) == 3
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("registry")
+async def test_a_workflow_on_one_coordinator_takes_signals_sent_through_another(
+    database_url: str,
+) -> None:
+    from agnt5 import Worker, workflow
+
+    service = unique("flows")
+
+    @workflow
+    async def approval(ctx) -> Any:  # type: ignore[no-untyped-def]
+        first = await ctx.signal("approved")
+        return [first, await ctx.signal("approved")]
+
+    async with (
+        Coordinator(port=0, store=PostgresStore(database_url)) as a,
+        Coordinator(port=0, store=PostgresStore(database_url)) as b,
+        AsyncClient(a.endpoint, timeout=20) as on_a,
+    ):
+        worker = Worker(service, coordinator_endpoint=b.endpoint, workflow_suspend_after=0.05)
+        serving = asyncio.create_task(worker.run())
+        try:
+            async with asyncio.timeout(20):
+                async with AsyncClient(b.endpoint, timeout=20) as on_b:
+                    while not any(  # noqa: ASYNC110 - bounded by the timeout
+                        s["name"] == service and s["workers"] for s in await on_b.list_services()
+                    ):
+                        await asyncio.sleep(0.02)
+                invocation_id = await on_a.submit(service, "approval")  # runs on B
+                while not (await on_a.describe(invocation_id)).get("steps"):  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)  # waits for ctx.signal, within the timeout
+            assert await on_a.signal(invocation_id, "approved", 1) is False  # forwarded to B
+            assert await on_a.signal(invocation_id, "approved", 2) is False
+            assert await on_a.result(invocation_id) == [1, 2]
+        finally:
+            worker.stop()
+            await asyncio.wait_for(serving, 30)

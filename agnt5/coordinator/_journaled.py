@@ -56,6 +56,7 @@ class Write(enum.Enum):
     DROP_SIGNALS = "drop_signals"  # an invocation's untaken signals, once it finished
     HAND_OFF = "hand_off"  # an invocation row for another coordinator to claim (shared stores)
     RELEASE = "release"  # an invocation given up for another coordinator to claim (shared)
+    FORWARD_SIGNAL = "forward_signal"  # a signal kept for another coordinator's workflow
     SERVING = "serving"  # a service's functions this coordinator has workers for (shared stores)
     NOTIFY = "notify"  # not a write: a `when_saved` request
 
@@ -68,6 +69,7 @@ IN_ORDER = (
     Write.HAND_OFF,
     Write.RELEASE,
     Write.SERVING,
+    Write.FORWARD_SIGNAL,
 )
 Batch = list[tuple[Write, list[tuple[Any, ...]]]]
 Kept = tuple[list[Entry], list[BufferedSignal]]
@@ -364,8 +366,7 @@ class _JournalRows:
         ))  # fmt: skip
 
     def signal_kept(self, signal: BufferedSignal) -> None:
-        kept = (signal.id, self._invocation_id, signal.name, signal.payload, _now_ms())
-        self._store._put(Write.KEEP_SIGNAL, kept)
+        self._store._put(Write.KEEP_SIGNAL, signal_row(self._invocation_id, signal))
 
     def signal_taken(self, signal: BufferedSignal) -> None:
         self._store._put(Write.TAKE_SIGNAL, (signal.id,))
@@ -402,6 +403,11 @@ class _Retry:
 
     def wait(self) -> float:
         return max(0.0, self._at - time.monotonic())
+
+
+def signal_row(invocation_id: str, signal: BufferedSignal) -> tuple[Any, ...]:
+    """A kept signal's row: id, invocation id, name, payload, when it was kept (ms)."""
+    return (signal.id, invocation_id, signal.name, signal.payload, _now_ms())
 
 
 def _run_all(callbacks: list[Callable[..., None]], args: tuple[Any, ...]) -> None:

@@ -38,9 +38,11 @@ from agnt5.coordinator._journaled import (
     group_journals,
     invocation,
     row,
+    signal_row,
 )
 from agnt5.coordinator.store import Invocation
 from agnt5.errors import UnavailableError
+from agnt5.workflows.journal import BufferedSignal
 
 __all__ = ["DEFAULT_LEASE", "SCHEMA_VERSION", "PostgresStore", "check_database_url"]
 
@@ -56,6 +58,7 @@ _CLAIM_ROWS = 1000  # most orphaned invocations one claim takes
 _POLL = 1.0  # seconds between reads of another coordinator's invocation a client waits for
 _FINISHED_CHANNEL = "agnt5_finished"  # NOTIFY payload: comma-separated invocation ids
 _HANDED_OFF_CHANNEL = "agnt5_handed_off"  # NOTIFY: invocations wait to be claimed
+_SIGNAL_CHANNEL = "agnt5_signal"  # NOTIFY payload: comma-separated ids of signalled workflows
 _NOTIFY_IDS = 200  # ids per notification (a payload holds at most 8,000 bytes)
 _SIGNAL_BLOCK = 1 << 32  # signal ids per coordinator start (a sequence hands out blocks)
 _T = TypeVar("_T")
@@ -131,6 +134,7 @@ ON CONFLICT (invocation_id, seq) DO UPDATE SET kind = EXCLUDED.kind, name = EXCL
         "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING"
     ),
 }
+_EACH[Write.FORWARD_SIGNAL] = _EACH[Write.KEEP_SIGNAL]
 _HAND_OFF = f"""
 INSERT INTO invocations ({COLUMNS}, owner)
 SELECT *, '' FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[],
@@ -238,6 +242,7 @@ class PostgresStore(JournaledStore):
         self._orphans: asyncio.Task[None] | None = None
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._handed_off = asyncio.Event()
+        self._signalled: Callable[[str], None] = lambda invocation_id: None
         backend.heard = self._heard
 
     async def changed(self, invocation_id: str) -> None:
@@ -256,16 +261,20 @@ class PostgresStore(JournaledStore):
             if not watchers:
                 del self._watchers[invocation_id]
 
-    def _heard(self, invocation_ids: list[str] | None) -> None:
-        """Invocations finished (None: some were handed off), as a notification said (called
-        on the database's thread)."""
+    def _heard(self, channel: str, invocation_ids: list[str]) -> None:
+        """What a notification said (called on the database's thread): invocations finished,
+        were signalled, or work was handed off."""
         if self._loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed without closing us
-                self._loop.call_soon_threadsafe(self._wake, invocation_ids)
+                self._loop.call_soon_threadsafe(self._wake, channel, invocation_ids)
 
-    def _wake(self, invocation_ids: list[str] | None) -> None:
-        if invocation_ids is None:  # work was handed off: claim now
+    def _wake(self, channel: str, invocation_ids: list[str]) -> None:
+        if channel == _HANDED_OFF_CHANNEL:  # claim now
             self._handed_off.set()
+            return
+        if channel == _SIGNAL_CHANNEL:
+            for invocation_id in invocation_ids:
+                self._signalled(invocation_id)
             return
         for invocation_id in invocation_ids:
             for event in self._watchers.get(invocation_id, ()):
@@ -296,6 +305,16 @@ class PostgresStore(JournaledStore):
     def release(self, invocation: Invocation) -> None:
         self._memory.forget(invocation.id)
         self._put(Write.RELEASE, (invocation.id,))
+
+    def forward_signal(self, invocation_id: str, signal: BufferedSignal) -> None:
+        self._put(Write.FORWARD_SIGNAL, signal_row(invocation_id, signal))
+
+    def on_signals(self, callback: Callable[[str], None]) -> None:
+        self._signalled = callback
+
+    def kept_signals(self, invocation_id: str) -> list[BufferedSignal]:
+        backend: _PostgresBackend = self._backend  # type: ignore[assignment]
+        return backend.kept_signals(invocation_id)
 
     async def _claim_orphans(
         self, callback: Callable[[list[Invocation]], None], serving: Callable[[], list[str]]
@@ -351,7 +370,7 @@ class _PostgresBackend:
         self._url = url
         self._renewed = 0.0
         self._listener: Any = None
-        self.heard: Callable[[list[str] | None], None] = lambda invocation_ids: None
+        self.heard: Callable[[str, list[str]], None] = lambda channel, invocation_ids: None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="agnt5-postgres", daemon=True
@@ -411,11 +430,16 @@ class _PostgresBackend:
         if self._listener is not None and not self._listener.is_closed():
             return
         self._listener = await asyncpg.connect(self._url, timeout=_CONNECT_TIMEOUT)
-        await self._listener.add_listener(_FINISHED_CHANNEL, self._notified)
-        await self._listener.add_listener(_HANDED_OFF_CHANNEL, self._notified)
+        for channel in (_FINISHED_CHANNEL, _HANDED_OFF_CHANNEL, _SIGNAL_CHANNEL):
+            await self._listener.add_listener(channel, self._notified)
 
     def _notified(self, connection: Any, pid: int, channel: str, payload: str) -> None:
-        self.heard(payload.split(",") if channel == _FINISHED_CHANNEL else None)
+        self.heard(channel, payload.split(",") if payload else [])
+
+    def kept_signals(self, invocation_id: str) -> list[BufferedSignal]:
+        """The signals kept for ``invocation_id``, in id order."""
+        query = "SELECT id, name, payload FROM signals WHERE invocation_id = $1 ORDER BY id"
+        return [BufferedSignal(*found) for found in self._read(query, (invocation_id,))]
 
     def served_elsewhere(self, service: str, function: str) -> bool:
         """Whether another live coordinator has a worker for ``service/function``."""
@@ -468,10 +492,10 @@ class _PostgresBackend:
                     await self._write(db, kind, rows)
             if any(kind in (Write.HAND_OFF, Write.RELEASE) and rows for kind, rows in batches):
                 await db.execute("SELECT pg_notify($1, '')", _HANDED_OFF_CHANNEL)
-            finished = _finished_ids(batches)
-            for start in range(0, len(finished), _NOTIFY_IDS):  # sent when this commits
-                chunk = ",".join(finished[start : start + _NOTIFY_IDS])
-                await db.execute("SELECT pg_notify($1, $2)", _FINISHED_CHANNEL, chunk)
+            signalled = [params[1] for kind, rows in batches for params in rows
+                         if kind is Write.FORWARD_SIGNAL]  # fmt: skip
+            await _notify(db, _SIGNAL_CHANNEL, signalled)
+            await _notify(db, _FINISHED_CHANNEL, _finished_ids(batches))
             if time.monotonic() - self._renewed >= _RENEW_EVERY:
                 await db.execute(_RENEW, self.owner, _now_ms() + int(self.lease * 1000))
                 self._renewed = time.monotonic()
@@ -556,6 +580,13 @@ async def _migrate(db: Any, where: str) -> None:
     for number in range(version + 1, SCHEMA_VERSION + 1):
         await db.execute(_MIGRATIONS[number])
         await db.execute("INSERT INTO agnt5_schema (version) VALUES ($1)", number)
+
+
+async def _notify(db: Any, channel: str, invocation_ids: list[str]) -> None:
+    """Notify ``channel`` of ``invocation_ids`` (sent when the transaction commits)."""
+    for start in range(0, len(invocation_ids), _NOTIFY_IDS):
+        chunk = ",".join(invocation_ids[start : start + _NOTIFY_IDS])
+        await db.execute("SELECT pg_notify($1, $2)", channel, chunk)
 
 
 def _finished_ids(batches: Batch) -> list[str]:

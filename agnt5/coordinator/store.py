@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from agnt5 import config
-from agnt5.workflows.journal import Entry, Journal, JournalWriter
+from agnt5.workflows.journal import BufferedSignal, Entry, Journal, JournalWriter
 
 __all__ = [
     "Invocation",
@@ -170,6 +170,20 @@ class StateStore(Protocol):
         `hand_off` does (a `shared` store only)."""
         ...
 
+    def forward_signal(self, invocation_id: str, signal: BufferedSignal) -> None:
+        """Keep ``signal`` for a workflow another coordinator runs, and tell that one (a
+        `shared` store only)."""
+        ...
+
+    def on_signals(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(invocation_id)`` on this loop when signals were forwarded to a
+        workflow this coordinator may run (never, for a store none shares)."""
+        ...
+
+    def kept_signals(self, invocation_id: str) -> list[BufferedSignal]:
+        """The signals the store keeps for a workflow, in id order (forwarded ones too)."""
+        ...
+
     def close(self) -> None:
         """Stop recording: changes after this are not kept."""
         ...
@@ -200,6 +214,15 @@ class Unshared:
         raise RuntimeError("no other coordinator uses this store")
 
     def release(self, invocation: Invocation) -> None:
+        raise RuntimeError("no other coordinator uses this store")
+
+    def forward_signal(self, invocation_id: str, signal: BufferedSignal) -> None:
+        raise RuntimeError("no other coordinator uses this store")
+
+    def on_signals(self, callback: Callable[[str], None]) -> None:
+        """No other coordinator forwards signals here: never calls ``callback``."""
+
+    def kept_signals(self, invocation_id: str) -> list[BufferedSignal]:
         raise RuntimeError("no other coordinator uses this store")
 
 
