@@ -292,6 +292,12 @@ def _cancel_requested() -> bool:
     return task is not None and task.cancelling() > 0
 
 
+def cancelled_itself(name: str, invocation_id: str, cancelled: asyncio.CancelledError) -> AgntError:
+    """The failure of an attempt whose task was cancelled, though not by its runtime (the
+    handler cancelled its own task, or a server gave up on it): as if the handler raised it."""
+    return _failure(name, invocation_id, cancelled)
+
+
 def _failure(name: str, invocation_id: str, exc: BaseException) -> AgntError:
     """The agnt5 error for what an attempt raised; a handler's own exception is logged here.
 

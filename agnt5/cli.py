@@ -558,7 +558,10 @@ def _load_worker(args: argparse.Namespace, endpoint: str, api_key: str | None) -
         if getattr(args, option) is not None:
             options[option] = getattr(args, option)
     service = args.service or config.setting("service_name") or module.__name__.rpartition(".")[2]
-    return Worker(service, runtime="standalone", **options)
+    try:
+        return Worker(service, runtime="standalone", **options)
+    except ValueError as error:  # a flag or an AGNT5_* variable with a bad value
+        raise SystemExit(f"error: {error}") from None
 
 
 def _import(name: str) -> Any:

@@ -142,6 +142,27 @@ async def test_worker_command_serves_a_module_until_sigterm(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["worker", "--max-concurrency", "0"], {}, "invalid max_concurrency: expected an"),
+        (["worker"], {"AGNT5_HEALTH_PORT": "abc"}, "invalid AGNT5_HEALTH_PORT: expected an"),
+        (["dev", "--max-concurrency", "-3", "--port", "0", "--no-http"], {}, "invalid max_conc"),
+    ],
+)
+async def test_a_bad_worker_setting_ends_the_command_with_one_line_naming_it(
+    module_file: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
+    """A flag or variable the Worker refuses ends ``agnt5 worker`` / ``agnt5 dev`` with an
+    ``error:`` line naming it, not a traceback."""
+    async with agnt5_process(*args, str(module_file), **env) as cli:
+        _, err = await asyncio.wait_for(cli.communicate(), 30)
+    assert cli.returncode == 1
+    text = err.decode()
+    assert text.splitlines()[-1].startswith(f"error: {message}") and "Traceback" not in text, text
+
+
+@pytest.mark.asyncio
 async def test_worker_command_runs_a_named_worker_object(
     coordinator: CoordinatorProcess, tmp_path: Path
 ) -> None:

@@ -8,6 +8,7 @@ stream (``uint64`` deadlines): one bad request fails alone, never the journal or
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 
 from agnt5._proto import worker_pb2
@@ -35,6 +36,7 @@ MAX_METADATA_BYTES = 16 * 1024
 
 _MAX_MS = MAX_SECONDS * 1000
 _MAX_US = MAX_SECONDS * 1_000_000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def milliseconds(field: str, value: int) -> float:
@@ -80,15 +82,18 @@ def check_metadata(metadata: Mapping[str, str]) -> None:
 
 
 def check_register(register: worker_pb2.Register) -> None:
-    """A worker's Register: names, and each component's timeout and backoff."""
+    """A worker's Register: names (printable: they reach logs and listings), and each
+    component's timeout and backoff."""
     if not register.service_name or not register.worker_id:
         raise InvalidArgumentError("Register needs a service_name and a worker_id")
-    check_name("Register.service_name", register.service_name)
-    check_name("Register.worker_id", register.worker_id)
-    check_name("Register.service_version", register.service_version)
+    _check_printable_name("Register.service_name", register.service_name)
+    _check_printable_name("Register.worker_id", register.worker_id)
+    _check_printable_name("Register.service_version", register.service_version)
     for component in register.components:
         field = f"Register.components[{component.name[:MAX_NAME_LENGTH]!r}]"
-        check_name(f"{field}.name", component.name)
+        if not component.name:
+            raise InvalidArgumentError("Register.components: a component needs a name")
+        _check_printable_name(f"{field}.name", component.name)
         config = component.config
         milliseconds(f"{field}.config.timeout_ms", config.timeout_ms)
         milliseconds(f"{field}.config.backoff.initial_ms", config.backoff.initial_ms)
@@ -98,6 +103,12 @@ def check_register(register: worker_pb2.Register) -> None:
                 f"{field}.config.backoff.multiplier must be a finite number >= 1 (0: the "
                 f"default), got {config.backoff.multiplier}"
             )
+
+
+def _check_printable_name(field: str, value: str) -> None:
+    check_name(field, value)
+    if _CONTROL.search(value):
+        raise InvalidArgumentError(f"{field} must not contain control characters, got {value!r}")
 
 
 def result_problem(result: ResultItem) -> str | None:

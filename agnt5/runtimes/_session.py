@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 import orjson
 
-from agnt5._pipeline import Pipeline
+from agnt5._pipeline import Pipeline, cancelled_itself
 from agnt5._proto import common_pb2, worker_pb2, workflow_pb2
 from agnt5._version import __version__
 from agnt5._wire.batching import Batcher, by_kind
@@ -207,11 +207,14 @@ class Session:
         before it started too)."""
         invocation_id = invoke.invocation_id
         self._inflight.pop(invocation_id, None)
-        cancelled = self._cancels.pop(invocation_id, None)
+        requested: AgntError | None = self._cancels.pop(invocation_id, None)
         seconds = time.perf_counter() - started
         if task.cancelled():
-            if cancelled is not None:  # else the event loop is closing: nobody is left to tell
-                self._fail(invoke, cancelled, seconds)
+            if requested is None:  # the handler cancelled its own task: it fails like any
+                # exception it raises, or the coordinator would count it running forever
+                reason = asyncio.CancelledError("its task was cancelled, not by the worker")
+                requested = cancelled_itself(invoke.component, invocation_id, reason)
+            self._fail(invoke, requested, seconds)
             return
         error = task.exception()
         if isinstance(error, WorkflowSuspended):  # no outcome: the slot is free until it resumes

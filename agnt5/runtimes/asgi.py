@@ -43,7 +43,7 @@ import orjson
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from agnt5._pipeline import NO_METADATA, Pipeline, Route
+from agnt5._pipeline import NO_METADATA, Pipeline, Route, cancelled_itself
 from agnt5._wire.http import (
     ClientDisconnected,
     MethodNotAllowed,
@@ -311,10 +311,15 @@ async def _cancelled_on_disconnect(
     watch = _DisconnectWatch(receive, route.context(invocation_id, 1, metadata))
     try:
         return await route.run(body, invocation_id, 1, metadata, None, watch.ctx)
-    except asyncio.CancelledError:
-        if not watch.client_left:
-            raise
-        raise ClientDisconnected("the client disconnected; the invocation was cancelled") from None
+    except asyncio.CancelledError as cancelled:
+        if watch.client_left:
+            raise ClientDisconnected(
+                "the client disconnected; the invocation was cancelled"
+            ) from None
+        # the handler cancelled its own task (or the server gave up on it): the client still
+        # gets the JSON error, and the task ends right after
+        asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        raise cancelled_itself(route.name, invocation_id, cancelled) from None
     finally:
         watch.stop()
 
