@@ -39,10 +39,12 @@ __all__ = [
     "RESULT_CACHE_BYTES",
     "RETENTION",
     "TRUTHY",
+    "ConfigError",
     "Endpoint",
     "WorkerConfig",
     "env_flag",
     "env_text",
+    "log_level",
     "parse_endpoint",
     "parse_endpoints",
     "parse_host",
@@ -53,6 +55,7 @@ TRUTHY = frozenset({"1", "true", "yes", "on"})
 """Values of a boolean environment variable that mean true (any case, surrounding space ignored)."""
 _FALSY = frozenset({"0", "false", "no", "off", ""})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}  # as `logging` reads them
 LOG_FORMATS = ("text", "json")
 LOCALHOST = "127.0.0.1"
 """Where servers listen unless told otherwise: the coordinator, the ASGI worker's `run`."""
@@ -91,6 +94,10 @@ LEASE = 10.0
 """Seconds a coordinator's claim on its work outlives its last renewal (``--database``)."""
 
 
+class ConfigError(ValueError):
+    """A setting's value is malformed; the message names the argument or variable."""
+
+
 def env_text(name: str, environ: Mapping[str, str] | None = None) -> str:
     """The value of the environment variable ``name``, stripped ("" when unset)."""
     return (os.environ if environ is None else environ).get(name, "").strip()
@@ -108,6 +115,11 @@ class Endpoint:
 
     target: str
     secure: bool
+
+    @property
+    def url(self) -> str:
+        """The endpoint written as a URL (``http://host:port`` or ``https://host:port``)."""
+        return f"{'https' if self.secure else 'http'}://{self.target}"
 
 
 def parse_endpoint(url: str) -> Endpoint:
@@ -155,15 +167,23 @@ def _name(value: Any) -> str:
     return text
 
 
-def _choice(*choices: str, upper: bool = False) -> Callable[[Any], str]:
+def _choice(*choices: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
-        text = _text(value)
-        text = text.upper() if upper else text.lower()
+        text = _text(value).lower()
         if text not in choices:
             raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
         return text
 
     return parse
+
+
+def log_level(value: Any) -> str:
+    """A level name of `LOG_LEVELS`, any case; ``WARN`` and ``FATAL`` as `logging` reads them."""
+    text = _text(value).upper()
+    text = _LEVEL_ALIASES.get(text, text)
+    if text not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return text
 
 
 def _flag(value: Any) -> bool:
@@ -250,7 +270,7 @@ _SETTINGS: dict[str, _Setting] = {
     "service_version": _Setting(_name, "1.0.0"),
     "coordinator_endpoint": _Setting(_endpoint, DEFAULT_ENDPOINT),
     "runtime": _Setting(_choice("standalone", "asgi"), "standalone"),
-    "log_level": _Setting(_choice(*LOG_LEVELS, upper=True), "INFO"),
+    "log_level": _Setting(log_level, "INFO"),
     "log_format": _Setting(_choice(*LOG_FORMATS), "text"),
     "disable_telemetry": _Setting(_flag, False),
     "api_key": _Setting(_optional(_name)),
@@ -303,7 +323,7 @@ class WorkerConfig:
         for field, spec in _SETTINGS.items():
             values[field] = _resolve_one(field, spec, given.get(field), environ)
         if values["service_name"] is None:
-            raise ValueError(
+            raise ConfigError(
                 "a service name is required: pass Worker(service_name=...) "
                 "or set AGNT5_SERVICE_NAME"
             )
@@ -347,4 +367,4 @@ def _resolve_one(field: str, spec: _Setting, given: Any, environ: Mapping[str, s
     try:
         return spec.parse(raw)
     except ValueError as exc:
-        raise ValueError(f"invalid {source}: {exc}") from None
+        raise ConfigError(f"invalid {source}: {exc}") from None

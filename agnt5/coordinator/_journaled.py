@@ -25,11 +25,16 @@ import orjson
 from agnt5 import config
 from agnt5.coordinator._data_dir import JournalError
 from agnt5.coordinator.store import (
+    PAGE_SCAN,
     Invocation,
+    InvocationPage,
+    InvocationQuery,
     InvocationState,
+    Listed,
     MemoryStore,
     RetryPolicy,
     Unshared,
+    page_of,
 )
 from agnt5.workflows.journal import BufferedSignal, Entry, Journal
 
@@ -57,6 +62,7 @@ class Write(enum.Enum):
     HAND_OFF = "hand_off"  # an invocation row for another coordinator to claim (shared stores)
     RELEASE = "release"  # an invocation given up for another coordinator to claim (shared)
     FORWARD_SIGNAL = "forward_signal"  # a signal kept for another coordinator's workflow
+    FINISH_ELSEWHERE = "finish_elsewhere"  # an outcome for another coordinator's invocation
     SERVING = "serving"  # a service's functions this coordinator has workers for (shared stores)
     NOTIFY = "notify"  # not a write: a `when_saved` request
 
@@ -70,6 +76,7 @@ IN_ORDER = (
     Write.RELEASE,
     Write.SERVING,
     Write.FORWARD_SIGNAL,
+    Write.FINISH_ELSEWHERE,
 )
 Batch = list[tuple[Write, list[tuple[Any, ...]]]]
 Kept = tuple[list[Entry], list[BufferedSignal]]
@@ -104,6 +111,11 @@ class Backend(Protocol):
 
     def entries(self, invocation_id: str) -> list[tuple[Any, ...]]:
         """The journal entry rows of an invocation in seq order."""
+        ...
+
+    def listed(self, query: InvocationQuery, limit: int) -> list[tuple[Any, ...]]:
+        """Up to ``limit`` `LISTED` rows in ``query``'s service, creation range and page,
+        newest first, read down an index."""
         ...
 
     def close_writer(self) -> None:
@@ -189,10 +201,11 @@ class JournaledStore(Unshared):
         if self._closed:
             self._memory.save(invocation)
             return
+        invocation.updated_unix_ms = _now_ms()
         self._writes.put((Write.UPDATE, changes(invocation)))
         if invocation.finished:  # leaves memory only once the journal has it
             self._writes.put((Write.DROP_SIGNALS, (invocation.id,)))  # nobody will take them
-            self.when_saved(functools.partial(self._memory.save, invocation))
+            self.when_saved(functools.partial(self._memory.keep, invocation))
 
     def when_saved(
         self, callback: Callable[[], None], on_failure: Callable[[str], None] | None = None
@@ -222,6 +235,27 @@ class JournaledStore(Unshared):
         """Invocations the journal held unfinished when it opened (handed out once)."""
         found, self._unfinished = self._unfinished, []
         return found
+
+    def list(self, query: InvocationQuery) -> InvocationPage:
+        """A page from the database (the committed invocations; those still in memory as they
+        are now), walking an index newest first: by service when one is asked for, else by
+        creation time."""
+        if self._closed:
+            return self._memory.list(query)
+        limit = (PAGE_SCAN if query.filtered else query.limit) + 1  # one more: is it the end?
+        return page_of(query, map(self._listed, self._backend.listed(query, limit)))
+
+    def _listed(self, found: tuple[Any, ...]) -> tuple[tuple[int, str], Listed]:
+        held = self._memory.get(found[0])
+        if held is not None:
+            return held.key, held.listed()
+        id_, service, function, state, attempt, created, updated, duration_us, error = found
+        code = orjson.loads(error).get("code", "") if error is not None else ""
+        listed = Listed(
+            id_, service, function, InvocationState(state), attempt, created, updated,
+            duration_us, code,
+        )  # fmt: skip
+        return (created, id_), listed
 
     def close(self) -> None:
         """Commit what is queued and close; later changes are not journaled (idempotent)."""
@@ -477,22 +511,24 @@ def row(invocation: Invocation) -> tuple[Any, ...]:
         invocation.id, invocation.service, invocation.function, invocation.input,
         orjson.dumps(invocation.metadata), _policy_json(invocation.policy),
         invocation.idempotency_key, invocation.deadline_unix_ms, invocation.created_unix_ms,
-        _now_ms(), invocation.state.value, invocation.attempt, invocation.worker_id,
-        invocation.output, _error(invocation), invocation.duration_us,
+        invocation.updated_unix_ms or invocation.created_unix_ms, invocation.state.value,
+        invocation.attempt, invocation.worker_id, invocation.output, _error(invocation),
+        invocation.duration_us,
     )  # fmt: skip
 
 
 def changes(invocation: Invocation) -> tuple[Any, ...]:
     """The columns an update sets, then the id."""
     return (
-        _now_ms(), invocation.state.value, invocation.attempt, invocation.worker_id,
-        invocation.output, _error(invocation), invocation.duration_us, invocation.id,
+        invocation.updated_unix_ms, invocation.state.value, invocation.attempt,
+        invocation.worker_id, invocation.output, _error(invocation), invocation.duration_us,
+        invocation.id,
     )  # fmt: skip
 
 
 def invocation(found: tuple[Any, ...]) -> Invocation:
     """The invocation a row holds."""
-    (id_, service, function, input_, metadata, policy, key, deadline, created, _updated,
+    (id_, service, function, input_, metadata, policy, key, deadline, created, updated,
      state, attempt, worker_id, output, error, duration_us) = found  # fmt: skip
     return Invocation(
         id=id_,
@@ -510,12 +546,41 @@ def invocation(found: tuple[Any, ...]) -> Invocation:
         output=bytes(output) if output is not None else None,
         error=orjson.loads(error) if error is not None else None,
         duration_us=duration_us,
+        updated_unix_ms=updated,
     )
+
+
+def listing_filters(
+    query: InvocationQuery, mark: Callable[[int], str] = lambda number: "?"
+) -> tuple[list[str], list[Any]]:
+    """The conditions and parameters of a listing's walk down an index: its one service,
+    where its page starts and its creation range (the other filters are checked on the rows,
+    see `page_of`). ``mark(n)`` writes the n-th parameter's placeholder."""
+    where: list[str] = []
+    params: list[Any] = []
+
+    def param(value: Any) -> str:
+        params.append(value)
+        return mark(len(params))
+
+    if query.service is not None:
+        where.append(f"service = {param(query.service)}")
+    if query.after is not None:
+        created, after_id = query.after
+        where.append(f"(created_unix_ms, id) < ({param(created)}, {param(after_id)})")
+    if query.created_before_unix_ms:
+        where.append(f"created_unix_ms < {param(query.created_before_unix_ms)}")
+    if query.created_after_unix_ms:
+        where.append(f"created_unix_ms >= {param(query.created_after_unix_ms)}")
+    return where, params
 
 
 COLUMNS = (
     "id, service, function, input, metadata, policy, idempotency_key, deadline_unix_ms, "
     "created_unix_ms, updated_unix_ms, state, attempt, worker_id, output, error, duration_us"
+)
+LISTED = (
+    "id, service, function, state, attempt, created_unix_ms, updated_unix_ms, duration_us, error"
 )
 ENTRY_COLUMNS = (
     "invocation_id, seq, kind, name, state, output, error, attempt, started_unix_ms, "

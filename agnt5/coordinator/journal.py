@@ -12,6 +12,7 @@ from agnt5.coordinator._journaled import (
     COLUMNS,
     ENTRY_COLUMNS,
     FINISHED,
+    LISTED,
     Batch,
     JournaledStore,
     Opened,
@@ -19,7 +20,9 @@ from agnt5.coordinator._journaled import (
     dropped,
     group_journals,
     invocation,
+    listing_filters,
 )
+from agnt5.coordinator.store import InvocationQuery
 from agnt5.errors import UnavailableError
 
 __all__ = ["DEFAULT_RETENTION", "JournalError", "SqliteStore"]
@@ -41,6 +44,9 @@ CREATE INDEX IF NOT EXISTS invocations_by_key
 DROP INDEX IF EXISTS invocations_by_state;
 CREATE INDEX IF NOT EXISTS invocations_finished
     ON invocations (updated_unix_ms) WHERE {_IS_FINISHED};
+-- listings page newest first, in all or by service (see `_SqliteBackend.listed`)
+CREATE INDEX IF NOT EXISTS invocations_by_created ON invocations (created_unix_ms, id);
+CREATE INDEX IF NOT EXISTS invocations_by_service ON invocations (service, created_unix_ms, id);
 -- schema 2: the journals of workflow invocations, and the signals they have not taken yet
 CREATE TABLE IF NOT EXISTS journal_entries (
     invocation_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
@@ -192,6 +198,18 @@ class _SqliteBackend:
             return self._reader.execute(  # type: ignore[no-any-return]
                 f"SELECT {COLUMNS} FROM invocations WHERE {where} LIMIT 1", params
             ).fetchone()
+        except sqlite3.Error as exc:
+            raise UnavailableError(f"the journal {self.path} cannot be read: {exc}") from None
+
+    def listed(self, query: InvocationQuery, limit: int) -> list[tuple[Any, ...]]:
+        where, params = listing_filters(query)
+        index = "invocations_by_service" if query.service is not None else "invocations_by_created"
+        sql = (
+            f"SELECT {LISTED} FROM invocations INDEXED BY {index} "
+            f"WHERE {' AND '.join(['1', *where])} ORDER BY created_unix_ms DESC, id DESC LIMIT ?"
+        )
+        try:
+            return self._reader.execute(sql, [*params, limit]).fetchall()
         except sqlite3.Error as exc:
             raise UnavailableError(f"the journal {self.path} cannot be read: {exc}") from None
 

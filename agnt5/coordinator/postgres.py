@@ -30,17 +30,20 @@ from agnt5.coordinator._journaled import (
     COLUMNS,
     ENTRY_COLUMNS,
     FINISHED,
+    LISTED,
     Batch,
     JournaledStore,
     Opened,
     Write,
+    changes,
     dropped,
     group_journals,
     invocation,
+    listing_filters,
     row,
     signal_row,
 )
-from agnt5.coordinator.store import Invocation
+from agnt5.coordinator.store import Invocation, InvocationQuery
 from agnt5.errors import UnavailableError
 from agnt5.workflows.journal import BufferedSignal
 
@@ -48,7 +51,7 @@ __all__ = ["DEFAULT_LEASE", "SCHEMA_VERSION", "PostgresStore", "check_database_u
 
 DEFAULT_LEASE = config.LEASE
 """Seconds a coordinator's claim on its work outlives its last renewal (it renews every second)."""
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The newest schema this code knows (``agnt5_schema.version``)."""
 _CONNECT_TIMEOUT = 10.0
 _COMMAND_TIMEOUT = 30.0
@@ -61,6 +64,7 @@ _HANDED_OFF_CHANNEL = "agnt5_handed_off"  # NOTIFY: invocations wait to be claim
 _SIGNAL_CHANNEL = "agnt5_signal"  # NOTIFY payload: comma-separated ids of signalled workflows
 _NOTIFY_IDS = 200  # ids per notification (a payload holds at most 8,000 bytes)
 _SIGNAL_BLOCK = 1 << 32  # signal ids per coordinator start (a sequence hands out blocks)
+_CLAIM_KEY_TRIES = 3  # a key's holder can vanish (retention) between the insert and the read
 _T = TypeVar("_T")
 _log = logging.getLogger("agnt5.coordinator")
 
@@ -97,6 +101,18 @@ CREATE TABLE services (
 );
 CREATE INDEX invocations_handed_off ON invocations (service) WHERE owner = '';
 CREATE SEQUENCE signal_blocks;
+""",
+    2: """
+-- one invocation a key, across coordinators: a key a race gave twice keeps its oldest
+UPDATE invocations SET idempotency_key = '' WHERE idempotency_key != '' AND id NOT IN (
+    SELECT DISTINCT ON (service, function, idempotency_key) id FROM invocations
+    WHERE idempotency_key != '' ORDER BY service, function, idempotency_key, created_unix_ms, id);
+DROP INDEX invocations_by_key;
+CREATE UNIQUE INDEX invocations_by_key
+    ON invocations (service, function, idempotency_key) WHERE idempotency_key != '';
+-- listings page newest first, in all or by service
+CREATE INDEX invocations_by_created ON invocations (created_unix_ms, id);
+CREATE INDEX invocations_by_service ON invocations (service, created_unix_ms, id);
 """,
 }
 _NOT_FINISHED = f"state NOT IN {FINISHED}"
@@ -135,6 +151,14 @@ ON CONFLICT (invocation_id, seq) DO UPDATE SET kind = EXCLUDED.kind, name = EXCL
     ),
 }
 _EACH[Write.FORWARD_SIGNAL] = _EACH[Write.KEEP_SIGNAL]
+_BY_KEY = "service = $1 AND function = $2 AND idempotency_key = $3 AND idempotency_key != ''"
+# A keyed invocation committed at once unless its key is taken (the unique index decides).
+_CLAIM_KEY = f"""
+INSERT INTO invocations ({COLUMNS}, owner)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+ON CONFLICT (service, function, idempotency_key) WHERE idempotency_key != '' DO NOTHING
+RETURNING id
+"""
 _HAND_OFF = f"""
 INSERT INTO invocations ({COLUMNS}, owner)
 SELECT *, '' FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[],
@@ -183,6 +207,8 @@ OR id IN (
 RETURNING {COLUMNS}
 """
 _OF_CLAIMED = "invocation_id = ANY($1::text[])"
+_SELECT = f"SELECT {COLUMNS} FROM invocations"
+_SELECT_BY_ID = f"{_SELECT} WHERE id = $1"
 
 
 def check_database_url(url: str) -> str:
@@ -243,6 +269,8 @@ class PostgresStore(JournaledStore):
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._handed_off = asyncio.Event()
         self._signalled: Callable[[str], None] = lambda invocation_id: None
+        self._finished_elsewhere: Callable[[Invocation], None] | None = None
+        self._reads: set[asyncio.Task[None]] = set()
         backend.heard = self._heard
 
     async def changed(self, invocation_id: str) -> None:
@@ -279,6 +307,30 @@ class PostgresStore(JournaledStore):
         for invocation_id in invocation_ids:
             for event in self._watchers.get(invocation_id, ()):
                 event.set()
+            held = self._memory.get(invocation_id)
+            if held is not None and not held.finished and self._finished_elsewhere is not None:
+                read = asyncio.get_running_loop().create_task(self._outcome_of(invocation_id))
+                self._reads.add(read)
+                read.add_done_callback(self._reads.discard)
+
+    async def _outcome_of(self, invocation_id: str) -> None:
+        """An invocation running here may have got an outcome elsewhere: read it, and if so
+        pass it to the `on_finished_elsewhere` callback."""
+        backend: _PostgresBackend = self._backend  # type: ignore[assignment]
+        try:
+            async with asyncio.timeout(_READ_TIMEOUT):
+                found = await asyncio.wrap_future(
+                    backend.submit(backend.fetch(_SELECT_BY_ID, (invocation_id,)))
+                )
+        except Exception as exc:  # the outcome stays in the database; ours cannot replace it
+            _log.warning("%s: cannot read invocation %s (%s)", backend.where, invocation_id, exc)
+            return
+        held = self._memory.get(invocation_id)
+        committed = invocation(tuple(found[0])) if found else None
+        if committed is None or not committed.finished or held is None or held.finished:
+            return
+        if self._finished_elsewhere is not None:
+            self._finished_elsewhere(committed)
 
     def on_orphans(
         self, callback: Callable[[list[Invocation]], None], serving: Callable[[], list[str]]
@@ -316,6 +368,17 @@ class PostgresStore(JournaledStore):
         backend: _PostgresBackend = self._backend  # type: ignore[assignment]
         return backend.kept_signals(invocation_id)
 
+    def claim_key(self, invocation: Invocation, *, hand_off: bool) -> Invocation | None:
+        backend: _PostgresBackend = self._backend  # type: ignore[assignment]
+        return backend.claim_key(row(invocation), "" if hand_off else self.owner)
+
+    def finish_elsewhere(self, invocation: Invocation) -> None:
+        invocation.updated_unix_ms = int(time.time() * 1000)
+        self._put(Write.FINISH_ELSEWHERE, changes(invocation))
+
+    def on_finished_elsewhere(self, callback: Callable[[Invocation], None]) -> None:
+        self._finished_elsewhere = callback
+
     async def _claim_orphans(
         self, callback: Callable[[list[Invocation]], None], serving: Callable[[], list[str]]
     ) -> None:
@@ -337,6 +400,8 @@ class PostgresStore(JournaledStore):
     def close(self) -> None:
         if self._orphans is not None:
             self._orphans.cancel()
+        for read in self._reads:
+            read.cancel()
         super().close()
 
 
@@ -441,6 +506,27 @@ class _PostgresBackend:
         query = "SELECT id, name, payload FROM signals WHERE invocation_id = $1 ORDER BY id"
         return [BufferedSignal(*found) for found in self._read(query, (invocation_id,))]
 
+    def claim_key(self, found: tuple[Any, ...], owner: str) -> Invocation | None:
+        """Commit the keyed invocation row ``found`` for ``owner`` now, unless an invocation
+        holds its key: then that one."""
+        try:
+            return self.run(self._claim_key(found, owner), _READ_TIMEOUT)
+        except Exception as exc:
+            raise UnavailableError(
+                f"{self.where} cannot take the invocation ({type(exc).__name__}: {exc}); retry"
+            ) from None
+
+    async def _claim_key(self, found: tuple[Any, ...], owner: str) -> Invocation | None:
+        async with self._pool.acquire(timeout=_CONNECT_TIMEOUT) as db:
+            for _ in range(_CLAIM_KEY_TRIES):
+                if await db.fetchval(_CLAIM_KEY, *found, owner) is not None:
+                    return None
+                key = (found[1], found[2], found[6])
+                holder = await db.fetchrow(f"{_SELECT} WHERE {_BY_KEY} LIMIT 1", *key)
+                if holder is not None:
+                    return invocation(tuple(holder))
+        raise RuntimeError(f"the key's invocation vanished {_CLAIM_KEY_TRIES} times")
+
     def served_elsewhere(self, service: str, function: str) -> bool:
         """Whether another live coordinator has a worker for ``service/function``."""
         found = self._read(_SERVED_ELSEWHERE, (service, function, self.owner, _now_ms()))
@@ -506,7 +592,7 @@ class _PostgresBackend:
     async def _write(self, db: Any, kind: Write, rows: list[tuple[Any, ...]]) -> None:
         if kind is Write.INSERT:
             await db.execute(_INSERT, *_columns(rows, 16), self.owner)
-        elif kind is Write.UPDATE:
+        elif kind in (Write.UPDATE, Write.FINISH_ELSEWHERE):
             await db.execute(_UPDATE, *_columns(rows, 8))
         elif kind is Write.HAND_OFF:
             await db.execute(_HAND_OFF, *_columns(rows, 16))
@@ -519,13 +605,17 @@ class _PostgresBackend:
             await db.executemany(_EACH[kind], rows)
 
     def select(self, by_key: bool, params: tuple[str, ...]) -> tuple[Any, ...] | None:
-        where = (
-            "service = $1 AND function = $2 AND idempotency_key = $3 AND idempotency_key != ''"
-            if by_key
-            else "id = $1"
-        )
-        found = self._read(f"SELECT {COLUMNS} FROM invocations WHERE {where} LIMIT 1", params)
+        query = f"{_SELECT} WHERE {_BY_KEY} LIMIT 1" if by_key else _SELECT_BY_ID
+        found = self._read(query, params)
         return tuple(found[0]) if found else None
+
+    def listed(self, query: InvocationQuery, limit: int) -> list[tuple[Any, ...]]:
+        where, params = listing_filters(query, lambda number: f"${number}")
+        sql = (
+            f"SELECT {LISTED} FROM invocations WHERE {' AND '.join(['TRUE', *where])} "
+            f"ORDER BY created_unix_ms DESC, id DESC LIMIT ${len(params) + 1}"
+        )
+        return [tuple(found) for found in self._read(sql, (*params, limit))]
 
     def entries(self, invocation_id: str) -> list[tuple[Any, ...]]:
         query = f"SELECT {ENTRY_COLUMNS} FROM journal_entries WHERE invocation_id = $1 ORDER BY seq"
@@ -533,13 +623,14 @@ class _PostgresBackend:
 
     def _read(self, query: str, params: tuple[Any, ...]) -> list[Any]:
         try:
-            return self.run(self._fetch(query, params), _READ_TIMEOUT)
+            return self.run(self.fetch(query, params), _READ_TIMEOUT)
         except Exception as exc:
             raise UnavailableError(
                 f"{self.where} cannot be read ({type(exc).__name__}: {exc}); retry"
             ) from None
 
-    async def _fetch(self, query: str, params: tuple[Any, ...]) -> list[Any]:
+    async def fetch(self, query: str, params: tuple[Any, ...]) -> list[Any]:
+        """The rows ``query`` returns (on the database's loop)."""
         async with self._pool.acquire(timeout=_CONNECT_TIMEOUT) as db:
             return await db.fetch(query, *params)  # type: ignore[no-any-return]
 
@@ -595,7 +686,7 @@ def _finished_ids(batches: Batch) -> list[str]:
     for kind, rows in batches:
         if kind is Write.INSERT:
             finished += [params[0] for params in rows if params[10] in FINISHED]
-        elif kind is Write.UPDATE:
+        elif kind in (Write.UPDATE, Write.FINISH_ELSEWHERE):
             finished += [params[-1] for params in rows if params[1] in FINISHED]
     return finished
 

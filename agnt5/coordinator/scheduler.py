@@ -19,13 +19,23 @@ from agnt5._wire.records import InvokeItem, ResultItem
 from agnt5.coordinator.checks import check_metadata, check_name, result_problem
 from agnt5.coordinator.queues import QueueLimits, Queues
 from agnt5.coordinator.registry import Registry, WorkerHandle, retry_policy
-from agnt5.coordinator.store import Invocation, InvocationState, RetryPolicy, StateStore
+from agnt5.coordinator.store import (
+    Invocation,
+    InvocationPage,
+    InvocationQuery,
+    InvocationState,
+    RetryPolicy,
+    StateStore,
+    visible_state,
+)
 from agnt5.coordinator.telemetry import CoordinatorTelemetry, ServiceState
 from agnt5.coordinator.workflows import Workflows
 from agnt5.errors import (
     AgntError,
+    FailedPreconditionError,
     FunctionFailedError,
     InvalidArgumentError,
+    InvocationCancelledError,
     InvocationTimeoutError,
     NotFoundError,
     OutputNotSerializableError,
@@ -36,6 +46,7 @@ from agnt5.errors import (
 __all__ = ["Scheduler"]
 
 _NO_METADATA: Mapping[str, str] = {}
+_FINISHED = (InvocationState.SUCCEEDED, InvocationState.FAILED)
 
 _log = logging.getLogger("agnt5.coordinator")
 
@@ -77,6 +88,7 @@ class Scheduler:
         self.telemetry = CoordinatorTelemetry(self.service_states)
         """Counts and spans of what this scheduler does."""
         self.workflows = Workflows(self, store)
+        store.on_finished_elsewhere(self._finished_elsewhere)
 
     @property
     def max_input_bytes(self) -> int:
@@ -149,17 +161,12 @@ class Scheduler:
         if idempotency_key:  # answered even while no worker serves it (e.g. after a restart)
             existing = self._store.find(service, function, idempotency_key)
             if existing is not None:
-                if existing.input != payload:
-                    raise InvalidArgumentError(
-                        f"idempotency key {idempotency_key!r} was used for {service}/{function} "
-                        "with a different input: use a new key for a new input"
-                    )
-                return existing, True
+                return _same_input(existing, payload), True
         self._check_store()
         if self._registry.pick(service, function) is None and not self._serves(service, function):
             if self._store.served_elsewhere(service, function):  # another coordinator's workers
                 return self._hand_off(service, function, payload, idempotency_key, timeout,
-                                      metadata, invocation_id), False  # fmt: skip
+                                      metadata, invocation_id)  # fmt: skip
         entry = self._registry.service(service)
         if entry is None:
             if time.monotonic() < self._reconnecting_until:
@@ -189,6 +196,10 @@ class Scheduler:
         )
         if timeout is not None:
             invocation.deadline_unix_ms = invocation.created_unix_ms + int(timeout * 1000)
+        holder = self._claim_key(invocation, hand_off=False)
+        if holder is not None:
+            return holder, True
+        if timeout is not None:
             self._deadlines[invocation.id] = asyncio.get_running_loop().call_later(
                 timeout, self._expire, invocation
             )
@@ -216,9 +227,10 @@ class Scheduler:
         timeout: float | None,
         metadata: Mapping[str, str],
         invocation_id: str | None,
-    ) -> Invocation:
+    ) -> tuple[Invocation, bool]:
         """Accept an invocation for the coordinator whose workers serve it (it claims it from
-        the shared store, with the function's retry policy); waits for it follow the store."""
+        the shared store, with the function's retry policy); waits for it follow the store.
+        Returns it, or the one holding its idempotency key, and which it is (as `submit`)."""
         if len(payload) > self._max_input_bytes:
             raise PayloadTooLargeError(
                 f"input is {len(payload)} bytes, over the limit of {self._max_input_bytes} bytes"
@@ -234,9 +246,21 @@ class Scheduler:
         )
         if timeout is not None:
             invocation.deadline_unix_ms = invocation.created_unix_ms + int(timeout * 1000)
+        holder = self._claim_key(invocation, hand_off=True)
+        if holder is not None:
+            return holder, True
         self._store.hand_off(invocation)
         self.telemetry.accepted_invocation(invocation)
-        return invocation
+        return invocation, False
+
+    def _claim_key(self, invocation: Invocation, *, hand_off: bool) -> Invocation | None:
+        """On a shared store, commit a keyed invocation now unless another coordinator took
+        its key meanwhile: then the invocation holding it (`InvalidArgumentError` if its input
+        differs)."""
+        if not invocation.idempotency_key or not self._store.shared:
+            return None
+        holder = self._store.claim_key(invocation, hand_off=hand_off)
+        return None if holder is None else _same_input(holder, invocation.input)
 
     def submit_child(
         self, parent: Invocation, child_id: str, service: str, function: str, payload: bytes
@@ -302,6 +326,70 @@ class Scheduler:
             raise NotFoundError(f"Invocation {invocation_id!r} not found")
         return invocation
 
+    def list(self, query: InvocationQuery) -> InvocationPage:
+        """A page of invocations, newest first (see `StateStore.list`), as clients see them."""
+        page = self._store.list(query)
+        unsaved = [row for row in page.invocations if row.id in self._waiters]
+        if not unsaved:
+            return page
+        return page._replace(  # an outcome not saved yet is not shown: it runs on
+            invocations=[
+                row._replace(state=InvocationState.RUNNING, error_code="")
+                if row.id in self._waiters and row.state in _FINISHED
+                else row
+                for row in page.invocations
+            ]
+        )
+
+    async def cancel(self, invocation_id: str, reason: str = "") -> Invocation:
+        """Cancel an unfinished invocation: it leaves its queue, or its worker is sent a
+        ``Cancel``; it fails with ``CANCELLED``, not retried. Returns it once that is saved.
+        `FailedPreconditionError` once it has finished, `NotFoundError` for an unknown id.
+
+        Another coordinator's invocation (a shared store) gets the outcome in the store, unless
+        it finished there first (`FailedPreconditionError`); that coordinator hears of it and
+        stops running it."""
+        check_name("cancel reason", reason)
+        invocation = self.get(invocation_id)
+        self._check_unfinished(invocation)
+        message = f"Invocation {invocation.id} of {invocation.service}/{invocation.function}"
+        error = InvocationCancelledError(
+            f"{message} was cancelled{f': {reason}' if reason else ''}", retryable=False
+        ).to_dict()
+        if not self.elsewhere(invocation):
+            self._stop_attempt(invocation, reason or "cancelled")
+            self._finish(invocation, error=error)
+            await self.saved()
+            return invocation
+        invocation.state = InvocationState.FAILED
+        invocation.error = error
+        self._store.finish_elsewhere(invocation)
+        await self.saved()
+        held = self._store.get(invocation.id)  # the outcome committed first
+        if held is not None and held is not invocation:
+            _refresh(invocation, held)
+        if invocation.error != error:
+            self._check_unfinished(invocation)
+        return invocation
+
+    def _check_unfinished(self, invocation: Invocation) -> None:
+        if invocation.finished:
+            state = visible_state(invocation, self.settled(invocation))
+            raise FailedPreconditionError(
+                f"invocation {invocation.id} has finished ({state.name}): there is nothing "
+                "to cancel"
+            )
+
+    def _finished_elsewhere(self, committed: Invocation) -> None:
+        """Another coordinator gave an invocation running here its outcome (a cancel through
+        it, or it took the work over): stop the attempt here and take that outcome."""
+        invocation = self._store.get(committed.id)
+        if invocation is None or invocation.finished:
+            return
+        reason = committed.error.get("message", "") if committed.error else ""
+        self._stop_attempt(invocation, reason or "finished on another coordinator")
+        self._finish(invocation, output=committed.output, error=committed.error)
+
     def settled(self, invocation: Invocation) -> bool:
         """Whether ``invocation``'s outcome is saved, so a client may see it."""
         return invocation.finished and invocation.id not in self._waiters
@@ -329,15 +417,7 @@ class Scheduler:
             if event is None:  # what the store holds is saved
                 held = self._store.get(invocation.id)
                 if held is not None and held is not invocation:
-                    for field in (
-                        "state",
-                        "attempt",
-                        "worker_id",
-                        "output",
-                        "error",
-                        "duration_us",
-                    ):
-                        setattr(invocation, field, getattr(held, field))
+                    _refresh(invocation, held)
                 if invocation.finished:
                     return
             await (event.wait() if event is not None else self._store.changed(invocation.id))
@@ -641,19 +721,23 @@ class Scheduler:
         self._deadlines.pop(invocation.id, None)
         if invocation.finished:
             return
-        if invocation.state is InvocationState.PENDING:
-            self._queues.remove(invocation)
-        entry = self._registry.service(invocation.service)
-        worker = entry.workers.get(invocation.worker_id) if entry else None
-        if worker is not None and invocation.id in worker.in_flight:
-            cancel = worker_pb2.Cancel(invocation_id=invocation.id, reason="deadline exceeded")
-            worker.outbox.put_nowait(worker_pb2.CoordinatorMessage(cancel=cancel))
+        self._stop_attempt(invocation, "deadline exceeded")
         error = InvocationTimeoutError(
             f"Invocation {invocation.id} of {invocation.service}/{invocation.function} "
             "did not finish before its deadline",
             retryable=False,
         )
         self._finish(invocation, error=error.to_dict())
+
+    def _stop_attempt(self, invocation: Invocation, reason: str) -> None:
+        """Take an unfinished invocation out of its queue, or send its worker a ``Cancel``."""
+        if invocation.state is InvocationState.PENDING:
+            self._queues.remove(invocation)
+        entry = self._registry.service(invocation.service)
+        worker = entry.workers.get(invocation.worker_id) if entry else None
+        if worker is not None and invocation.id in worker.in_flight:
+            cancel = worker_pb2.Cancel(invocation_id=invocation.id, reason=reason)
+            worker.outbox.put_nowait(worker_pb2.CoordinatorMessage(cancel=cancel))
 
     def _queue_expired(self, invocation: Invocation) -> None:
         """It waited ``queue_expiry`` seconds for a worker: fail with TIMEOUT."""
@@ -696,6 +780,24 @@ class Scheduler:
             event.set()
         for callback in self._listeners.pop(invocation.id, ()):
             callback(invocation)
+
+
+def _same_input(existing: Invocation, payload: bytes) -> Invocation:
+    """``existing``, the invocation holding a key given again with ``payload``;
+    `InvalidArgumentError` when the inputs differ."""
+    if existing.input != payload:
+        raise InvalidArgumentError(
+            f"idempotency key {existing.idempotency_key!r} was used for "
+            f"{existing.service}/{existing.function} with a different input: use a new key for "
+            "a new input"
+        )
+    return existing
+
+
+def _refresh(invocation: Invocation, held: Invocation) -> None:
+    """Bring a copy of another coordinator's invocation up to what the store holds."""
+    for field in ("state", "attempt", "worker_id", "output", "error", "duration_us"):
+        setattr(invocation, field, getattr(held, field))
 
 
 def _store_unavailable(reason: str) -> UnavailableError:

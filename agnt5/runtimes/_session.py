@@ -123,12 +123,18 @@ class Session:
             await asyncio.wait_for(self._flush(), _CLOSE_TIMEOUT)
 
     async def close(self, reason: str) -> None:
-        """Unregister (if the stream still works), stop every task, close the stream."""
+        """Unregister (if the stream still works), stop every task, close the stream.
+
+        After Unregister it waits for the coordinator to end the stream: cancelling the call
+        sooner would drop results written but not yet read by a busy coordinator, which then
+        runs those invocations again.
+        """
         if not self._lost.done():
             self._send(worker_pb2.WorkerMessage(unregister=worker_pb2.Unregister(reason=reason)))
             with contextlib.suppress(asyncio.TimeoutError, grpc.aio.AioRpcError, SessionLost):
                 await asyncio.wait_for(self._flush(), _CLOSE_TIMEOUT)
                 await asyncio.wait_for(self._call.done_writing(), _CLOSE_TIMEOUT)
+                await asyncio.wait_for(asyncio.shield(self._lost), _CLOSE_TIMEOUT)
         self._cancel_all(retryable=True, reason="session closed")
         invocations = [task for task, _ in self._inflight.values()]
         if invocations:

@@ -11,9 +11,10 @@ Lifecycle of ``await worker.run()``:
    in batches; heartbeats keep the session alive; ``Cancel`` and per-function timeouts apply.
 3. If the coordinator is not up yet or goes away: log, wait a jittered exponential backoff
    (0.5 s doubling to 30 s) and reconnect, registering again. A refused connection never ends
-   ``run()``. With several endpoints (``AGNT5_COORDINATOR_ENDPOINT=http://a:9091,http://b:9091``,
-   coordinators sharing one database), a worker starts on one picked at random, so workers
-   spread over them, and each reconnection tries the next.
+   ``run()``; a refused key does (`UnauthenticatedError`): trying again cannot help. With
+   several endpoints (``AGNT5_COORDINATOR_ENDPOINT=http://a:9091,http://b:9091``, coordinators
+   sharing one database), a worker starts on one picked at random, so workers spread over them,
+   and each reconnection tries the next.
 4. On SIGINT/SIGTERM or `stop()`: take no new work, send ``Drain``, let in-flight work finish
    for up to ``drain_timeout`` seconds, cancel what remains (reported ``CANCELLED``, retryable,
    so the coordinator re-delivers it), unregister, close the stream and return normally.
@@ -34,6 +35,7 @@ import signal
 from typing import TYPE_CHECKING, Any
 
 from agnt5._pipeline import Pipeline
+from agnt5.errors import UnauthenticatedError
 
 if TYPE_CHECKING:
     from agnt5._registry import Registry
@@ -160,6 +162,8 @@ class StandaloneRuntime:
             self._next_endpoint = (self._next_endpoint + 1) % len(self._endpoints)  # fail over
             try:
                 registered = await self._one_session(pipeline, endpoint)
+            except UnauthenticatedError:
+                raise
             except Exception as exc:  # every connection failure ends in a retry, never in run()
                 registered = False
                 _log.warning("coordinator session failed: %s", _describe(exc))
@@ -189,7 +193,13 @@ class StandaloneRuntime:
             try:
                 count = await session.register()
             except grpc.aio.AioRpcError as exc:
-                raise ConnectionError(await _refusal(call, exc)) from None
+                code, details = await _refusal(call, exc)
+                if code == grpc.StatusCode.UNAUTHENTICATED:
+                    raise UnauthenticatedError(
+                        f"the coordinator at {endpoint.url} refused this worker: "
+                        f"{details} (a worker key goes in AGNT5_API_KEY or Worker(api_key=...))"
+                    ) from None
+                raise ConnectionError(f"{code.name}: {details}") from None
             self._registered = True
             _log.info(
                 "registered %d component(s) of %s with %s as %s",
@@ -256,14 +266,15 @@ async def _channel(endpoint: Endpoint) -> Any:
         await channel.close(grace=None)
 
 
-async def _refusal(call: Any, exc: BaseException) -> str:
-    """Why the coordinator refused the stream: a failed write can hide the real status."""
+async def _refusal(call: Any, exc: Any) -> tuple[Any, str]:
+    """Why the coordinator refused the stream, as (status code, details): a failed write can
+    hide the real status."""
     try:
         code = await asyncio.wait_for(call.code(), 2.0)
         details = await asyncio.wait_for(call.details(), 2.0)
-        return f"{code.name}: {details}"
+        return code, details
     except Exception:
-        return _describe(exc)
+        return exc.code(), exc.details()
     finally:
         call.cancel()
 
