@@ -22,7 +22,12 @@ from _journal_sites import SHORT_LEASE, JournalSite
 from agnt5.client import AsyncClient
 from agnt5.coordinator import Coordinator
 from agnt5.coordinator.postgres import PostgresStore
-from agnt5.errors import AgntError
+from agnt5.errors import (
+    AgntError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    InvocationCancelledError,
+)
 from agnt5.testing_postgres import TemporaryPostgres
 
 
@@ -245,3 +250,72 @@ async def test_a_workflow_on_one_coordinator_takes_signals_sent_through_another(
         finally:
             worker.stop()
             await asyncio.wait_for(serving, 30)
+
+
+@pytest.mark.asyncio
+async def test_a_cancel_through_another_coordinator_stops_the_invocation_where_it_runs(
+    database_url: str,
+) -> None:
+    """Submitted on A, run on B (its worker): cancelled through A, B's worker is sent the
+    Cancel, clients on both see CANCELLED, and a second cancel finds it finished."""
+    service = unique()
+    async with (
+        Coordinator(port=0, store=PostgresStore(database_url)) as a,
+        Coordinator(port=0, store=PostgresStore(database_url)) as b,
+        FakeWorker(b.endpoint, service, {"f": blocker(asyncio.Event())}) as worker,
+        AsyncClient(a.endpoint, timeout=10) as on_a,
+        AsyncClient(b.endpoint, timeout=10) as on_b,
+    ):
+        invocation_id = await on_a.submit(service, "f", "x")
+        await worker.wait_for_invokes(1)
+        waiting_on_b = asyncio.create_task(on_b.result(invocation_id))
+        await on_a.cancel(invocation_id, "changed my mind")
+        async with asyncio.timeout(10):
+            while invocation_id not in worker.cancelled:  # noqa: ASYNC110 - bounded
+                await asyncio.sleep(0.02)
+        for outcome in (on_a.result(invocation_id), waiting_on_b):
+            with pytest.raises(InvocationCancelledError, match="changed my mind"):
+                await outcome
+        with pytest.raises(FailedPreconditionError):
+            await on_b.cancel(invocation_id)
+        listed = await on_a.list_invocations(service)
+        assert [
+            (row["invocation_id"], row["state"], row.get("error_code"))
+            for row in listed.invocations
+        ] == [(invocation_id, "FAILED", "CANCELLED")]
+
+
+@pytest.mark.asyncio
+async def test_one_key_one_invocation_across_coordinators_racing(database_url: str) -> None:
+    """Three coordinators (two with a worker of the service, one handing off) are sent the
+    same new keys at once, 6 times each: every key gets one invocation, run once, and a key
+    given again with another input is INVALID_ARGUMENT on every coordinator."""
+    service, keys = unique(), [f"key-{n}" for n in range(40)]
+    async with (
+        Coordinator(port=0, store=PostgresStore(database_url)) as a,
+        Coordinator(port=0, store=PostgresStore(database_url)) as b,
+        Coordinator(port=0, store=PostgresStore(database_url)) as c,
+        FakeWorker(a.endpoint, service, {"f": echo}) as on_a_worker,
+        FakeWorker(b.endpoint, service, {"f": echo}) as on_b_worker,
+    ):
+        clients = [AsyncClient(site.endpoint, timeout=20) for site in (a, b, c) for _ in (0, 1)]
+        try:
+            ids = await asyncio.gather(
+                *(
+                    client.submit(service, "f", key, idempotency_key=key)
+                    for key in keys
+                    for client in clients
+                )  # fmt: skip
+            )
+            by_key = [set(ids[n * len(clients) : (n + 1) * len(clients)]) for n in range(40)]
+            assert [len(found) for found in by_key] == [1] * len(keys)
+            assert [await clients[0].result(found.pop()) for found in by_key] == keys
+            for client in clients[::2]:
+                with pytest.raises(InvalidArgumentError, match="different input"):
+                    await client.submit(service, "f", "other", idempotency_key=keys[0])
+        finally:
+            await asyncio.gather(*(client.close() for client in clients))
+        ran = sorted(invoke.input for invoke in on_a_worker.invokes + on_b_worker.invokes)
+        assert ran == sorted(f'"{key}"'.encode() for key in keys)
+    site = JournalSite("postgres", database_url)
+    assert await site.count("invocations") == len(keys)
