@@ -319,3 +319,54 @@ async def test_one_key_one_invocation_across_coordinators_racing(database_url: s
         assert ran == sorted(f'"{key}"'.encode() for key in keys)
     site = JournalSite("postgres", database_url)
     assert await site.count("invocations") == len(keys)
+
+
+@pytest.mark.asyncio
+async def test_schema_1_migrates_keeping_the_oldest_invocation_of_a_key_given_twice(
+    database_url: str,
+) -> None:
+    """Schema 1 had no unique key, so a race could give one key two invocations: schema 2
+    keeps the key on the oldest and takes it off the other, then makes keys unique."""
+    import asyncpg
+
+    from agnt5.coordinator import postgres
+    from agnt5.coordinator._journaled import COLUMNS, row
+    from agnt5.coordinator.store import Invocation, RetryPolicy
+
+    older, newer = (
+        Invocation(
+            f"id-{n}",
+            "svc",
+            "f",
+            b"1",
+            {},
+            RetryPolicy(),
+            idempotency_key="k",
+            created_unix_ms=1000 + n,
+        )  # fmt: skip
+        for n in range(2)
+    )
+    db = await asyncpg.connect(database_url, timeout=10)
+    try:
+        await db.execute(postgres._MIGRATIONS[1])
+        await db.execute("CREATE TABLE agnt5_schema (version INTEGER NOT NULL)")
+        await db.execute("INSERT INTO agnt5_schema (version) VALUES (1)")
+        marks = ", ".join(f"${n}" for n in range(1, 18))
+        insert = f"INSERT INTO invocations ({COLUMNS}, owner) VALUES ({marks})"
+        for invocation in (older, newer):
+            await db.execute(insert, *row(invocation), "")
+    finally:
+        await db.close()
+    store = PostgresStore(database_url)
+    try:
+        found = store.find("svc", "f", "k")
+        assert found is not None and found.id == older.id
+        assert store.get(newer.id) is not None
+    finally:
+        store.close()
+    site = JournalSite("postgres", database_url)
+    assert await site.fetchval("SELECT max(version) FROM agnt5_schema") == 2
+    assert await site.fetchval("SELECT idempotency_key FROM invocations WHERE id = 'id-1'") == ""
+    assert await site.fetchval(
+        "SELECT indisunique FROM pg_index WHERE indexrelid = 'invocations_by_key'::regclass"
+    )
