@@ -185,20 +185,12 @@ class Scheduler:
         worker = self._registry.pick(service, function)
         if worker is None:
             self._queues.admit(service, len(payload))
-        invocation = Invocation(
-            id=invocation_id or os.urandom(16).hex(),  # as random as uuid4, a fraction of its cost
-            service=service,
-            function=function,
-            input=payload,
-            metadata=dict(metadata),
-            policy=retry_policy(component),
-            idempotency_key=idempotency_key,
-        )
-        if timeout is not None:
-            invocation.deadline_unix_ms = invocation.created_unix_ms + int(timeout * 1000)
-        holder = self._claim_key(invocation, hand_off=False)
-        if holder is not None:
-            return holder, True
+        invocation, deduplicated = self._new(
+            service, function, payload, retry_policy(component), idempotency_key, timeout,
+            metadata, invocation_id, hand_off=False,
+        )  # fmt: skip
+        if deduplicated:
+            return invocation, True
         if timeout is not None:
             self._deadlines[invocation.id] = asyncio.get_running_loop().call_later(
                 timeout, self._expire, invocation
@@ -235,32 +227,46 @@ class Scheduler:
             raise PayloadTooLargeError(
                 f"input is {len(payload)} bytes, over the limit of {self._max_input_bytes} bytes"
             )
+        invocation, deduplicated = self._new(
+            service, function, payload, RetryPolicy(), idempotency_key, timeout, metadata,
+            invocation_id, hand_off=True,
+        )  # fmt: skip
+        if not deduplicated:
+            self._store.hand_off(invocation)
+            self.telemetry.accepted_invocation(invocation)
+        return invocation, deduplicated
+
+    def _new(
+        self,
+        service: str,
+        function: str,
+        payload: bytes,
+        policy: RetryPolicy,
+        idempotency_key: str,
+        timeout: float | None,
+        metadata: Mapping[str, str],
+        invocation_id: str | None,
+        *,
+        hand_off: bool,
+    ) -> tuple[Invocation, bool]:
+        """A new invocation (with its deadline), or, on a shared store, the one that took its
+        idempotency key meanwhile (True; `InvalidArgumentError` if its input differs): a keyed
+        one is committed at once there (``hand_off``: for another coordinator to claim)."""
         invocation = Invocation(
-            id=invocation_id or os.urandom(16).hex(),
+            id=invocation_id or os.urandom(16).hex(),  # as random as uuid4, a fraction of its cost
             service=service,
             function=function,
             input=payload,
             metadata=dict(metadata),
-            policy=RetryPolicy(),
+            policy=policy,
             idempotency_key=idempotency_key,
         )
         if timeout is not None:
             invocation.deadline_unix_ms = invocation.created_unix_ms + int(timeout * 1000)
-        holder = self._claim_key(invocation, hand_off=True)
-        if holder is not None:
-            return holder, True
-        self._store.hand_off(invocation)
-        self.telemetry.accepted_invocation(invocation)
-        return invocation, False
-
-    def _claim_key(self, invocation: Invocation, *, hand_off: bool) -> Invocation | None:
-        """On a shared store, commit a keyed invocation now unless another coordinator took
-        its key meanwhile: then the invocation holding it (`InvalidArgumentError` if its input
-        differs)."""
-        if not invocation.idempotency_key or not self._store.shared:
-            return None
+        if not idempotency_key or not self._store.shared:
+            return invocation, False
         holder = self._store.claim_key(invocation, hand_off=hand_off)
-        return None if holder is None else _same_input(holder, invocation.input)
+        return (invocation, False) if holder is None else (_same_input(holder, payload), True)
 
     def submit_child(
         self, parent: Invocation, child_id: str, service: str, function: str, payload: bytes
