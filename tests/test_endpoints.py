@@ -58,3 +58,22 @@ def test_a_worker_reads_every_endpoint_of_its_setting() -> None:
     )
     assert [(e.target, e.secure) for e in config.endpoints] == [("a:9091", False), ("b:443", True)]
     assert config.endpoint == config.endpoints[0]
+
+
+@pytest.mark.asyncio
+async def test_the_command_line_takes_several_endpoints(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--endpoint a,b``: a client command reaches the one that answers; none answering is
+    one line naming them all."""
+    from agnt5.cli import main
+
+    service = unique()
+    async with Coordinator(port=0) as live, FakeWorker(live.endpoint, service, {"f": echo}):
+        endpoints = f"{_dead_endpoint()},{live.endpoint}"
+        assert (
+            await asyncio.to_thread(main, ["invoke", service, "f", "7", "--endpoint", endpoints])
+            == 0
+        )
+        assert capsys.readouterr().out.strip() == "7"
+    dead = f"{_dead_endpoint()},{_dead_endpoint()}"
+    assert await asyncio.to_thread(main, ["services", "--endpoint", dead]) == 1
+    assert capsys.readouterr().err.startswith(f"error: cannot reach the coordinator at {dead}: ")

@@ -89,9 +89,10 @@ def log_level(text: str) -> str:
 
 
 def endpoint(text: str) -> str:
-    """An argparse type: a coordinator endpoint, ``http(s)://host:port``."""
+    """An argparse type: coordinator endpoints, ``http(s)://host:port``, several separated by
+    commas (coordinators sharing one database)."""
     try:
-        config.parse_endpoint(text)
+        config.parse_endpoints(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
@@ -102,7 +103,7 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
         "--endpoint",
         type=endpoint,
         default=config.setting("coordinator_endpoint"),
-        help="coordinator gRPC endpoint, https:// for TLS "
+        help="coordinator gRPC endpoint, https:// for TLS; several separated by commas "
         "(default: $AGNT5_COORDINATOR_ENDPOINT or %(default)s)",
     )
     parser.add_argument(
