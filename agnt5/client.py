@@ -20,7 +20,9 @@ methods on an event loop of its own, so it shares that stream across threads.
 exponential backoff, within the call's own deadline, resending the same idempotency key
 (``invoke`` and ``submit`` generate one when given none): a coordinator restart during
 ``invoke`` yields the one result of the one invocation (see `agnt5.coordinator` for the
-guarantee). ``signal`` is not retried: a signal that failed with ``UNAVAILABLE`` may have been
+guarantee). With several endpoints (a list, or one string of them separated by commas, as
+``AGNT5_COORDINATOR_ENDPOINT`` may hold), a call that failed with ``UNAVAILABLE`` is retried on
+the next one, and later calls stay there. ``signal`` is not retried: a signal that failed with ``UNAVAILABLE`` may have been
 delivered, so whether to send it again is the caller's choice.
 """
 
@@ -33,7 +35,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
 
@@ -44,7 +46,7 @@ from agnt5._proto import invocations_pb2, invocations_pb2_grpc
 from agnt5._speedups import decode_json, encode_json
 from agnt5._wire.status import error_from_rpc
 from agnt5._wire.views import invocation_dict, service_dict, summary_dict
-from agnt5.config import DEFAULT_ENDPOINT, parse_endpoint
+from agnt5.config import DEFAULT_ENDPOINT, Endpoint, parse_endpoints
 from agnt5.errors import (
     AgntError,
     InvalidArgumentError,
@@ -165,16 +167,27 @@ class _Base:
 
     def __init__(
         self,
-        endpoint: str = DEFAULT_ENDPOINT,
+        endpoint: str | Sequence[str] = DEFAULT_ENDPOINT,
         api_key: str | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         _milliseconds(timeout)
-        self.endpoint = endpoint
-        self._target = parse_endpoint(endpoint)
+        self._targets = parse_endpoints(endpoint)
+        self.endpoint = endpoint if isinstance(endpoint, str) else ",".join(endpoint)
+        self._current = 0
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         self._timeout = timeout
+
+    @property
+    def _target(self) -> Endpoint:
+        """The coordinator calls go to now."""
+        return self._targets[self._current]
+
+    def _failover(self, error: AgntError) -> None:
+        """After ``UNAVAILABLE``, send the next calls to the next endpoint of the list."""
+        if isinstance(error, UnavailableError):
+            self._current = (self._current + 1) % len(self._targets)
 
     def _request(
         self,
@@ -269,14 +282,15 @@ class AsyncClient(_Base):
 
     def __init__(
         self,
-        endpoint: str = DEFAULT_ENDPOINT,
+        endpoint: str | Sequence[str] = DEFAULT_ENDPOINT,
         api_key: str | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         super().__init__(endpoint, api_key, timeout=timeout)
-        self._channel: grpc.aio.Channel | None = None
-        self._stub: invocations_pb2_grpc.InvocationsStub | None = None
+        self._channels: dict[
+            int, tuple[grpc.aio.Channel, invocations_pb2_grpc.InvocationsStub]
+        ] = {}
         self._stream: Any = None  # agnt5._wire.client_stream.InvokeStream, opened by invoke_many
 
     async def invoke(
@@ -473,53 +487,56 @@ class AsyncClient(_Base):
         return BatchResult(index, outcome.invocation_id, output, None)
 
     async def _invoke_stream(self) -> Any:
-        """The client's open ``InvokeStream``, opened anew when there is none or it broke."""
+        """The client's open ``InvokeStream``, opened anew when there is none or it broke (to
+        the next endpoint when there are several)."""
         from agnt5._wire.client_stream import InvokeStream
 
         stream = self._stream
         if stream is None or stream.broken:
             if stream is not None:
                 await stream.close()
-            stream = self._stream = InvokeStream(self._open(), self._metadata)
+                self._failover(UnavailableError("the invocation stream broke"))
+            stream = self._stream = InvokeStream(self._open()[0], self._metadata)
         return stream
 
     async def close(self) -> None:
         if self._stream is not None:
             await self._stream.close()
             self._stream = None
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = self._stub = None
+        channels, self._channels = self._channels, {}
+        for channel, _ in channels.values():
+            await channel.close()
 
-    def _open(self) -> grpc.aio.Channel:
-        """The channel (opened on first use, on the running loop)."""
-        if self._channel is None:
-            if self._target.secure:
+    def _open(self) -> tuple[grpc.aio.Channel, invocations_pb2_grpc.InvocationsStub]:
+        """The current endpoint's channel and stub (opened on first use, on the running loop)."""
+        found = self._channels.get(self._current)
+        if found is None:
+            target = self._target
+            if target.secure:
                 credentials = grpc.ssl_channel_credentials()
-                self._channel = grpc.aio.secure_channel(
-                    self._target.target, credentials, _CHANNEL_OPTIONS
-                )
+                channel = grpc.aio.secure_channel(target.target, credentials, _CHANNEL_OPTIONS)
             else:
-                self._channel = grpc.aio.insecure_channel(self._target.target, _CHANNEL_OPTIONS)
-            self._stub = invocations_pb2_grpc.InvocationsStub(self._channel)
-        return self._channel
+                channel = grpc.aio.insecure_channel(target.target, _CHANNEL_OPTIONS)
+            stub = invocations_pb2_grpc.InvocationsStub(channel)
+            found = self._channels[self._current] = (channel, stub)
+        return found
 
     async def _call(self, name: str, request: Any, timeout: float) -> Any:
-        self._open()
+        _, stub = self._open()
         try:
-            return await getattr(self._stub, name)(
-                request, timeout=timeout, metadata=self._metadata
-            )
+            return await getattr(stub, name)(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise error_from_rpc(exc) from None
 
     async def _retried(self, name: str, request: Any, timeout: float) -> Any:
-        """`_call`, retrying ``UNAVAILABLE`` within ``timeout`` seconds in all."""
+        """`_call`, retrying ``UNAVAILABLE`` (on the next endpoint) within ``timeout`` seconds
+        in all, with the same request (so the same idempotency key)."""
         deadline = time.monotonic() + timeout
         for retry in range(_MAX_TRIES):
             try:
                 return await self._call(name, request, max(0.001, deadline - time.monotonic()))
             except AgntError as error:
+                self._failover(error)
                 await asyncio.sleep(_retry_pause(error, retry, deadline, request))
         raise AssertionError("unreachable: _retry_pause raises on the last try")
 
@@ -546,13 +563,13 @@ class Client:
 
     def __init__(
         self,
-        endpoint: str = DEFAULT_ENDPOINT,
+        endpoint: str | Sequence[str] = DEFAULT_ENDPOINT,
         api_key: str | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self._client = AsyncClient(endpoint, api_key, timeout=timeout)
-        self.endpoint = endpoint
+        self.endpoint = self._client.endpoint
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()

@@ -13,7 +13,7 @@ import os
 import re
 import socket
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,10 +27,12 @@ __all__ = [
     "HEALTH_HOST",
     "HEALTH_PORT",
     "HEARTBEAT_TIMEOUT",
+    "LEASE",
     "LOCALHOST",
     "LOG_FORMATS",
     "LOG_LEVELS",
     "MAX_BODY_BYTES",
+    "MAX_ENDPOINTS",
     "MAX_OUTPUT_BYTES",
     "MAX_QUEUE",
     "MAX_QUEUED_BYTES",
@@ -44,6 +46,7 @@ __all__ = [
     "env_text",
     "log_level",
     "parse_endpoint",
+    "parse_endpoints",
     "parse_host",
     "setting",
 ]
@@ -87,6 +90,8 @@ HEALTH_PORT = 8000
 """The standalone worker's health port (``/health``, ``/ready``, ``/metrics``); 0 turns it off."""
 DATA_DIR = "./.agnt5"
 """Where ``agnt5 coordinator`` journals invocations."""
+LEASE = 10.0
+"""Seconds a coordinator's claim on its work outlives its last renewal (``--database``)."""
 
 
 class ConfigError(ValueError):
@@ -111,6 +116,11 @@ class Endpoint:
     target: str
     secure: bool
 
+    @property
+    def url(self) -> str:
+        """The endpoint written as a URL (``http://host:port`` or ``https://host:port``)."""
+        return f"{'https' if self.secure else 'http'}://{self.target}"
+
 
 def parse_endpoint(url: str) -> Endpoint:
     """``http://host:port`` (plain), ``https://host:port`` (TLS) or a bare ``host:port``."""
@@ -127,6 +137,21 @@ def parse_endpoint(url: str) -> Endpoint:
         raise ValueError(f"invalid port in {url!r}") from None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return Endpoint(f"{host}:{port}", secure)
+
+
+MAX_ENDPOINTS = 64
+"""Most coordinator endpoints one list may name."""
+
+
+def parse_endpoints(urls: str | Sequence[str]) -> list[Endpoint]:
+    """Coordinator endpoints: a list, or one string of them separated by commas
+    (``http://a:9091,http://b:9091``); each as `parse_endpoint`, at least one."""
+    items = urls.split(",") if isinstance(urls, str) else list(urls)
+    if not items or not all(isinstance(item, str) and item.strip() for item in items):
+        raise ValueError(f"expected one or more endpoints separated by commas, got {urls!r}")
+    if len(items) > MAX_ENDPOINTS:
+        raise ValueError(f"at most {MAX_ENDPOINTS} coordinator endpoints, got {len(items)}")
+    return [parse_endpoint(item) for item in items]
 
 
 def _text(value: Any) -> str:
@@ -218,7 +243,7 @@ def parse_host(value: Any) -> str:
 
 def _endpoint(value: Any) -> str:
     text = _text(value)
-    parse_endpoint(text)
+    parse_endpoints(text)
     return text
 
 
@@ -306,8 +331,13 @@ class WorkerConfig:
 
     @property
     def endpoint(self) -> Endpoint:
-        """The parsed coordinator endpoint."""
-        return parse_endpoint(self.coordinator_endpoint)
+        """The first coordinator endpoint, parsed."""
+        return self.endpoints[0]
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        """Every coordinator endpoint (``coordinator_endpoint`` may list several), parsed."""
+        return parse_endpoints(self.coordinator_endpoint)
 
     @property
     def serves_metrics(self) -> bool:

@@ -98,9 +98,11 @@ def coordinator_process(
 ) -> Iterator[CoordinatorProcess]:
     """Run ``python -m agnt5 coordinator --port 0 --http-port 0 *args``; always stopped on exit.
 
-    In memory unless ``args`` name a ``--data-dir``; ``env``: extra environment variables.
+    In memory unless ``args`` name a ``--data-dir`` or a ``--database`` (or ``env`` an
+    ``AGNT5_DATABASE_URL``); ``env``: extra environment variables.
     """
-    storage = () if "--data-dir" in args else ("--in-memory",)
+    journaled = {"--data-dir", "--database"} & set(args) or "AGNT5_DATABASE_URL" in (env or {})
+    storage = () if journaled else ("--in-memory",)
     command = [
         *PYTHON,
         "-m",
@@ -419,12 +421,14 @@ async def answer(client: Any, rogue: RawWorker, service: str, output: bytes, **f
     return await pending
 
 
-async def results_after_restart(data_dir: str, service: str, ids: list[str]) -> list[Any]:
-    """The results of ``ids`` from a coordinator started afresh on ``data_dir`` with an echo
-    worker of ``service``."""
+async def results_after_restart(
+    data_dir: str, service: str, ids: list[str], *, journal: tuple[str, ...] | None = None
+) -> list[Any]:
+    """The results of ``ids`` from a coordinator started afresh on ``data_dir`` (or the
+    ``journal`` flag and value given) with an echo worker of ``service``."""
     from agnt5.client import AsyncClient
 
-    with coordinator_process("--data-dir", data_dir) as process:
+    with coordinator_process(*(journal or ("--data-dir", data_dir))) as process:
         async with (
             FakeWorker(process.endpoint, service, {"f": echo}),
             AsyncClient(process.endpoint, timeout=10) as client,

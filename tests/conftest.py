@@ -10,12 +10,15 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from _journal_sites import JournalSite
 from _processes import descendants, describe, make_subreaper, still_running
 
 from agnt5._registry import REGISTRY
+from agnt5.testing_postgres import PostgresUnavailable, TemporaryPostgres
 
 TWINS = {
     "compiled": ("agnt5._speedups._dispatch", "agnt5._speedups._frames", "agnt5._speedups._stats"),
@@ -64,7 +67,7 @@ def no_process_left_behind() -> Iterator[None]:
     """Every process a test starts is gone when it ends (its fixtures' processes included)."""
     before = descendants()
     yield
-    left = still_running(descendants() - before)
+    left = {pid for pid in still_running(descendants() - before) if not _session_server(pid)}
     assert not left, f"processes left running:\n{describe(left)}"
 
 
@@ -74,3 +77,47 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if left:
         print(f"\nprocesses left running after the tests:\n{describe(left)}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_SESSION_SERVERS: set[int] = set()  # pids of servers kept for the whole session
+
+
+def _session_server(pid: int) -> bool:
+    """Whether ``pid`` is a session server or one of its children (PostgreSQL's backends each
+    lead a process group of their own)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return False
+    return bool({pid, parent} & _SESSION_SERVERS)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[TemporaryPostgres]:
+    """A PostgreSQL server for the session (Debian's ``postgresql``; skips without it). Its
+    processes are stopped at the end of the session."""
+    try:
+        server = TemporaryPostgres()
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    with server:
+        assert server.pid is not None
+        _SESSION_SERVERS.add(server.pid)
+        yield server
+    _SESSION_SERVERS.discard(server.pid)
+
+
+@pytest.fixture
+def database_url(postgres: TemporaryPostgres) -> str:
+    """A fresh, empty database of its own for one test."""
+    return postgres.create_database(f"t{os.urandom(6).hex()}")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def journal_site(request: pytest.FixtureRequest, tmp_path: Path) -> JournalSite:
+    """Each journaled store in turn: SQLite in a fresh data directory, PostgreSQL in a fresh
+    database."""
+    if request.param == "postgres":
+        return JournalSite("postgres", request.getfixturevalue("database_url"))
+    return JournalSite("sqlite", str(tmp_path / "data"))

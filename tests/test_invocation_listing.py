@@ -11,6 +11,7 @@ import pytest
 
 from agnt5.coordinator import MemoryStore, SqliteStore
 from agnt5.coordinator.checks import cursor_text, invocation_query
+from agnt5.coordinator.postgres import PostgresStore
 from agnt5.coordinator.store import (
     PAGE_SCAN,
     Invocation,
@@ -24,9 +25,15 @@ from agnt5.errors import InvalidArgumentError
 SUCCEEDED, FAILED = InvocationState.SUCCEEDED, InvocationState.FAILED
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
-    made: StateStore = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path)
+    made: StateStore
+    if request.param == "memory":
+        made = MemoryStore()
+    elif request.param == "sqlite":
+        made = SqliteStore(tmp_path)
+    else:
+        made = PostgresStore(request.getfixturevalue("database_url"))
     yield made
     made.close()
 

@@ -1,4 +1,5 @@
-"""The SQLite journal: unfinished invocations run again after a restart; results kept, then pruned."""
+"""The journals (SQLite and PostgreSQL): unfinished invocations run again after a restart;
+results kept, then pruned. Tests named for SQLite test what only a data directory has."""
 
 from __future__ import annotations
 
@@ -21,26 +22,30 @@ from _coordinator_support import (
     results_after_restart,
     unique,
 )
+from _journal_sites import JournalSite
 
 from agnt5.client import AsyncClient
 from agnt5.coordinator import Coordinator, SqliteStore, journal
+from agnt5.coordinator._journaled import JournaledStore
 from agnt5.coordinator.store import Invocation, InvocationState, RetryPolicy
 
 pytestmark = pytest.mark.asyncio
 
 
-async def _reopened_once_committed(store: SqliteStore, data_dir: Path) -> SqliteStore:
+async def _reopened_once_committed(store: JournaledStore, site: JournalSite) -> JournaledStore:
     """Wait for ``store``'s queued writes to commit, close it and open the journal afresh."""
     committed = asyncio.Event()
     store.when_saved(committed.set)
     await asyncio.wait_for(committed.wait(), 5)
     store.close()
-    return SqliteStore(data_dir)
+    return site.open()
 
 
-async def test_a_restart_redelivers_unfinished_work_and_keeps_results(tmp_path: Path) -> None:
+async def test_a_restart_redelivers_unfinished_work_and_keeps_results(
+    journal_site: JournalSite,
+) -> None:
     service = unique()
-    first = Coordinator(port=0, store=SqliteStore(tmp_path))
+    first = Coordinator(port=0, store=journal_site.open())
     await first.start()
     try:
         async with (
@@ -59,7 +64,7 @@ async def test_a_restart_redelivers_unfinished_work_and_keeps_results(tmp_path: 
         await first.stop()
 
     async with (
-        Coordinator(port=0, store=SqliteStore(tmp_path)) as second,
+        Coordinator(port=0, store=journal_site.open()) as second,
         AsyncClient(second.endpoint, timeout=10) as client,
     ):
         # finished before the restart: answered by its key with no worker connected
@@ -70,8 +75,10 @@ async def test_a_restart_redelivers_unfinished_work_and_keeps_results(tmp_path: 
             assert await client.invoke(service, "f", "again", idempotency_key="running") == "again"
 
 
-async def test_finished_results_are_pruned_after_their_retention(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path, retention=0.01, max_finished=1)
+async def test_finished_results_are_pruned_after_their_retention(
+    journal_site: JournalSite,
+) -> None:
+    store = journal_site.open(retention=0.01, max_finished=1)
     try:
         for name in ("old", "new"):
             invocation = Invocation(name, "svc", "f", b"", {}, RetryPolicy(), idempotency_key=name)
@@ -85,13 +92,13 @@ async def test_finished_results_are_pruned_after_their_retention(tmp_path: Path)
         store.close()
 
 
-async def test_outcomes_are_announced_after_they_are_committed(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path)
+async def test_outcomes_are_announced_after_they_are_committed(journal_site: JournalSite) -> None:
+    store = journal_site.open()
     invocation = Invocation("i", "svc", "f", b"", {}, RetryPolicy())
     store.add(invocation)
     invocation.state = InvocationState.SUCCEEDED
     store.save(invocation)
-    reopened = await _reopened_once_committed(store, tmp_path)
+    reopened = await _reopened_once_committed(store, journal_site)
     try:
         found = reopened.get("i")
         assert found is not None and found.state is InvocationState.SUCCEEDED
@@ -100,35 +107,38 @@ async def test_outcomes_are_announced_after_they_are_committed(tmp_path: Path) -
         reopened.close()
 
 
-async def test_the_cli_journals_to_its_data_dir(tmp_path: Path) -> None:
+async def test_the_cli_journals_to_its_sqlite_data_dir(tmp_path: Path) -> None:
     with coordinator_process("--data-dir", str(tmp_path / "data")) as process:
         async with AsyncClient(process.endpoint, timeout=10) as client:
             assert await client.list_services() == []
         assert (tmp_path / "data" / "journal.db").exists()
 
 
-async def test_an_id_from_submit_survives_a_kill_right_after(tmp_path: Path) -> None:
+async def test_an_id_from_submit_survives_a_kill_right_after(journal_site: JournalSite) -> None:
     """`submit` answers only once the invocation is journaled, so ``kill -9`` cannot lose it."""
-    service, data = unique(), str(tmp_path / "data")
-    with coordinator_process("--data-dir", data) as first:
+    service = unique()
+    with coordinator_process(*journal_site.args) as first:
         async with (
             FakeWorker(first.endpoint, service, {"f": blocker(asyncio.Event())}),
             AsyncClient(first.endpoint, timeout=10) as client,
         ):
             ids = [await client.submit(service, "f", n) for n in range(20)]
             first.kill()  # SIGKILL the moment the last id is back
-    assert await results_after_restart(data, service, ids) == list(range(20))
+    restarted = await results_after_restart("", service, ids, journal=journal_site.args)
+    assert restarted == list(range(20))
 
 
-async def test_changes_within_one_commit_land_as_the_final_state(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path)
+async def test_changes_within_one_commit_land_as_the_final_state(
+    journal_site: JournalSite,
+) -> None:
+    store = journal_site.open()
     invocation = Invocation("i", "svc", "f", b"1", {}, RetryPolicy(), idempotency_key="k")
     store.add(invocation)
     invocation.state, invocation.worker_id = InvocationState.RUNNING, "w"
     store.save(invocation)
     invocation.state, invocation.output = InvocationState.SUCCEEDED, b"2"
     store.save(invocation)
-    reopened = await _reopened_once_committed(store, tmp_path)
+    reopened = await _reopened_once_committed(store, journal_site)
     try:
         found = reopened.find("svc", "f", "k")
         assert found is not None
@@ -148,7 +158,9 @@ async def test_changes_within_one_commit_land_as_the_final_state(tmp_path: Path)
         (journal.EXPIRED, (0,)),
     ],
 )
-async def test_lookups_and_pruning_use_an_index(where: str, params: tuple[object, ...]) -> None:
+async def test_sqlite_lookups_and_pruning_use_an_index(
+    where: str, params: tuple[object, ...]
+) -> None:
     """A full scan per lookup slows every invocation as the journal grows."""
     db = sqlite3.connect(":memory:")
     db.executescript(journal._SCHEMA)
@@ -175,7 +187,7 @@ def _coordinator_fails(data: Path) -> str:
     return finished.stderr.decode()
 
 
-async def test_a_second_coordinator_on_a_data_dir_is_refused(tmp_path: Path) -> None:
+async def test_a_second_coordinator_on_a_sqlite_data_dir_is_refused(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with coordinator_process("--data-dir", str(data)) as first:
         stderr = _coordinator_fails(data)
@@ -188,7 +200,7 @@ async def test_a_second_coordinator_on_a_data_dir_is_refused(tmp_path: Path) -> 
         pass
 
 
-async def test_the_data_dir_and_its_files_are_private(tmp_path: Path) -> None:
+async def test_the_sqlite_data_dir_and_its_files_are_private(tmp_path: Path) -> None:
     data = tmp_path / "new" / "data"
     store = SqliteStore(data)
     try:
@@ -212,7 +224,7 @@ async def test_the_data_dir_and_its_files_are_private(tmp_path: Path) -> None:
     ],
     ids=["garbage", "unreadable", "corrupt-row"],
 )
-async def test_a_damaged_journal_is_one_line_saying_what_to_do(
+async def test_a_damaged_sqlite_journal_is_one_line_saying_what_to_do(
     tmp_path: Path, damage: Any, problem: str
 ) -> None:
     data = tmp_path / "data"
@@ -237,12 +249,14 @@ def _corrupt_row(path: Path) -> None:
     db.close()
 
 
-async def test_an_invoke_before_the_workers_reconnect_waits_for_them(tmp_path: Path) -> None:
+async def test_an_invoke_before_the_workers_reconnect_waits_for_them(
+    journal_site: JournalSite,
+) -> None:
     """After a restart a retried invoke may arrive before any worker registered again; it is
     retried (UNAVAILABLE), not refused as an unknown service."""
     service = unique()
     async with (
-        Coordinator(port=0, store=SqliteStore(tmp_path)) as coordinator,
+        Coordinator(port=0, store=journal_site.open()) as coordinator,
         AsyncClient(coordinator.endpoint, timeout=20) as client,
     ):
         early = asyncio.create_task(client.invoke(service, "f", "early", idempotency_key="k"))

@@ -428,3 +428,34 @@ def test_a_cancelled_invocation_frees_its_slot_whatever_the_handler_raises(tmp_p
             greeted = outcome(client.invoke, service, "greet", name, timeout=5)
             assert greeted == f"Hello, {name}!", log_of(worker)
             assert worker.poll() is None, log_of(worker)
+
+
+def test_a_worker_with_several_endpoints_fails_over_to_the_next(module: Path) -> None:
+    service = unique()
+    with coordinator_process() as first, coordinator_process() as second:
+        coordinators = {first.endpoint: first, second.endpoint: second}
+        endpoints = f"{first.endpoint},{second.endpoint}"
+        with (
+            worker_process(module, endpoints, service),
+            Client([first.endpoint, second.endpoint]) as client,
+            Client(first.endpoint) as on_first,
+            Client(second.endpoint) as on_second,
+        ):
+            serving = _serving_one(service, {first.endpoint: on_first, second.endpoint: on_second})
+            coordinators[serving].kill()  # the worker reconnects to the other one
+            other = second.endpoint if serving == first.endpoint else first.endpoint
+            wait_for_service(on_first if other == first.endpoint else on_second, service)
+            assert client.invoke(service, "greet", "Ada") == "Hello, Ada!"
+
+
+def _serving_one(service: str, clients: dict[str, Client], timeout: float = 20.0) -> str:
+    """The endpoint of the coordinator the worker registered with (it picks one at random)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:  # bounded by the deadline
+        for endpoint, client in clients.items():
+            if any(
+                entry["name"] == service and entry["workers"] for entry in client.list_services()
+            ):
+                return endpoint
+        time.sleep(0.05)
+    raise AssertionError(f"service {service} registered with no coordinator in {timeout}s")

@@ -1,4 +1,5 @@
-"""Workflow journals and kept signals in the coordinator's stores (memory and SQLite)."""
+"""Workflow journals and kept signals in the coordinator's stores (memory, SQLite and
+PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from _coordinator_support import eventually
+from _journal_sites import JournalSite
 
-from agnt5.coordinator import MemoryStore, SqliteStore
+from agnt5.coordinator import MemoryStore, SqliteStore, postgres
+from agnt5.coordinator._journaled import JournaledStore
 from agnt5.coordinator.journal import SCHEMA_VERSION, JournalError
 from agnt5.coordinator.store import Invocation, InvocationState, RetryPolicy
 from agnt5.workflows.journal import (
@@ -32,13 +34,13 @@ def _invocation(invocation_id: str) -> Invocation:
     return Invocation(invocation_id, "svc", "wf", b"", {}, RetryPolicy())
 
 
-async def _committed(store: SqliteStore) -> None:
+async def _committed(store: JournaledStore) -> None:
     done = asyncio.Event()
     store.when_saved(done.set)
     await asyncio.wait_for(done.wait(), 5)
 
 
-def _write_a_journal(store: MemoryStore | SqliteStore, invocation_id: str) -> None:
+def _write_a_journal(store: MemoryStore | JournaledStore, invocation_id: str) -> None:
     store.add(_invocation(invocation_id))
     journal = store.journal(invocation_id)
     assert journal is not None
@@ -50,14 +52,16 @@ def _write_a_journal(store: MemoryStore | SqliteStore, invocation_id: str) -> No
         journal.deliver(BufferedSignal(store.next_signal_id(), name, b"[1]"), 1_004)
 
 
-async def test_journals_and_kept_signals_come_back_after_a_restart(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path)
+async def test_journals_and_kept_signals_come_back_after_a_restart(
+    journal_site: JournalSite,
+) -> None:
+    store = journal_site.open()
     _write_a_journal(store, "wf-1")
     before = store.steps("wf-1")
     kept = store.journal("wf-1").signals  # type: ignore[union-attr]
     await _committed(store)
     store.close()
-    again = SqliteStore(tmp_path)
+    again = journal_site.open()
     try:
         journal = again.journal("wf-1", create=False)
         assert journal is not None
@@ -70,8 +74,10 @@ async def test_journals_and_kept_signals_come_back_after_a_restart(tmp_path: Pat
         again.close()
 
 
-async def test_a_finished_workflow_keeps_its_steps_and_drops_its_signals(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path, max_finished=1)
+async def test_a_finished_workflow_keeps_its_steps_and_drops_its_signals(
+    journal_site: JournalSite,
+) -> None:
+    store = journal_site.open(max_finished=1)
     try:
         _write_a_journal(store, "wf-1")
         steps = store.steps("wf-1")
@@ -84,26 +90,25 @@ async def test_a_finished_workflow_keeps_its_steps_and_drops_its_signals(tmp_pat
         await _committed(store)
         assert store.journal("wf-1", create=False) is None
         assert store.steps("wf-1") == steps  # read back from the database
-        with contextlib.closing(sqlite3.connect(store.path)) as db:
-            assert db.execute("SELECT COUNT(*) FROM signals").fetchone() == (0,)
+        assert await journal_site.count("signals") == 0
     finally:
         store.close()
 
 
-async def test_retention_prunes_a_journal_with_its_invocation(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path, retention=0.01, max_finished=1)
+async def test_retention_prunes_a_journal_with_its_invocation(journal_site: JournalSite) -> None:
+    store = journal_site.open(retention=0.01, max_finished=1)
     try:
         _write_a_journal(store, "wf-1")
         invocation = store.get("wf-1")
         assert invocation is not None
         invocation.state, invocation.error = InvocationState.FAILED, BOOM
         store.save(invocation)
-
-        def gone() -> bool:
-            with contextlib.closing(sqlite3.connect(store.path)) as db:
-                return db.execute("SELECT COUNT(*) FROM journal_entries").fetchone() == (0,)
-
-        await eventually(gone, timeout=5)
+        await _committed(store)
+        for _ in range(100):  # bounded: pruning runs every second
+            if await journal_site.count("journal_entries") == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert await journal_site.count("journal_entries") == 0
     finally:
         store.close()
 
@@ -120,7 +125,7 @@ async def test_the_memory_store_keeps_journals_as_long_as_their_invocations() ->
     assert store.steps("wf-1") == [] and store.journal("wf-1", create=False) is None
 
 
-async def test_an_older_journal_gains_the_workflow_tables(tmp_path: Path) -> None:
+async def test_an_older_sqlite_journal_gains_the_workflow_tables(tmp_path: Path) -> None:
     first = SqliteStore(tmp_path)
     first.add(_invocation("from-before"))
     await _committed(first)
@@ -139,7 +144,7 @@ async def test_an_older_journal_gains_the_workflow_tables(tmp_path: Path) -> Non
         assert db.execute("SELECT COUNT(*) FROM journal_entries").fetchone() == (4,)
 
 
-async def test_a_journal_from_a_newer_agnt5_is_refused(tmp_path: Path) -> None:
+async def test_a_sqlite_journal_from_a_newer_agnt5_is_refused(tmp_path: Path) -> None:
     with contextlib.closing(sqlite3.connect(tmp_path / "journal.db")) as db:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(JournalError, match="written by a newer agnt5 .schema 3, this one knows 2"):
@@ -147,3 +152,19 @@ async def test_a_journal_from_a_newer_agnt5_is_refused(tmp_path: Path) -> None:
     with contextlib.closing(sqlite3.connect(tmp_path / "journal.db")) as db:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     SqliteStore(tmp_path).close()  # the refusal let the directory's lock go
+
+
+async def test_a_database_from_a_newer_agnt5_is_refused(database_url: str) -> None:
+    site = JournalSite("postgres", database_url)
+    site.open().close()
+    newer = postgres.SCHEMA_VERSION + 1
+    await site.fetchval("INSERT INTO agnt5_schema (version) VALUES ($1)", newer)
+    with pytest.raises(JournalError) as refused:
+        site.open()
+    assert str(refused.value) == (
+        f"the database {database_url} holds schema {newer}, written by a newer agnt5 (this one "
+        f"knows {postgres.SCHEMA_VERSION}): upgrade agnt5 on every coordinator, or use another "
+        "database"
+    )
+    await site.fetchval("DELETE FROM agnt5_schema WHERE version = $1", newer)
+    site.open().close()

@@ -146,12 +146,21 @@ def _connected(args: argparse.Namespace) -> Iterator[Client]:
         yield client
 
 
-def _reachable(endpoint: str) -> None:
-    """Return once the coordinator at ``endpoint`` accepts a connection; `CommandError` when
-    it refuses or `REACH_TIMEOUT` passes (a coordinator not running, usually)."""
+def _reachable(endpoints: str) -> None:
+    """Return once a coordinator of ``endpoints`` (one, or several separated by commas, tried
+    in order) accepts a connection; `CommandError` when each refuses or `REACH_TIMEOUT` passes
+    (a coordinator not running, usually)."""
+    if not any(_accepts(target) for target in config.parse_endpoints(endpoints)):
+        raise CommandError(
+            f"cannot reach the coordinator at {endpoints}: is `agnt5 coordinator` running? "
+            "(choose another with --endpoint or $AGNT5_COORDINATOR_ENDPOINT)"
+        )
+
+
+def _accepts(target: config.Endpoint) -> bool:
+    """Whether the coordinator at ``target`` accepts a connection within `REACH_TIMEOUT`."""
     import grpc
 
-    target = config.parse_endpoint(endpoint)
     channel = (
         grpc.secure_channel(target.target, grpc.ssl_channel_credentials())
         if target.secure
@@ -171,11 +180,7 @@ def _reachable(endpoint: str) -> None:
     finally:
         channel.unsubscribe(watch)
         channel.close()
-    if grpc.ChannelConnectivity.READY not in states:
-        raise CommandError(
-            f"cannot reach the coordinator at {endpoint}: is `agnt5 coordinator` running? "
-            "(choose another with --endpoint or $AGNT5_COORDINATOR_ENDPOINT)"
-        )
+    return grpc.ChannelConnectivity.READY in states
 
 
 def _say_if_queued(client: Client, service: str, invocation_id: str, wait: float) -> None:

@@ -72,6 +72,14 @@ def seconds(text: str) -> float:
     return value
 
 
+def lease(text: str) -> float:
+    """An argparse type: a lease of 3 to 3,600 seconds."""
+    value = seconds(text)
+    if not 3 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be 3 to 3600 seconds, got {text!r}")
+    return value
+
+
 def log_level(text: str) -> str:
     """An argparse type: a level name (see `config.log_level`)."""
     try:
@@ -81,9 +89,10 @@ def log_level(text: str) -> str:
 
 
 def endpoint(text: str) -> str:
-    """An argparse type: a coordinator endpoint, ``http(s)://host:port``."""
+    """An argparse type: coordinator endpoints, ``http(s)://host:port``, several separated by
+    commas (coordinators sharing one database)."""
     try:
-        config.parse_endpoint(text)
+        config.parse_endpoints(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
@@ -94,7 +103,7 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
         "--endpoint",
         type=endpoint,
         default=config.setting("coordinator_endpoint"),
-        help="coordinator gRPC endpoint, https:// for TLS "
+        help="coordinator gRPC endpoint, https:// for TLS; several separated by commas "
         "(default: $AGNT5_COORDINATOR_ENDPOINT or %(default)s)",
     )
     parser.add_argument(
@@ -226,9 +235,15 @@ def add_journal_options(parser: argparse.ArgumentParser) -> None:
     storage = parser.add_mutually_exclusive_group()
     storage.add_argument(
         "--data-dir",
-        default=config.DATA_DIR,
         help="journal invocations to DIR/journal.db (SQLite) and recover them on restart "
-        "(default: %(default)s)",
+        f"(default: {config.DATA_DIR})",
+    )
+    storage.add_argument(
+        "--database",
+        metavar="URL",
+        help="journal invocations to this PostgreSQL database (postgresql://user@host/db), "
+        "which several coordinators may share (default: $AGNT5_DATABASE_URL; without it, "
+        "--data-dir)",
     )
     storage.add_argument(
         "--in-memory",
@@ -241,6 +256,13 @@ def add_journal_options(parser: argparse.ArgumentParser) -> None:
         default=config.RETENTION,
         help="seconds finished results stay readable by id and idempotency key, and services "
         "with no worker stay listed (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lease",
+        type=lease,
+        default=config.LEASE,
+        help="with --database: seconds after a coordinator stops renewing its lease (every "
+        "second) before another takes over its unfinished work (default: %(default)s)",
     )
 
 

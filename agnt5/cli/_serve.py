@@ -159,6 +159,15 @@ def new_coordinator(args: argparse.Namespace) -> Coordinator:
     store: StateStore
     if getattr(args, "in_memory", True):
         store = MemoryStore(max_finished_bytes=args.result_cache_bytes)
+    elif database := _database_url(args):
+        from agnt5.coordinator.postgres import PostgresStore
+
+        store = PostgresStore(
+            database,
+            retention=args.retention,
+            max_finished_bytes=args.result_cache_bytes,
+            lease=args.lease,
+        )
     else:
         store = SqliteStore(
             args.data_dir, retention=args.retention, max_finished_bytes=args.result_cache_bytes
@@ -182,6 +191,24 @@ def new_coordinator(args: argparse.Namespace) -> Coordinator:
         forget_services_after=getattr(args, "retention", config.RETENTION),
         store=store,
     )
+
+
+def _database_url(args: argparse.Namespace) -> str | None:
+    """The PostgreSQL URL to journal to: ``--database``, else ``$AGNT5_DATABASE_URL`` unless
+    ``--data-dir`` is given; None for SQLite (``--data-dir``, or its default)."""
+    from agnt5.coordinator.postgres import check_database_url
+
+    url = args.database
+    source = "--database"
+    if url is None and args.data_dir is None:
+        url, source = config.env_text("AGNT5_DATABASE_URL") or None, "AGNT5_DATABASE_URL"
+    if url is None:
+        args.data_dir = args.data_dir or config.DATA_DIR
+        return None
+    try:
+        return check_database_url(url)
+    except ValueError as exc:
+        raise UsageError(f"agnt5: bad {source}: {exc}") from None
 
 
 def _keys(args: argparse.Namespace) -> list[Key]:

@@ -1,6 +1,8 @@
 """The dev coordinator: routes invocations from clients to workers, journaled or in memory.
 
-Delivery guarantee, with a journal (``agnt5 coordinator --data-dir DIR``, a `SqliteStore`):
+Delivery guarantee, with a journal (``agnt5 coordinator --data-dir DIR``, a `SqliteStore`; or
+``--database postgresql://...``, an `agnt5.coordinator.postgres.PostgresStore` that several
+coordinators share, each running the work it holds a lease on):
 
 - **At-least-once execution.** An invocation the coordinator accepted runs until it has an
   outcome: a lost worker's attempts are delivered again at once, and after a coordinator

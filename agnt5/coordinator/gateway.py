@@ -234,8 +234,7 @@ def build_gateway(
         reason = data.get("reason", "") if isinstance(data, dict) else None
         if not isinstance(reason, str):
             raise InvalidArgumentError('the body must be empty or {"reason": "why"}')
-        scheduler.cancel(invocation.id, reason)
-        await scheduler.saved()  # the outcome goes out once it is journaled
+        invocation = await scheduler.cancel(invocation.id, reason)  # returns once journaled
         return _json(_invocation(invocation, scheduler.settled(invocation)))
 
     async def services_endpoint(request: Request, grant: Grant) -> Response:

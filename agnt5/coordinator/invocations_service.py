@@ -239,8 +239,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
         async def work(grant: Grant) -> invocations_pb2.InvocationResult:
             invocation = self._scheduler.get(request.invocation_id)
             grant.check(invocation.service, "cancel invocations of")
-            self._scheduler.cancel(invocation.id, request.reason)
-            await self._scheduler.saved()  # the outcome goes out once it is journaled
+            invocation = await self._scheduler.cancel(invocation.id, request.reason)
             return result_message(invocation, self._scheduler.settled(invocation))
 
         return await serve_call(context, self._authorize, work, self._refused)

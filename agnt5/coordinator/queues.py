@@ -151,6 +151,14 @@ class Queues:
         if not items:
             del self._queues[service]
 
+    def take(self, service: str) -> list[Invocation]:
+        """Take every waiting invocation of ``service`` out, oldest first."""
+        queue = self._queues.get(service)
+        taken = list(queue.items) if queue is not None else []
+        for invocation in taken:
+            self.remove(invocation)
+        return taken
+
     def remove(self, invocation: Invocation) -> bool:
         """Take ``invocation`` out if it waits; whether it did."""
         queue = self._queues.get(invocation.service)

@@ -152,6 +152,18 @@ class Registry:
     def service(self, name: str) -> ServiceEntry | None:
         return self._services.get(name)
 
+    def component(self, service: str, function: str) -> common_pb2.Component | None:
+        """How ``service/function`` was declared: by the service's newest registration, else
+        by an older worker still connected that serves it."""
+        entry = self._services.get(service)
+        if entry is None:
+            return None
+        component = entry.components.get(function)
+        if component is None:
+            serving = (w for w in entry.workers.values() if function in w.components)
+            component = next((w.components[function] for w in serving), None)
+        return component
+
     def services(self) -> list[ServiceEntry]:
         return [self._services[name] for name in sorted(self._services)]
 

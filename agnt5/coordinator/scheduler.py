@@ -24,6 +24,7 @@ from agnt5.coordinator.store import (
     InvocationPage,
     InvocationQuery,
     InvocationState,
+    RetryPolicy,
     StateStore,
     visible_state,
 )
@@ -81,11 +82,13 @@ class Scheduler:
         self._listeners: dict[str, list[Callable[[Invocation], None]]] = {}
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
         self._retries: dict[str, asyncio.TimerHandle] = {}
+        self._follows: set[asyncio.Task[None]] = set()  # other coordinators' invocations
         self._reconnecting_until = 0.0  # monotonic; see `recover`
         self._closed = False
         self.telemetry = CoordinatorTelemetry(self.service_states)
         """Counts and spans of what this scheduler does."""
         self.workflows = Workflows(self, store)
+        store.on_finished_elsewhere(self._finished_elsewhere)
 
     @property
     def max_input_bytes(self) -> int:
@@ -158,13 +161,12 @@ class Scheduler:
         if idempotency_key:  # answered even while no worker serves it (e.g. after a restart)
             existing = self._store.find(service, function, idempotency_key)
             if existing is not None:
-                if existing.input != payload:
-                    raise InvalidArgumentError(
-                        f"idempotency key {idempotency_key!r} was used for {service}/{function} "
-                        "with a different input: use a new key for a new input"
-                    )
-                return existing, True
+                return _same_input(existing, payload), True
         self._check_store()
+        if self._registry.pick(service, function) is None and not self._serves(service, function):
+            if self._store.served_elsewhere(service, function):  # another coordinator's workers
+                return self._hand_off(service, function, payload, idempotency_key, timeout,
+                                      metadata, invocation_id)  # fmt: skip
         entry = self._registry.service(service)
         if entry is None:
             if time.monotonic() < self._reconnecting_until:
@@ -173,10 +175,7 @@ class Scheduler:
                     "started: its workers may still be reconnecting; retry"
                 )
             raise NotFoundError(f"Service {service!r} not found")
-        component = entry.components.get(function)
-        if component is None:  # an older worker still connected may serve it
-            serving = (w for w in entry.workers.values() if function in w.components)
-            component = next((w.components[function] for w in serving), None)
+        component = self._registry.component(service, function)
         if component is None:
             raise NotFoundError(f"Function {function!r} not found in service {service!r}")
         if len(payload) > self._max_input_bytes:
@@ -186,17 +185,13 @@ class Scheduler:
         worker = self._registry.pick(service, function)
         if worker is None:
             self._queues.admit(service, len(payload))
-        invocation = Invocation(
-            id=invocation_id or os.urandom(16).hex(),  # as random as uuid4, a fraction of its cost
-            service=service,
-            function=function,
-            input=payload,
-            metadata=dict(metadata),
-            policy=retry_policy(component),
-            idempotency_key=idempotency_key,
-        )
+        invocation, deduplicated = self._new(
+            service, function, payload, retry_policy(component), idempotency_key, timeout,
+            metadata, invocation_id, hand_off=False,
+        )  # fmt: skip
+        if deduplicated:
+            return invocation, True
         if timeout is not None:
-            invocation.deadline_unix_ms = invocation.created_unix_ms + int(timeout * 1000)
             self._deadlines[invocation.id] = asyncio.get_running_loop().call_later(
                 timeout, self._expire, invocation
             )
@@ -208,6 +203,70 @@ class Scheduler:
         else:
             self._queues.push(invocation)
         return invocation, False
+
+    def _serves(self, service: str, function: str) -> bool:
+        """Whether a live worker here serves ``service/function`` (busy or not)."""
+        entry = self._registry.service(service)
+        workers = entry.workers.values() if entry is not None else ()
+        return any(not w.closed and not w.draining and function in w.components for w in workers)
+
+    def _hand_off(
+        self,
+        service: str,
+        function: str,
+        payload: bytes,
+        idempotency_key: str,
+        timeout: float | None,
+        metadata: Mapping[str, str],
+        invocation_id: str | None,
+    ) -> tuple[Invocation, bool]:
+        """Accept an invocation for the coordinator whose workers serve it (it claims it from
+        the shared store, with the function's retry policy); waits for it follow the store.
+        Returns it, or the one holding its idempotency key, and which it is (as `submit`)."""
+        if len(payload) > self._max_input_bytes:
+            raise PayloadTooLargeError(
+                f"input is {len(payload)} bytes, over the limit of {self._max_input_bytes} bytes"
+            )
+        invocation, deduplicated = self._new(
+            service, function, payload, RetryPolicy(), idempotency_key, timeout, metadata,
+            invocation_id, hand_off=True,
+        )  # fmt: skip
+        if not deduplicated:
+            self._store.hand_off(invocation)
+            self.telemetry.accepted_invocation(invocation)
+        return invocation, deduplicated
+
+    def _new(
+        self,
+        service: str,
+        function: str,
+        payload: bytes,
+        policy: RetryPolicy,
+        idempotency_key: str,
+        timeout: float | None,
+        metadata: Mapping[str, str],
+        invocation_id: str | None,
+        *,
+        hand_off: bool,
+    ) -> tuple[Invocation, bool]:
+        """A new invocation (with its deadline), or, on a shared store, the one that took its
+        idempotency key meanwhile (True; `InvalidArgumentError` if its input differs): a keyed
+        one is committed at once there (``hand_off``: for another coordinator to claim)."""
+        invocation = Invocation(
+            id=invocation_id or os.urandom(16).hex(),  # as random as uuid4, a fraction of its cost
+            service=service,
+            function=function,
+            input=payload,
+            metadata=dict(metadata),
+            policy=policy,
+            idempotency_key=idempotency_key,
+        )
+        if timeout is not None:
+            invocation.deadline_unix_ms = invocation.created_unix_ms + int(timeout * 1000)
+        if not idempotency_key or not self._store.shared:
+            return invocation, False
+        holder = self._store.claim_key(invocation, hand_off=hand_off)
+        return (invocation, False) if holder is None else (_same_input(holder, payload), True)
 
     def submit_child(
         self, parent: Invocation, child_id: str, service: str, function: str, payload: bytes
@@ -255,7 +314,7 @@ class Scheduler:
         invocation.state = InvocationState.PENDING
         invocation.worker_id = ""
         self._store.save(invocation)
-        self._queues.push(invocation, front=True)
+        self._requeue(invocation)
         self._dispatch(invocation.service)
 
     def fail(self, worker: WorkerHandle, invocation: Invocation, error: AgntError) -> None:
@@ -288,25 +347,54 @@ class Scheduler:
             ]
         )
 
-    def cancel(self, invocation_id: str, reason: str = "") -> Invocation:
+    async def cancel(self, invocation_id: str, reason: str = "") -> Invocation:
         """Cancel an unfinished invocation: it leaves its queue, or its worker is sent a
-        ``Cancel``; it fails with ``CANCELLED``, not retried. `FailedPreconditionError` once it
-        has finished, `NotFoundError` for an unknown id."""
+        ``Cancel``; it fails with ``CANCELLED``, not retried. Returns it once that is saved.
+        `FailedPreconditionError` once it has finished, `NotFoundError` for an unknown id.
+
+        Another coordinator's invocation (a shared store) gets the outcome in the store, unless
+        it finished there first (`FailedPreconditionError`); that coordinator hears of it and
+        stops running it."""
         check_name("cancel reason", reason)
         invocation = self.get(invocation_id)
+        self._check_unfinished(invocation)
+        message = f"Invocation {invocation.id} of {invocation.service}/{invocation.function}"
+        error = InvocationCancelledError(
+            f"{message} was cancelled{f': {reason}' if reason else ''}", retryable=False
+        ).to_dict()
+        if not self.elsewhere(invocation):
+            self._stop_attempt(invocation, reason or "cancelled")
+            self._finish(invocation, error=error)
+            await self.saved()
+            return invocation
+        invocation.state = InvocationState.FAILED
+        invocation.error = error
+        self._store.finish_elsewhere(invocation)
+        await self.saved()
+        held = self._store.get(invocation.id)  # the outcome committed first
+        if held is not None and held is not invocation:
+            _refresh(invocation, held)
+        if invocation.error != error:
+            self._check_unfinished(invocation)
+        return invocation
+
+    def _check_unfinished(self, invocation: Invocation) -> None:
         if invocation.finished:
             state = visible_state(invocation, self.settled(invocation))
             raise FailedPreconditionError(
                 f"invocation {invocation.id} has finished ({state.name}): there is nothing "
                 "to cancel"
             )
-        self._stop_attempt(invocation, reason or "cancelled")
-        message = f"Invocation {invocation.id} of {invocation.service}/{invocation.function}"
-        error = InvocationCancelledError(
-            f"{message} was cancelled{f': {reason}' if reason else ''}", retryable=False
-        )
-        self._finish(invocation, error=error.to_dict())
-        return invocation
+
+    def _finished_elsewhere(self, committed: Invocation) -> None:
+        """Another coordinator gave an invocation running here its outcome (a cancel through
+        it, or it took the work over): stop the attempt here and take that outcome."""
+        invocation = self._store.get(committed.id)
+        if invocation is None or invocation.finished:
+            return
+        reason = committed.error.get("message", "") if committed.error else ""
+        self._stop_attempt(invocation, reason or "finished on another coordinator")
+        self._finish(invocation, output=committed.output, error=committed.error)
 
     def settled(self, invocation: Invocation) -> bool:
         """Whether ``invocation``'s outcome is saved, so a client may see it."""
@@ -315,12 +403,30 @@ class Scheduler:
     async def wait(self, invocation: Invocation, timeout: float | None) -> bool:
         """Wait until ``invocation``'s outcome is saved or ``timeout`` seconds pass (None: no
         limit); returns whether it is `settled`."""
-        event = self._waiters.get(invocation.id)  # kept until the outcome is saved for good
-        if event is not None:
+        if invocation.id in self._waiters or self.elsewhere(invocation):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
-                    await event.wait()
+                    await self._follow(invocation)
         return self.settled(invocation)
+
+    def elsewhere(self, invocation: Invocation) -> bool:
+        """Whether ``invocation`` is unfinished and another coordinator's (a copy read from a
+        shared store)."""
+        return not invocation.finished and self._store.get(invocation.id) is not invocation
+
+    async def _follow(self, invocation: Invocation) -> None:
+        """Until ``invocation`` has a saved outcome: its waiter's while this coordinator runs
+        it; else (another coordinator runs it) refreshed from the store whenever that says it
+        may have changed."""
+        while not self._closed:  # bounded by the caller's timeout
+            event = self._waiters.get(invocation.id)  # kept until the outcome is saved for good
+            if event is None:  # what the store holds is saved
+                held = self._store.get(invocation.id)
+                if held is not None and held is not invocation:
+                    _refresh(invocation, held)
+                if invocation.finished:
+                    return
+            await (event.wait() if event is not None else self._store.changed(invocation.id))
 
     async def saved(self) -> None:
         """Return once every change made so far is durable in the store (an id handed out
@@ -344,8 +450,22 @@ class Scheduler:
         """Call ``callback(invocation)`` once ``invocation``'s outcome is saved (at once if it is)."""
         if invocation.finished and invocation.id not in self._waiters:
             callback(invocation)
+        elif self.elsewhere(invocation) and invocation.id not in self._waiters:
+            follow = asyncio.get_running_loop().create_task(self._follow(invocation))
+            self._follows.add(follow)
+            follow.add_done_callback(functools.partial(self._followed, invocation, callback))
         else:
             self._listeners.setdefault(invocation.id, []).append(callback)
+
+    def _followed(
+        self,
+        invocation: Invocation,
+        callback: Callable[[Invocation], None],
+        follow: asyncio.Task[None],
+    ) -> None:
+        self._follows.discard(follow)
+        if not follow.cancelled() and invocation.finished:
+            callback(invocation)
 
     def recover(self, invocations: Iterable[Invocation], *, reconnect_grace: float = 0.0) -> None:
         """Take back invocations a previous coordinator left unfinished (from its journal).
@@ -358,11 +478,24 @@ class Scheduler:
         `UnavailableError` (which clients retry), not `NotFoundError`.
         """
         self._reconnecting_until = time.monotonic() + reconnect_grace
+        self.adopt(invocations)
+
+    def adopt(self, invocations: Iterable[Invocation]) -> None:
+        """Run unfinished invocations taken over from another coordinator (see `recover`).
+
+        On a shared store (called every few seconds), once the reconnect grace is over, work
+        queued for a service no live worker here serves goes back to the store for the
+        coordinators that have one (a coordinator restarted with none takes its predecessor's
+        work at start).
+        """
         loop = asyncio.get_running_loop()
         now_ms = time.time() * 1000
         invocations = list(invocations)
         for invocation in invocations:
             self._waiters[invocation.id] = asyncio.Event()
+            component = self._registry.component(invocation.service, invocation.function)
+            if component is not None:  # one handed off here carries no policy of its own
+                invocation.policy = retry_policy(component)
             if invocation.deadline_unix_ms:
                 delay = max(0.0, (invocation.deadline_unix_ms - now_ms) / 1000)
                 self._deadlines[invocation.id] = loop.call_later(delay, self._expire, invocation)
@@ -377,6 +510,11 @@ class Scheduler:
             self._store.save(invocation)
             self._queues.push(invocation)
         self.workflows.recover(invocations)
+        for service in {invocation.service for invocation in invocations}:
+            self._dispatch(service)  # workers may be connected already
+        if self._store.shared and time.monotonic() >= self._reconnecting_until:
+            for service in self._queues.services():
+                self._release_unserved(service)
 
     def worker_joined(self, worker: WorkerHandle) -> None:
         """A worker registered: route waiting work to it (a closed session of its id still
@@ -385,14 +523,27 @@ class Scheduler:
         if previous is not None:
             self.worker_lost(previous)
         self.telemetry.declare(worker.service, worker.components)
+        self._store.serving(worker.service, list(worker.components))
         self._dispatch(worker.service)
+
+    def served_here(self) -> list[str]:
+        """The services a live worker connected here serves."""
+        return [entry.name for entry in self._registry.services() if self._live(entry.name)]
+
+    def _live(self, service: str) -> bool:
+        """Whether a live worker of ``service`` is connected here."""
+        entry = self._registry.service(service)
+        workers = entry.workers.values() if entry is not None else ()
+        return any(not worker.closed and not worker.draining for worker in workers)
 
     def worker_draining(self, worker: WorkerHandle) -> None:
         """A worker takes no new work from now on."""
         worker.draining = True
 
     def worker_lost(self, worker: WorkerHandle) -> None:
-        """A worker is gone: forget it and re-deliver what it was running (idempotent)."""
+        """A worker is gone: forget it and re-deliver what it was running (idempotent). On a
+        shared store, when it was the last live worker of its service here, the service's
+        queued work goes to the coordinators that have some (`StateStore.release`)."""
         worker.close()
         self._registry.remove(worker)
         lost = list(worker.in_flight.values())
@@ -403,7 +554,33 @@ class Scheduler:
                     f"worker {worker.worker_id} was lost while running invocation {invocation.id}"
                 )
                 self._attempt_failed(invocation, error.to_dict(), backoff=False)
+        self._release_unserved(worker.service)
         self._dispatch(worker.service)
+
+    def _release_unserved(self, service: str) -> None:
+        """On a shared store, with no live worker of ``service`` here, release its queued work."""
+        if self._store.shared and not self._live(service):
+            for invocation in self._queues.take(service):
+                self._release(invocation)
+
+    def _requeue(self, invocation: Invocation) -> None:
+        """Queue accepted work again, first in line; on a shared store, with no live worker of
+        its service here, release it to the coordinators that have one."""
+        if self._store.shared and not self._live(invocation.service):
+            self._release(invocation)
+        else:
+            self._queues.push(invocation, front=True)
+
+    def _release(self, invocation: Invocation) -> None:
+        """Let another coordinator sharing the store claim and run ``invocation`` (pending):
+        forget it here; who waits here follows it in the store."""
+        self._disarm(invocation)
+        self._store.release(invocation)
+        event = self._waiters.pop(invocation.id, None)
+        if event is not None:
+            event.set()  # a waiter follows it in the store from now on
+        for callback in self._listeners.pop(invocation.id, ()):
+            self.on_finish(invocation, callback)
 
     def results(self, worker: WorkerHandle, results: Iterable[ResultItem]) -> None:
         """Outcomes of attempts ``worker`` ran; stale or unknown ones are ignored."""
@@ -471,6 +648,8 @@ class Scheduler:
     def close(self) -> None:
         """Stop: every unfinished invocation fails with ``UNAVAILABLE`` and its waiters wake."""
         self._closed = True
+        for follow in self._follows:
+            follow.cancel()
         self.workflows.close()
         error = UnavailableError("the coordinator shut down before the invocation finished")
         for invocation_id in list(self._waiters):
@@ -533,14 +712,14 @@ class Scheduler:
                         delay, self._retry_due, invocation
                     )
                 else:
-                    self._queues.push(invocation, front=True)
+                    self._requeue(invocation)
                 return
         self._finish(invocation, error=error)
 
     def _retry_due(self, invocation: Invocation) -> None:
         self._retries.pop(invocation.id, None)
         if not invocation.finished:
-            self._queues.push(invocation, front=True)
+            self._requeue(invocation)
             self._dispatch(invocation.service)
 
     def _expire(self, invocation: Invocation) -> None:
@@ -587,14 +766,18 @@ class Scheduler:
         )
         invocation.output = output
         invocation.error = error
+        self._disarm(invocation)
+        self._store.save(invocation)
+        self.telemetry.finished_invocation(invocation)
+        self._store.when_saved(functools.partial(self._announce, invocation))
+
+    def _disarm(self, invocation: Invocation) -> None:
+        """Cancel ``invocation``'s deadline, retry and workflow timers here."""
         for timers in (self._deadlines, self._retries):
             timer = timers.pop(invocation.id, None)
             if timer is not None:
                 timer.cancel()
-        self.workflows.finished(invocation)
-        self._store.save(invocation)
-        self.telemetry.finished_invocation(invocation)
-        self._store.when_saved(functools.partial(self._announce, invocation))
+        self.workflows.disarm(invocation)
 
     def _announce(self, invocation: Invocation) -> None:
         """The outcome is saved: wake its waiters (a client never sees an unsaved outcome)."""
@@ -603,6 +786,24 @@ class Scheduler:
             event.set()
         for callback in self._listeners.pop(invocation.id, ()):
             callback(invocation)
+
+
+def _same_input(existing: Invocation, payload: bytes) -> Invocation:
+    """``existing``, the invocation holding a key given again with ``payload``;
+    `InvalidArgumentError` when the inputs differ."""
+    if existing.input != payload:
+        raise InvalidArgumentError(
+            f"idempotency key {existing.idempotency_key!r} was used for "
+            f"{existing.service}/{existing.function} with a different input: use a new key for "
+            "a new input"
+        )
+    return existing
+
+
+def _refresh(invocation: Invocation, held: Invocation) -> None:
+    """Bring a copy of another coordinator's invocation up to what the store holds."""
+    for field in ("state", "attempt", "worker_id", "output", "error", "duration_us"):
+        setattr(invocation, field, getattr(held, field))
 
 
 def _store_unavailable(reason: str) -> UnavailableError:

@@ -241,6 +241,7 @@ class Coordinator:
             self._reaper = asyncio.create_task(self._sessions.reap())
             grace = _WORKER_RECONNECT if self._store.durable else 0.0
             self._scheduler.recover(self._store.unfinished(), reconnect_grace=grace)
+            self._store.on_orphans(self._scheduler.adopt, self._scheduler.served_here)
         except BaseException:
             await self.stop(grace=0)
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import dataclasses
 import enum
@@ -12,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, Protocol
 
 from agnt5 import config
-from agnt5.workflows.journal import Entry, Journal, JournalWriter
+from agnt5.workflows.journal import BufferedSignal, Entry, Journal, JournalWriter
 
 __all__ = [
     "PAGE_SCAN",
@@ -24,6 +25,7 @@ __all__ = [
     "MemoryStore",
     "RetryPolicy",
     "StateStore",
+    "Unshared",
     "visible_state",
 ]
 
@@ -194,6 +196,8 @@ class StateStore(Protocol):
     """Why the store cannot commit changes right now (None while it can)."""
     durable: bool
     """Whether what it keeps outlives the coordinator (clients then retry across a restart)."""
+    shared: bool
+    """Whether other coordinators use it too (then work moves between them: `release`)."""
 
     def add(self, invocation: Invocation) -> None: ...
 
@@ -241,12 +245,124 @@ class StateStore(Protocol):
         that commits nothing never calls it)."""
         ...
 
+    async def changed(self, invocation_id: str) -> None:
+        """Return when another coordinator sharing this store may have changed the invocation
+        (it finished there, or a poll interval passed); never, for a store none shares."""
+        ...
+
+    def on_orphans(
+        self, callback: Callable[[list[Invocation]], None], serving: Callable[[], list[str]]
+    ) -> None:
+        """From now on, pass ``callback`` the unfinished invocations this store takes over on a
+        shared database: those of coordinators that stopped renewing their lease, and those
+        handed off (`hand_off`) for the services ``serving()`` names (a store no other
+        coordinator uses never calls it)."""
+        ...
+
+    def serving(self, service: str, functions: list[str]) -> None:
+        """Tell the coordinators sharing this store that workers of ``service`` serving
+        ``functions`` are connected here."""
+        ...
+
+    def served_elsewhere(self, service: str, function: str) -> bool:
+        """Whether a live coordinator sharing this store has a worker for the function."""
+        ...
+
+    def hand_off(self, invocation: Invocation) -> None:
+        """Keep ``invocation`` for a coordinator that `served_elsewhere` says serves it; it
+        claims it (this store keeps no copy in memory)."""
+        ...
+
+    def release(self, invocation: Invocation) -> None:
+        """Give up ``invocation`` (unfinished, pending) for another coordinator to claim, as
+        `hand_off` does (a `shared` store only)."""
+        ...
+
+    def forward_signal(self, invocation_id: str, signal: BufferedSignal) -> None:
+        """Keep ``signal`` for a workflow another coordinator runs, and tell that one (a
+        `shared` store only)."""
+        ...
+
+    def on_signals(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(invocation_id)`` on this loop when signals were forwarded to a
+        workflow this coordinator may run (never, for a store none shares)."""
+        ...
+
+    def kept_signals(self, invocation_id: str) -> list[BufferedSignal]:
+        """The signals the store keeps for a workflow, in id order (forwarded ones too)."""
+        ...
+
+    def claim_key(self, invocation: Invocation, *, hand_off: bool) -> Invocation | None:
+        """Commit a new keyed ``invocation`` now unless an invocation holds its idempotency key
+        already, across every coordinator sharing the store (``hand_off``: for one of them to
+        claim); None when it was committed, else the invocation holding the key (a `shared`
+        store only: one none shares finds the holder in memory)."""
+        ...
+
+    def finish_elsewhere(self, invocation: Invocation) -> None:
+        """Record the outcome of another coordinator's ``invocation`` (a copy read from the
+        store) unless it has one already; that coordinator hears of it and stops running it
+        (a `shared` store only)."""
+        ...
+
+    def on_finished_elsewhere(self, callback: Callable[[Invocation], None]) -> None:
+        """Call ``callback(committed)`` on this loop when an invocation this coordinator runs
+        got an outcome from another one (e.g. a cancel through it): ``committed`` is the row
+        the store holds (never, for a store none shares)."""
+        ...
+
     def close(self) -> None:
         """Stop recording: changes after this are not kept."""
         ...
 
 
-class MemoryStore:
+class Unshared:
+    """The sharing side of a `StateStore` that no other coordinator uses."""
+
+    shared = False
+
+    async def changed(self, invocation_id: str) -> None:
+        """Nothing else changes what this store holds: waits forever."""
+        await asyncio.get_running_loop().create_future()
+
+    def on_orphans(
+        self, callback: Callable[[list[Invocation]], None], serving: Callable[[], list[str]]
+    ) -> None:
+        """No coordinator leaves work here for another: never calls ``callback``."""
+
+    def serving(self, service: str, functions: list[str]) -> None:
+        """No other coordinator asks: nothing to record."""
+
+    def served_elsewhere(self, service: str, function: str) -> bool:
+        """No other coordinator uses this store."""
+        return False
+
+    def hand_off(self, invocation: Invocation) -> None:
+        raise RuntimeError("no other coordinator uses this store")
+
+    def release(self, invocation: Invocation) -> None:
+        raise RuntimeError("no other coordinator uses this store")
+
+    def forward_signal(self, invocation_id: str, signal: BufferedSignal) -> None:
+        raise RuntimeError("no other coordinator uses this store")
+
+    def on_signals(self, callback: Callable[[str], None]) -> None:
+        """No other coordinator forwards signals here: never calls ``callback``."""
+
+    def kept_signals(self, invocation_id: str) -> list[BufferedSignal]:
+        raise RuntimeError("no other coordinator uses this store")
+
+    def claim_key(self, invocation: Invocation, *, hand_off: bool) -> Invocation | None:
+        raise RuntimeError("no other coordinator uses this store")
+
+    def finish_elsewhere(self, invocation: Invocation) -> None:
+        raise RuntimeError("no other coordinator uses this store")
+
+    def on_finished_elsewhere(self, callback: Callable[[Invocation], None]) -> None:
+        """No other coordinator finishes this store's invocations: never calls ``callback``."""
+
+
+class MemoryStore(Unshared):
     """A `StateStore` in process memory (lost on restart); keeps the newest finished results
     (see `save`)."""
 
@@ -371,6 +487,13 @@ class MemoryStore:
 
     def observe_commits(self, observer: Callable[[float, int], None]) -> None:
         """Nothing is committed: the observer is never called."""
+
+    def forget(self, invocation_id: str) -> None:
+        """Drop an unfinished invocation and its journal (another coordinator has it now)."""
+        invocation = self._by_id.pop(invocation_id, None)
+        self._journals.pop(invocation_id, None)
+        if invocation is not None and invocation.idempotency_key:
+            self._by_key.pop(_key(invocation), None)
 
     def close(self) -> None:
         """Nothing to release: memory is the store."""

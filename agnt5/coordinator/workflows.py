@@ -70,6 +70,8 @@ class Workflows:
         self._store = store
         self._timers: dict[tuple[str, int], asyncio.TimerHandle] = {}
         self._armed: collections.Counter[str] = collections.Counter()  # timers by service
+        self._forwarded_ids: dict[str, set[int]] = {}  # signals other coordinators forwarded
+        store.on_signals(self._forwarded)
 
     # From the worker stream.
 
@@ -128,6 +130,10 @@ class Workflows:
             )
         payload = self._payload(payload)
         signal = BufferedSignal(self._store.next_signal_id(), name, payload)
+        if self._scheduler.elsewhere(invocation):  # the coordinator that runs it takes it
+            self._store.forward_signal(invocation.id, signal)
+            await self._scheduler.saved()
+            return False
         try:
             entry = self._store.journal(invocation.id).deliver(signal, _now_ms())
         except JournalError as exc:
@@ -136,6 +142,30 @@ class Workflows:
             self._store.when_saved(functools.partial(self._announce, invocation, entry, True))
         await self._scheduler.saved()  # UNAVAILABLE while the journal cannot commit
         return entry is not None
+
+    def _forwarded(self, invocation_id: str) -> None:
+        """Signals for ``invocation_id`` reached the store through another coordinator: if
+        this one runs the workflow, deliver those it has not seen (else whoever takes the
+        workflow over finds them kept)."""
+        invocation = self._store.get(invocation_id)
+        journal = self._store.journal(invocation_id, create=False)
+        if invocation is None or journal is None or invocation.finished:
+            return
+        seen = self._forwarded_ids.setdefault(invocation_id, set())
+        known = seen | {signal.id for signal in journal.signals}
+        for signal in self._store.kept_signals(invocation_id):
+            if signal.id in known:
+                continue
+            seen.add(signal.id)
+            try:
+                entry = journal.deliver(signal, _now_ms())
+            except JournalError as exc:
+                _log.warning("a forwarded signal for %s is dropped: %s", invocation_id, exc)
+                continue
+            if entry is not None:  # taken at once: its row goes
+                if journal.writer is not None:
+                    journal.writer.signal_taken(signal)
+                self._store.when_saved(functools.partial(self._announce, invocation, entry, True))
 
     def steps(self, invocation: Invocation) -> list[Entry]:
         """The journal of ``invocation`` in seq order (empty for a function)."""
@@ -158,8 +188,10 @@ class Workflows:
             if invocation.state is InvocationState.SUSPENDED and not journal.pending():
                 self._scheduler.resume(invocation)
 
-    def finished(self, invocation: Invocation) -> None:
-        """``invocation`` has its outcome: its timers go; its journal stays readable."""
+    def disarm(self, invocation: Invocation) -> None:
+        """``invocation`` finished, or went to another coordinator: its timers go here (its
+        journal stays readable)."""
+        self._forwarded_ids.pop(invocation.id, None)
         journal = self._store.journal(invocation.id, create=False)
         if journal is None:
             return

@@ -11,7 +11,10 @@ Lifecycle of ``await worker.run()``:
    in batches; heartbeats keep the session alive; ``Cancel`` and per-function timeouts apply.
 3. If the coordinator is not up yet or goes away: log, wait a jittered exponential backoff
    (0.5 s doubling to 30 s) and reconnect, registering again. A refused connection never ends
-   ``run()``; a refused key does (`UnauthenticatedError`): trying again cannot help.
+   ``run()``; a refused key does (`UnauthenticatedError`): trying again cannot help. With
+   several endpoints (``AGNT5_COORDINATOR_ENDPOINT=http://a:9091,http://b:9091``, coordinators
+   sharing one database), a worker starts on one picked at random, so workers spread over them,
+   and each reconnection tries the next.
 4. On SIGINT/SIGTERM or `stop()`: take no new work, send ``Drain``, let in-flight work finish
    for up to ``drain_timeout`` seconds, cancel what remains (reported ``CANCELLED``, retryable,
    so the coordinator re-delivers it), unregister, close the stream and return normally.
@@ -36,7 +39,7 @@ from agnt5.errors import UnauthenticatedError
 
 if TYPE_CHECKING:
     from agnt5._registry import Registry
-    from agnt5.config import WorkerConfig
+    from agnt5.config import Endpoint, WorkerConfig
 
 __all__ = ["StandaloneRuntime", "reconnect_delay"]
 
@@ -57,6 +60,8 @@ class StandaloneRuntime:
 
     def __init__(self, config: WorkerConfig, registry: Registry) -> None:
         self._config = config
+        self._endpoints = config.endpoints
+        self._next_endpoint = random.randrange(len(self._endpoints))  # workers spread over them
         self._registry = registry
         self._running = False
         self._registered = False
@@ -153,8 +158,10 @@ class StandaloneRuntime:
         assert self._stop is not None
         failures = 0
         while not self._stop.is_set():
+            endpoint = self._endpoints[self._next_endpoint]
+            self._next_endpoint = (self._next_endpoint + 1) % len(self._endpoints)  # fail over
             try:
-                registered = await self._one_session(pipeline)
+                registered = await self._one_session(pipeline, endpoint)
             except UnauthenticatedError:
                 raise
             except Exception as exc:  # every connection failure ends in a retry, never in run()
@@ -164,12 +171,14 @@ class StandaloneRuntime:
                 return
             failures = 1 if registered else failures + 1
             delay = reconnect_delay(failures)
-            _log.info("reconnecting to %s in %.2fs", self._config.coordinator_endpoint, delay)
+            following = self._endpoints[self._next_endpoint].target
+            _log.info("reconnecting to %s in %.2fs", following, delay)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
 
-    async def _one_session(self, pipeline: Pipeline) -> bool:
-        """Connect, register and serve until the session ends; True if it registered."""
+    async def _one_session(self, pipeline: Pipeline, endpoint: Endpoint) -> bool:
+        """Connect to ``endpoint``, register and serve until the session ends; True if it
+        registered."""
         import grpc
 
         from agnt5._wire.streams import worker_stream
@@ -177,7 +186,7 @@ class StandaloneRuntime:
 
         assert self._stop is not None and self._hurry is not None
         config = self._config
-        async with _channel(config) as channel:
+        async with _channel(endpoint) as channel:
             metadata = (("authorization", f"Bearer {config.api_key}"),) if config.api_key else None
             call = worker_stream(channel, metadata)
             session = Session(call, config, pipeline)
@@ -187,7 +196,7 @@ class StandaloneRuntime:
                 code, details = await _refusal(call, exc)
                 if code == grpc.StatusCode.UNAUTHENTICATED:
                     raise UnauthenticatedError(
-                        f"the coordinator at {config.coordinator_endpoint} refused this worker: "
+                        f"the coordinator at {endpoint.url} refused this worker: "
                         f"{details} (a worker key goes in AGNT5_API_KEY or Worker(api_key=...))"
                     ) from None
                 raise ConnectionError(f"{code.name}: {details}") from None
@@ -196,7 +205,7 @@ class StandaloneRuntime:
                 "registered %d component(s) of %s with %s as %s",
                 count,
                 config.service_name,
-                config.coordinator_endpoint,
+                endpoint.target,
                 config.worker_id,
             )
             try:
@@ -238,10 +247,9 @@ async def _first(primary: Any, interrupt: Any) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def _channel(config: Any) -> Any:
+async def _channel(endpoint: Endpoint) -> Any:
     import grpc
 
-    endpoint = config.endpoint
     options = [
         ("grpc.max_send_message_length", -1),  # results are checked against the coordinator's
         ("grpc.max_receive_message_length", -1),  # limit (RegisterAck); invokes are its own
