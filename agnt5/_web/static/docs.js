@@ -32,7 +32,7 @@ async function main() {
       spec.info.description ? h("p", {}, spec.info.description) : null,
       h("p", { class: "hint" }, "OpenAPI ", spec.openapi, " · ", h("a", { href: `${root}/openapi.json` }, "openapi.json")),
     ),
-    [...groups].map(([tag, views]) => h("section", { class: "group" }, h("h2", {}, tag), views)),
+    ...[...groups].map(([tag, views]) => h("section", { class: "group" }, h("h2", {}, tag), views)),
   );
 }
 
