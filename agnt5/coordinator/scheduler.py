@@ -17,6 +17,7 @@ from agnt5 import config
 from agnt5._proto import worker_pb2
 from agnt5._wire.records import InvokeItem, ResultItem
 from agnt5.coordinator.checks import check_metadata, check_name, result_problem
+from agnt5.coordinator.events import EventFeed
 from agnt5.coordinator.queues import QueueLimits, Queues
 from agnt5.coordinator.registry import Registry, WorkerHandle, retry_policy
 from agnt5.coordinator.store import Invocation, InvocationState, StateStore
@@ -69,6 +70,8 @@ class Scheduler:
         self._retries: dict[str, asyncio.TimerHandle] = {}
         self._reconnecting_until = 0.0  # monotonic; see `recover`
         self._closed = False
+        self.events = EventFeed()
+        """Every change of an invocation's state, and of the workers, for live watchers."""
 
     @property
     def max_input_bytes(self) -> int:
@@ -150,6 +153,7 @@ class Scheduler:
             self._deliver(worker, invocation)
         else:
             self._queues.push(invocation)
+            self.events.changed(invocation)
         return invocation, False
 
     def get(self, invocation_id: str) -> Invocation:
@@ -229,6 +233,7 @@ class Scheduler:
         previous = self._registry.add(worker)
         if previous is not None:
             self.worker_lost(previous)
+        self.events.services_changed()
         self._dispatch(worker.service)
 
     def worker_draining(self, worker: WorkerHandle) -> None:
@@ -239,6 +244,7 @@ class Scheduler:
         """A worker is gone: forget it and re-deliver what it was running (idempotent)."""
         worker.close()
         self._registry.remove(worker)
+        self.events.services_changed()
         lost = list(worker.in_flight.values())
         worker.in_flight.clear()
         for invocation in lost:
@@ -333,6 +339,7 @@ class Scheduler:
         invocation.worker_id = worker.worker_id
         worker.in_flight[invocation.id] = invocation
         self._store.save(invocation)
+        self.events.changed(invocation)
         worker.outbox.put_nowait(
             InvokeItem(
                 invocation.id,
@@ -368,6 +375,7 @@ class Scheduler:
                 invocation.state = InvocationState.PENDING
                 invocation.worker_id = ""
                 self._store.save(invocation)
+                self.events.changed(invocation)
                 if delay > 0:
                     self._retries[invocation.id] = asyncio.get_running_loop().call_later(
                         delay, self._retry_due, invocation
@@ -437,6 +445,7 @@ class Scheduler:
             event.set()
         for callback in self._listeners.pop(invocation.id, ()):
             callback(invocation)
+        self.events.changed(invocation)
 
 
 def _store_unavailable(reason: str) -> UnavailableError:
