@@ -38,16 +38,26 @@ def component_dict(component: common_pb2.Component) -> dict[str, Any]:
 
 
 def worker_dict(
-    worker_id: str, version: str, max_concurrency: int, in_flight: int, draining: bool
+    worker_id: str,
+    version: str,
+    max_concurrency: int,
+    in_flight: int,
+    draining: bool,
+    *,
+    last_seen_ms_ago: int | None = None,
 ) -> dict[str, Any]:
-    """A connected worker: its id and version, its capacity and load, whether it drains."""
-    return {
+    """A connected worker: its id and version, its capacity and load, whether it drains, and
+    (from the gateway) how long ago it last sent anything, heartbeats included."""
+    data: dict[str, Any] = {
         "worker_id": worker_id,
         "version": version,
         "max_concurrency": max_concurrency,
         "in_flight": in_flight,
         "draining": draining,
     }
+    if last_seen_ms_ago is not None:
+        data["last_seen_ms_ago"] = last_seen_ms_ago
+    return data
 
 
 def service_view(

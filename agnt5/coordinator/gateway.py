@@ -4,9 +4,13 @@
 invocation (``output`` holds the return value), the error's HTTP status with an error body, or
 202 with the still-running invocation after ``?wait=`` seconds (default 60). ``.../submit`` is
 202 ``{"invocation_id", "deduplicated"}``; ``GET /v1/invocations/{id}[?wait=s]`` is 200 with
-the invocation in any state; ``GET /v1/services`` lists services. ``?timeout=s`` sets an
+the invocation in any state; ``GET /v1/services`` lists services; ``GET /v1/events`` streams
+changes as server-sent events (see `agnt5.coordinator.events`). ``?timeout=s`` sets an
 invocation deadline; the ``Idempotency-Key`` header dedupes. Errors are
 ``{"error", "status", "code"}`` (plus ``invocation_id`` when there is one).
+``GET /openapi.json`` describes all this (OpenAPI 3.1, an operation per function), and the
+console (``/console``) and the docs page (``/docs``) are served beside it
+(`agnt5.coordinator.console`).
 
 A POST must declare a JSON body (``Content-Type: application/json`` or ``application/*+json``,
 else 415) and every request must name the gateway in its ``Host`` (see `_cross_site`).
@@ -14,14 +18,15 @@ else 415) and every request must name the gateway in its ``Host`` (see `_cross_s
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from agnt5 import config
@@ -36,6 +41,9 @@ from agnt5._wire.views import service_view, worker_dict
 from agnt5.coordinator._cross_site import HostCheck
 from agnt5.coordinator.auth import Credentials, Grant
 from agnt5.coordinator.checks import seconds
+from agnt5.coordinator.console import web_routes
+from agnt5.coordinator.events import Watcher
+from agnt5.coordinator.openapi import gateway_openapi
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
 from agnt5.coordinator.store import Invocation, InvocationState, visible_state
@@ -44,6 +52,9 @@ from agnt5.errors import AgntError, InvalidArgumentError, error_from_dict
 __all__ = ["build_gateway"]
 
 _Endpoint = Callable[[Request, Grant], Awaitable[Response]]
+
+_KEEP_ALIVE = 15.0  # seconds between comments on an idle event stream
+_SERVICES_EVERY = 2.0  # seconds between refreshes of the services' view on an event stream
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -74,6 +85,51 @@ def _invocation(invocation: Invocation, settled: bool) -> dict[str, Any]:
     return data
 
 
+def _listed(invocation: Invocation, settled: bool) -> dict[str, Any]:
+    """An invocation as listings and events show it (no input or output)."""
+    data: dict[str, Any] = {
+        "invocation_id": invocation.id,
+        "service": invocation.service,
+        "function": invocation.function,
+        "state": visible_state(invocation, settled).name,
+        "attempt": invocation.attempt,
+        "created_unix_ms": invocation.created_unix_ms,
+        "duration_ms": invocation.duration_us / 1000,
+    }
+    if settled and invocation.error is not None:
+        data["error_code"] = invocation.error.get("code", "")
+    return data
+
+
+def _detail(invocation: Invocation) -> dict[str, Any]:
+    """What ``?detail=true`` adds to an invocation: its input, metadata, times, worker, trace
+    id and idempotency key."""
+    traceparent = invocation.metadata.get("traceparent", "").split("-")
+    return {
+        "input": orjson.Fragment(invocation.input) if invocation.input.strip() else None,
+        "metadata": invocation.metadata,
+        "created_unix_ms": invocation.created_unix_ms,
+        "deadline_unix_ms": invocation.deadline_unix_ms or None,
+        "worker_id": invocation.worker_id or None,
+        "trace_id": traceparent[1] if len(traceparent) == 4 else None,
+        "idempotency_key": invocation.idempotency_key or None,
+    }
+
+
+def _event(kind: str, data: Any) -> bytes:
+    """One server-sent event (orjson writes no newline, so one data line)."""
+    return b"event: %s\ndata: %s\n\n" % (kind.encode(), orjson.dumps(data))
+
+
+def _flag(request: Request, name: str) -> bool:
+    raw = request.query_params.get(name, "false").lower()
+    if raw not in ("true", "1", "false", "0"):
+        raise InvalidArgumentError(
+            f"query parameter {name!r} must be true or false, got {raw[:32]!r}"
+        )
+    return raw in ("true", "1")
+
+
 def _seconds(request: Request, name: str, default: float | None) -> float | None:
     raw = request.query_params.get(name)
     return default if raw is None else seconds(name, raw)
@@ -98,10 +154,14 @@ def build_gateway(
     *,
     allowed_hosts: Iterable[str] = (),
     wait_timeout: float = config.GATEWAY_WAIT,
+    console: bool = True,
+    docs: bool = True,
 ) -> HostCheck:
     """The gateway app; with client keys every route needs ``Authorization: Bearer <key>``
     with one of them, and reaches only the services its key is limited to. ``allowed_hosts``:
-    the names it answers to besides IP addresses and localhost (``"*"``: any)."""
+    the names it answers to besides IP addresses and localhost (``"*"``: any). ``console``:
+    serve the console; ``docs``: serve ``/openapi.json`` and ``/docs``."""
+    keyed = "client" not in credentials.open_roles()
 
     def guarded(endpoint: _Endpoint) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
@@ -148,20 +208,28 @@ def build_gateway(
 
     async def result_endpoint(request: Request, grant: Grant) -> Response:
         wait = _seconds(request, "wait", 0.0)
+        detail = _flag(request, "detail")
         invocation = scheduler.get(request.path_params["invocation_id"])
         grant.check(invocation.service, "read results of")
         settled = await scheduler.wait(invocation, wait)
-        return _json(_invocation(invocation, settled))
+        data = _invocation(invocation, settled)
+        return _json({**data, **_detail(invocation)} if detail else data)
 
-    async def services_endpoint(request: Request, grant: Grant) -> Response:
-        services = [
+    def services(grant: Grant) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        return [
             service_view(
                 entry.name,
                 entry.version,
                 entry.components.values(),
                 (
                     worker_dict(
-                        w.worker_id, w.version, w.max_concurrency, len(w.in_flight), w.draining
+                        w.worker_id,
+                        w.version,
+                        w.max_concurrency,
+                        len(w.in_flight),
+                        w.draining,
+                        last_seen_ms_ago=int((now - w.last_seen) * 1000),
                     )
                     for w in entry.workers.values()
                 ),
@@ -170,7 +238,50 @@ def build_gateway(
             for entry in registry.services()
             if grant.allows(entry.name)
         ]
-        return _json({"services": services})
+
+    async def services_endpoint(request: Request, grant: Grant) -> Response:
+        return _json({"services": services(grant)})
+
+    async def events_endpoint(request: Request, grant: Grant) -> Response:
+        watcher = scheduler.events.watch(grant.allows)
+        headers = {"cache-control": "no-store", "x-accel-buffering": "no"}
+        return StreamingResponse(
+            stream(watcher, grant), media_type="text/event-stream", headers=headers
+        )
+
+    async def stream(watcher: Watcher, grant: Grant) -> AsyncIterator[bytes]:
+        """Events until the client leaves (Starlette then cancels this) or the coordinator
+        stops; the services' view first, then when it changes."""
+        try:
+            sent = orjson.dumps({"services": services(grant)})
+            yield b"retry: 2000\nevent: services\ndata: %s\n\n" % sent
+            refreshed = idle_since = time.monotonic()
+            while not watcher.closed:  # one batch of changes a turn
+                changes = await watcher.next(min(_SERVICES_EVERY, _KEEP_ALIVE))
+                chunks = [_event("reset", {})] if changes.reset else []
+                chunks += [
+                    _event("invocation", _listed(i, scheduler.settled(i)))
+                    for i in changes.invocations
+                ]
+                now = time.monotonic()
+                if changes.services or now - refreshed >= _SERVICES_EVERY:
+                    refreshed = now
+                    view = orjson.dumps({"services": services(grant)})
+                    if view != sent:
+                        sent = view
+                        chunks.append(b"event: services\ndata: %s\n\n" % view)
+                if not chunks and now - idle_since >= _KEEP_ALIVE:
+                    chunks.append(b": keep-alive\n\n")
+                if chunks:
+                    idle_since = now
+                    yield b"".join(chunks)
+        finally:
+            scheduler.events.unwatch(watcher)
+
+    async def openapi_endpoint(request: Request, grant: Grant) -> Response:
+        allowed = (entry for entry in registry.services() if grant.allows(entry.name))
+        root = str(request.scope.get("root_path", ""))
+        return _json(gateway_openapi(allowed, root, bearer=keyed))
 
     async def on_http_exception(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -183,6 +294,9 @@ def build_gateway(
             Route(f"{function_path}/submit", guarded(submit_endpoint), methods=["POST"]),
             Route("/v1/invocations/{invocation_id}", guarded(result_endpoint), methods=["GET"]),
             Route("/v1/services", guarded(services_endpoint), methods=["GET"]),
+            Route("/v1/events", guarded(events_endpoint), methods=["GET"]),
+            *([Route("/openapi.json", guarded(openapi_endpoint), methods=["GET"])] if docs else []),
+            *web_routes(console=console, docs=docs),
         ],
         exception_handlers={HTTPException: on_http_exception},
     )
