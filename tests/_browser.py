@@ -189,13 +189,12 @@ class Page:
             raise BrowserError(f"{expression!r} raised: {text}")
         return result["result"].get("value")
 
-    def wait_for(self, expression: str, what: str, timeout: float = 20.0) -> Any:
-        """Wait until ``expression`` is truthy in the page; returns its value."""
+    def wait_for(self, expression: str, what: str, timeout: float = 20.0) -> None:
+        """Wait until ``expression`` is truthy in the page."""
         deadline = time.monotonic() + timeout
         while True:  # bounded by the timeout
-            value = self.evaluate(expression)
-            if value:
-                return value
+            if self.evaluate(f"Boolean({expression})"):
+                return
             if time.monotonic() > deadline:
                 text = self.evaluate("document.body ? document.body.innerText : ''")
                 raise AssertionError(

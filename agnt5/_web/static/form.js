@@ -113,7 +113,7 @@ function label(path) {
 
 function build(schema, document, path, required) {
   const [inner, nullable] = unwrapNullable(resolve(schema, document), document);
-  if (nullable) return nullableField(build(inner, document, path, true), path);
+  if (nullable) return nullableField(build(inner, document, path, required), path);
   const type = typeOf(inner);
   if (inner.const !== undefined) return constField(inner.const);
   if (Array.isArray(inner.enum)) return enumField(inner, path, required);
@@ -228,7 +228,7 @@ function objectField(schema, document, path) {
     if (field.element.id === "") field.element.id = childPath;
     return [name, field, row];
   });
-  const element = h(path ? "fieldset" : "div", { class: "object" }, path ? h("legend", {}, path) : null, fields.map(([, , row]) => row));
+  const element = h(path ? "fieldset" : "div", { class: "object" }, fields.map(([, , row]) => row));
   if (!fields.length) element.append(h("p", { class: "hint" }, "No input."));
   return {
     element,

@@ -1,0 +1,204 @@
+"""The console in a real headless Chromium, against a real coordinator and worker (processes).
+
+A person's paths: the overview shows the service and its worker; a function's form (generated
+from its input schema) invokes it and the invocation page turns to SUCCEEDED live; a failed
+invocation shows its error; with a client key the console asks for it and keeps it out of URLs
+and cookies. A screenshot of each page is written to the test's directory.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from _browser import Browser, Page, needs_browser
+from _coordinator_support import PYTHON, agnt5_env, coordinator_process
+from _processes import spawn, stop
+
+pytestmark = [needs_browser, pytest.mark.slow]
+
+APP = textwrap.dedent(
+    '''
+    import asyncio
+    import dataclasses
+
+    from agnt5 import function
+
+
+    @dataclasses.dataclass
+    class Order:
+        item: str
+        quantity: int
+        gift: bool = False
+
+
+    @function
+    def place(order: Order, note: str | None = None) -> dict:
+        """Place an order: the total is 2 per item."""
+        return {"item": order.item, "total": 2 * order.quantity, "gift": order.gift}
+
+
+    @function(retries=0)
+    def explode(reason: str) -> None:
+        raise ValueError(f"exploded: {reason}")
+
+
+    @function
+    async def linger(seconds: float) -> float:
+        await asyncio.sleep(seconds)
+        return seconds
+    '''
+)
+CLIENT_KEY = "console-test-key"
+
+
+@dataclass
+class Cluster:
+    http: str
+    directory: Path
+
+    @property
+    def console(self) -> str:
+        return f"{self.http}/console"
+
+    def submit(self, function: str, value: object, key: str | None = None) -> str:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        response = httpx.post(
+            f"{self.http}/v1/services/shop/functions/{function}/submit",
+            json=value,
+            headers=headers,
+            timeout=10,
+        )
+        assert response.status_code == 202, response.text
+        return str(response.json()["invocation_id"])
+
+
+@contextmanager
+def cluster(directory: Path, *coordinator_args: str, worker_key: str = "") -> Iterator[Cluster]:
+    """A coordinator and a worker of service 'shop' serving APP."""
+    (directory / "shop.py").write_text(APP)
+    key = ("--api-key", worker_key) if worker_key else ()
+    with coordinator_process(*coordinator_args) as coordinator:
+        worker = spawn(
+            [*PYTHON, "-m", "agnt5", "worker", str(directory / "shop.py"), "--service", "shop",
+             "--endpoint", coordinator.endpoint, *key],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=agnt5_env(),
+        )  # fmt: skip
+        try:
+            yield Cluster(f"http://{coordinator.http_address}", directory)
+        finally:
+            stop(worker)
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with cluster(tmp_path_factory.mktemp("shop")) as running:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # bounded: until the worker registered
+            services = httpx.get(f"{running.http}/v1/services", timeout=10).json()["services"]
+            if services and services[0]["workers"]:
+                break
+            time.sleep(0.1)
+        yield running
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Browser]:
+    """A browser per test: its helper processes start as it works, so a test's own check that
+    it leaves no process behind covers them."""
+    with Browser(tmp_path / "profile") as running:
+        yield running
+
+
+def open_console(browser: Browser, url: str) -> Page:
+    page = browser.page()
+    page.goto(url)
+    page.wait_for("document.querySelector('#live.on')", "the event stream to connect")
+    return page
+
+
+def test_overview_shows_services_functions_and_workers(
+    shop: Cluster, browser: Browser, tmp_path: Path
+) -> None:
+    page = open_console(browser, shop.console)
+    card = "section.service[data-service='shop']"
+    page.wait_for(page.visible(f"{card} table.workers"), "the worker of 'shop'")
+    text = page.text(card)
+    for expected in ("place", "explode", "linger", "Place an order: the total is 2 per item."):
+        assert expected in text
+    assert "/ 100" in page.text(f"{card} table.workers")  # in flight / capacity
+    assert "0 queued" in text
+    page.screenshot(tmp_path / "overview.png")
+    page.check_no_errors()
+
+
+def test_invoke_from_the_form_and_watch_it_succeed(
+    shop: Cluster, browser: Browser, tmp_path: Path
+) -> None:
+    page = open_console(browser, shop.console)
+    page.click("a.function-link[href='#/services/shop/place']")
+    page.wait_for(page.visible("#invoke-form input[name='order.item']"), "the form of 'place'")
+    page.screenshot(tmp_path / "function.png")
+    page.type("#invoke-form input[name='order.item']", "book")
+    page.type("#invoke-form input[name='order.quantity']", "3")
+    page.click("#invoke-form input[name='order.gift']")
+    page.click("#invoke")
+    page.wait_for("location.hash.startsWith('#/invocations/')", "the invocation's page")
+    page.wait_for("document.querySelector('#state')?.innerText === 'SUCCEEDED'", "success")
+    output = page.text("#output")
+    assert '"total": 6' in output and '"gift": true' in output
+    assert '"quantity": 3' in page.text("#input")
+    page.screenshot(tmp_path / "invocation.png")
+    page.check_no_errors()
+
+
+def test_a_failed_invocation_shows_its_error(
+    shop: Cluster, browser: Browser, tmp_path: Path
+) -> None:
+    invocation_id = shop.submit("explode", {"reason": "on purpose"})
+    page = open_console(browser, f"{shop.console}#/invocations/{invocation_id}")
+    page.wait_for("document.querySelector('#state')?.innerText === 'FAILED'", "the failure")
+    assert page.text("#error-code") == "FUNCTION_FAILED"
+    assert "exploded: on purpose" in page.text("#error-message")
+    page.screenshot(tmp_path / "failed.png")
+    page.check_no_errors()
+
+
+def test_the_invocation_page_follows_a_running_invocation_live(
+    shop: Cluster, browser: Browser
+) -> None:
+    invocation_id = shop.submit("linger", {"seconds": 1.5})
+    page = open_console(browser, f"{shop.console}#/invocations/{invocation_id}")
+    page.wait_for("document.querySelector('#state')?.innerText === 'RUNNING'", "running")
+    page.wait_for("document.querySelector('#state')?.innerText === 'SUCCEEDED'", "success")
+    assert page.text("#output") == "1.5"
+    page.check_no_errors()
+
+
+def test_with_a_client_key_the_console_asks_for_it_and_keeps_it_in_the_tab(
+    browser: Browser, tmp_path: Path
+) -> None:
+    args = ("--client-key", CLIENT_KEY, "--worker-key", "worker-key")
+    with cluster(tmp_path, *args, worker_key="worker-key") as keyed:
+        page = browser.page()
+        page.goto(keyed.console)
+        page.wait_for(page.visible("dialog.key-dialog input[name='key']"), "the key dialog")
+        page.screenshot(tmp_path / "key.png")
+        page.type("dialog.key-dialog input[name='key']", CLIENT_KEY)
+        page.click("dialog.key-dialog button[type='submit']")
+        page.wait_for("document.querySelector('#live.on')", "the event stream to connect")
+        page.wait_for(page.visible("section.service[data-service='shop']"), "the service")
+        assert page.evaluate("document.cookie") == ""
+        assert CLIENT_KEY not in page.evaluate("location.href")
+        assert page.evaluate("sessionStorage.getItem('agnt5.key')") == CLIENT_KEY
+        assert page.evaluate("localStorage.length") == 0
+        page.check_no_errors()
