@@ -28,6 +28,7 @@ APP = textwrap.dedent(
     '''
     import asyncio
     import dataclasses
+    import os
 
     from agnt5 import function
 
@@ -54,6 +55,15 @@ APP = textwrap.dedent(
     async def linger(seconds: float) -> float:
         await asyncio.sleep(seconds)
         return seconds
+
+
+    @function
+    async def hold(release: str) -> str:
+        for _ in range(3000):  # bounded: 30 s
+            if os.path.exists(release):
+                return "released"
+            await asyncio.sleep(0.01)
+        return "timed out"
     '''
 )
 CLIENT_KEY = "console-test-key"
@@ -174,13 +184,15 @@ def test_a_failed_invocation_shows_its_error(
 
 
 def test_the_invocation_page_follows_a_running_invocation_live(
-    shop: Cluster, browser: Browser
+    shop: Cluster, browser: Browser, tmp_path: Path
 ) -> None:
-    invocation_id = shop.submit("linger", {"seconds": 1.5})
+    release = tmp_path / "release"
+    invocation_id = shop.submit("hold", {"release": str(release)})
     page = open_console(browser, f"{shop.console}#/invocations/{invocation_id}")
     page.wait_for("document.querySelector('#state')?.innerText === 'RUNNING'", "running")
+    release.touch()
     page.wait_for("document.querySelector('#state')?.innerText === 'SUCCEEDED'", "success")
-    assert page.text("#output") == "1.5"
+    assert page.text("#output") == '"released"'
     page.check_no_errors()
 
 
