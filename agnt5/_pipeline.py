@@ -22,10 +22,11 @@ import logging
 import os
 import time
 from collections.abc import Coroutine, Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from agnt5._handler_threads import HandlerThreads
 from agnt5.context import Context
 from agnt5.errors import AgntError, InvocationTimeoutError, wrap_exception
 
@@ -83,10 +84,12 @@ class Pipeline:
         """A serving worker's pipeline: its bounded thread pool and its telemetry, started."""
         from agnt5.telemetry import start_telemetry
 
-        executor = ThreadPoolExecutor(
-            config.pool_size, thread_name_prefix=f"agnt5-{config.service_name}"
-        )
-        return cls(config.service_name, registry, executor, start_telemetry(config))
+        executor = HandlerThreads(config.pool_size, f"agnt5-{config.service_name}")
+        telemetry = start_telemetry(config)
+        if telemetry is not None:
+            telemetry.declare(registry)
+            telemetry.observe_threads(executor)
+        return cls(config.service_name, registry, executor, telemetry)
 
     def stop(self) -> None:
         """Stop what `start` started: the thread pool (queued work dropped) and the telemetry."""
@@ -220,9 +223,13 @@ class Route:
             if self.executor is None:
                 return self.call(payload, invocation_id, ctx)
             run_in_context = contextvars.copy_context().run  # the span and log scope follow
-            return await asyncio.get_running_loop().run_in_executor(
-                self.executor, run_in_context, self.call, payload, invocation_id, ctx
-            )
+            job = self.executor.submit(run_in_context, self.call, payload, invocation_id, ctx)
+            try:
+                return await asyncio.wrap_future(job)
+            except asyncio.CancelledError:  # timed out or cancelled: the thread runs on
+                if isinstance(self.executor, HandlerThreads):
+                    self.executor.abandon(job)
+                raise
         try:
             args, kwargs = handler.bind(payload)
             return handler.encode(await handler.call(args, kwargs, ctx))

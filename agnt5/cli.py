@@ -154,6 +154,22 @@ def _integer(text: str, minimum: int) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535."""
+    value = _integer(text, 0)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, got {text!r}")
+    return value
+
+
+def _host(text: str) -> str:
+    """An argparse type: an IP address or a host name."""
+    try:
+        return config.parse_host(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _seconds(text: str) -> float:
     """An argparse type: a finite number of seconds > 0."""
     try:
@@ -242,6 +258,18 @@ def _add_worker_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-concurrency", type=int, help="invocations run at once (default: 100)"
+    )
+    parser.add_argument(
+        "--health-host",
+        type=_host,
+        help="address of the worker's /health, /ready and /metrics "
+        f"(default: $AGNT5_HEALTH_HOST or {config.HEALTH_HOST}, every interface, for probes)",
+    )
+    parser.add_argument(
+        "--health-port",
+        type=_port,
+        help=f"port of /health, /ready and /metrics, 0 for none "
+        f"(default: $AGNT5_HEALTH_PORT or {config.HEALTH_PORT})",
     )
 
 
@@ -453,8 +481,9 @@ def _load_worker(args: argparse.Namespace, endpoint: str, api_key: str | None) -
         "log_level": args.log_level,
         "log_format": args.log_format,
     }
-    if args.max_concurrency is not None:
-        options["max_concurrency"] = args.max_concurrency
+    for option in ("max_concurrency", "health_host", "health_port"):
+        if getattr(args, option) is not None:
+            options[option] = getattr(args, option)
     service = args.service or config.setting("service_name") or module.__name__.rpartition(".")[2]
     return Worker(service, runtime="standalone", **options)
 

@@ -1,7 +1,9 @@
 """`Client` (blocking) and `AsyncClient` (asyncio): invoke functions through a coordinator.
 
 Both speak the coordinator's ``agnt5.v1.Invocations`` gRPC service (``https://`` endpoints use
-TLS; an ``api_key`` is sent as ``authorization: Bearer <key>``). Inputs are any JSON-able value
+TLS; an ``api_key`` is sent as ``authorization: Bearer <key>``). Each invocation carries the
+caller's current OpenTelemetry trace context (W3C ``traceparent``), so a span
+the caller has open is the parent of the coordinator's and the worker's spans. Inputs are any JSON-able value
 (encoded with orjson) and results come back decoded. Failures raise agnt5 errors: the outcome
 of a failed invocation is rebuilt from its ``{"code","message","type","retryable"}`` error, a
 refused request from the ``agnt5-error-bin`` trailing metadata of the call, and a transport
@@ -21,6 +23,7 @@ import asyncio
 import functools
 import os
 import random
+import sys
 import time
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
@@ -97,6 +100,20 @@ def _retry_pause(error: AgntError, retry: int, deadline: float, request: Any) ->
     return pause
 
 
+def _trace_context() -> dict[str, str]:
+    """The caller's current trace context as W3C headers (``traceparent``, ``tracestate``, and
+    whatever else the configured OpenTelemetry propagators write), to send with an invocation
+    so the caller's span becomes the parent of the coordinator's and the worker's. Empty when
+    OpenTelemetry is not in use or no span is current."""
+    if "opentelemetry.context" not in sys.modules:  # nothing can be current without it
+        return {}
+    from opentelemetry import propagate
+
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
 def _milliseconds(seconds: float | None) -> int:
     if seconds is None:
         return 0
@@ -138,6 +155,7 @@ class _Base:
             idempotency_key=idempotency_key or os.urandom(16).hex(),  # so a retry is deduped
             timeout_ms=_milliseconds(timeout),
             wait_ms=_milliseconds(wait),
+            metadata=_trace_context(),
         )
 
     @staticmethod
@@ -370,7 +388,7 @@ class AsyncClient(_Base):
             key = next(keys, None) if keys is not None else None
             stream.submit(
                 service, function, self._payload(input), key or "", timeout_ms,
-                functools.partial(_deliver, done, index),
+                functools.partial(_deliver, done, index), _trace_context(),
             )  # fmt: skip
             pending += 1
             while pending >= window:  # bounded: each turn takes one outcome

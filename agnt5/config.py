@@ -8,7 +8,9 @@ module uses the standard library only (the build script reads `TRUTHY` from it).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 import socket
 import uuid
 from collections.abc import Callable, Mapping
@@ -22,6 +24,8 @@ __all__ = [
     "GATEWAY_PORT",
     "GATEWAY_WAIT",
     "HEARTBEAT_INTERVAL",
+    "HEALTH_HOST",
+    "HEALTH_PORT",
     "HEARTBEAT_TIMEOUT",
     "LOCALHOST",
     "LOG_FORMATS",
@@ -38,6 +42,7 @@ __all__ = [
     "env_flag",
     "env_text",
     "parse_endpoint",
+    "parse_host",
     "setting",
 ]
 
@@ -71,6 +76,12 @@ GATEWAY_WAIT = 60.0
 """Seconds the HTTP gateway's invoke waits for an outcome before answering 202."""
 RETENTION = 24 * 3600.0
 """Seconds a finished invocation stays readable by id and idempotency key in the journal."""
+HEALTH_HOST = "0.0.0.0"
+"""Where a standalone worker's health server listens: every IPv4 interface, so a container's
+probes reach it (Docker's ``HEALTHCHECK`` on localhost, a Kubernetes kubelet on the pod's
+address)."""
+HEALTH_PORT = 8000
+"""The standalone worker's health port (``/health``, ``/ready``, ``/metrics``); 0 turns it off."""
 DATA_DIR = "./.agnt5"
 """Where ``agnt5 coordinator`` journals invocations."""
 
@@ -176,6 +187,20 @@ def _seconds(value: Any) -> float:
     return number
 
 
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+
+def parse_host(value: Any) -> str:
+    """An IP address or a host name to bind; `ValueError` otherwise."""
+    text = _text(value)
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        if not _HOSTNAME.fullmatch(text):
+            raise ValueError(f"expected an IP address or a host name, got {value!r}") from None
+    return text
+
+
 def _endpoint(value: Any) -> str:
     text = _text(value)
     parse_endpoint(text)
@@ -214,7 +239,8 @@ _SETTINGS: dict[str, _Setting] = {
     "drain_timeout": _Setting(_seconds, 30.0),
     "heartbeat_interval": _Setting(_seconds, HEARTBEAT_INTERVAL),
     "worker_id": _Setting(_name, default_factory=_default_worker_id),
-    "health_port": _Setting(_optional(_integer(0, 65535))),
+    "health_host": _Setting(parse_host, HEALTH_HOST),
+    "health_port": _Setting(_integer(0, 65535), HEALTH_PORT),
     "max_body_size": _Setting(_integer(1), MAX_BODY_BYTES),
     "http_host": _Setting(_name, LOCALHOST),
     "http_port": _Setting(_integer(0, 65535), 8000),
@@ -239,7 +265,8 @@ class WorkerConfig:
     drain_timeout: float
     heartbeat_interval: float
     worker_id: str
-    health_port: int | None
+    health_host: str
+    health_port: int
     max_body_size: int
     http_host: str
     http_port: int
@@ -267,6 +294,11 @@ class WorkerConfig:
     def endpoint(self) -> Endpoint:
         """The parsed coordinator endpoint."""
         return parse_endpoint(self.coordinator_endpoint)
+
+    @property
+    def serves_metrics(self) -> bool:
+        """Whether this worker serves ``/metrics``: a standalone worker with a health port."""
+        return self.runtime == "standalone" and self.health_port != 0
 
     @property
     def pool_size(self) -> int:

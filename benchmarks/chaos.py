@@ -58,7 +58,7 @@ def _env() -> dict[str, str]:
     root = str(Path(__file__).resolve().parent.parent)
     path = os.environ.get("PYTHONPATH", "")
     return {**os.environ, "PYTHONPATH": f"{path}:{root}" if path else root,
-            "AGNT5_DISABLE_TELEMETRY": "true"}  # fmt: skip
+            "AGNT5_DISABLE_TELEMETRY": "true", "AGNT5_HEALTH_PORT": "0"}  # fmt: skip
 
 
 class _Cluster:

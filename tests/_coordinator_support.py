@@ -55,7 +55,9 @@ def unique(prefix: str = "svc") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-_KEPT = frozenset({"AGNT5_NO_EXTENSIONS"})  # a pure-Python pass stays pure in its subprocesses
+# A pure-Python pass stays pure in its subprocesses, and their workers serve no health port
+# unless a test asks (conftest sets AGNT5_HEALTH_PORT=0: many workers cannot all take 8000).
+_KEPT = frozenset({"AGNT5_NO_EXTENSIONS", "AGNT5_HEALTH_PORT"})
 
 
 def agnt5_env(**extra: str) -> dict[str, str]:

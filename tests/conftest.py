@@ -8,6 +8,7 @@ runs the whole suite on the pure-Python twins alone.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -22,6 +23,10 @@ TWINS = {
 }
 
 make_subreaper()  # so a process whose parent died is still found below this one
+# Standalone workers serve health endpoints on port 8000 by default; the tests start many, in
+# this process and in subprocesses (agnt5_env keeps this), so none takes a port unless a test
+# gives it one (an ephemeral port, or "" for the default).
+os.environ["AGNT5_HEALTH_PORT"] = "0"
 
 
 @pytest.fixture(

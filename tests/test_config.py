@@ -18,6 +18,11 @@ def test_defaults() -> None:
     assert config.disable_telemetry is False
     assert config.api_key is None
     assert config.max_concurrency == 100
+    assert (config.health_host, config.health_port, config.serves_metrics) == (
+        "0.0.0.0",
+        8000,
+        True,
+    )
     assert config.drain_timeout == 30.0
     assert config.max_body_size == 10 * 1024 * 1024
     assert config.worker_id
@@ -36,7 +41,8 @@ def test_environment_fills_what_the_constructor_leaves_out() -> None:
         "AGNT5_MAX_CONCURRENCY": "8",
         "AGNT5_DRAIN_TIMEOUT": "2.5",
         "AGNT5_WORKER_ID": "w-1",
-        "AGNT5_HEALTH_PORT": "8000",
+        "AGNT5_HEALTH_HOST": "127.0.0.1",
+        "AGNT5_HEALTH_PORT": "9100",
     }
     config = WorkerConfig.resolve(environ)
     assert (config.service_name, config.service_version, config.runtime) == (
@@ -51,7 +57,8 @@ def test_environment_fills_what_the_constructor_leaves_out() -> None:
         True,
     )
     assert (config.api_key, config.max_concurrency, config.drain_timeout) == ("secret", 8, 2.5)
-    assert (config.worker_id, config.health_port) == ("w-1", 8000)
+    assert (config.worker_id, config.health_host, config.health_port) == ("w-1", "127.0.0.1", 9100)
+    assert not config.serves_metrics  # an ASGI worker has no health server
 
 
 def test_constructor_wins_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,6 +107,12 @@ def test_missing_service_name_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) 
             {},
             "invalid AGNT5_HEALTH_PORT: expected an integer between",
         ),
+        (
+            {"AGNT5_HEALTH_HOST": "http://0.0.0.0"},
+            {},
+            "invalid AGNT5_HEALTH_HOST: expected an IP address or a host name",
+        ),
+        ({}, {"health_port": -1}, "invalid health_port: expected an integer between 0 and 65535"),
         ({"AGNT5_COORDINATOR_ENDPOINT": "ftp://x"}, {}, "invalid AGNT5_COORDINATOR_ENDPOINT"),
         (
             {},
@@ -113,6 +126,16 @@ def test_malformed_values_name_the_setting(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         WorkerConfig.resolve(environ, service_name="svc", **given)
+
+
+@pytest.mark.parametrize(
+    ("environ", "given"), [({"AGNT5_HEALTH_PORT": "0"}, {}), ({}, {"health_port": 0})]
+)
+def test_health_port_zero_turns_the_health_server_off(
+    environ: dict[str, str], given: dict[str, object]
+) -> None:
+    config = WorkerConfig.resolve(environ, service_name="svc", **given)
+    assert (config.health_port, config.serves_metrics) == (0, False)
 
 
 def test_unknown_option_is_refused() -> None:

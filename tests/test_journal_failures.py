@@ -66,6 +66,11 @@ async def test_a_failing_disk_refuses_new_work_and_recovers(tmp_path: Path) -> N
                 assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
                 # what needs no disk still works; an outcome not committed is not shown
                 assert (await http.get("/v1/services")).status_code == 200
+                assert (await http.get("/health")).status_code == 200
+                ready = await http.get("/ready")
+                assert (
+                    ready.status_code == 503 and "journal cannot commit" in ready.json()["reason"]
+                )
                 release.set()
                 await asyncio.sleep(0.3)
                 running = (await http.get(f"/v1/invocations/{held}")).json()
@@ -73,6 +78,7 @@ async def test_a_failing_disk_refuses_new_work_and_recovers(tmp_path: Path) -> N
             # the disk is back: the held outcome is committed and shown, new work accepted
             done = (await http.get(f"/v1/invocations/{held}?wait=10")).json()
             assert done["state"] == "SUCCEEDED" and done["output"] == "released"
+            assert (await http.get("/ready")).json() == {"status": "ready"}
             accepted = [
                 (await http.post(f"{path}/f/submit", json=n)).json()["invocation_id"]
                 for n in range(5)

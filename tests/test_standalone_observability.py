@@ -11,6 +11,7 @@ import httpx
 import pytest
 from _asgi_support import SPANS_TO_FILE
 from _coordinator_support import coordinator_process, unique
+from _metrics import check_with_promtool, samples
 from test_standalone_worker import free_port, log_of, wait_for_service, worker_process
 
 from agnt5.client import Client
@@ -34,6 +35,13 @@ MODULE = SPANS_TO_FILE + textwrap.dedent(
     @function()
     def failing(x: int) -> int:
         raise ValueError("boom")
+
+
+    @function()
+    def web_stack_loaded() -> list[str]:
+        import sys
+
+        return sorted({"starlette", "uvicorn"} & set(sys.modules))
     """
 )
 
@@ -65,9 +73,11 @@ def test_health_ready_and_metrics_follow_the_coordinator(module: Path) -> None:
     service, health_port, grpc_port = unique(), free_port(), free_port()
     base = f"http://127.0.0.1:{health_port}"
     endpoint = f"http://127.0.0.1:{grpc_port}"
-    with worker_process(module, endpoint, service, AGNT5_HEALTH_PORT=str(health_port)) as worker:
+    flags = ("--health-host", "127.0.0.1", "--health-port", str(health_port))  # over the env's 0
+    with worker_process(module, endpoint, service, *flags) as worker:
         wait_for_status(f"{base}/health", 200)
         assert status(f"{base}/ready") == 503  # no coordinator yet
+        before = httpx.get(f"{base}/metrics", timeout=5).text
         with (
             coordinator_process("--port", str(grpc_port)) as coordinator,
             Client(endpoint) as client,
@@ -77,19 +87,29 @@ def test_health_ready_and_metrics_follow_the_coordinator(module: Path) -> None:
             assert client.invoke(service, "observed", {"a": 1}) == {"ok": True}
             with pytest.raises(Exception, match="boom"):
                 client.invoke(service, "failing", 1)
+            # the health server runs on uvicorn; Starlette stays the ASGI runtime's
+            assert client.invoke(service, "web_stack_loaded") == ["uvicorn"]
             metrics = httpx.get(f"{base}/metrics", timeout=5).text
             coordinator.process.kill()
             coordinator.process.wait(10)
         wait_for_status(f"{base}/ready", 503)
         assert status(f"{base}/health") == 200
-    lines = metrics.splitlines()
-    assert 'agnt5_invocations_total{agnt5_function="observed",agnt5_outcome="success"} 1' in lines
-    assert (
-        'agnt5_invocations_total{agnt5_error_code="FUNCTION_FAILED",agnt5_function="failing",'
-        'agnt5_outcome="error"} 1'
-    ) in lines
-    assert 'agnt5_invocations_in_flight{agnt5_function="observed"} 0' in lines
+    for text in (before, metrics):
+        check_with_promtool(text)
+    zero, found = samples(before), samples(metrics)
+    observed = _labels(function="observed", outcome="success")
+    assert zero["agnt5_invocations_total", observed] == 0  # a series before the first invocation
+    assert found["agnt5_invocations_total", observed] == 1
+    failed = _labels(function="failing", outcome="error", error_code="FUNCTION_FAILED")
+    assert found["agnt5_invocations_total", failed] == 1
+    assert found["agnt5_invocations_in_flight", _labels(function="observed")] == 0
+    assert found["agnt5_invocation_duration_seconds_count", observed] == 1
     assert "registered" in log_of(worker)
+    assert f"health endpoints on 127.0.0.1:{health_port}" in log_of(worker)
+
+
+def _labels(**labels: str) -> frozenset[tuple[str, str]]:
+    return frozenset((f"agnt5_{key}", value) for key, value in labels.items())
 
 
 def test_json_logs_carry_the_invocation_id(module: Path) -> None:

@@ -196,7 +196,8 @@ def test_sync_and_async_handlers_and_bad_input(module: Path) -> None:
             ok = http.post(url, content=b'{"name": "Bob"}')
             assert ok.status_code == 200, ok.text
         assert client.invoke(service, "greet", "Cy") == "Hello, Cy!"
-        # starlette and uvicorn are installed with agnt5, but only the ASGI runtime imports them.
+        # starlette and uvicorn are installed with agnt5; a standalone worker with no health
+        # port (as here) imports neither (with one: uvicorn alone, test_standalone_observability)
         assert client.invoke(service, "web_stack_loaded") == []
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from _coordinator_support import PYTHON
+from _metrics import check_with_promtool, samples
 from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -68,8 +69,13 @@ def instrumentation(
     provider.shutdown()
 
 
+def _labels(**labels: str) -> frozenset[tuple[str, str]]:
+    return frozenset((f"agnt5_{key}", value) for key, value in labels.items())
+
+
 def _config(**options: Any) -> WorkerConfig:
-    return WorkerConfig.resolve({}, service_name="orders", **options)
+    """A worker's settings; no health port (so no /metrics) unless ``options`` give one."""
+    return WorkerConfig.resolve({}, service_name="orders", **{"health_port": 0, **options})
 
 
 @pytest.fixture
@@ -239,30 +245,30 @@ async def test_timeout_raised_by_run_counts_as_timeout(
 async def test_metrics_text_is_prometheus_exposition(
     handlers: None, spans: InMemorySpanExporter
 ) -> None:
-    made = create_instrumentation(_config(health_port=0))
-    assert made is not None
+    made = create_instrumentation(_config(health_port=8000))
+    assert made is not None and made.exposition is not None
     try:
         await _invoke(made, "add", b"[1, 2]", {"traceparent": TRACEPARENT})
         with pytest.raises(AgntError):
             await _invoke(made, "explode")
-        text = made.metrics_text()
+        text = made.exposition.render()[0].decode()
     finally:
         made.shutdown()
-    assert "# TYPE agnt5_invocations_total counter" in text
-    assert 'agnt5_invocations_total{agnt5_function="add",agnt5_outcome="success"} 1' in text
-    assert (
-        'agnt5_invocations_total{agnt5_error_code="FUNCTION_FAILED",agnt5_function="explode",'
-        'agnt5_outcome="error"} 1'
-    ) in text
-    assert (
-        'agnt5_invocation_duration_seconds_count{agnt5_function="add",agnt5_outcome="success"} 1'
-        in text
+    check_with_promtool(text)
+    found = samples(text)
+    assert found["agnt5_invocations_total", _labels(function="add", outcome="success")] == 1
+    failed = _labels(function="explode", outcome="error", error_code="FUNCTION_FAILED")
+    assert found["agnt5_invocations_total", failed] == 1
+    ok = _labels(function="add", outcome="success")
+    assert found["agnt5_invocation_duration_seconds_count", ok] == 1
+    assert found["agnt5_invocation_duration_seconds_bucket", ok | {("le", "+Inf")}] == 1
+    assert found["agnt5_invocations_in_flight", _labels(function="add")] == 0
+    assert ("target_info", frozenset()) not in found  # it carries the resource as labels
+    assert any(
+        name == "target_info" and ("service_name", "orders") in labels for name, labels in found
     )
-    assert (
-        'agnt5_invocation_duration_seconds_bucket{agnt5_function="add",agnt5_outcome="success",le="+Inf"} 1'
-        in text
-    )
-    assert 'agnt5_invocations_in_flight{agnt5_function="add"} 0' in text
+    assert any(name == "agnt5_build_info" for name, _ in found)
+    assert ("process_cpu_seconds_total", frozenset()) in found
     assert spans.get_finished_spans() == ()
 
 
@@ -285,7 +291,7 @@ def test_disabled_wins_over_everything(
         monkeypatch.setenv(variable, "true")
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
     config = WorkerConfig.resolve(
-        None, service_name="orders", health_port=0, log_format="json", **options
+        None, service_name="orders", health_port=8000, log_format="json", **options
     )
     made = create_instrumentation(
         config, tracer_provider=TracerProvider(), metric_readers=[InMemoryMetricReader()]
@@ -339,7 +345,7 @@ def test_start_and_stop_install_and_remove_the_sdk_handler() -> None:
 def test_disable_flag_leaves_no_handler_span_or_metric(
     handlers: None, spans: InMemorySpanExporter, reader: InMemoryMetricReader
 ) -> None:
-    config = _config(disable_telemetry=True, health_port=0, log_format="json")
+    config = _config(disable_telemetry=True, health_port=8000, log_format="json")
     made = start_telemetry(config)
     assert made is None
     assert logging.getLogger("agnt5").handlers == []
@@ -359,3 +365,18 @@ def test_importing_the_layer_does_not_import_opentelemetry() -> None:
         "assert not loaded, loaded"
     )
     subprocess.run([*PYTHON, "-c", code], check=True, timeout=60)
+
+
+def test_declared_functions_have_series_at_zero_before_any_invocation(handlers: None) -> None:
+    made = create_instrumentation(_config(health_port=8000))
+    assert made is not None and made.exposition is not None
+    try:
+        made.declare(["add", "explode"])
+        text = made.exposition.render()[0].decode()
+    finally:
+        made.shutdown()
+    check_with_promtool(text)
+    found = samples(text)
+    for name in ("add", "explode"):
+        assert found["agnt5_invocations_total", _labels(function=name, outcome="success")] == 0
+        assert found["agnt5_invocations_in_flight", _labels(function=name)] == 0

@@ -24,10 +24,12 @@ from agnt5.errors import AgntError, UnavailableError
 __all__ = ["Callback", "InvokeStream"]
 
 Callback = Callable[[StreamOutcome | AgntError], None]
+_NO_METADATA: dict[str, str] = {}  # never mutated
 
 
 def _call_size(call: StreamCall) -> int:
-    return 64 + len(call.input) + len(call.idempotency_key)
+    metadata = sum(len(key) + len(value) for key, value in call.metadata.items())
+    return 64 + len(call.input) + len(call.idempotency_key) + metadata
 
 
 class InvokeStream:
@@ -52,12 +54,14 @@ class InvokeStream:
         idempotency_key: str,
         timeout_ms: int,
         callback: Callback,
+        metadata: dict[str, str] = _NO_METADATA,
     ) -> None:
-        """Queue one call; ``callback`` gets its outcome (or the stream's failure) once."""
+        """Queue one call (``metadata`` goes to the worker, e.g. the caller's ``traceparent``);
+        ``callback`` gets its outcome (or the stream's failure) once."""
         ref = next(self._refs)
         self._waiting[ref] = callback
         self._outbox.put_nowait(
-            StreamCall(ref, service, function, payload, idempotency_key, timeout_ms, {})
+            StreamCall(ref, service, function, payload, idempotency_key, timeout_ms, metadata)
         )
 
     async def close(self) -> None:

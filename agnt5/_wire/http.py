@@ -21,6 +21,7 @@ from agnt5.errors import (
 )
 
 __all__ = [
+    "JSON",
     "ClientDisconnected",
     "MethodNotAllowed",
     "UnsupportedMediaType",
@@ -36,7 +37,7 @@ __all__ = [
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
-_JSON = (b"content-type", b"application/json")
+JSON = b"application/json"
 _ADD_HEADER = "add the header 'Content-Type: application/json'"
 
 
@@ -120,13 +121,17 @@ def _too_large(limit: int) -> PayloadTooLargeError:
 
 
 def response_start(
-    status: int, length: int, headers: Iterable[tuple[bytes, bytes]] = ()
+    status: int,
+    length: int,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    content_type: bytes = JSON,
 ) -> dict[str, Any]:
-    """The ``http.response.start`` message of a JSON response of ``length`` bytes."""
+    """The ``http.response.start`` message of a response of ``length`` bytes (JSON unless
+    ``content_type`` says otherwise)."""
     return {
         "type": "http.response.start",
         "status": status,
-        "headers": [_JSON, (b"content-length", b"%d" % length), *headers],
+        "headers": [(b"content-type", content_type), (b"content-length", b"%d" % length), *headers],
     }
 
 

@@ -10,8 +10,8 @@ import ipaddress
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from agnt5._wire.http import error_body
-from agnt5.errors import InvalidArgumentError
+from agnt5._wire.http import error_body, respond
+from agnt5.errors import AgntError, InvalidArgumentError
 
 __all__ = ["HostCheck"]
 
@@ -23,11 +23,18 @@ class HostCheck:
     """ASGI middleware refusing a request whose ``Host`` is not one of ``allowed`` names.
 
     IP addresses, ``localhost`` and ``*.localhost`` are always allowed (a rebinding attack
-    needs a domain name); ``"*"`` in ``allowed`` allows any host.
+    needs a domain name); ``"*"`` in ``allowed`` allows any host. Each refusal is told to
+    ``refused``.
     """
 
-    def __init__(self, app: _App, allowed: Iterable[str]) -> None:
+    def __init__(
+        self,
+        app: _App,
+        allowed: Iterable[str],
+        refused: Callable[[AgntError], None] = lambda error: None,
+    ) -> None:
         self._app = app
+        self._refused = refused
         names = {name.strip().lower().rstrip(".") for name in allowed}
         self._any = "*" in names
         self._allowed = frozenset(names)
@@ -36,7 +43,9 @@ class HostCheck:
         if scope["type"] == "http" and not self._any:
             host = _host_header(scope)
             if host is not None and not self._allows(host):
-                await _refuse(send, host)
+                error = _foreign_host(host)
+                self._refused(error)
+                await respond(send, error.http_status, error_body(error))
                 return
         await self._app(scope, receive, send)
 
@@ -66,13 +75,9 @@ def _name(host: str) -> str:
     return host.rpartition(":")[0].rstrip(".") if ":" in host else host.rstrip(".")
 
 
-async def _refuse(send: Any, host: str) -> None:
+def _foreign_host(host: str) -> InvalidArgumentError:
     name = _name(host)[:100]
-    message = (
+    return InvalidArgumentError(
         f"Host {host[:100]!r} is not a name of this gateway (a guard against DNS rebinding): use "
         f"localhost or an IP address, or start the coordinator with --allowed-host {name}"
     )
-    body = error_body(InvalidArgumentError(message))
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": 400, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -28,11 +28,13 @@ async def serve_call(
     context: grpc.aio.ServicerContext,
     authorize: Callable[[str | None], Grant],
     work: Callable[[Grant], Awaitable[T]],
+    refused: Callable[[AgntError], None],
 ) -> T:
     """Run ``work`` with what ``authorize`` grants the call's ``authorization`` header; an
-    `AgntError` ends the call with its status and trailer."""
+    `AgntError` is told to ``refused`` and ends the call with its status and trailer."""
     try:
         return await work(authorize(header(context, "authorization")))
     except AgntError as error:
+        refused(error)
         await context.abort(status_of(error), error.message, error_trailer(error))
         raise  # unreachable: abort raises

@@ -12,6 +12,11 @@ invocation deadline; the ``Idempotency-Key`` header dedupes. Errors are
 console (``/console``) and the docs page (``/docs``) are served beside it
 (`agnt5.coordinator.console`).
 
+Probes and metrics: ``GET /health`` is 200 while the coordinator's loop answers (liveness);
+``GET /ready`` is 200 while it accepts work (its journal commits, it is not shutting down), else
+503 with the reason; ``GET /metrics`` is the Prometheus exposition (`agnt5.coordinator.telemetry`)
+and, once client keys are configured, needs one that is not limited to some services.
+
 A POST must declare a JSON body (``Content-Type: application/json`` or ``application/*+json``,
 else 415) and every request must name the gateway in its ``Host`` (see `_cross_site`).
 """
@@ -47,11 +52,12 @@ from agnt5.coordinator.openapi import gateway_openapi
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
 from agnt5.coordinator.store import Invocation, InvocationState, visible_state
-from agnt5.errors import AgntError, InvalidArgumentError, error_from_dict
+from agnt5.errors import AgntError, InvalidArgumentError, UnauthenticatedError, error_from_dict
 
 __all__ = ["build_gateway"]
 
 _Endpoint = Callable[[Request, Grant], Awaitable[Response]]
+_NO_STORE = {"cache-control": "no-store"}
 
 _KEEP_ALIVE = 15.0  # seconds between comments on an idle event stream
 _SERVICES_EVERY = 2.0  # seconds between refreshes of the services' view on an event stream
@@ -154,13 +160,16 @@ def build_gateway(
     *,
     allowed_hosts: Iterable[str] = (),
     wait_timeout: float = config.GATEWAY_WAIT,
+    metrics: Callable[[str], tuple[bytes, str]] | None = None,
     console: bool = True,
     docs: bool = True,
 ) -> HostCheck:
-    """The gateway app; with client keys every route needs ``Authorization: Bearer <key>``
-    with one of them, and reaches only the services its key is limited to. ``allowed_hosts``:
-    the names it answers to besides IP addresses and localhost (``"*"``: any). ``console``:
-    serve the console; ``docs``: serve ``/openapi.json`` and ``/docs``."""
+    """The gateway app; with client keys every route but the probes and the pages needs
+    ``Authorization: Bearer <key>`` with one of them, and reaches only the services its key is
+    limited to. ``allowed_hosts``: the names it answers to besides IP addresses and localhost
+    (``"*"``: any). ``metrics(accept)``: the body and content type ``/metrics`` serves (none:
+    404). ``console``: serve the console; ``docs``: serve ``/openapi.json`` and ``/docs``."""
+    refused = scheduler.telemetry.refused
     keyed = "client" not in credentials.open_roles()
 
     def guarded(endpoint: _Endpoint) -> Callable[[Request], Awaitable[Response]]:
@@ -169,6 +178,7 @@ def build_gateway(
                 grant = credentials.client(request.headers.get("authorization"))
                 return await endpoint(request, grant)
             except AgntError as error:
+                refused(error)
                 return _error(error)
 
         return handle
@@ -283,6 +293,24 @@ def build_gateway(
         root = str(request.scope.get("root_path", ""))
         return _json(gateway_openapi(allowed, root, bearer=keyed))
 
+    async def health_endpoint(request: Request) -> Response:
+        return _json({"status": "healthy"}, headers=_NO_STORE)
+
+    async def ready_endpoint(request: Request) -> Response:
+        reason = scheduler.accepting
+        if reason is None:
+            return _json({"status": "ready"}, headers=_NO_STORE)
+        return _json({"status": "not ready", "reason": reason}, 503, _NO_STORE)
+
+    async def metrics_endpoint(request: Request, grant: Grant) -> Response:
+        if grant.services is not None:
+            raise UnauthenticatedError(
+                "this key is limited to some services: /metrics needs one that is not"
+            )
+        assert metrics is not None
+        body, content_type = metrics(request.headers.get("accept", ""))
+        return Response(body, headers=_NO_STORE, media_type=content_type)
+
     async def on_http_exception(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         return _error(http_error(exc.status_code, exc.detail))
@@ -295,9 +323,12 @@ def build_gateway(
             Route("/v1/invocations/{invocation_id}", guarded(result_endpoint), methods=["GET"]),
             Route("/v1/services", guarded(services_endpoint), methods=["GET"]),
             Route("/v1/events", guarded(events_endpoint), methods=["GET"]),
+            Route("/health", health_endpoint, methods=["GET"]),
+            Route("/ready", ready_endpoint, methods=["GET"]),
+            *([Route("/metrics", guarded(metrics_endpoint), methods=["GET"])] if metrics else []),
             *([Route("/openapi.json", guarded(openapi_endpoint), methods=["GET"])] if docs else []),
             *web_routes(console=console, docs=docs),
         ],
         exception_handlers={HTTPException: on_http_exception},
     )
-    return HostCheck(app, allowed_hosts)
+    return HostCheck(app, allowed_hosts, refused)

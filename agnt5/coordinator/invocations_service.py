@@ -127,6 +127,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
         self._scheduler = scheduler
         self._registry = registry
         self._authorize = credentials.client
+        self._refused = scheduler.telemetry.refused
 
     async def Invoke(
         self, request: invocations_pb2.InvokeRequest, context: grpc.aio.ServicerContext
@@ -139,7 +140,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
                 await self._scheduler.saved()  # its id goes out only once it is journaled
             return result_message(invocation, settled)
 
-        return await serve_call(context, self._authorize, work)
+        return await serve_call(context, self._authorize, work, self._refused)
 
     async def Submit(
         self, request: invocations_pb2.InvokeRequest, context: grpc.aio.ServicerContext
@@ -152,7 +153,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
                 invocation_id=invocation.id, deduplicated=deduplicated
             )
 
-        return await serve_call(context, self._authorize, work)
+        return await serve_call(context, self._authorize, work, self._refused)
 
     async def GetResult(
         self, request: invocations_pb2.GetResultRequest, context: grpc.aio.ServicerContext
@@ -164,7 +165,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
             settled = await self._scheduler.wait(invocation, wait)
             return result_message(invocation, settled)
 
-        return await serve_call(context, self._authorize, work)
+        return await serve_call(context, self._authorize, work, self._refused)
 
     async def InvokeStream(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
         """Start each call as it arrives; send each outcome, batched, once its invocation ends.
@@ -190,7 +191,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
                 writer.cancel()
                 await asyncio.gather(writer, return_exceptions=True)
 
-        await serve_call(context, self._authorize, work)
+        await serve_call(context, self._authorize, work, self._refused)
 
     def _start_call(
         self, call: StreamCall, traceparent: str | None, calls: _OpenCalls, grant: Grant
@@ -207,6 +208,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
                 metadata=_metadata(call.metadata, traceparent),
             )
         except AgntError as error:
+            self._refused(error)
             calls.finished(StreamOutcome(call.ref, "", None, ErrorItem(**error.to_dict())))
             return
         ref = call.ref
@@ -231,7 +233,7 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
         async def work(grant: Grant) -> invocations_pb2.ListServicesResponse:
             return services_message(self._registry, self._scheduler, grant)
 
-        return await serve_call(context, self._authorize, work)
+        return await serve_call(context, self._authorize, work, self._refused)
 
     def _submit(
         self,

@@ -102,6 +102,7 @@ class SqliteStore:
 
     failure: str | None = None
     durable = True
+    _observe_commit: Callable[[float, int], None] = staticmethod(lambda seconds, changes: None)
 
     def __init__(
         self,
@@ -185,6 +186,10 @@ class SqliteStore:
         self._loop = asyncio.get_running_loop()
         self._writes.put((_NOTIFY, _Notice(callback, on_failure)))
 
+    def observe_commits(self, observer: Callable[[float, int], None]) -> None:
+        """Call ``observer(seconds, changes)`` after each commit, from the writer thread."""
+        self._observe_commit = observer
+
     def unfinished(self) -> list[Invocation]:
         """Invocations the journal held unfinished when it opened (handed out once)."""
         found, self._unfinished = self._unfinished, []
@@ -230,11 +235,15 @@ class SqliteStore:
             if self.failure and running and not retry.due():
                 continue
             prune = time.monotonic() - pruned >= _PRUNE_EVERY
+            started = time.perf_counter()
             try:
                 self._commit(db, pending, prune)
             except Exception as exc:  # whatever it is, the writer keeps going
                 self._failed(exc, pending, retry, closing=not running)
                 continue
+            self._observe_commit(
+                time.perf_counter() - started, sum(kind != _NOTIFY for kind, _ in pending)
+            )
             if prune:
                 pruned = time.monotonic()
             self._committed(pending)

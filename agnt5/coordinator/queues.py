@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -63,6 +64,7 @@ class Queues:
         self._count = 0
         self._bytes = 0
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._since: dict[str, float] = {}  # invocation id -> when it (re)entered (monotonic)
 
     def __len__(self) -> int:
         return self._count
@@ -71,6 +73,23 @@ class Queues:
         """Invocations of ``service`` waiting."""
         queue = self._queues.get(service)
         return len(queue.items) if queue is not None else 0
+
+    def services(self) -> list[str]:
+        """The services with invocations waiting."""
+        return list(self._queues)
+
+    def bytes(self, service: str) -> int:
+        """Input bytes of ``service``'s waiting invocations."""
+        queue = self._queues.get(service)
+        return queue.bytes if queue is not None else 0
+
+    def oldest_wait(self, service: str) -> float | None:
+        """Seconds the longest-waiting invocation of ``service`` has waited (None: none waits)."""
+        queue = self._queues.get(service)
+        now = time.monotonic()
+        waiting = list(queue.items) if queue is not None else []  # a copy: metric readers may
+        since = [self._since.get(invocation.id, now) for invocation in waiting]  # run on a thread
+        return now - min(since) if since else None
 
     def admit(self, service: str, size: int) -> None:
         """Raise `ResourceExhaustedError` naming the limit a new invocation of ``service`` with
@@ -110,6 +129,7 @@ class Queues:
         else:
             queue.items.append(invocation)
         self._counted(queue, invocation, 1)
+        self._since[invocation.id] = time.monotonic()
         if self.limits.queue_expiry is not None:
             self._timers[invocation.id] = asyncio.get_running_loop().call_later(
                 self.limits.queue_expiry, self._expire, invocation
@@ -146,6 +166,7 @@ class Queues:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        self._since.clear()
         self._queues.clear()
         self._count = self._bytes = 0
 
@@ -156,6 +177,7 @@ class Queues:
 
     def _left(self, queue: _Queue, invocation: Invocation) -> None:
         self._counted(queue, invocation, -1)
+        self._since.pop(invocation.id, None)
         timer = self._timers.pop(invocation.id, None)
         if timer is not None:
             timer.cancel()

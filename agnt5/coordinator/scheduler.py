@@ -21,6 +21,7 @@ from agnt5.coordinator.events import EventFeed
 from agnt5.coordinator.queues import QueueLimits, Queues
 from agnt5.coordinator.registry import Registry, WorkerHandle, retry_policy
 from agnt5.coordinator.store import Invocation, InvocationState, StateStore
+from agnt5.coordinator.telemetry import CoordinatorTelemetry, ServiceState
 from agnt5.errors import (
     AgntError,
     FunctionFailedError,
@@ -72,6 +73,8 @@ class Scheduler:
         self._closed = False
         self.events = EventFeed()
         """Every change of an invocation's state, and of the workers, for live watchers."""
+        self.telemetry = CoordinatorTelemetry(self.service_states)
+        """Counts and spans of what this scheduler does."""
 
     @property
     def max_input_bytes(self) -> int:
@@ -84,6 +87,42 @@ class Scheduler:
     def queued(self, service: str) -> int:
         """Invocations of ``service`` waiting for a worker."""
         return self._queues.count(service)
+
+    def timers_pending(self, service: str) -> int:
+        """Durable workflow timers of ``service`` waiting to fire: none, until the coordinator
+        runs workflows (their timers then report here, for the metrics)."""
+        return 0
+
+    def service_states(self) -> list[ServiceState]:
+        """Every known service (registered, or with work waiting) as the metrics show it (from
+        copies, as a metric reader may call this from its own thread)."""
+        queues = self._queues
+        entries = {entry.name: entry for entry in self._registry.services()}
+        states = []
+        for name in sorted({*entries, *queues.services()}):
+            entry = entries.get(name)
+            workers = [w for w in list(entry.workers.values()) if not w.closed] if entry else []
+            states.append(
+                ServiceState(
+                    name,
+                    workers=len(workers),
+                    in_flight=sum(len(worker.in_flight) for worker in workers),
+                    queued=queues.count(name),
+                    queued_bytes=queues.bytes(name),
+                    oldest_queued=queues.oldest_wait(name),
+                    timers_pending=self.timers_pending(name),
+                )
+            )
+        return states
+
+    @property
+    def accepting(self) -> str | None:
+        """Why new invocations are refused now (shutting down, the store cannot commit), or
+        None while they are accepted."""
+        if self._closed:
+            return "the coordinator is shutting down"
+        failure = self._store.failure
+        return None if failure is None else f"the journal cannot commit ({failure})"
 
     def submit(
         self,
@@ -149,6 +188,7 @@ class Scheduler:
             )
         self._store.add(invocation)
         self._waiters[invocation.id] = asyncio.Event()
+        self.telemetry.accepted_invocation(invocation)
         if worker is not None:
             self._deliver(worker, invocation)
         else:
@@ -216,8 +256,10 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         now_ms = time.time() * 1000
         for invocation in invocations:
-            if invocation.state is InvocationState.RUNNING:
+            was_running = invocation.state is InvocationState.RUNNING
+            if was_running:
                 invocation.attempt += 1
+            self.telemetry.recovered(invocation, redelivery=was_running)
             invocation.state = InvocationState.PENDING
             invocation.worker_id = ""
             self._store.save(invocation)
@@ -234,6 +276,7 @@ class Scheduler:
         if previous is not None:
             self.worker_lost(previous)
         self.events.services_changed()
+        self.telemetry.declare(worker.service, worker.components)
         self._dispatch(worker.service)
 
     def worker_draining(self, worker: WorkerHandle) -> None:
@@ -327,6 +370,7 @@ class Scheduler:
             if invocation is not None and not invocation.finished:
                 self._finish(invocation, error=error.to_dict())
         self._queues.clear()
+        self.telemetry.close()
 
     def _check_store(self) -> None:
         """New work needs the store: refuse it (retryably) while the store cannot commit."""
@@ -345,7 +389,7 @@ class Scheduler:
                 invocation.id,
                 invocation.function,
                 invocation.input,
-                invocation.metadata,
+                self.telemetry.dispatched(invocation, worker.worker_id),
                 invocation.attempt,
                 invocation.deadline_unix_ms,
             )
@@ -376,6 +420,7 @@ class Scheduler:
                 invocation.worker_id = ""
                 self._store.save(invocation)
                 self.events.changed(invocation)
+                self.telemetry.retry(invocation, redelivery=not backoff)
                 if delay > 0:
                     self._retries[invocation.id] = asyncio.get_running_loop().call_later(
                         delay, self._retry_due, invocation
@@ -436,6 +481,7 @@ class Scheduler:
             if timer is not None:
                 timer.cancel()
         self._store.save(invocation)
+        self.telemetry.finished_invocation(invocation)
         self._store.when_saved(functools.partial(self._announce, invocation))
 
     def _announce(self, invocation: Invocation) -> None:

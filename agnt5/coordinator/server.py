@@ -6,15 +6,18 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
+import socket
 from collections.abc import Iterable
 from types import TracebackType
+from typing import Any
 
 import grpc
 
 from agnt5 import config
 from agnt5._wire.batching import MAX_BYTES
+from agnt5._wire.serving import EmbeddedServer
 from agnt5._wire.streams import add_services
-from agnt5.coordinator._http_server import EmbeddedServer
 from agnt5.coordinator.auth import Credentials, Key
 from agnt5.coordinator.gateway import build_gateway
 from agnt5.coordinator.invocations_service import InvocationsService
@@ -145,6 +148,7 @@ class Coordinator:
         )
         self._grpc: grpc.aio.Server | None = None
         self._http: EmbeddedServer | None = None
+        self._providers: list[Any] = []  # OpenTelemetry providers made at start
         self._reaper: asyncio.Task[None] | None = None
         self._port: int | None = None
         self._stopped = False
@@ -200,6 +204,7 @@ class Coordinator:
         await server.start()
         self._grpc, self._port = server, bound
         try:
+            metrics = self._start_telemetry(with_exposition=http_port is not None)
             if http_port is not None:
                 app = build_gateway(
                     self._scheduler,
@@ -207,6 +212,7 @@ class Coordinator:
                     self._credentials,
                     allowed_hosts=self._allowed_hosts,
                     wait_timeout=self._http_wait_timeout,
+                    metrics=metrics,
                     **self._pages,
                 )
                 self._http = EmbeddedServer(app, self.host, http_port)
@@ -223,6 +229,22 @@ class Coordinator:
             _address(self.host, bound),
             _address(self.host, self._http.port) if self._http is not None else "(none)",
         )
+
+    def _start_telemetry(self, *, with_exposition: bool) -> Any:
+        """Spans and metrics where ``OTEL_*`` says; the gateway's ``/metrics`` renderer when
+        ``with_exposition`` (None when telemetry is disabled, as for workers)."""
+        if config.env_flag("AGNT5_DISABLE_TELEMETRY") or config.env_flag("OTEL_SDK_DISABLED"):
+            return None
+        from agnt5.telemetry._exposition import Exposition
+        from agnt5.telemetry._providers import coordinator_providers
+
+        exposition = Exposition() if with_exposition else None
+        instance = f"{socket.gethostname()}-{os.getpid()}"
+        tracer, meter, self._providers = coordinator_providers(instance, exposition)
+        telemetry = self._scheduler.telemetry
+        telemetry.attach(meter, tracer)
+        self._store.observe_commits(telemetry.committed)
+        return None if exposition is None else exposition.render
 
     def _warn_open_roles(self) -> None:
         """Say so when a role anyone may take looks unintended: the other role has keys, or
@@ -258,6 +280,9 @@ class Coordinator:
         if self._grpc is not None:
             await self._grpc.stop(grace)
             self._grpc = self._port = None
+        providers, self._providers = self._providers, []
+        for provider in providers:
+            provider.shutdown()
 
     async def __aenter__(self) -> Coordinator:
         await self.start()

@@ -112,6 +112,11 @@ class StateStore(Protocol):
         """Invocations left unfinished by an earlier coordinator, to run again (once)."""
         ...
 
+    def observe_commits(self, observer: Callable[[float, int], None]) -> None:
+        """Call ``observer(seconds, changes)`` after each commit to durable storage (a store
+        that commits nothing never calls it)."""
+        ...
+
     def close(self) -> None:
         """Stop recording: changes after this are not kept."""
         ...
@@ -175,6 +180,9 @@ class MemoryStore:
 
     def unfinished(self) -> list[Invocation]:
         return []
+
+    def observe_commits(self, observer: Callable[[float, int], None]) -> None:
+        """Nothing is committed: the observer is never called."""
 
     def close(self) -> None:
         """Nothing to release: memory is the store."""

@@ -54,7 +54,10 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
 
     async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
         worker = await serve_call(
-            context, self._authorize, lambda grant: self._join(context, grant)
+            context,
+            self._authorize,
+            lambda grant: self._join(context, grant),
+            self._scheduler.telemetry.refused,
         )
         _log.info(
             "worker %s joined service %s (%d components, max_concurrency %d)",

@@ -103,8 +103,11 @@ class AsgiRuntime:
         return self._started
 
     async def run(self) -> None:
-        """Serve this app with uvicorn on ``http_host:http_port`` until SIGINT/SIGTERM."""
+        """Serve this app with uvicorn on ``http_host:http_port`` until SIGINT/SIGTERM; idle
+        connections are closed after 5 s and at most 1000 are open (`agnt5._wire.serving`)."""
         import uvicorn
+
+        from agnt5._wire import serving
 
         config = uvicorn.Config(
             self,
@@ -114,7 +117,7 @@ class AsgiRuntime:
             log_level=self._config.log_level.lower(),
             timeout_graceful_shutdown=int(self._config.drain_timeout) or None,
         )
-        self._server = uvicorn.Server(config)
+        self._server = uvicorn.Server(serving.guard_connections(config, serving.DEFAULT_LIMITS))
         await self._server.serve()
 
     def stop(self) -> None:

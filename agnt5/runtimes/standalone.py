@@ -103,7 +103,7 @@ class StandaloneRuntime:
         signals = ShutdownSignals(lambda signum: self._request_stop(signal.Signals(signum).name))
         signals.install(self._loop)
         pipeline = Pipeline.start(self._config, self._registry)
-        health = await self._start_health(pipeline.telemetry)
+        health = await self._start_health(pipeline)
         self._running = True
         try:
             await self._serve_forever(pipeline)
@@ -115,21 +115,37 @@ class StandaloneRuntime:
             pipeline.stop()
             self._loop = None
 
-    async def _start_health(self, telemetry: Any) -> Any:
-        """The /health, /ready and /metrics listener, when a health port is configured."""
-        port = self._config.health_port
-        if port is None:
+    async def _start_health(self, pipeline: Pipeline) -> Any:
+        """The /health, /ready and /metrics server on ``health_host:health_port`` (port 0:
+        none); a port that cannot be bound is a warning, and the worker serves without it."""
+        config = self._config
+        if config.health_port == 0:
             return None
         from agnt5.runtimes.health import HealthServer
 
+        telemetry, threads = pipeline.telemetry, pipeline.executor
+        exposition = None if telemetry is None else telemetry.exposition
         health = HealthServer(
-            "0.0.0.0",
-            port,
+            config.health_host,
+            config.health_port,
             lambda: self._registered,
-            None if telemetry is None else telemetry.metrics_text,
+            None if exposition is None else exposition.render,
+            details=lambda: {"threads": _thread_usage(threads)},
         )
-        await health.start()
-        _log.info("health endpoints on port %d: /health /ready /metrics", health.port)
+        try:
+            await health.start()
+        except OSError as exc:
+            _log.warning(
+                "health endpoints not served: cannot listen on %s:%d (%s); set AGNT5_HEALTH_PORT "
+                "to a free port, or 0 to turn them off",
+                config.health_host,
+                config.health_port,
+                exc.strerror or exc,
+            )
+            return None
+        _log.info(
+            "health endpoints on %s:%d: /health /ready /metrics", config.health_host, health.port
+        )
         return health
 
     async def _serve_forever(self, pipeline: Pipeline) -> None:
@@ -189,6 +205,11 @@ class StandaloneRuntime:
                 self._registered = False
                 await session.close(self._stop_reason if self._stop.is_set() else "reconnecting")
         return True
+
+
+def _thread_usage(threads: Any) -> dict[str, int]:
+    """What ``/health`` says of the sync-handler threads (`agnt5._handler_threads.ThreadUsage`)."""
+    return {"size": threads.size, "busy": threads.busy, "timed_out": threads.timed_out}
 
 
 async def _first(primary: Any, interrupt: Any) -> Any:

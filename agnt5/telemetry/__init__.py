@@ -36,8 +36,9 @@ def create_instrumentation(
 
     ``None`` when telemetry is disabled (``AGNT5_DISABLE_TELEMETRY``, ``OTEL_SDK_DISABLED``), or
     when nothing would receive a span, a metric or a correlated log line: no provider or metric
-    reader passed in, none set globally, no ``OTEL_*`` exporter configured, no ``health_port``
-    (``/metrics``) and ``log_format`` is not ``json``.
+    reader passed in, none set globally, no ``OTEL_*`` exporter configured, no ``/metrics`` to
+    serve (a standalone worker's ``health_port`` is 0, or an ASGI worker) and ``log_format`` is
+    not ``json``.
     """
     if config.disable_telemetry or env_flag("OTEL_SDK_DISABLED"):
         return None
@@ -45,7 +46,7 @@ def create_instrumentation(
         tracer_provider is not None
         or bool(metric_readers)
         or logger_provider is not None
-        or config.health_port is not None
+        or config.serves_metrics
         or config.log_format == "json"
         or any(exporter_names(signal) for signal in ("traces", "metrics", "logs"))
         or any(name in sys.modules for name in _GLOBAL_APIS)

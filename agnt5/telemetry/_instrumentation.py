@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -15,7 +15,10 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agnt5.errors import AgntError, ErrorCode
 from agnt5.telemetry._logs import bind_invocation, unbind_invocation
-from agnt5.telemetry._prometheus import render
+
+if TYPE_CHECKING:
+    from agnt5._handler_threads import ThreadUsage
+    from agnt5.telemetry._exposition import Exposition
 
 __all__ = ["Instrumentation"]
 
@@ -87,15 +90,45 @@ class Instrumentation:
         tracer: Any,
         meter: Any,
         logger_provider: Any,
-        prometheus_reader: Any,
+        exposition: Exposition | None = None,
         owned: list[Any],
     ) -> None:
         self.service_name = service_name
         self.logger_provider = logger_provider
+        self.exposition = exposition
+        """What ``/metrics`` renders (a standalone worker serving health endpoints), or None."""
         self._tracer = tracer
+        self._meter = meter
         self._metrics = None if meter is None else _Metrics(meter)
-        self._prometheus = prometheus_reader
         self._owned = owned
+
+    def observe_threads(self, threads: ThreadUsage) -> None:
+        """Report the sync-handler thread pool's use: its size, busy threads, and threads held
+        by handlers whose invocations timed out."""
+        if self._meter is None:
+            return
+        gauges = (
+            ("agnt5.threads.limit", "size", "Threads the worker runs sync handlers on, at most."),
+            ("agnt5.threads.busy", "busy", "Threads running a sync handler now."),
+            ("agnt5.threads.timed_out", "timed_out",
+             "Busy threads whose invocation timed out or was cancelled: a sync handler cannot "
+             "be interrupted, so it holds its thread until it returns."),
+        )  # fmt: skip
+        for name, field, description in gauges:
+            self._meter.create_observable_gauge(
+                name,
+                callbacks=[lambda options, field=field: [Observation(getattr(threads, field))]],
+                unit="{thread}",
+                description=description,
+            )
+
+    def declare(self, functions: Iterable[str]) -> None:
+        """Start the invocation counts of ``functions`` at zero, so their series exist before
+        their first invocation."""
+        if self._metrics is not None:
+            for function in functions:
+                self._metrics.finished.setdefault((function, "success", ""), 0)
+                self._metrics.running.setdefault(function, 0)
 
     async def observe(
         self,
@@ -165,10 +198,6 @@ class Instrumentation:
                 key = (function_name, outcome, code)
                 metrics.finished[key] = metrics.finished.get(key, 0) + 1
                 metrics.duration.record(elapsed, _duration_labels(function_name, outcome))
-
-    def metrics_text(self) -> str:
-        """The metrics in Prometheus text format (empty unless the worker has a ``health_port``)."""
-        return "" if self._prometheus is None else render(self._prometheus.get_metrics_data())
 
     def shutdown(self) -> None:
         """Flush and shut down the providers this instrumentation created (never ones passed in)."""

@@ -11,11 +11,7 @@ from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    InMemoryMetricReader,
-    MetricReader,
-    PeriodicExportingMetricReader,
-)
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -23,9 +19,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from agnt5._version import __version__
 from agnt5.config import WorkerConfig
 from agnt5.telemetry._env import exporter_names
+from agnt5.telemetry._exposition import Exposition
 from agnt5.telemetry._instrumentation import Instrumentation
 
-__all__ = ["build_instrumentation"]
+__all__ = ["build_instrumentation", "coordinator_providers"]
 
 _log = logging.getLogger("agnt5.telemetry")
 _OTLP_HINT = "pip install opentelemetry-exporter-otlp-proto-grpc (or -proto-http)"
@@ -39,11 +36,11 @@ def build_instrumentation(
     logger_provider: Any,
 ) -> Instrumentation | None:
     """Build the instrumentation from what resolves; ``None`` when nothing does and logs stay uncorrelated."""
-    resource = _resource(config)
+    resource = _resource(config.service_name, config.service_version, config.worker_id)
     owned: list[Any] = []
     tracer = _tracer(tracer_provider, resource, owned)
-    prometheus = InMemoryMetricReader() if config.health_port is not None else None
-    meter = _meter(metric_readers + ([prometheus] if prometheus else []), resource, owned)
+    exposition = Exposition() if config.serves_metrics else None
+    meter = _meter(metric_readers + ([exposition.reader] if exposition else []), resource, owned)
     logs = logger_provider if logger_provider is not None else _logger_provider(resource, owned)
     if tracer is None and meter is None and logs is None and config.log_format != "json":
         return None
@@ -52,9 +49,22 @@ def build_instrumentation(
         tracer=tracer,
         meter=meter,
         logger_provider=logs,
-        prometheus_reader=prometheus,
+        exposition=exposition,
         owned=owned,
     )
+
+
+def coordinator_providers(
+    instance_id: str, exposition: Exposition | None
+) -> tuple[Any, Any, list[Any]]:
+    """The coordinator's tracer and meter (None where nothing would receive them) and the
+    providers made for them, to shut down when it stops: spans and metrics go where the
+    ``OTEL_*`` variables or a global provider say, metrics to ``exposition`` too."""
+    resource = _resource("agnt5-coordinator", __version__, instance_id)
+    owned: list[Any] = []
+    tracer = _tracer(None, resource, owned)
+    readers = [exposition.reader] if exposition is not None else []
+    return tracer, _meter(readers, resource, owned), owned
 
 
 def _tracer(given: Any, resource: Resource, owned: list[Any]) -> Any:
@@ -134,11 +144,8 @@ def _otlp_flavour(signal: str) -> str:
     return "otlp_proto_http" if protocol.strip().startswith("http") else "otlp_proto_grpc"
 
 
-def _resource(config: WorkerConfig) -> Resource:
-    attributes = {
-        "service.version": config.service_version,
-        "service.instance.id": config.worker_id,
-    }
+def _resource(service_name: str, version: str, instance_id: str) -> Resource:
+    attributes = {"service.version": version, "service.instance.id": instance_id}
     if not os.environ.get("OTEL_SERVICE_NAME"):
-        attributes["service.name"] = config.service_name
+        attributes["service.name"] = service_name
     return Resource.create(attributes)
