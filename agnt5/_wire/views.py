@@ -43,21 +43,18 @@ def worker_dict(
     max_concurrency: int,
     in_flight: int,
     draining: bool,
-    *,
-    last_seen_ms_ago: int | None = None,
+    last_seen_ms_ago: int,
 ) -> dict[str, Any]:
     """A connected worker: its id and version, its capacity and load, whether it drains, and
-    (from the gateway) how long ago it last sent anything, heartbeats included."""
-    data: dict[str, Any] = {
+    how long ago it last sent anything (heartbeats included)."""
+    return {
         "worker_id": worker_id,
         "version": version,
         "max_concurrency": max_concurrency,
         "in_flight": in_flight,
         "draining": draining,
+        "last_seen_ms_ago": last_seen_ms_ago,
     }
-    if last_seen_ms_ago is not None:
-        data["last_seen_ms_ago"] = last_seen_ms_ago
-    return data
 
 
 def service_view(
@@ -80,7 +77,9 @@ def service_view(
 def service_dict(service: invocations_pb2.ServiceInfo) -> dict[str, Any]:
     """`service_view` of a ``ServiceInfo`` message."""
     workers = (
-        worker_dict(w.worker_id, w.version, w.max_concurrency, w.in_flight, w.draining)
+        worker_dict(
+            w.worker_id, w.version, w.max_concurrency, w.in_flight, w.draining, w.last_seen_ms_ago
+        )
         for w in service.workers
     )
     return service_view(service.name, service.version, service.components, workers, service.queued)

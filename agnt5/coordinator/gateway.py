@@ -42,12 +42,13 @@ from agnt5._wire.http import (
     http_error,
     read_body,
 )
-from agnt5._wire.views import service_view, worker_dict
+from agnt5._wire.views import service_dict
 from agnt5.coordinator._cross_site import HostCheck
 from agnt5.coordinator.auth import Credentials, Grant
 from agnt5.coordinator.checks import seconds
 from agnt5.coordinator.console import web_routes
 from agnt5.coordinator.events import Watcher
+from agnt5.coordinator.invocations_service import services_message
 from agnt5.coordinator.openapi import gateway_openapi
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
@@ -226,28 +227,8 @@ def build_gateway(
         return _json({**data, **_detail(invocation)} if detail else data)
 
     def services(grant: Grant) -> list[dict[str, Any]]:
-        now = time.monotonic()
-        return [
-            service_view(
-                entry.name,
-                entry.version,
-                entry.components.values(),
-                (
-                    worker_dict(
-                        w.worker_id,
-                        w.version,
-                        w.max_concurrency,
-                        len(w.in_flight),
-                        w.draining,
-                        last_seen_ms_ago=int((now - w.last_seen) * 1000),
-                    )
-                    for w in entry.workers.values()
-                ),
-                scheduler.queued(entry.name),
-            )
-            for entry in registry.services()
-            if grant.allows(entry.name)
-        ]
+        listed = services_message(registry, scheduler, grant).services
+        return [service_dict(service) for service in listed]
 
     async def services_endpoint(request: Request, grant: Grant) -> Response:
         return _json({"services": services(grant)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import grpc
@@ -95,6 +96,7 @@ def services_message(
 ) -> invocations_pb2.ListServicesResponse:
     """Every known service ``grant`` allows, with its components, connected workers and queue
     length."""
+    now = time.monotonic()
     return invocations_pb2.ListServicesResponse(
         services=[
             invocations_pb2.ServiceInfo(
@@ -108,6 +110,7 @@ def services_message(
                         max_concurrency=worker.max_concurrency,
                         in_flight=len(worker.in_flight),
                         draining=worker.draining,
+                        last_seen_ms_ago=int((now - worker.last_seen) * 1000),
                     )
                     for worker in entry.workers.values()
                 ],
