@@ -121,8 +121,9 @@ async def test_the_gateway_document_is_valid_with_an_invoke_and_a_submit_per_fun
         for name in ("place", "explode", "linger"):
             for action in ("invoke", "submit"):
                 assert f"/v1/services/{service}/functions/{name}/{action}" in paths
-    for route in ("/v1/invocations/{invocation_id}", "/v1/services", "/v1/events"):
+    for route in ("/v1/invocations/{invocation_id}", "/v1/services", "/v1/events", "/health"):
         assert route in paths
+    assert "/metrics" in paths and "/ready" in paths
     assert "security" not in document  # no client key: open
     place = paths["/v1/services/shop/functions/place/invoke"]["post"]
     assert place["summary"] == "Place an order."
@@ -150,6 +151,7 @@ async def test_the_document_and_the_stream_follow_the_client_key(served: Served)
     document = (await served.http.get("/openapi.json")).json()
     validate(document)
     assert document["security"] == [{"bearer": []}]
+    assert document["paths"]["/health"]["get"]["security"] == []  # probes need no key
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     shop_only = {"authorization": f"Bearer {SHOP_ONLY_KEY}"}
     limited = (await served.http.get("/openapi.json", headers=shop_only)).json()

@@ -272,7 +272,7 @@ def build_gateway(
     async def openapi_endpoint(request: Request, grant: Grant) -> Response:
         allowed = (entry for entry in registry.services() if grant.allows(entry.name))
         root = str(request.scope.get("root_path", ""))
-        return _json(gateway_openapi(allowed, root, bearer=keyed))
+        return _json(gateway_openapi(allowed, root, bearer=keyed, metrics=metrics is not None))
 
     async def health_endpoint(request: Request) -> Response:
         return _json({"status": "healthy"}, headers=_NO_STORE)

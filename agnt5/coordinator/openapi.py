@@ -83,9 +83,14 @@ def _invocation_schema(output: Any) -> dict[str, Any]:
 
 
 def gateway_openapi(
-    services: Iterable[ServiceEntry], root_path: str = "", *, bearer: bool = False
+    services: Iterable[ServiceEntry],
+    root_path: str = "",
+    *,
+    bearer: bool = False,
+    metrics: bool = False,
 ) -> dict[str, Any]:
-    """The gateway's OpenAPI 3.1 document, with the functions of ``services``."""
+    """The gateway's OpenAPI 3.1 document, with the functions of ``services`` (``bearer``:
+    client keys are needed; ``metrics``: it serves ``/metrics``)."""
     api = OpenApi(
         "agnt5 coordinator",
         "v1",
@@ -97,6 +102,7 @@ def gateway_openapi(
         for component in sorted(entry.components.values(), key=lambda c: c.name):
             _add_function(api, entry.name, component)
     _add_routes(api)
+    _add_probes(api, metrics)
     return api.document()
 
 
@@ -230,3 +236,50 @@ def _add_routes(api: OpenApi) -> None:
             },
         },
     )
+
+
+def _add_probes(api: OpenApi, metrics: bool) -> None:
+    status = {"type": "object", "properties": {"status": _STRING, "reason": _STRING}}
+    api.add(
+        "get",
+        "/health",
+        {
+            "operationId": api.operation_id("health"),
+            "summary": "Whether the coordinator answers (liveness)",
+            "tags": ["probes"],
+            "security": [],
+            "responses": {"200": json_response("It answers.", status)},
+        },
+    )
+    api.add(
+        "get",
+        "/ready",
+        {
+            "operationId": api.operation_id("ready"),
+            "summary": "Whether it accepts work (readiness)",
+            "tags": ["probes"],
+            "security": [],
+            "responses": {
+                "200": json_response("It accepts work.", status),
+                "503": json_response("It does not, and says why.", status),
+            },
+        },
+    )
+    if metrics:
+        api.add(
+            "get",
+            "/metrics",
+            {
+                "operationId": api.operation_id("metrics"),
+                "summary": "Prometheus metrics",
+                "description": "With client keys: a key not limited to some services.",
+                "tags": ["probes"],
+                "responses": {
+                    "200": {
+                        "description": "The Prometheus text exposition.",
+                        "content": {"text/plain": {"schema": _STRING}},
+                    },
+                    **error_responses((401,)),
+                },
+            },
+        )
