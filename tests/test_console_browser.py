@@ -129,6 +129,11 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
         yield running
 
 
+def wait_for_state(page: Page, state: str) -> None:
+    """Wait until the invocation page shows ``state``."""
+    page.wait_for(f"document.querySelector('#state')?.innerText === '{state}'", state)
+
+
 def open_console(browser: Browser, url: str) -> Page:
     page = browser.page()
     page.goto(url)
@@ -163,7 +168,7 @@ def test_invoke_from_the_form_and_watch_it_succeed(
     page.click("#invoke-form input[name='order.gift']")
     page.click("#invoke")
     page.wait_for("location.hash.startsWith('#/invocations/')", "the invocation's page")
-    page.wait_for("document.querySelector('#state')?.innerText === 'SUCCEEDED'", "success")
+    wait_for_state(page, "SUCCEEDED")
     output = page.text("#output")
     assert '"total": 6' in output and '"gift": true' in output
     assert '"quantity": 3' in page.text("#input")
@@ -176,7 +181,7 @@ def test_a_failed_invocation_shows_its_error(
 ) -> None:
     invocation_id = shop.submit("explode", {"reason": "on purpose"})
     page = open_console(browser, f"{shop.console}#/invocations/{invocation_id}")
-    page.wait_for("document.querySelector('#state')?.innerText === 'FAILED'", "the failure")
+    wait_for_state(page, "FAILED")
     assert page.text("#error-code") == "FUNCTION_FAILED"
     assert "exploded: on purpose" in page.text("#error-message")
     page.screenshot(tmp_path / "failed.png")
@@ -189,9 +194,9 @@ def test_the_invocation_page_follows_a_running_invocation_live(
     release = tmp_path / "release"
     invocation_id = shop.submit("hold", {"release": str(release)})
     page = open_console(browser, f"{shop.console}#/invocations/{invocation_id}")
-    page.wait_for("document.querySelector('#state')?.innerText === 'RUNNING'", "running")
+    wait_for_state(page, "RUNNING")
     release.touch()
-    page.wait_for("document.querySelector('#state')?.innerText === 'SUCCEEDED'", "success")
+    wait_for_state(page, "SUCCEEDED")
     assert page.text("#output") == '"released"'
     page.check_no_errors()
 
