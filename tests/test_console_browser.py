@@ -219,3 +219,21 @@ def test_with_a_client_key_the_console_asks_for_it_and_keeps_it_in_the_tab(
         assert page.evaluate("sessionStorage.getItem('agnt5.key')") == CLIENT_KEY
         assert page.evaluate("localStorage.length") == 0
         page.check_no_errors()
+
+
+def test_the_gateway_docs_page_lists_the_functions_and_tries_one(
+    shop: Cluster, browser: Browser, tmp_path: Path
+) -> None:
+    page = browser.page()
+    page.goto(f"{shop.http}/docs")
+    operation = "[id='submit_shop.linger']"
+    page.wait_for(page.visible(operation), "the submit operation of shop/linger")
+    assert page.text("h1").startswith("agnt5 coordinator")
+    page.click(f"{operation} > summary")
+    page.type(f"{operation} .try input[name='seconds']", "0")
+    page.click(f"{operation} .try > button.primary")
+    page.wait_for(page.visible(f"{operation} .response pre"), "the response")
+    assert page.text(f"{operation} .response .status") == "202"
+    assert '"invocation_id"' in page.text(f"{operation} .response pre")
+    page.screenshot(tmp_path / "docs.png")
+    page.check_no_errors()
