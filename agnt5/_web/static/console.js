@@ -186,13 +186,19 @@ async function invocationsPage(params) {
   const body = h("tbody");
   const more = h("button", { type: "button", hidden: true, id: "more" }, "Load more");
   const status = h("p", { class: "hint" });
+  const newer = h("button", { type: "button", hidden: true, id: "newer", class: "notice" });
   const rows = new Map();
   let cursor = null;
+  let added = 0; // rows prepended live since the first page loaded
+  const waiting = new Set(); // newer invocations not shown (more than a page arrived live)
   const load = async (reset) => {
     const page = await call("GET", `/v1/invocations${query({ ...filters, limit: PAGE, cursor: reset ? "" : cursor })}`);
     if (reset) {
       body.replaceChildren();
       rows.clear();
+      added = 0;
+      waiting.clear();
+      newer.hidden = true;
     }
     for (const row of page.invocations) {
       const tr = invocationRow(row);
@@ -204,6 +210,7 @@ async function invocationsPage(params) {
     status.textContent = rows.size ? "" : "No invocations match.";
   };
   more.addEventListener("click", () => load(false).catch((error) => status.replaceChildren(errorBox(error))));
+  newer.addEventListener("click", () => load(true).catch((error) => status.replaceChildren(errorBox(error))));
   const matches = (row) =>
     (!filters.service || row.service === filters.service) &&
     (!filters.function || row.function === filters.function) &&
@@ -220,6 +227,7 @@ async function invocationsPage(params) {
       h("label", {}, "created before", before),
       h("button", { type: "submit" }, "Apply"),
     ),
+    newer,
     h("section", { class: "card" },
       h("table", { class: "invocations" },
         h("thead", {}, h("tr", {}, ["invocation", "service / function", "state", "attempt", "created", "duration"].map((name) => h("th", {}, name)))),
@@ -234,7 +242,12 @@ async function invocationsPage(params) {
         const tr = invocationRow(row);
         old.replaceWith(tr);
         rows.set(row.invocation_id, tr);
+      } else if (matches(row) && added >= PAGE) {
+        waiting.add(row.invocation_id); // a flood: offer to show them, not grow without end
+        newer.textContent = `${waiting.size} newer invocation(s): show`;
+        newer.hidden = false;
       } else if (matches(row)) {
+        added += 1;
         const tr = invocationRow(row);
         tr.classList.add("new");
         rows.set(row.invocation_id, tr);
