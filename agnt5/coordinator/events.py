@@ -6,22 +6,29 @@ invocations changed since it last read, one entry per invocation (its newest sta
 it is sent), at most ``buffer`` of them: a watcher that falls further behind (a slow or stalled
 client) is told to start over (`Changes.reset`) rather than slowing the coordinator or holding
 more memory.
+
+`event_stream` writes a watcher's changes as server-sent events.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from typing import NamedTuple
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, NamedTuple
+
+import orjson
 
 from agnt5.coordinator.store import Invocation
 from agnt5.errors import ResourceExhaustedError
 
-__all__ = ["Changes", "EventFeed", "Watcher"]
+__all__ = ["Changes", "EventFeed", "Watcher", "event_stream"]
 
 DEFAULT_WATCHERS = 64
 DEFAULT_BUFFER = 1000
+KEEP_ALIVE = 15.0  # seconds between comments on an idle event stream
+SERVICES_EVERY = 2.0  # seconds between looks at the services' view (workers' load changes)
 
 
 class Changes(NamedTuple):
@@ -134,3 +141,49 @@ class EventFeed:
         for watcher in self._watchers:
             watcher.close()
         self._watchers.clear()
+
+
+def _event(kind: bytes, data: bytes) -> bytes:
+    """One server-sent event (orjson writes no newline: one data line)."""
+    return b"event: %s\ndata: %s\n\n" % (kind, data)
+
+
+async def event_stream(
+    feed: EventFeed,
+    watcher: Watcher,
+    invocation_view: Callable[[Invocation], Any],
+    services_view: Callable[[], Any],
+) -> AsyncIterator[bytes]:
+    """``watcher``'s changes as server-sent events, until it is closed (the coordinator
+    stops) or the stream is (the client left), then it is unwatched.
+
+    ``services`` (``services_view()``) first, and again when it changed (looked at when workers
+    join or leave and every `SERVICES_EVERY` seconds); ``invocation`` (``invocation_view``) for
+    each changed invocation; ``reset`` when the watcher fell behind; a comment every
+    `KEEP_ALIVE` seconds of silence.
+    """
+    try:
+        sent = orjson.dumps(services_view())
+        yield b"retry: 2000\n" + _event(b"services", sent)
+        looked = quiet_since = time.monotonic()
+        while not watcher.closed:  # one batch of changes a turn
+            changes = await watcher.next(min(SERVICES_EVERY, KEEP_ALIVE))
+            chunks = [_event(b"reset", b"{}")] if changes.reset else []
+            chunks += [
+                _event(b"invocation", orjson.dumps(invocation_view(invocation)))
+                for invocation in changes.invocations
+            ]
+            now = time.monotonic()
+            if changes.services or now - looked >= SERVICES_EVERY:
+                looked = now
+                view = orjson.dumps(services_view())
+                if view != sent:
+                    sent = view
+                    chunks.append(_event(b"services", view))
+            if not chunks and now - quiet_since >= KEEP_ALIVE:
+                chunks.append(b": keep-alive\n\n")
+            if chunks:
+                quiet_since = now
+                yield b"".join(chunks)
+    finally:
+        feed.unwatch(watcher)

@@ -23,8 +23,7 @@ else 415) and every request must name the gateway in its ``Host`` (see `_cross_s
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
@@ -47,7 +46,7 @@ from agnt5.coordinator._cross_site import HostCheck
 from agnt5.coordinator.auth import Credentials, Grant
 from agnt5.coordinator.checks import seconds
 from agnt5.coordinator.console import web_routes
-from agnt5.coordinator.events import Watcher
+from agnt5.coordinator.events import event_stream
 from agnt5.coordinator.invocations_service import services_message
 from agnt5.coordinator.openapi import gateway_openapi
 from agnt5.coordinator.registry import Registry
@@ -59,9 +58,6 @@ __all__ = ["build_gateway"]
 
 _Endpoint = Callable[[Request, Grant], Awaitable[Response]]
 _NO_STORE = {"cache-control": "no-store"}
-
-_KEEP_ALIVE = 15.0  # seconds between comments on an idle event stream
-_SERVICES_EVERY = 2.0  # seconds between refreshes of the services' view on an event stream
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -121,11 +117,6 @@ def _detail(invocation: Invocation) -> dict[str, Any]:
         "trace_id": traceparent[1] if len(traceparent) == 4 else None,
         "idempotency_key": invocation.idempotency_key or None,
     }
-
-
-def _event(kind: str, data: Any) -> bytes:
-    """One server-sent event (orjson writes no newline, so one data line)."""
-    return b"event: %s\ndata: %s\n\n" % (kind.encode(), orjson.dumps(data))
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -235,39 +226,14 @@ def build_gateway(
 
     async def events_endpoint(request: Request, grant: Grant) -> Response:
         watcher = scheduler.events.watch(grant.allows)
-        headers = {"cache-control": "no-store", "x-accel-buffering": "no"}
-        return StreamingResponse(
-            stream(watcher, grant), media_type="text/event-stream", headers=headers
+        stream = event_stream(
+            scheduler.events,
+            watcher,
+            lambda invocation: _listed(invocation, scheduler.settled(invocation)),
+            lambda: {"services": services(grant)},
         )
-
-    async def stream(watcher: Watcher, grant: Grant) -> AsyncIterator[bytes]:
-        """Events until the client leaves (Starlette then cancels this) or the coordinator
-        stops; the services' view first, then when it changes."""
-        try:
-            sent = orjson.dumps({"services": services(grant)})
-            yield b"retry: 2000\nevent: services\ndata: %s\n\n" % sent
-            refreshed = idle_since = time.monotonic()
-            while not watcher.closed:  # one batch of changes a turn
-                changes = await watcher.next(min(_SERVICES_EVERY, _KEEP_ALIVE))
-                chunks = [_event("reset", {})] if changes.reset else []
-                chunks += [
-                    _event("invocation", _listed(i, scheduler.settled(i)))
-                    for i in changes.invocations
-                ]
-                now = time.monotonic()
-                if changes.services or now - refreshed >= _SERVICES_EVERY:
-                    refreshed = now
-                    view = orjson.dumps({"services": services(grant)})
-                    if view != sent:
-                        sent = view
-                        chunks.append(b"event: services\ndata: %s\n\n" % view)
-                if not chunks and now - idle_since >= _KEEP_ALIVE:
-                    chunks.append(b": keep-alive\n\n")
-                if chunks:
-                    idle_since = now
-                    yield b"".join(chunks)
-        finally:
-            scheduler.events.unwatch(watcher)
+        headers = {"cache-control": "no-store", "x-accel-buffering": "no"}
+        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
     async def openapi_endpoint(request: Request, grant: Grant) -> Response:
         allowed = (entry for entry in registry.services() if grant.allows(entry.name))
