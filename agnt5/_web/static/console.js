@@ -310,7 +310,7 @@ function invocationView(invocation, act) {
   const metadata = invocation.metadata || {};
   const facts = [
     ["function", h("a", { href: `#/services/${enc(invocation.service)}/${enc(invocation.function)}` }, `${invocation.service} / ${invocation.function}`)],
-    ["attempt", invocation.attempt],
+    ["attempt", item ? `${invocation.attempt} of at most ${item.retries + 1}` : invocation.attempt],
     ["created", when(invocation.created_unix_ms)],
     ["duration", duration(invocation.duration_ms)],
     ["worker", invocation.worker_id || "—"],
