@@ -19,10 +19,12 @@ from agnt5.decorators import (
 from agnt5.errors import (
     AgntError,
     ErrorCode,
+    FailedPreconditionError,
     FunctionFailedError,
     InvalidArgumentError,
     InvocationCancelledError,
     InvocationTimeoutError,
+    NonDeterministicError,
     NotFoundError,
     OutputNotSerializableError,
     PayloadTooLargeError,
@@ -31,6 +33,7 @@ from agnt5.errors import (
     UnavailableError,
 )
 from agnt5.worker import Worker
+from agnt5.workflows import WorkflowContext
 
 if TYPE_CHECKING:
     from agnt5.client import AsyncClient, Client
@@ -44,10 +47,12 @@ __all__ = [
     "Client",
     "Context",
     "ErrorCode",
+    "FailedPreconditionError",
     "FunctionFailedError",
     "InvalidArgumentError",
     "InvocationCancelledError",
     "InvocationTimeoutError",
+    "NonDeterministicError",
     "NotFoundError",
     "OutputNotSerializableError",
     "PayloadTooLargeError",
@@ -55,6 +60,7 @@ __all__ = [
     "UnauthenticatedError",
     "UnavailableError",
     "Worker",
+    "WorkflowContext",
     "__version__",
     "function",
     "get_function_metadata",

@@ -10,6 +10,11 @@ fails its invocation, never the process or the runtime's bookkeeping. Only a can
 of the attempt (by its runtime, a time limit or a gone client) passes through as one. The
 runtimes keep only their transport: headers, bodies and responses (ASGI); frames, cancellation
 and durations (standalone).
+
+A workflow (``@workflow`` on an ``async def`` taking ``ctx``) gets a `WorkflowContext` on its
+journal and runs through `run_workflow`; its commands go to the attempt's `WorkflowHost` (the
+standalone session passes itself; otherwise the pipeline's ``workflow_host``, a `LocalHost`
+that keeps nothing past the attempt).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from concurrent.futures import Executor
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -29,6 +34,10 @@ from typing import TYPE_CHECKING, Any
 from agnt5._handler_threads import HandlerThreads
 from agnt5.context import Context
 from agnt5.errors import AgntError, InvocationTimeoutError, wrap_exception
+from agnt5.workflows.context import WorkflowContext, WorkflowHost
+from agnt5.workflows.journal import Entry
+from agnt5.workflows.local import LocalHost
+from agnt5.workflows.run import run_workflow
 
 if TYPE_CHECKING:
     from agnt5._registry import Registry
@@ -56,6 +65,7 @@ class Pipeline:
         "registry",
         "service_name",
         "telemetry",
+        "workflow_host",
     )
 
     def __init__(
@@ -66,11 +76,13 @@ class Pipeline:
         telemetry: Instrumentation | None = None,
         *,
         id_prefix: str | None = None,
+        workflow_host: WorkflowHost | None = None,
     ) -> None:
         self.service_name = service_name
         self.registry = registry
         self.executor = executor
         self.telemetry = telemetry
+        self.workflow_host = workflow_host if workflow_host is not None else LocalHost()
         self.id_prefix = os.urandom(11).hex() if id_prefix is None else id_prefix
         self._ids = itertools.count(10**9)  # with the default prefix: 32 characters per id
         self._routes: dict[str, Route] = {}
@@ -121,6 +133,8 @@ class Route:
         "takes_ctx",
         "telemetry",
         "timeout",
+        "workflow",
+        "workflow_host",
     )
 
     def __init__(self, pipeline: Pipeline, component: Component) -> None:
@@ -134,6 +148,8 @@ class Route:
         self.telemetry = pipeline.telemetry
         self.service_name = pipeline.service_name
         self.new_id = pipeline.new_id
+        self.workflow = component.kind == "workflow" and self.is_async and self.takes_ctx
+        self.workflow_host = pipeline.workflow_host
 
     def context(
         self,
@@ -141,14 +157,34 @@ class Route:
         attempt: int = 1,
         metadata: Mapping[str, str] = NO_METADATA,
         deadline: float | None = None,
+        *,
+        host: WorkflowHost | None = None,
+        journal: Iterable[Entry] = (),
     ) -> Context | None:
         """The `Context` of one attempt, or None when the handler takes none.
 
         ``deadline`` is a Unix time in seconds. A runtime that cancels attempts builds the
-        context first (to cancel it) and hands it to `run`.
+        context first (to cancel it) and hands it to `run`. A workflow's context journals
+        through ``host`` (default: the pipeline's) and replays ``journal``.
         """
         if not self.takes_ctx:
             return None
+        if self.workflow:
+            config = self.component.config
+            return WorkflowContext(
+                invocation_id,
+                self.name,
+                host=host if host is not None else self.workflow_host,
+                journal=journal,
+                retries=config.retries,
+                backoff=config.backoff,
+                executor=self.executor,
+                tracer=self.telemetry.tracer if self.telemetry is not None else None,
+                service_name=self.service_name,
+                attempt=attempt,
+                metadata=metadata,
+                deadline=deadline,
+            )
         return Context(
             invocation_id,
             self.name,
@@ -219,6 +255,9 @@ class Route:
 
     async def _execute(self, payload: bytes, ctx: Context | None, invocation_id: str) -> bytes:
         handler = self.handler
+        if self.workflow:
+            fail = functools.partial(_failure, self.name, invocation_id)
+            return await run_workflow(handler, payload, ctx, fail)  # type: ignore[arg-type]
         if not self.is_async:
             if self.executor is None:
                 return self.call(payload, invocation_id, ctx)

@@ -1,4 +1,5 @@
-"""The ``agnt5`` command: run a dev coordinator or a worker, invoke functions, list services."""
+"""The ``agnt5`` command: run a dev coordinator or a worker, invoke functions, show an
+invocation, signal a workflow, list services."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ examples:
   agnt5 coordinator                           # gRPC on 127.0.0.1:{config.COORDINATOR_PORT}, HTTP on :{config.GATEWAY_PORT}
   agnt5 worker examples/hello.py              # serve a module's @function handlers
   agnt5 invoke hello hello '{{"name": "Ada"}}'  # call hello/hello, print the result
+  agnt5 result ID                             # an invocation: state, output, workflow steps
+  agnt5 signal ID approved '{{"approved": true}}'  # wake a workflow waiting in ctx.signal
   agnt5 services                              # what the coordinator serves
   agnt5 dev examples/hello.py                 # coordinator + worker in one process
   agnt5 dev examples/hello.py --invoke hello '{{"name": "Ada"}}'   # ... invoke once, exit
@@ -372,6 +375,36 @@ def _parser() -> argparse.ArgumentParser:
     _add_client_options(invoke)
     invoke.set_defaults(run=_invoke)
 
+    result = commands.add_parser(
+        "result",
+        help="show an invocation: its state, output or error, and a workflow's steps",
+        description="Print invocation ID as JSON: state, attempt, output or error, and for a "
+        "workflow its steps (seq, kind, name, state, attempt, duration).",
+    )
+    result.add_argument("invocation_id", metavar="ID")
+    result.add_argument(
+        "--wait", type=float, default=0.0, help="seconds to wait for it to finish (default: 0)"
+    )
+    _add_client_options(result)
+    result.set_defaults(run=_result)
+
+    signal_ = commands.add_parser(
+        "signal",
+        help="send a signal to a workflow invocation",
+        description="Send signal NAME with a JSON payload to workflow invocation ID; prints "
+        "'delivered' when a waiting ctx.signal took it, 'kept' when it waits for a later one.",
+    )
+    signal_.add_argument("invocation_id", metavar="ID")
+    signal_.add_argument("name", metavar="NAME")
+    signal_.add_argument(
+        "payload",
+        metavar="JSON",
+        nargs="?",
+        help="the payload as JSON, '-' for stdin (default: null)",
+    )
+    _add_client_options(signal_)
+    signal_.set_defaults(run=_signal)
+
     services = commands.add_parser(
         "services",
         help="list services and their functions",
@@ -605,6 +638,32 @@ def _invoke(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             timeout=args.timeout,
         )
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def _result(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from agnt5.client import Client
+
+    if not 0 <= args.wait < float("inf"):
+        parser.error(f"--wait must be a number of seconds >= 0, got {args.wait}")
+    with Client(args.endpoint, args.api_key) as client:
+        if args.wait:
+            try:
+                client.result(args.invocation_id, timeout=args.wait)
+            except AgntError:  # failed, or still running: describe says which
+                pass
+        view = client.describe(args.invocation_id)
+    print(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def _signal(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from agnt5.client import Client
+
+    payload = _read_input(args.payload, parser)
+    with Client(args.endpoint, args.api_key) as client:
+        delivered = client.signal(args.invocation_id, args.name, payload)
+    print("delivered" if delivered else "kept")
     return 0
 
 

@@ -10,11 +10,13 @@ refused request from the ``agnt5-error-bin`` trailing metadata of the call, and 
 failure from its gRPC status (``UNAVAILABLE`` -> `UnavailableError`, ``DEADLINE_EXCEEDED`` ->
 `InvocationTimeoutError`, ...). Every call has a deadline.
 
-``invoke``, ``submit`` and ``result`` retry a call that failed with ``UNAVAILABLE`` (the
-coordinator unreachable, restarting or shutting down) after a jittered exponential backoff,
-within the call's own deadline, resending the same idempotency key (``invoke`` and ``submit``
-generate one when given none): a coordinator restart during ``invoke`` yields the one result of
-the one invocation (see `agnt5.coordinator` for the guarantee).
+``invoke``, ``submit``, ``result`` and ``describe`` retry a call that failed with
+``UNAVAILABLE`` (the coordinator unreachable, restarting or shutting down) after a jittered
+exponential backoff, within the call's own deadline, resending the same idempotency key
+(``invoke`` and ``submit`` generate one when given none): a coordinator restart during
+``invoke`` yields the one result of the one invocation (see `agnt5.coordinator` for the
+guarantee). ``signal`` is not retried: a signal that failed with ``UNAVAILABLE`` may have been
+delivered, so whether to send it again is the caller's choice.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from google.protobuf.json_format import MessageToDict
 
 from agnt5._proto import invocations_pb2, invocations_pb2_grpc
 from agnt5._wire.status import error_from_rpc
-from agnt5._wire.views import service_dict
+from agnt5._wire.views import invocation_dict, service_dict
 from agnt5.config import DEFAULT_ENDPOINT, parse_endpoint
 from agnt5.errors import (
     AgntError,
@@ -179,6 +181,17 @@ class _Base:
         wait = self._timeout
         return self._request(service, function, input, idempotency_key, None, wait), wait
 
+    def _signal_request(
+        self, invocation_id: str, name: str, payload: Any
+    ) -> invocations_pb2.SignalRequest:
+        return invocations_pb2.SignalRequest(
+            invocation_id=invocation_id, name=name, payload=self._payload(payload)
+        )
+
+    @staticmethod
+    def _describe_request(invocation_id: str) -> invocations_pb2.GetResultRequest:
+        return invocations_pb2.GetResultRequest(invocation_id=invocation_id, include_steps=True)
+
     def _result_request(
         self, invocation_id: str, timeout: float | None
     ) -> tuple[invocations_pb2.GetResultRequest, float]:
@@ -256,6 +269,19 @@ class Client(_Base):
         """Wait up to ``timeout`` seconds (default: the client's) for an invocation's result."""
         request, wait = self._result_request(invocation_id, timeout)
         return self._outcome(self._retried(self._stub.GetResult, request, wait + _GRACE), wait)
+
+    def describe(self, invocation_id: str) -> dict[str, Any]:
+        """An invocation as it stands: state, attempt, output or error, and a workflow's
+        ``steps`` (its journal: seq, kind, name, state, attempt, duration, ...)."""
+        request = self._describe_request(invocation_id)
+        return invocation_dict(self._retried(self._stub.GetResult, request, self._timeout))
+
+    def signal(self, invocation_id: str, name: str, payload: Any = None) -> bool:
+        """Send the signal ``name`` to a workflow invocation; True when a waiting
+        ``ctx.signal(name)`` received it, False when it is kept for a later one. An unknown
+        invocation is `NotFoundError`, a finished one `FailedPreconditionError`."""
+        request = self._signal_request(invocation_id, name, payload)
+        return bool(self._call(self._stub.Signal, request, self._timeout).delivered)
 
     def list_services(self) -> list[dict[str, Any]]:
         """Every service the coordinator knows, with components, workers and queue length."""
@@ -343,6 +369,16 @@ class AsyncClient(_Base):
         """Wait up to ``timeout`` seconds (default: the client's) for an invocation's result."""
         request, wait = self._result_request(invocation_id, timeout)
         return self._outcome(await self._retried("GetResult", request, wait + _GRACE), wait)
+
+    async def describe(self, invocation_id: str) -> dict[str, Any]:
+        """An invocation as it stands, with a workflow's ``steps`` (see `Client.describe`)."""
+        request = self._describe_request(invocation_id)
+        return invocation_dict(await self._retried("GetResult", request, self._timeout))
+
+    async def signal(self, invocation_id: str, name: str, payload: Any = None) -> bool:
+        """Send a signal to a workflow invocation (see `Client.signal`)."""
+        request = self._signal_request(invocation_id, name, payload)
+        return bool((await self._call("Signal", request, self._timeout)).delivered)
 
     async def list_services(self) -> list[dict[str, Any]]:
         """Every service the coordinator knows, with components, workers and queue length."""

@@ -245,6 +245,7 @@ _SETTINGS: dict[str, _Setting] = {
     "http_host": _Setting(_name, LOCALHOST),
     "http_port": _Setting(_integer(0, 65535), 8000),
     "docs": _Setting(_flag, True),
+    "workflow_suspend_after": _Setting(_seconds, 1.0),
 }
 
 
@@ -272,6 +273,7 @@ class WorkerConfig:
     http_port: int
     docs: bool
     """Whether the ASGI app serves ``/openapi.json`` and ``/docs`` (``AGNT5_DOCS``)."""
+    workflow_suspend_after: float
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str] | None = None, **given: Any) -> WorkerConfig:

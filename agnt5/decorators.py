@@ -124,6 +124,17 @@ class Component:
 def function(fn: F, /) -> F: ...
 @overload
 def function(
+    name: str,
+    /,
+    *,
+    description: str | None = ...,
+    timeout: float | None = ...,
+    retries: int = ...,
+    backoff: float | Backoff | None = ...,
+    inline: bool = ...,
+) -> Callable[[F], F]: ...
+@overload
+def function(
     *,
     name: str | None = ...,
     description: str | None = ...,
@@ -132,8 +143,9 @@ def function(
     backoff: float | Backoff | None = ...,
     inline: bool = ...,
 ) -> Callable[[F], F]: ...
-def function(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
-    """Register a handler: ``@function``, ``@function()`` or ``@function(name=..., timeout=...)``.
+def function(fn: Callable[..., Any] | str | None = None, /, **options: Any) -> Any:
+    """Register a handler: ``@function``, ``@function()``, ``@function("name")`` or
+    ``@function(name=..., timeout=...)``.
 
     The decorated callable is returned unchanged, so it stays directly callable.
     """
@@ -144,6 +156,17 @@ def function(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
 def workflow(fn: F, /) -> F: ...
 @overload
 def workflow(
+    name: str,
+    /,
+    *,
+    description: str | None = ...,
+    timeout: float | None = ...,
+    retries: int = ...,
+    backoff: float | Backoff | None = ...,
+    inline: bool = ...,
+) -> Callable[[F], F]: ...
+@overload
+def workflow(
     *,
     name: str | None = ...,
     description: str | None = ...,
@@ -152,7 +175,7 @@ def workflow(
     backoff: float | Backoff | None = ...,
     inline: bool = ...,
 ) -> Callable[[F], F]: ...
-def workflow(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+def workflow(fn: Callable[..., Any] | str | None = None, /, **options: Any) -> Any:
     """Register a workflow, with the same forms and options as `function`."""
     return _decorate("workflow", fn, options)
 
@@ -185,10 +208,15 @@ def component_of(fn_or_name: Callable[..., Any] | str) -> Component:
 _OPTIONS = frozenset({"name", "description", "timeout", "retries", "backoff", "inline"})
 
 
-def _decorate(kind: Kind, fn: Callable[..., Any] | None, options: dict[str, Any]) -> Any:
+def _decorate(kind: Kind, fn: Callable[..., Any] | str | None, options: dict[str, Any]) -> Any:
     unknown = set(options) - _OPTIONS
     if unknown:
         raise TypeError(f"@{kind}() got unknown option(s): {', '.join(sorted(unknown))}")
+    if isinstance(fn, str):  # @workflow("name")
+        if "name" in options:
+            raise TypeError(f"@{kind}() got the name twice: {fn!r} and name={options['name']!r}")
+        options = {**options, "name": fn}
+        fn = None
     if fn is not None:
         return _register(kind, fn, **options)
     return lambda target: _register(kind, target, **options)

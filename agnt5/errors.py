@@ -14,10 +14,12 @@ from typing import Any
 __all__ = [
     "AgntError",
     "ErrorCode",
+    "FailedPreconditionError",
     "FunctionFailedError",
     "InvalidArgumentError",
     "InvocationCancelledError",
     "InvocationTimeoutError",
+    "NonDeterministicError",
     "NotFoundError",
     "OutputNotSerializableError",
     "PayloadTooLargeError",
@@ -42,6 +44,8 @@ class ErrorCode:
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
     UNAUTHENTICATED = "UNAUTHENTICATED"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    FAILED_PRECONDITION = "FAILED_PRECONDITION"
+    NON_DETERMINISTIC = "NON_DETERMINISTIC"
 
 
 class AgntError(Exception):
@@ -152,6 +156,20 @@ class PayloadTooLargeError(AgntError):
     http_status = 413
 
 
+class FailedPreconditionError(AgntError):
+    """The target is not in a state that allows the request (e.g. a signal to a finished workflow)."""
+
+    code = ErrorCode.FAILED_PRECONDITION
+    http_status = 409
+
+
+class NonDeterministicError(AgntError):
+    """A workflow's replay called something other than what its journal recorded at that step."""
+
+    code = ErrorCode.NON_DETERMINISTIC
+    http_status = 500
+
+
 _BY_CODE: dict[str, type[AgntError]] = {
     cls.code: cls
     for cls in (
@@ -165,6 +183,8 @@ _BY_CODE: dict[str, type[AgntError]] = {
         ResourceExhaustedError,
         UnauthenticatedError,
         PayloadTooLargeError,
+        FailedPreconditionError,
+        NonDeterministicError,
     )
 }
 
@@ -187,8 +207,9 @@ def error_from_dict(data: Mapping[str, Any]) -> AgntError:
     return error
 
 
-def wrap_exception(function_name: str, exc: BaseException) -> AgntError:
-    """Turn what a handler raised into an agnt5 error; agnt5 errors pass through unwrapped."""
+def wrap_exception(function_name: str, exc: BaseException, what: str = "Function") -> AgntError:
+    """Turn what a handler (or a workflow's step: ``what="Step"``) raised into an agnt5 error;
+    agnt5 errors pass through unwrapped."""
     if isinstance(exc, AgntError):
         return exc
     detail = str(exc)
@@ -197,7 +218,7 @@ def wrap_exception(function_name: str, exc: BaseException) -> AgntError:
     elif not isinstance(exc, Exception):  # sys.exit(3) says only "3"
         detail = f"{type(exc).__name__}: {detail}"
     error = FunctionFailedError(
-        f"Function {function_name} failed: {detail}", error_type=type(exc).__name__
+        f"{what} {function_name} failed: {detail}", error_type=type(exc).__name__
     )
     error.__cause__ = exc
     return error

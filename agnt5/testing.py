@@ -3,7 +3,8 @@
 ``invoke(hello, {"name": "Ada"})`` encodes the input to JSON bytes and runs one attempt exactly
 as a worker does (look up, decode, bind, call, encode; the function's timeout; the same errors,
 the same log line for a handler's exception) before decoding the result. Synchronous handlers
-run on the calling thread, as with ``inline=True``.
+run on the calling thread, as with ``inline=True``. `WorkflowRun` runs a workflow on an
+in-memory journal: stop it after any step, replay it, fire its timers, send it signals.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from agnt5._pipeline import NO_METADATA, Pipeline
 from agnt5._registry import REGISTRY
 from agnt5._speedups import decode_json, encode_json
 from agnt5.decorators import component_of
+from agnt5.workflows.harness import WorkflowRun
 
-__all__ = ["ainvoke", "ainvoke_raw", "invoke", "invoke_raw"]
+__all__ = ["WorkflowRun", "ainvoke", "ainvoke_raw", "invoke", "invoke_raw"]
 
 Target = Callable[..., Any] | str
 

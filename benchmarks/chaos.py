@@ -30,7 +30,17 @@ from typing import Any
 from agnt5.client import AsyncClient
 from agnt5.errors import AgntError
 
-__all__ = ["free_port", "main", "run", "start_agnt5", "stop_process"]
+__all__ = [
+    "Cluster",
+    "cluster",
+    "free_port",
+    "journaled",
+    "main",
+    "run",
+    "start_agnt5",
+    "stop_process",
+    "wait_for_workers",
+]
 
 _SERVICE = "chaos"
 _WORKER_MODULE = """\
@@ -61,15 +71,19 @@ def _env() -> dict[str, str]:
             "AGNT5_DISABLE_TELEMETRY": "true", "AGNT5_HEALTH_PORT": "0"}  # fmt: skip
 
 
-class _Cluster:
-    """The coordinator and worker processes of one run; each stopped by its pid."""
+class Cluster:
+    """The coordinator and worker processes of one run; each stopped by its pid. The workers
+    serve ``module`` (its source, written to ``directory``) as ``service``."""
 
-    def __init__(self, directory: Path, workers: int) -> None:
+    def __init__(
+        self, directory: Path, workers: int, module: str = _WORKER_MODULE, service: str = _SERVICE
+    ) -> None:
         self.directory = directory
+        self.service = service
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.module = directory / "chaos_worker.py"
-        self.module.write_text(_WORKER_MODULE)
+        self.module = directory / f"{service}_worker.py"
+        self.module.write_text(module)
         self.coordinator = self._start_coordinator()
         self.workers = [self._start_worker(n) for n in range(workers)]
 
@@ -82,7 +96,7 @@ class _Cluster:
 
     def _start_worker(self, n: int) -> subprocess.Popen[bytes]:
         return start_agnt5(
-            ["worker", str(self.module), "--service", _SERVICE, "--endpoint", self.endpoint,
+            ["worker", str(self.module), "--service", self.service, "--endpoint", self.endpoint,
              "--log-level", "WARNING"], self.directory, announce=False,
         )  # fmt: skip
 
@@ -143,25 +157,29 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def _cluster(directory: Path, workers: int) -> Iterator[_Cluster]:
-    cluster = _Cluster(directory, workers)
+def cluster(
+    directory: Path, workers: int, module: str = _WORKER_MODULE, service: str = _SERVICE
+) -> Iterator[Cluster]:
+    """A `Cluster`, stopped on exit."""
+    running = Cluster(directory, workers, module, service)
     try:
-        yield cluster
+        yield running
     finally:
-        cluster.stop()
+        running.stop()
 
 
-async def _wait_for_workers(client: AsyncClient, count: int, timeout: float) -> None:
+async def wait_for_workers(client: AsyncClient, service: str, count: int, timeout: float) -> None:
+    """Return once ``count`` workers of ``service`` are registered (else `RuntimeError`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         services = {s["name"]: s for s in await client.list_services()}
-        if len(services.get(_SERVICE, {}).get("workers", ())) >= count:
+        if len(services.get(service, {}).get("workers", ())) >= count:
             return
         await asyncio.sleep(0.1)
     raise RuntimeError(f"{count} workers did not register within {timeout:g} s")
 
 
-async def _drive(cluster: _Cluster, invocations: int, concurrency: int) -> dict[str, Any]:
+async def _drive(running: Cluster, invocations: int, concurrency: int) -> dict[str, Any]:
     """Invoke every key while the chaos schedule runs; then ask every key again."""
     seen: dict[str, Any] = {}
     failures: dict[str, str] = {}
@@ -169,8 +187,8 @@ async def _drive(cluster: _Cluster, invocations: int, concurrency: int) -> dict[
     # kill points, as fractions of the finished invocations: worker, coordinator, worker
     schedule = [(0.15, "worker"), (0.4, "coordinator"), (0.65, "worker")]
 
-    async with AsyncClient(cluster.endpoint, timeout=120.0) as client:
-        await _wait_for_workers(client, len(cluster.workers), 60.0)
+    async with AsyncClient(running.endpoint, timeout=120.0) as client:
+        await wait_for_workers(client, running.service, len(running.workers), 60.0)
         keys = iter(range(invocations))
 
         async def invoke_all() -> None:
@@ -188,7 +206,7 @@ async def _drive(cluster: _Cluster, invocations: int, concurrency: int) -> dict[
                 while done < fraction * invocations:  # noqa: ASYNC110 - polls a plain counter
                     await asyncio.sleep(0.01)
                 await asyncio.to_thread(
-                    cluster.kill_coordinator if target == "coordinator" else cluster.kill_worker,
+                    running.kill_coordinator if target == "coordinator" else running.kill_worker,
                     *(() if target == "coordinator" else (0,)),
                 )
 
@@ -209,13 +227,13 @@ async def _drive(cluster: _Cluster, invocations: int, concurrency: int) -> dict[
     return {"seen": seen, "failures": failures, "again": again}
 
 
-def _journal(directory: Path) -> dict[str, tuple[int, int, int]]:
-    """key -> (journaled invocations, succeeded ones, highest attempt)."""
+def journaled(directory: Path, service: str = _SERVICE) -> dict[str, tuple[int, int, int]]:
+    """Idempotency key -> (journaled invocations, succeeded ones, highest attempt)."""
     with contextlib.closing(sqlite3.connect(directory / "journal.db")) as db:
         rows = db.execute(
             "SELECT idempotency_key, COUNT(*), SUM(state = 3), MAX(attempt) FROM invocations "
             "WHERE service = ? GROUP BY idempotency_key",
-            (_SERVICE,),
+            (service,),
         ).fetchall()
     return {key: (count, ok, attempt) for key, count, ok, attempt in rows}
 
@@ -223,9 +241,9 @@ def _journal(directory: Path) -> dict[str, tuple[int, int, int]]:
 def run(invocations: int, concurrency: int, workers: int, directory: Path) -> dict[str, int]:
     """One chaos run; returns the counts."""
     started = time.monotonic()
-    with _cluster(directory, workers) as cluster:
-        outcome = asyncio.run(_drive(cluster, invocations, concurrency))
-    journal = _journal(directory)
+    with cluster(directory, workers) as running:
+        outcome = asyncio.run(_drive(running, invocations, concurrency))
+    journal = journaled(directory)
     seen, again = outcome["seen"], outcome["again"]
     keys = [f"chaos-{i}" for i in range(invocations)]
     completed = sum(1 for key in keys if journal.get(key, (0, 0, 0))[1] == 1)

@@ -49,7 +49,7 @@ APP = (
 
     from starlette.middleware.gzip import GZipMiddleware
 
-    from agnt5 import Worker, function
+    from agnt5 import Worker, function, workflow
 
 
     @function()
@@ -149,6 +149,21 @@ APP = (
                 return
             time.sleep(0.01)
         _write(outcome, "finished")
+
+
+    @workflow
+    async def local_order(ctx, order_id: str) -> dict:
+        total = await ctx.step("price", lambda: 42)
+        await ctx.sleep(0.01)
+        pair = await ctx.parallel(ctx.step("a", lambda: "a"), ctx.step("b", lambda: "b"))
+        return {"order_id": order_id, "total": total, "pair": pair, "after_2000": ctx.now().year > 2000}
+
+
+    @workflow
+    async def needs_coordinator(ctx, call: str):
+        if call == "task":
+            return await ctx.task("orders", "validate")
+        return await ctx.signal("approved")
 
 
     @function()

@@ -39,6 +39,7 @@ __all__ = [
     "registered",
     "result_message",
     "results_after_restart",
+    "run_benchmark",
     "sleeper",
     "unique",
 ]
@@ -468,3 +469,22 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> No
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.01)
+
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def run_benchmark(script: str, *args: str, timeout: float) -> dict[str, str]:
+    """Run ``benchmarks/<script> *args`` (it starts and stops its own processes); the
+    ``name: value`` counts it prints. It must exit 0."""
+    run = spawn(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=agnt5_env(),
+    )  # fmt: skip
+    try:
+        stdout, stderr = run.communicate(timeout=timeout)
+    finally:
+        stop(run, grace=0)  # with the coordinator and workers it started
+    output = stdout.decode()
+    assert run.returncode == 0, output + stderr.decode()[-3000:]
+    return dict(line.split(": ", 1) for line in output.splitlines() if ": " in line)

@@ -84,7 +84,7 @@ metadata = st.dictionaries(texts, texts, max_size=4)
 errors = st.builds(ErrorItem, texts, texts, texts, st.booleans())
 outputs = st.one_of(st.tuples(st.none(), st.none()), st.tuples(blobs, st.none()),
                     st.tuples(st.none(), errors))  # fmt: skip
-invokes = st.builds(InvokeItem, texts, texts, blobs, metadata, u32, u64)
+invokes = st.builds(InvokeItem, texts, texts, blobs, metadata, u32, u64, blobs)
 results = st.builds(lambda i, a, o, d: ResultItem(i, a, o[0], o[1], d), texts, u32, outputs, u64)
 calls = st.builds(StreamCall, u64, texts, texts, blobs, texts, u64, metadata)
 stream_outcomes = st.builds(lambda r, i, o: StreamOutcome(r, i, o[0], o[1]), u64, texts, outputs)

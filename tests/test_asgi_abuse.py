@@ -105,7 +105,9 @@ def test_a_client_that_leaves_cancels_its_invocation(
     with connect(base) as connection:
         connection.sendall(request_head(f"/invoke/{handler}", headers) + body)
         eventually(started.exists)
-    eventually(ended.exists)  # the handlers give up by themselves only after 20 s
+    # A whole line, not just the file: the handler creates it before it writes. The handlers
+    # give up by themselves only after 20 s.
+    eventually(lambda: ended.exists() and ended.read_text().endswith("\n"))
     assert ended.read_text() == f"{outcome}\n"
     eventually(lambda: log_line(log, invocation_id))
     assert log_line(log, invocation_id).endswith(

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agnt5._wire.batching import Batcher
+from agnt5._wire.batching import Batcher, by_kind
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.hot_path]
 
@@ -114,3 +114,23 @@ async def test_a_frame_under_load_waits_for_company_once(holds: list[float]) -> 
 async def test_limits_are_checked(limits: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="max_items"):
         Batcher(asyncio.Queue(), Item, int, **limits)  # type: ignore[arg-type]
+
+
+class Other(int):
+    """A second batchable kind."""
+
+
+async def test_several_kinds_batch_together_and_split_by_kind_in_order() -> None:
+    queue: asyncio.Queue[object] = asyncio.Queue()
+    frames = Batcher(queue, (Other, Item), int)  # type: ignore[arg-type]
+    control = object()
+    for item in (Item(1), Other(2), Item(3), Other(4), control, Item(5)):
+        queue.put_nowait(item)
+    first = await frames.next()
+    assert first == [1, 2, 3, 4]
+    assert by_kind(first, (Other, Item)) == [[Other(2), Other(4)], [Item(1), Item(3)]]
+    kinds = [type(item) for batch in by_kind(first, (Other, Item)) for item in batch]
+    assert kinds == [Other, Other, Item, Item]
+    assert await frames.next() is control
+    last = await frames.next()
+    assert last == [Item(5)] and by_kind(last, (Other, Item)) == [last]

@@ -20,6 +20,8 @@ from agnt5.errors import (
     InvalidArgumentError,
     OutputNotSerializableError,
 )
+from agnt5.workflows import WorkflowContext
+from agnt5.workflows.local import LocalHost
 
 pytestmark = pytest.mark.hot_path
 
@@ -148,6 +150,18 @@ def test_context_parameter_is_not_counted(impl: SimpleNamespace) -> None:
     ctx = Context("inv-1", "fn")
     assert run(impl, fn, b'{"a": 1}', ctx) == {"id": "inv-1", "data": {"a": 1}}
     assert handler(impl, fn).takes_ctx is True
+
+
+def test_a_workflow_context_parameter_is_not_counted(impl: SimpleNamespace) -> None:
+    def fn(context: WorkflowContext, name: str) -> str:
+        return f"{context.invocation_id}:{name}"
+
+    def quoted(context: "agnt5.WorkflowContext", name: str) -> str:  # type: ignore[name-defined]  # noqa: F821, UP037
+        return name
+
+    assert handler(impl, fn).takes_ctx is True and handler(impl, quoted).takes_ctx is True
+    ctx = WorkflowContext("i", "fn", host=LocalHost())
+    assert run(impl, fn, b'"Ada"', ctx) == "i:Ada"
 
 
 def test_ctx_by_name_without_annotation(impl: SimpleNamespace) -> None:

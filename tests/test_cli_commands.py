@@ -25,7 +25,7 @@ from _processes import astop
 from agnt5.cli import main
 from agnt5.client import AsyncClient
 
-COMMANDS = ["coordinator", "worker", "dev", "invoke", "services"]
+COMMANDS = ["coordinator", "worker", "dev", "invoke", "result", "signal", "services"]
 MODULE = textwrap.dedent(
     '''
     from agnt5 import function

@@ -69,6 +69,21 @@ def test_workflows_are_registered_separately() -> None:
     assert invoke(onboarding, "u1") == {"user": "u1"}
 
 
+def test_the_name_may_come_first() -> None:
+    @workflow("nightly", timeout=5)
+    async def nightly_run(ctx) -> str:  # type: ignore[no-untyped-def]
+        return "ok"
+
+    @function("shout")
+    def loud(text: str) -> str:
+        return text.upper()
+
+    assert get_function_metadata("nightly")["config"]["timeout"] == 5
+    assert invoke("shout", "hi") == "HI" and loud("a") == "A"
+    with pytest.raises(TypeError, match="got the name twice: 'a' and name='b'"):
+        workflow("a", name="b")
+
+
 def test_metadata_describes_the_function() -> None:
     @function()
     async def describe(ctx, city: str, days: int = 3) -> list[float]:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import agnt5._speedups as speedups
-from agnt5._proto import common_pb2, invocations_pb2, worker_pb2
+from agnt5._proto import common_pb2, invocations_pb2, worker_pb2, workflow_pb2
 from agnt5._wire.records import (
     ErrorItem,
     FrameError,
@@ -124,6 +124,27 @@ def test_other_envelope_kinds_decode_as_protobuf_messages(impl: SimpleNamespace)
     register = worker_pb2.Register(service_name="s", components=[common_pb2.Component(name="f")])
     frame = worker_pb2.WorkerMessage(register=register).SerializeToString()
     assert impl.decode_worker_message(frame) == ("register", register)
+
+
+def test_workflow_kinds_decode_as_protobuf_messages(impl: SimpleNamespace) -> None:
+    commands = workflow_pb2.WorkflowCommands(
+        commands=[workflow_pb2.WorkflowCommand(invocation_id="i", seq=2, suspend={"waiting": [1]})]
+    )
+    frame = worker_pb2.WorkerMessage(workflow_commands=commands).SerializeToString()
+    assert impl.decode_worker_message(frame) == ("workflow_commands", commands)
+    events = workflow_pb2.WorkflowEvents(
+        events=[workflow_pb2.WorkflowEvent(invocation_id="i", entry={"seq": 2, "state": 2})]
+    )
+    frame = worker_pb2.CoordinatorMessage(workflow_events=events).SerializeToString()
+    assert impl.decode_coordinator_message(frame) == ("workflow_events", events)
+
+
+def test_an_invoke_carries_its_journal(impl: SimpleNamespace) -> None:
+    invoke = InvokeItem("i", "wf", b"{}", {}, 2, 0, b"\x0a\x02\x08\x01")
+    frame = impl.encode_invoke_batch([invoke])
+    parsed = worker_pb2.CoordinatorMessage.FromString(frame).invoke_batch.invocations[0]
+    assert parsed.journal == invoke.journal
+    assert impl.decode_coordinator_message(frame) == ("invoke_batch", [invoke])
 
 
 def test_stream_frames_are_what_protobuf_reads(impl: SimpleNamespace) -> None:

@@ -24,8 +24,14 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
 
 CHANGES = [  # (pattern, replacement) applied to a copy of worker.proto
-    (r"Drain drain = 5;\n  \}\n\}", "Drain drain = 5;\n    Pause pause = 6;\n  }\n}"),
-    (r"Unregister unregister = 5;\n  \}", "Unregister unregister = 5;\n    Pause pause = 6;\n  }"),
+    (
+        r"WorkflowEvents workflow_events = 6;\n  \}",
+        "WorkflowEvents workflow_events = 6;\n    Pause pause = 7;\n  }",
+    ),
+    (
+        r"WorkflowCommands workflow_commands = 6;\n  \}",
+        "WorkflowCommands workflow_commands = 6;\n    Pause pause = 7;\n  }",
+    ),
     (r"InvokeBatch invoke_batch = 2;", "InvokeBatch invoke_batch = 17;"),
     (r"ResultBatch result_batch = 2;", "ResultBatch result_batch = 23;"),
     (r"uint32 attempt = 5;\n  // Absolute", "uint32 attempt = 20;\n  // Absolute"),
@@ -44,7 +50,7 @@ CHECK = textwrap.dedent(
 
     generated, tests = Path(sys.argv[1]), sys.argv[2]
     import agnt5._proto as package  # the generated copy stands in for the real modules
-    for name in ("common_pb2", "invocations_pb2", "worker_pb2"):
+    for name in ("common_pb2", "workflow_pb2", "invocations_pb2", "worker_pb2"):
         spec = importlib.util.spec_from_file_location(f"agnt5._proto.{name}", generated / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module

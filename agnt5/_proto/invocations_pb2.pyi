@@ -1,4 +1,5 @@
 from . import common_pb2 as _common_pb2
+from . import workflow_pb2 as _workflow_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -15,11 +16,13 @@ class InvocationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INVOCATION_STATE_RUNNING: _ClassVar[InvocationState]
     INVOCATION_STATE_SUCCEEDED: _ClassVar[InvocationState]
     INVOCATION_STATE_FAILED: _ClassVar[InvocationState]
+    INVOCATION_STATE_SUSPENDED: _ClassVar[InvocationState]
 INVOCATION_STATE_UNSPECIFIED: InvocationState
 INVOCATION_STATE_PENDING: InvocationState
 INVOCATION_STATE_RUNNING: InvocationState
 INVOCATION_STATE_SUCCEEDED: InvocationState
 INVOCATION_STATE_FAILED: InvocationState
+INVOCATION_STATE_SUSPENDED: InvocationState
 
 class InvokeRequest(_message.Message):
     __slots__ = ("service", "function", "input", "idempotency_key", "timeout_ms", "wait_ms", "metadata")
@@ -55,15 +58,17 @@ class SubmitResponse(_message.Message):
     def __init__(self, invocation_id: _Optional[str] = ..., deduplicated: _Optional[bool] = ...) -> None: ...
 
 class GetResultRequest(_message.Message):
-    __slots__ = ("invocation_id", "wait_ms")
+    __slots__ = ("invocation_id", "wait_ms", "include_steps")
     INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_STEPS_FIELD_NUMBER: _ClassVar[int]
     invocation_id: str
     wait_ms: int
-    def __init__(self, invocation_id: _Optional[str] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+    include_steps: bool
+    def __init__(self, invocation_id: _Optional[str] = ..., wait_ms: _Optional[int] = ..., include_steps: _Optional[bool] = ...) -> None: ...
 
 class InvocationResult(_message.Message):
-    __slots__ = ("invocation_id", "state", "output", "error", "attempt", "duration_us", "service", "function")
+    __slots__ = ("invocation_id", "state", "output", "error", "attempt", "duration_us", "service", "function", "steps")
     INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +77,7 @@ class InvocationResult(_message.Message):
     DURATION_US_FIELD_NUMBER: _ClassVar[int]
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
     invocation_id: str
     state: InvocationState
     output: bytes
@@ -80,7 +86,8 @@ class InvocationResult(_message.Message):
     duration_us: int
     service: str
     function: str
-    def __init__(self, invocation_id: _Optional[str] = ..., state: _Optional[_Union[InvocationState, str]] = ..., output: _Optional[bytes] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., attempt: _Optional[int] = ..., duration_us: _Optional[int] = ..., service: _Optional[str] = ..., function: _Optional[str] = ...) -> None: ...
+    steps: _containers.RepeatedCompositeFieldContainer[_workflow_pb2.JournalEntry]
+    def __init__(self, invocation_id: _Optional[str] = ..., state: _Optional[_Union[InvocationState, str]] = ..., output: _Optional[bytes] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ..., attempt: _Optional[int] = ..., duration_us: _Optional[int] = ..., service: _Optional[str] = ..., function: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[_workflow_pb2.JournalEntry, _Mapping]]] = ...) -> None: ...
 
 class ListServicesRequest(_message.Message):
     __slots__ = ()
@@ -170,3 +177,19 @@ class StreamOutcome(_message.Message):
     output: bytes
     error: _common_pb2.Error
     def __init__(self, ref: _Optional[int] = ..., invocation_id: _Optional[str] = ..., output: _Optional[bytes] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ...) -> None: ...
+
+class SignalRequest(_message.Message):
+    __slots__ = ("invocation_id", "name", "payload")
+    INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    invocation_id: str
+    name: str
+    payload: bytes
+    def __init__(self, invocation_id: _Optional[str] = ..., name: _Optional[str] = ..., payload: _Optional[bytes] = ...) -> None: ...
+
+class SignalResponse(_message.Message):
+    __slots__ = ("delivered",)
+    DELIVERED_FIELD_NUMBER: _ClassVar[int]
+    delivered: bool
+    def __init__(self, delivered: _Optional[bool] = ...) -> None: ...

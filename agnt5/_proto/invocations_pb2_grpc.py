@@ -59,6 +59,11 @@ class InvocationsStub:
                 request_serializer=agnt5_dot_v1_dot_invocations__pb2.InvokeStreamRequest.SerializeToString,
                 response_deserializer=agnt5_dot_v1_dot_invocations__pb2.InvokeStreamResponse.FromString,
                 _registered_method=True)
+        self.Signal = channel.unary_unary(
+                '/agnt5.v1.Invocations/Signal',
+                request_serializer=agnt5_dot_v1_dot_invocations__pb2.SignalRequest.SerializeToString,
+                response_deserializer=agnt5_dot_v1_dot_invocations__pb2.SignalResponse.FromString,
+                _registered_method=True)
 
 
 class InvocationsServicer:
@@ -101,6 +106,14 @@ class InvocationsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Signal(self, request, context):
+        """Send a named signal to a workflow invocation: it completes the oldest ctx.signal wait of
+        that name, or is kept until the workflow waits for it (or finishes).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InvocationsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +141,11 @@ def add_InvocationsServicer_to_server(servicer, server):
                     servicer.InvokeStream,
                     request_deserializer=agnt5_dot_v1_dot_invocations__pb2.InvokeStreamRequest.FromString,
                     response_serializer=agnt5_dot_v1_dot_invocations__pb2.InvokeStreamResponse.SerializeToString,
+            ),
+            'Signal': grpc.unary_unary_rpc_method_handler(
+                    servicer.Signal,
+                    request_deserializer=agnt5_dot_v1_dot_invocations__pb2.SignalRequest.FromString,
+                    response_serializer=agnt5_dot_v1_dot_invocations__pb2.SignalResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -265,6 +283,33 @@ class Invocations:
             '/agnt5.v1.Invocations/InvokeStream',
             agnt5_dot_v1_dot_invocations__pb2.InvokeStreamRequest.SerializeToString,
             agnt5_dot_v1_dot_invocations__pb2.InvokeStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Signal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agnt5.v1.Invocations/Signal',
+            agnt5_dot_v1_dot_invocations__pb2.SignalRequest.SerializeToString,
+            agnt5_dot_v1_dot_invocations__pb2.SignalResponse.FromString,
             options,
             channel_credentials,
             insecure,

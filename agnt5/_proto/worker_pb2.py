@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from . import common_pb2 as agnt5_dot_v1_dot_common__pb2
+from . import workflow_pb2 as agnt5_dot_v1_dot_workflow__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61gnt5/v1/worker.proto\x12\x08\x61gnt5.v1\x1a\x15\x61gnt5/v1/common.proto\"\xe9\x01\n\rWorkerMessage\x12&\n\x08register\x18\x01 \x01(\x0b\x32\x12.agnt5.v1.RegisterH\x00\x12-\n\x0cresult_batch\x18\x02 \x01(\x0b\x32\x15.agnt5.v1.ResultBatchH\x00\x12(\n\theartbeat\x18\x03 \x01(\x0b\x32\x13.agnt5.v1.HeartbeatH\x00\x12 \n\x05\x64rain\x18\x04 \x01(\x0b\x32\x0f.agnt5.v1.DrainH\x00\x12*\n\nunregister\x18\x05 \x01(\x0b\x32\x14.agnt5.v1.UnregisterH\x00\x42\t\n\x07message\"\xf4\x01\n\x12\x43oordinatorMessage\x12-\n\x0cregister_ack\x18\x01 \x01(\x0b\x32\x15.agnt5.v1.RegisterAckH\x00\x12-\n\x0cinvoke_batch\x18\x02 \x01(\x0b\x32\x15.agnt5.v1.InvokeBatchH\x00\x12\"\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x10.agnt5.v1.CancelH\x00\x12/\n\rheartbeat_ack\x18\x04 \x01(\x0b\x32\x16.agnt5.v1.HeartbeatAckH\x00\x12 \n\x05\x64rain\x18\x05 \x01(\x0b\x32\x0f.agnt5.v1.DrainH\x00\x42\t\n\x07message\"\xa3\x01\n\x08Register\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x17\n\x0fservice_version\x18\x02 \x01(\t\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\'\n\ncomponents\x18\x04 \x03(\x0b\x32\x13.agnt5.v1.Component\x12\x17\n\x0fmax_concurrency\x18\x05 \x01(\r\x12\x13\n\x0bsdk_version\x18\x06 \x01(\t\"w\n\x0bRegisterAck\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\x04\x12\x1c\n\x14heartbeat_timeout_ms\x18\x03 \x01(\x04\x12\x18\n\x10max_result_bytes\x18\x04 \x01(\x04\"4\n\x0bInvokeBatch\x12%\n\x0binvocations\x18\x01 \x03(\x0b\x32\x10.agnt5.v1.Invoke\"\xcf\x01\n\x06Invoke\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\r\n\x05input\x18\x03 \x01(\x0c\x12\x30\n\x08metadata\x18\x04 \x03(\x0b\x32\x1e.agnt5.v1.Invoke.MetadataEntry\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12\x18\n\x10\x64\x65\x61\x64line_unix_ms\x18\x06 \x01(\x04\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"0\n\x0bResultBatch\x12!\n\x07results\x18\x01 \x03(\x0b\x32\x10.agnt5.v1.Result\"\x84\x01\n\x06Result\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x06output\x18\x03 \x01(\x0cH\x00\x12 \n\x05\x65rror\x18\x04 \x01(\x0b\x32\x0f.agnt5.v1.ErrorH\x00\x12\x13\n\x0b\x64uration_us\x18\x05 \x01(\x04\x42\t\n\x07outcome\"/\n\x06\x43\x61ncel\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x1e\n\tHeartbeat\x12\x11\n\tin_flight\x18\x01 \x01(\r\"\x1f\n\x0cHeartbeatAck\x12\x0f\n\x07unix_ms\x18\x01 \x01(\x04\"+\n\x05\x44rain\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x12\n\ntimeout_ms\x18\x02 \x01(\x04\"\x1c\n\nUnregister\x12\x0e\n\x06reason\x18\x01 \x01(\t2Y\n\x11WorkerCoordinator\x12\x44\n\x07\x43onnect\x12\x17.agnt5.v1.WorkerMessage\x1a\x1c.agnt5.v1.CoordinatorMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61gnt5/v1/worker.proto\x12\x08\x61gnt5.v1\x1a\x15\x61gnt5/v1/common.proto\x1a\x17\x61gnt5/v1/workflow.proto\"\xa2\x02\n\rWorkerMessage\x12&\n\x08register\x18\x01 \x01(\x0b\x32\x12.agnt5.v1.RegisterH\x00\x12-\n\x0cresult_batch\x18\x02 \x01(\x0b\x32\x15.agnt5.v1.ResultBatchH\x00\x12(\n\theartbeat\x18\x03 \x01(\x0b\x32\x13.agnt5.v1.HeartbeatH\x00\x12 \n\x05\x64rain\x18\x04 \x01(\x0b\x32\x0f.agnt5.v1.DrainH\x00\x12*\n\nunregister\x18\x05 \x01(\x0b\x32\x14.agnt5.v1.UnregisterH\x00\x12\x37\n\x11workflow_commands\x18\x06 \x01(\x0b\x32\x1a.agnt5.v1.WorkflowCommandsH\x00\x42\t\n\x07message\"\xa9\x02\n\x12\x43oordinatorMessage\x12-\n\x0cregister_ack\x18\x01 \x01(\x0b\x32\x15.agnt5.v1.RegisterAckH\x00\x12-\n\x0cinvoke_batch\x18\x02 \x01(\x0b\x32\x15.agnt5.v1.InvokeBatchH\x00\x12\"\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x10.agnt5.v1.CancelH\x00\x12/\n\rheartbeat_ack\x18\x04 \x01(\x0b\x32\x16.agnt5.v1.HeartbeatAckH\x00\x12 \n\x05\x64rain\x18\x05 \x01(\x0b\x32\x0f.agnt5.v1.DrainH\x00\x12\x33\n\x0fworkflow_events\x18\x06 \x01(\x0b\x32\x18.agnt5.v1.WorkflowEventsH\x00\x42\t\n\x07message\"\xa3\x01\n\x08Register\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x17\n\x0fservice_version\x18\x02 \x01(\t\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\'\n\ncomponents\x18\x04 \x03(\x0b\x32\x13.agnt5.v1.Component\x12\x17\n\x0fmax_concurrency\x18\x05 \x01(\r\x12\x13\n\x0bsdk_version\x18\x06 \x01(\t\"w\n\x0bRegisterAck\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\x04\x12\x1c\n\x14heartbeat_timeout_ms\x18\x03 \x01(\x04\x12\x18\n\x10max_result_bytes\x18\x04 \x01(\x04\"4\n\x0bInvokeBatch\x12%\n\x0binvocations\x18\x01 \x03(\x0b\x32\x10.agnt5.v1.Invoke\"\xe0\x01\n\x06Invoke\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\r\n\x05input\x18\x03 \x01(\x0c\x12\x30\n\x08metadata\x18\x04 \x03(\x0b\x32\x1e.agnt5.v1.Invoke.MetadataEntry\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12\x18\n\x10\x64\x65\x61\x64line_unix_ms\x18\x06 \x01(\x04\x12\x0f\n\x07journal\x18\x07 \x01(\x0c\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"0\n\x0bResultBatch\x12!\n\x07results\x18\x01 \x03(\x0b\x32\x10.agnt5.v1.Result\"\x84\x01\n\x06Result\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x06output\x18\x03 \x01(\x0cH\x00\x12 \n\x05\x65rror\x18\x04 \x01(\x0b\x32\x0f.agnt5.v1.ErrorH\x00\x12\x13\n\x0b\x64uration_us\x18\x05 \x01(\x04\x42\t\n\x07outcome\"/\n\x06\x43\x61ncel\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x1e\n\tHeartbeat\x12\x11\n\tin_flight\x18\x01 \x01(\r\"\x1f\n\x0cHeartbeatAck\x12\x0f\n\x07unix_ms\x18\x01 \x01(\x04\"+\n\x05\x44rain\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x12\n\ntimeout_ms\x18\x02 \x01(\x04\"\x1c\n\nUnregister\x12\x0e\n\x06reason\x18\x01 \x01(\t2Y\n\x11WorkerCoordinator\x12\x44\n\x07\x43onnect\x12\x17.agnt5.v1.WorkerMessage\x1a\x1c.agnt5.v1.CoordinatorMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,34 +35,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_INVOKE_METADATAENTRY']._loaded_options = None
   _globals['_INVOKE_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_WORKERMESSAGE']._serialized_start=59
-  _globals['_WORKERMESSAGE']._serialized_end=292
-  _globals['_COORDINATORMESSAGE']._serialized_start=295
-  _globals['_COORDINATORMESSAGE']._serialized_end=539
-  _globals['_REGISTER']._serialized_start=542
-  _globals['_REGISTER']._serialized_end=705
-  _globals['_REGISTERACK']._serialized_start=707
-  _globals['_REGISTERACK']._serialized_end=826
-  _globals['_INVOKEBATCH']._serialized_start=828
-  _globals['_INVOKEBATCH']._serialized_end=880
-  _globals['_INVOKE']._serialized_start=883
-  _globals['_INVOKE']._serialized_end=1090
-  _globals['_INVOKE_METADATAENTRY']._serialized_start=1043
-  _globals['_INVOKE_METADATAENTRY']._serialized_end=1090
-  _globals['_RESULTBATCH']._serialized_start=1092
-  _globals['_RESULTBATCH']._serialized_end=1140
-  _globals['_RESULT']._serialized_start=1143
-  _globals['_RESULT']._serialized_end=1275
-  _globals['_CANCEL']._serialized_start=1277
-  _globals['_CANCEL']._serialized_end=1324
-  _globals['_HEARTBEAT']._serialized_start=1326
-  _globals['_HEARTBEAT']._serialized_end=1356
-  _globals['_HEARTBEATACK']._serialized_start=1358
-  _globals['_HEARTBEATACK']._serialized_end=1389
-  _globals['_DRAIN']._serialized_start=1391
-  _globals['_DRAIN']._serialized_end=1434
-  _globals['_UNREGISTER']._serialized_start=1436
-  _globals['_UNREGISTER']._serialized_end=1464
-  _globals['_WORKERCOORDINATOR']._serialized_start=1466
-  _globals['_WORKERCOORDINATOR']._serialized_end=1555
+  _globals['_WORKERMESSAGE']._serialized_start=84
+  _globals['_WORKERMESSAGE']._serialized_end=374
+  _globals['_COORDINATORMESSAGE']._serialized_start=377
+  _globals['_COORDINATORMESSAGE']._serialized_end=674
+  _globals['_REGISTER']._serialized_start=677
+  _globals['_REGISTER']._serialized_end=840
+  _globals['_REGISTERACK']._serialized_start=842
+  _globals['_REGISTERACK']._serialized_end=961
+  _globals['_INVOKEBATCH']._serialized_start=963
+  _globals['_INVOKEBATCH']._serialized_end=1015
+  _globals['_INVOKE']._serialized_start=1018
+  _globals['_INVOKE']._serialized_end=1242
+  _globals['_INVOKE_METADATAENTRY']._serialized_start=1195
+  _globals['_INVOKE_METADATAENTRY']._serialized_end=1242
+  _globals['_RESULTBATCH']._serialized_start=1244
+  _globals['_RESULTBATCH']._serialized_end=1292
+  _globals['_RESULT']._serialized_start=1295
+  _globals['_RESULT']._serialized_end=1427
+  _globals['_CANCEL']._serialized_start=1429
+  _globals['_CANCEL']._serialized_end=1476
+  _globals['_HEARTBEAT']._serialized_start=1478
+  _globals['_HEARTBEAT']._serialized_end=1508
+  _globals['_HEARTBEATACK']._serialized_start=1510
+  _globals['_HEARTBEATACK']._serialized_end=1541
+  _globals['_DRAIN']._serialized_start=1543
+  _globals['_DRAIN']._serialized_end=1586
+  _globals['_UNREGISTER']._serialized_start=1588
+  _globals['_UNREGISTER']._serialized_end=1616
+  _globals['_WORKERCOORDINATOR']._serialized_start=1618
+  _globals['_WORKERCOORDINATOR']._serialized_end=1707
 # @@protoc_insertion_point(module_scope)

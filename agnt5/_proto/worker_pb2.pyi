@@ -1,4 +1,5 @@
 from . import common_pb2 as _common_pb2
+from . import workflow_pb2 as _workflow_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -8,32 +9,36 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class WorkerMessage(_message.Message):
-    __slots__ = ("register", "result_batch", "heartbeat", "drain", "unregister")
+    __slots__ = ("register", "result_batch", "heartbeat", "drain", "unregister", "workflow_commands")
     REGISTER_FIELD_NUMBER: _ClassVar[int]
     RESULT_BATCH_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
     UNREGISTER_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_COMMANDS_FIELD_NUMBER: _ClassVar[int]
     register: Register
     result_batch: ResultBatch
     heartbeat: Heartbeat
     drain: Drain
     unregister: Unregister
-    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., result_batch: _Optional[_Union[ResultBatch, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., unregister: _Optional[_Union[Unregister, _Mapping]] = ...) -> None: ...
+    workflow_commands: _workflow_pb2.WorkflowCommands
+    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., result_batch: _Optional[_Union[ResultBatch, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., unregister: _Optional[_Union[Unregister, _Mapping]] = ..., workflow_commands: _Optional[_Union[_workflow_pb2.WorkflowCommands, _Mapping]] = ...) -> None: ...
 
 class CoordinatorMessage(_message.Message):
-    __slots__ = ("register_ack", "invoke_batch", "cancel", "heartbeat_ack", "drain")
+    __slots__ = ("register_ack", "invoke_batch", "cancel", "heartbeat_ack", "drain", "workflow_events")
     REGISTER_ACK_FIELD_NUMBER: _ClassVar[int]
     INVOKE_BATCH_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_ACK_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_EVENTS_FIELD_NUMBER: _ClassVar[int]
     register_ack: RegisterAck
     invoke_batch: InvokeBatch
     cancel: Cancel
     heartbeat_ack: HeartbeatAck
     drain: Drain
-    def __init__(self, register_ack: _Optional[_Union[RegisterAck, _Mapping]] = ..., invoke_batch: _Optional[_Union[InvokeBatch, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., heartbeat_ack: _Optional[_Union[HeartbeatAck, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ...) -> None: ...
+    workflow_events: _workflow_pb2.WorkflowEvents
+    def __init__(self, register_ack: _Optional[_Union[RegisterAck, _Mapping]] = ..., invoke_batch: _Optional[_Union[InvokeBatch, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., heartbeat_ack: _Optional[_Union[HeartbeatAck, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., workflow_events: _Optional[_Union[_workflow_pb2.WorkflowEvents, _Mapping]] = ...) -> None: ...
 
 class Register(_message.Message):
     __slots__ = ("service_name", "service_version", "worker_id", "components", "max_concurrency", "sdk_version")
@@ -70,7 +75,7 @@ class InvokeBatch(_message.Message):
     def __init__(self, invocations: _Optional[_Iterable[_Union[Invoke, _Mapping]]] = ...) -> None: ...
 
 class Invoke(_message.Message):
-    __slots__ = ("invocation_id", "component", "input", "metadata", "attempt", "deadline_unix_ms")
+    __slots__ = ("invocation_id", "component", "input", "metadata", "attempt", "deadline_unix_ms", "journal")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -84,13 +89,15 @@ class Invoke(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_FIELD_NUMBER: _ClassVar[int]
     invocation_id: str
     component: str
     input: bytes
     metadata: _containers.ScalarMap[str, str]
     attempt: int
     deadline_unix_ms: int
-    def __init__(self, invocation_id: _Optional[str] = ..., component: _Optional[str] = ..., input: _Optional[bytes] = ..., metadata: _Optional[_Mapping[str, str]] = ..., attempt: _Optional[int] = ..., deadline_unix_ms: _Optional[int] = ...) -> None: ...
+    journal: bytes
+    def __init__(self, invocation_id: _Optional[str] = ..., component: _Optional[str] = ..., input: _Optional[bytes] = ..., metadata: _Optional[_Mapping[str, str]] = ..., attempt: _Optional[int] = ..., deadline_unix_ms: _Optional[int] = ..., journal: _Optional[bytes] = ...) -> None: ...
 
 class ResultBatch(_message.Message):
     __slots__ = ("results",)

@@ -200,10 +200,13 @@ def _is_context_parameter(parameter: inspect.Parameter, hints: Mapping[str, Any]
         return True
     annotation = hints.get(parameter.name, parameter.annotation)
     if isinstance(annotation, str):
-        return annotation.rsplit(".", 1)[-1] == "Context"
-    return getattr(annotation, "__name__", None) == "Context" and getattr(
+        return annotation.rsplit(".", 1)[-1] in _CONTEXT_NAMES
+    return getattr(annotation, "__name__", None) in _CONTEXT_NAMES and getattr(
         annotation, "__module__", ""
     ).startswith("agnt5")
+
+
+_CONTEXT_NAMES = frozenset({"Context", "WorkflowContext"})
 
 
 _SCALARS: dict[Any, tuple[int, str]] = {

@@ -2,7 +2,8 @@
 
 `Batcher` turns a queue of items into frames. Consecutive batchable items (records) become one
 list, bounded by count and bytes; any other item (a control message) is a frame of its own, in
-queue order. After a frame of one (idle), the next item goes out as soon as it is queued. After
+queue order. A stream with several kinds of records batches them together; `by_kind` splits
+such a frame into one batch per kind for the writer. After a frame of one (idle), the next item goes out as soon as it is queued. After
 a frame of several (load), a frame that is not full once the queue is drained waits once,
 ``max_hold`` seconds, for more (what arrives meanwhile joins it), so no item waits longer than
 that for company.
@@ -14,7 +15,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["MAX_BYTES", "MAX_HOLD", "MAX_ITEMS", "Batcher"]
+__all__ = ["MAX_BYTES", "MAX_HOLD", "MAX_ITEMS", "Batcher", "by_kind"]
 
 MAX_ITEMS = 64
 MAX_BYTES = 4 * 1024 * 1024
@@ -22,12 +23,13 @@ MAX_HOLD = 0.001
 
 
 class Batcher:
-    """Frames from ``queue``: a list of ``batched`` items, or one item of any other type."""
+    """Frames from ``queue``: a list of ``batched`` items (of one type, or of any of a tuple of
+    types), or one item of any other type."""
 
     def __init__(
         self,
         queue: asyncio.Queue[Any],
-        batched: type,
+        batched: type | tuple[type, ...],
         size_of: Callable[[Any], int],
         *,
         max_items: int = MAX_ITEMS,
@@ -70,3 +72,15 @@ class Batcher:
             size += self._size_of(item)
         self._busy = len(batch) > 1
         return batch
+
+
+def by_kind(frame: list[Any], kinds: tuple[type, ...]) -> list[list[Any]]:
+    """A frame of several kinds of records as one list per kind present, in ``kinds`` order
+    (each keeping its records' order): what goes first must be listed first."""
+    first = type(frame[0])
+    if all(type(item) is first for item in frame):
+        return [frame]
+    groups: dict[type, list[Any]] = {kind: [] for kind in kinds}
+    for item in frame:
+        groups[type(item)].append(item)
+    return [group for group in groups.values() if group]

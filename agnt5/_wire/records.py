@@ -72,6 +72,7 @@ class InvokeItem(NamedTuple):
     metadata: dict[str, str] = {}  # never mutated: decoders build fresh dicts
     attempt: int = 0
     deadline_unix_ms: int = 0
+    journal: bytes = b""  # a workflow's committed journal, an encoded agnt5.v1.Journal
 
 
 class ResultItem(NamedTuple):
@@ -125,7 +126,7 @@ class Layout:
 
 
 ERROR = Layout(ErrorItem, (STR, STR, STR, BOOL), "agnt5.v1.Error")
-INVOKE = Layout(InvokeItem, (STR, STR, BYTES, MAP, U32, U64), "agnt5.v1.Invoke")
+INVOKE = Layout(InvokeItem, (STR, STR, BYTES, MAP, U32, U64, BYTES), "agnt5.v1.Invoke")
 RESULT = Layout(ResultItem, (STR, U32, ONEOF_BYTES, ONEOF_RECORD, U64), "agnt5.v1.Result", ERROR)
 STREAM_CALL = Layout(StreamCall, (U64, STR, STR, BYTES, STR, U64, MAP), "agnt5.v1.StreamCall")
 STREAM_OUTCOME = Layout(
@@ -166,7 +167,7 @@ def descriptor(message: str) -> Any:
     """The descriptor of protobuf message ``message`` (importing agnt5's generated modules)."""
     from google.protobuf import descriptor_pool
 
-    from agnt5._proto import common_pb2, invocations_pb2, worker_pb2  # noqa: F401 - registers them
+    from agnt5._proto import common_pb2, invocations_pb2, worker_pb2, workflow_pb2  # noqa: F401 - registers them
 
     return descriptor_pool.Default().FindMessageTypeByName(message)
 

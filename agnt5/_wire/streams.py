@@ -15,7 +15,7 @@ import grpc
 from google.protobuf import message_factory
 
 from agnt5 import _speedups as codec
-from agnt5._proto import invocations_pb2, worker_pb2
+from agnt5._proto import invocations_pb2, worker_pb2, workflow_pb2
 
 __all__ = ["add_services", "invoke_stream", "worker_stream"]
 
@@ -31,19 +31,26 @@ _KINDS = {
 
 def _worker_message(message: Any) -> bytes:
     if type(message) is list:
+        if type(message[0]) is workflow_pb2.WorkflowCommand:
+            commands = workflow_pb2.WorkflowCommands(commands=message)
+            return bytes(worker_pb2.WorkerMessage(workflow_commands=commands).SerializeToString())
         return codec.encode_result_batch(message)
     return bytes(message.SerializeToString())
 
 
 def _coordinator_message(message: Any) -> bytes:
     if type(message) is list:
+        if type(message[0]) is workflow_pb2.WorkflowEvent:
+            events = workflow_pb2.WorkflowEvents(events=message)
+            return bytes(worker_pb2.CoordinatorMessage(workflow_events=events).SerializeToString())
         return codec.encode_invoke_batch(message)
     return bytes(message.SerializeToString())
 
 
 def worker_stream(channel: grpc.aio.Channel, metadata: Any) -> Any:
-    """Open ``WorkerCoordinator.Connect``: write `ResultItem` lists or WorkerMessages, read
-    ``(kind, body)`` pairs (``("invoke_batch", [InvokeItem, ...])`` for invocations)."""
+    """Open ``WorkerCoordinator.Connect``: write lists of `ResultItem` or of ``WorkflowCommand``,
+    or WorkerMessages; read ``(kind, body)`` pairs (``("invoke_batch", [InvokeItem, ...])`` for
+    invocations)."""
     method = channel.stream_stream(
         _CONNECT,
         request_serializer=_worker_message,

@@ -1,7 +1,9 @@
-"""The plain-dict view of a service, the one shape the Client and the HTTP gateway return.
+"""The plain-dict views of a service and of an invocation: the shapes the Client, the HTTP
+gateway and the CLI return.
 
-The Client builds it from the ``ServiceInfo`` messages it receives (`service_dict`), the gateway
-from the coordinator's registry directly (`service_view`).
+Services are built from ``ServiceInfo`` messages by both (`service_dict`); an invocation from
+an ``InvocationResult`` by the Client (`invocation_dict`) and from the coordinator's state by the
+gateway (`invocation_view`).
 """
 
 from __future__ import annotations
@@ -12,8 +14,17 @@ from typing import Any
 import orjson
 
 from agnt5._proto import common_pb2, invocations_pb2
+from agnt5.workflows.journal import Entry
 
-__all__ = ["component_dict", "service_dict", "service_view", "worker_dict"]
+__all__ = [
+    "component_dict",
+    "invocation_dict",
+    "invocation_view",
+    "service_dict",
+    "service_view",
+    "step_dict",
+    "worker_dict",
+]
 
 
 def _schema(text: str) -> Any:
@@ -83,3 +94,76 @@ def service_dict(service: invocations_pb2.ServiceInfo) -> dict[str, Any]:
         for w in service.workers
     )
     return service_view(service.name, service.version, service.components, workers, service.queued)
+
+
+def step_dict(entry: Entry) -> dict[str, Any]:
+    """One journal entry of a workflow: seq, kind, name, state, attempt, times and durations,
+    and per kind its child invocation, fire time or timeout; its error when it failed."""
+    data: dict[str, Any] = {
+        "seq": entry.seq,
+        "kind": entry.kind,
+        "name": entry.name,
+        "state": entry.state,
+        "attempt": entry.attempt,
+        "started_unix_ms": entry.started_unix_ms,
+        "finished_unix_ms": entry.finished_unix_ms,
+        "duration_ms": entry.duration_us / 1000,
+    }
+    if entry.child_id:
+        data["child_id"] = entry.child_id
+    if entry.fire_unix_ms:
+        data["fire_unix_ms"] = entry.fire_unix_ms
+    if entry.timeout_unix_ms:
+        data["timeout_unix_ms"] = entry.timeout_unix_ms
+    if entry.error is not None:
+        data["error"] = entry.error
+    return data
+
+
+def invocation_view(
+    invocation_id: str,
+    service: str,
+    function: str,
+    state: str,
+    attempt: int,
+    duration_us: int,
+    output: Any = None,
+    error: dict[str, Any] | None = None,
+    steps: Iterable[Entry] | None = None,
+) -> dict[str, Any]:
+    """An invocation: its id, target, state and attempt, its ``output`` once it ``SUCCEEDED``
+    (decoded, or an `orjson.Fragment`) or its error once it failed, and a workflow's ``steps``
+    (`step_dict`) when given."""
+    data: dict[str, Any] = {
+        "invocation_id": invocation_id,
+        "service": service,
+        "function": function,
+        "state": state,
+        "attempt": attempt,
+        "duration_ms": duration_us / 1000,
+    }
+    if state == "SUCCEEDED":
+        data["output"] = output
+    elif error is not None:
+        data["error"] = error
+    if steps is not None:
+        data["steps"] = [step_dict(entry) for entry in steps]
+    return data
+
+
+def invocation_dict(result: invocations_pb2.InvocationResult) -> dict[str, Any]:
+    """`invocation_view` of an ``InvocationResult`` (its output decoded)."""
+    from agnt5.workflows.protocol import entry_from_message, error_dict
+
+    outcome = result.WhichOneof("outcome")
+    return invocation_view(
+        result.invocation_id,
+        result.service,
+        result.function,
+        invocations_pb2.InvocationState.Name(result.state).removeprefix("INVOCATION_STATE_"),
+        result.attempt,
+        result.duration_us,
+        orjson.loads(result.output) if outcome == "output" and result.output else None,
+        error_dict(result.error) if outcome == "error" else None,
+        [entry_from_message(step) for step in result.steps] if result.steps else None,
+    )

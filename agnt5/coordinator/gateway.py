@@ -4,9 +4,12 @@
 invocation (``output`` holds the return value), the error's HTTP status with an error body, or
 202 with the still-running invocation after ``?wait=`` seconds (default 60). ``.../submit`` is
 202 ``{"invocation_id", "deduplicated"}``; ``GET /v1/invocations/{id}[?wait=s]`` is 200 with
-the invocation in any state; ``GET /v1/services`` lists services; ``GET /v1/events`` streams
-changes as server-sent events (see `agnt5.coordinator.events`). ``?timeout=s`` sets an
-invocation deadline; the ``Idempotency-Key`` header dedupes. Errors are
+the invocation in any state (a workflow's with its ``steps``; ``?detail=true`` adds its input,
+metadata, times, worker and trace id); ``POST /v1/invocations/{id}/signals/{name}`` sends a
+workflow the JSON body as the signal's payload, 200 ``{"invocation_id", "signal", "delivered"}``;
+``GET /v1/services`` lists services; ``GET /v1/events`` streams changes as server-sent events
+(see `agnt5.coordinator.events`). ``?timeout=s`` sets an invocation deadline; the
+``Idempotency-Key`` header dedupes. Errors are
 ``{"error", "status", "code"}`` (plus ``invocation_id`` when there is one).
 ``GET /openapi.json`` describes all this (OpenAPI 3.1, an operation per function), and the
 console (``/console``) and the docs page (``/docs``) are served beside it
@@ -41,7 +44,7 @@ from agnt5._wire.http import (
     http_error,
     read_body,
 )
-from agnt5._wire.views import service_dict
+from agnt5._wire.views import invocation_view, service_dict
 from agnt5.coordinator._cross_site import HostCheck
 from agnt5.coordinator.auth import Credentials, Grant
 from agnt5.coordinator.checks import seconds
@@ -51,8 +54,9 @@ from agnt5.coordinator.invocations_service import services_message
 from agnt5.coordinator.openapi import gateway_openapi
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
-from agnt5.coordinator.store import Invocation, InvocationState, visible_state
+from agnt5.coordinator.store import Invocation, visible_state
 from agnt5.errors import AgntError, InvalidArgumentError, UnauthenticatedError, error_from_dict
+from agnt5.workflows.journal import Entry
 
 __all__ = ["build_gateway"]
 
@@ -69,23 +73,21 @@ def _error(error: AgntError, invocation_id: str | None = None) -> Response:
     return Response(body, error.http_status, media_type="application/json")
 
 
-def _invocation(invocation: Invocation, settled: bool) -> dict[str, Any]:
-    state = visible_state(invocation, settled)
-    data: dict[str, Any] = {
-        "invocation_id": invocation.id,
-        "service": invocation.service,
-        "function": invocation.function,
-        "state": state.name,
-        "attempt": invocation.attempt,
-        "duration_ms": invocation.duration_us / 1000,
-    }
-    if not settled:
-        return data
-    if state is InvocationState.SUCCEEDED:
-        data["output"] = orjson.Fragment(invocation.output or b"null")
-    elif invocation.error is not None:
-        data["error"] = invocation.error
-    return data
+def _invocation(
+    invocation: Invocation, settled: bool, steps: list[Entry] | None = None
+) -> dict[str, Any]:
+    """The invocation's view (one whose outcome is not saved yet shows as running)."""
+    return invocation_view(
+        invocation.id,
+        invocation.service,
+        invocation.function,
+        visible_state(invocation, settled).name,
+        invocation.attempt,
+        invocation.duration_us,
+        orjson.Fragment(invocation.output or b"null"),
+        invocation.error if settled else None,
+        steps or None,
+    )
 
 
 def _listed(invocation: Invocation, settled: bool) -> dict[str, Any]:
@@ -214,8 +216,17 @@ def build_gateway(
         invocation = scheduler.get(request.path_params["invocation_id"])
         grant.check(invocation.service, "read results of")
         settled = await scheduler.wait(invocation, wait)
-        data = _invocation(invocation, settled)
+        data = _invocation(invocation, settled, scheduler.workflows.steps(invocation))
         return _json({**data, **_detail(invocation)} if detail else data)
+
+    async def signal_endpoint(request: Request, grant: Grant) -> Response:
+        invocation = scheduler.get(request.path_params["invocation_id"])
+        grant.check(invocation.service, "send signals to")
+        check_content_type(request.headers.get("content-type", "").encode("latin-1") or None)
+        name = request.path_params["name"]
+        payload = await _read_input(request, scheduler.max_input_bytes)
+        delivered = await scheduler.workflows.signal(invocation, name, payload)
+        return _json({"invocation_id": invocation.id, "signal": name, "delivered": delivered})
 
     def services(grant: Grant) -> list[dict[str, Any]]:
         listed = services_message(registry, scheduler, grant).services
@@ -268,6 +279,11 @@ def build_gateway(
             Route(f"{function_path}/invoke", guarded(invoke_endpoint), methods=["POST"]),
             Route(f"{function_path}/submit", guarded(submit_endpoint), methods=["POST"]),
             Route("/v1/invocations/{invocation_id}", guarded(result_endpoint), methods=["GET"]),
+            Route(
+                "/v1/invocations/{invocation_id}/signals/{name}",
+                guarded(signal_endpoint),
+                methods=["POST"],
+            ),
             Route("/v1/services", guarded(services_endpoint), methods=["GET"]),
             Route("/v1/events", guarded(events_endpoint), methods=["GET"]),
             Route("/health", health_endpoint, methods=["GET"]),

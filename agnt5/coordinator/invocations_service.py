@@ -18,6 +18,8 @@ from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
 from agnt5.coordinator.store import Invocation, visible_state
 from agnt5.errors import AgntError
+from agnt5.workflows.journal import Entry
+from agnt5.workflows.protocol import entry_message
 
 __all__ = ["InvocationsService", "result_message", "services_message", "stream_outcome"]
 
@@ -28,10 +30,11 @@ def _limit(field: str, value: int) -> float | None:
 
 
 def result_message(
-    invocation: Invocation, settled: bool = True
+    invocation: Invocation, settled: bool = True, steps: list[Entry] | None = None
 ) -> invocations_pb2.InvocationResult:
     """An invocation as the ``InvocationResult`` the service returns (one whose outcome is not
-    `Scheduler.settled` yet shows as running, without it)."""
+    `Scheduler.settled` yet shows as running, without it), with a workflow's journal entries as
+    its ``steps`` when given."""
     message = invocations_pb2.InvocationResult(
         invocation_id=invocation.id,
         state=visible_state(invocation, settled).value,
@@ -40,6 +43,8 @@ def result_message(
         service=invocation.service,
         function=invocation.function,
     )
+    if steps:
+        message.steps.extend(entry_message(entry, with_output=False) for entry in steps)
     if not settled:
         return message
     if invocation.error is not None:
@@ -166,7 +171,21 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
             invocation = self._scheduler.get(request.invocation_id)
             grant.check(invocation.service, "read results of")
             settled = await self._scheduler.wait(invocation, wait)
-            return result_message(invocation, settled)
+            steps = self._scheduler.workflows.steps(invocation) if request.include_steps else None
+            return result_message(invocation, settled, steps)
+
+        return await serve_call(context, self._authorize, work, self._refused)
+
+    async def Signal(
+        self, request: invocations_pb2.SignalRequest, context: grpc.aio.ServicerContext
+    ) -> invocations_pb2.SignalResponse:
+        async def work(grant: Grant) -> invocations_pb2.SignalResponse:
+            invocation = self._scheduler.get(request.invocation_id)
+            grant.check(invocation.service, "send signals to")
+            delivered = await self._scheduler.workflows.signal(
+                invocation, request.name, request.payload
+            )
+            return invocations_pb2.SignalResponse(delivered=delivered)
 
         return await serve_call(context, self._authorize, work, self._refused)
 

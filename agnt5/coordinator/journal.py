@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import itertools
 import logging
 import queue
 import sqlite3
@@ -13,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -26,6 +27,7 @@ from agnt5.coordinator.store import (
     RetryPolicy,
 )
 from agnt5.errors import UnavailableError
+from agnt5.workflows.journal import BufferedSignal, Entry, Journal
 
 __all__ = ["DEFAULT_RETENTION", "JournalError", "SqliteStore"]
 
@@ -55,7 +57,35 @@ CREATE INDEX IF NOT EXISTS invocations_by_key
 DROP INDEX IF EXISTS invocations_by_state;
 CREATE INDEX IF NOT EXISTS invocations_finished
     ON invocations (updated_unix_ms) WHERE {_IS_FINISHED};
+-- schema 2: the journals of workflow invocations, and the signals they have not taken yet
+CREATE TABLE IF NOT EXISTS journal_entries (
+    invocation_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    state TEXT NOT NULL, output BLOB, error BLOB, attempt INTEGER NOT NULL,
+    started_unix_ms INTEGER NOT NULL, finished_unix_ms INTEGER NOT NULL,
+    duration_us INTEGER NOT NULL, child_id TEXT NOT NULL, fire_unix_ms INTEGER NOT NULL,
+    timeout_unix_ms INTEGER NOT NULL, PRIMARY KEY (invocation_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS signals (
+    id INTEGER PRIMARY KEY, invocation_id TEXT NOT NULL, name TEXT NOT NULL,
+    payload BLOB NOT NULL, created_unix_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS signals_by_invocation ON signals (invocation_id, name, id);
 """
+SCHEMA_VERSION = 2
+"""``PRAGMA user_version`` of a journal this code writes (1: no workflow tables; 0: as 1)."""
+_ENTRY_COLUMNS = (
+    "invocation_id, seq, kind, name, state, output, error, attempt, started_unix_ms, "
+    "finished_unix_ms, duration_us, child_id, fire_unix_ms, timeout_unix_ms"
+)
+_PUT_ENTRY = (
+    f"INSERT OR REPLACE INTO journal_entries ({_ENTRY_COLUMNS}) VALUES ({', '.join('?' * 14)})"
+)
+_KEEP_SIGNAL = (
+    "INSERT INTO signals (id, invocation_id, name, payload, created_unix_ms) VALUES (?, ?, ?, ?, ?)"
+)
+_TAKE_SIGNAL = "DELETE FROM signals WHERE id = ?"
+_DROP_SIGNALS = "DELETE FROM signals WHERE invocation_id = ?"
+_IN_ORDER = (_PUT_ENTRY, _KEEP_SIGNAL, _TAKE_SIGNAL, _DROP_SIGNALS)  # executed as queued
 # "!= ''" lets SQLite use the partial index (it cannot prove it of a parameter).
 FIND_BY_KEY = "service = ? AND function = ? AND idempotency_key = ? AND idempotency_key != ''"
 EXPIRED = f"{_IS_FINISHED} AND updated_unix_ms < ?"  # finished before a cutoff (ms)
@@ -117,33 +147,58 @@ class SqliteStore:
         self._directory = DataDir(data_dir)
         self.path = self._directory.path / "journal.db"
         self._retention_ms = int(retention * 1000)
-        self._memory = MemoryStore(max_finished, max_finished_bytes)
+        self._writes: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
+        self._closed = False
         try:
-            self._reader, self._writer_db, self._unfinished = self._open()
+            opened = self._open()
         except BaseException:
             self._directory.release()
             raise
+        self._reader, self._writer_db, self._unfinished = (
+            opened.reader,
+            opened.writer,
+            opened.unfinished,
+        )
+        self._memory = MemoryStore(
+            max_finished,
+            max_finished_bytes,
+            journal_writer=functools.partial(_JournalRows, self),
+            first_signal_id=opened.last_signal + 1,
+        )
         for invocation in self._unfinished:
             self._memory.add(invocation)
-        self._writes: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
+        for invocation_id, (entries, kept) in opened.journals.items():
+            journal = Journal(entries, kept, writer=_JournalRows(self, invocation_id))
+            self._memory.load_journal(invocation_id, journal)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._closed = False
         self._writer = threading.Thread(target=self._write, name="agnt5-journal", daemon=True)
         self._writer.start()
 
-    def _open(self) -> tuple[sqlite3.Connection, sqlite3.Connection, list[Invocation]]:
-        """The reader and writer connections and the unfinished invocations; a journal that
-        cannot be read is a `JournalError` saying what to do (never an empty start)."""
+    def _open(self) -> _Opened:
+        """The connections, the unfinished invocations and their workflows' journals; a
+        journal that cannot be read is a `JournalError` saying what to do (never an empty
+        start)."""
         connections: list[sqlite3.Connection] = []
         try:
             self._directory.private_file(self.path.name)
             connections += [_connect(self.path), _connect(self.path)]
             reader = connections[0]
-            reader.executescript(_SCHEMA)
+            _migrate(reader, self.path)
             rows = reader.execute(
                 f"SELECT {_COLUMNS} FROM invocations WHERE state NOT IN (?, ?)", _FINISHED
             ).fetchall()
-            return reader, connections[1], [_invocation(row) for row in rows]
+            (last_signal,) = reader.execute("SELECT COALESCE(MAX(id), 0) FROM signals").fetchone()
+            return _Opened(
+                reader,
+                connections[1],
+                [_invocation(row) for row in rows],
+                _read_journals(reader),
+                last_signal,
+            )
+        except JournalError:
+            for connection in connections:
+                connection.close()
+            raise
         except (sqlite3.Error, OSError, ValueError, TypeError) as exc:
             for connection in connections:
                 connection.close()
@@ -175,6 +230,7 @@ class SqliteStore:
             return
         self._writes.put((_UPDATE, _changes(invocation)))
         if invocation.finished:  # leaves memory only once the journal has it
+            self._writes.put((_DROP_SIGNALS, (invocation.id,)))  # nobody will take them
             self.when_saved(functools.partial(self._memory.save, invocation))
 
     def when_saved(
@@ -185,6 +241,21 @@ class SqliteStore:
             return
         self._loop = asyncio.get_running_loop()
         self._writes.put((_NOTIFY, _Notice(callback, on_failure)))
+
+    def journal(self, invocation_id: str, *, create: bool = True) -> Journal | None:
+        return self._memory.journal(invocation_id, create=create)
+
+    def steps(self, invocation_id: str) -> list[Entry]:
+        if self._memory.journal(invocation_id, create=False) is not None or self._closed:
+            return self._memory.steps(invocation_id)
+        rows = self._reader.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM journal_entries WHERE invocation_id = ? ORDER BY seq",
+            (invocation_id,),
+        ).fetchall()
+        return [_entry(row) for row in rows]
+
+    def next_signal_id(self) -> int:
+        return self._memory.next_signal_id()
 
     def observe_commits(self, observer: Callable[[float, int], None]) -> None:
         """Call ``observer(seconds, changes)`` after each commit, from the writer thread."""
@@ -207,6 +278,10 @@ class SqliteStore:
 
     def __len__(self) -> int:
         return len(self._memory)
+
+    def _put(self, statement: str, params: tuple[Any, ...]) -> None:
+        if not self._closed:
+            self._writes.put((statement, params))
 
     def _select(self, where: str, params: tuple[str, ...]) -> Invocation | None:
         try:
@@ -262,13 +337,14 @@ class SqliteStore:
 
     def _commit(self, db: sqlite3.Connection, writes: list[tuple[str, Any]], prune: bool) -> None:
         inserts, updates = _coalesce(writes)
+        in_order = [write for write in writes if write[0] in _IN_ORDER]
         cutoff = int(time.time() * 1000) - self._retention_ms if prune else None
         try:
             with db:
-                _apply(db, inserts, updates, cutoff, each=False)
+                _apply(db, inserts, updates, in_order, cutoff, each=False)
         except _UNSTORABLE:  # find the changes the database cannot store; commit the others
             with db:
-                _apply(db, inserts, updates, cutoff, each=True)
+                _apply(db, inserts, updates, in_order, cutoff, each=True)
 
     def _failed(
         self, exc: Exception, writes: list[tuple[str, Any]], retry: _Retry, *, closing: bool
@@ -308,6 +384,44 @@ class SqliteStore:
                 self._loop.call_soon_threadsafe(_run_all, callbacks, args)
 
 
+_Kept = tuple[list[Entry], list[BufferedSignal]]
+
+
+class _Opened(NamedTuple):
+    """What `SqliteStore` reads when it opens a journal."""
+
+    reader: sqlite3.Connection
+    writer: sqlite3.Connection
+    unfinished: list[Invocation]
+    journals: dict[str, _Kept]  # the workflows' entries and kept signals, by invocation
+    last_signal: int
+
+
+class _JournalRows:
+    """A workflow journal's changes, queued as rows for the store's writer (a `JournalWriter`)."""
+
+    __slots__ = ("_invocation_id", "_store")
+
+    def __init__(self, store: SqliteStore, invocation_id: str) -> None:
+        self._store = store
+        self._invocation_id = invocation_id
+
+    def entry(self, entry: Entry) -> None:
+        self._store._put(_PUT_ENTRY, (
+            self._invocation_id, entry.seq, entry.kind, entry.name, entry.state, entry.output,
+            orjson.dumps(entry.error) if entry.error is not None else None, entry.attempt,
+            entry.started_unix_ms, entry.finished_unix_ms, entry.duration_us, entry.child_id,
+            entry.fire_unix_ms, entry.timeout_unix_ms,
+        ))  # fmt: skip
+
+    def signal_kept(self, signal: BufferedSignal) -> None:
+        row = (signal.id, self._invocation_id, signal.name, signal.payload, _now_ms())
+        self._store._put(_KEEP_SIGNAL, row)
+
+    def signal_taken(self, signal: BufferedSignal) -> None:
+        self._store._put(_TAKE_SIGNAL, (signal.id,))
+
+
 class _Notice:
     """A `when_saved` request: what to call once saved, and (once) if a commit fails first."""
 
@@ -345,13 +459,20 @@ def _apply(
     db: sqlite3.Connection,
     inserts: list[tuple[Any, ...]],
     updates: list[tuple[Any, ...]],
+    in_order: list[tuple[str, Any]],
     cutoff: int | None,
     *,
     each: bool,
 ) -> None:
-    """Write the rows (``each``: one by one, dropping any that cannot be stored); with a
-    ``cutoff`` (ms), delete the finished rows older than it."""
-    for statement, rows in ((_INSERT, inserts), (_UPDATE, updates)):
+    """Write the rows (``each``: one by one, dropping any that cannot be stored), then the
+    workflow journals' changes in the order they were made; with a ``cutoff`` (ms), delete the
+    finished invocations older than it, with their journals."""
+    batches = [(_INSERT, inserts), (_UPDATE, updates)]
+    batches += [
+        (statement, [params for _, params in group])
+        for statement, group in itertools.groupby(in_order, key=lambda write: write[0])
+    ]
+    for statement, rows in batches:
         if not each:
             db.executemany(statement, rows)
             continue
@@ -359,10 +480,48 @@ def _apply(
             try:
                 db.execute(statement, row)
             except _UNSTORABLE as exc:
-                invocation_id = row[0] if statement == _INSERT else row[-1]
+                invocation_id = row[0] if statement in (_INSERT, _PUT_ENTRY) else row[-1]
                 _log.error("the journal dropped a change of invocation %s: %s", invocation_id, exc)
     if cutoff is not None:
+        expired = f"SELECT id FROM invocations WHERE {EXPIRED}"
+        for table in ("journal_entries", "signals"):
+            db.execute(f"DELETE FROM {table} WHERE invocation_id IN ({expired})", (cutoff,))
         db.execute(f"DELETE FROM invocations WHERE {EXPIRED}", (cutoff,))
+
+
+def _read_journals(db: sqlite3.Connection) -> dict[str, _Kept]:
+    """The journal entries and kept signals of the unfinished invocations, by invocation."""
+    unfinished = f"invocation_id IN (SELECT id FROM invocations WHERE state NOT IN {_FINISHED})"
+    journals: dict[str, _Kept] = {}
+    entries = db.execute(
+        f"SELECT {_ENTRY_COLUMNS} FROM journal_entries WHERE {unfinished} ORDER BY seq"
+    )
+    for row in entries:
+        journals.setdefault(row[0], ([], []))[0].append(_entry(row))
+    signals = db.execute(
+        f"SELECT invocation_id, id, name, payload FROM signals WHERE {unfinished} ORDER BY id"
+    )
+    for invocation_id, *signal in signals:
+        journals.setdefault(invocation_id, ([], []))[1].append(BufferedSignal(*signal))
+    return journals
+
+
+def _entry(row: tuple[Any, ...]) -> Entry:
+    (_invocation_id, seq, kind, name, state, output, error, *rest) = row
+    return Entry(seq, kind, name, state, output, orjson.loads(error) if error else None, *rest)
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring the journal's schema to `SCHEMA_VERSION` (tables added, none changed)."""
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise JournalError(
+            f"the journal {path} was written by a newer agnt5 (schema {version}, this one "
+            f"knows {SCHEMA_VERSION}): upgrade agnt5, or start with another --data-dir"
+        )
+    db.executescript(_SCHEMA)
+    if version < SCHEMA_VERSION:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def _run_all(callbacks: list[Callable[..., None]], args: tuple[Any, ...]) -> None:

@@ -22,6 +22,7 @@ from agnt5.coordinator.queues import QueueLimits, Queues
 from agnt5.coordinator.registry import Registry, WorkerHandle, retry_policy
 from agnt5.coordinator.store import Invocation, InvocationState, StateStore
 from agnt5.coordinator.telemetry import CoordinatorTelemetry, ServiceState
+from agnt5.coordinator.workflows import Workflows
 from agnt5.errors import (
     AgntError,
     FunctionFailedError,
@@ -48,7 +49,9 @@ class Scheduler:
     the `QueueLimits` (else `ResourceExhaustedError` naming the limit). A retryable failure is retried
     after the function's backoff, and the in-flight work of a lost worker is re-delivered at
     once, each with ``attempt + 1`` while the function's retry budget lasts. Past its deadline
-    an invocation fails with ``TIMEOUT`` and its worker is sent a ``Cancel``.
+    an invocation fails with ``TIMEOUT`` and its worker is sent a ``Cancel``. A workflow's
+    journal, timers, signals and children are `workflows`' (a `Workflows`); a workflow run that
+    suspends gives its slot back and is queued again when it can go on (`resume`).
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class Scheduler:
         """Every change of an invocation's state, and of the workers, for live watchers."""
         self.telemetry = CoordinatorTelemetry(self.service_states)
         """Counts and spans of what this scheduler does."""
+        self.workflows = Workflows(self, store)
 
     @property
     def max_input_bytes(self) -> int:
@@ -89,9 +93,8 @@ class Scheduler:
         return self._queues.count(service)
 
     def timers_pending(self, service: str) -> int:
-        """Durable workflow timers of ``service`` waiting to fire: none, until the coordinator
-        runs workflows (their timers then report here, for the metrics)."""
-        return 0
+        """Durable workflow timers (sleeps, signal timeouts) of ``service`` waiting to fire."""
+        return self.workflows.timers_pending(service)
 
     def service_states(self) -> list[ServiceState]:
         """Every known service (registered, or with work waiting) as the metrics show it (from
@@ -133,8 +136,12 @@ class Scheduler:
         idempotency_key: str = "",
         timeout: float | None = None,
         metadata: Mapping[str, str] = _NO_METADATA,
+        invocation_id: str | None = None,
     ) -> tuple[Invocation, bool]:
-        """Accept an invocation; returns it and whether it is an earlier one with the same key."""
+        """Accept an invocation; returns it and whether it is an earlier one with the same key.
+
+        ``invocation_id`` is for a workflow's child, whose id its parent derives (default: new).
+        """
         if self._closed:
             raise UnavailableError("the coordinator is shutting down")
         check_name("service", service)
@@ -173,7 +180,7 @@ class Scheduler:
         if worker is None:
             self._queues.admit(service, len(payload))
         invocation = Invocation(
-            id=os.urandom(16).hex(),  # as random as uuid4().hex, a fraction of its cost
+            id=invocation_id or os.urandom(16).hex(),  # as random as uuid4, a fraction of its cost
             service=service,
             function=function,
             input=payload,
@@ -195,6 +202,62 @@ class Scheduler:
             self._queues.push(invocation)
             self.events.changed(invocation)
         return invocation, False
+
+    def submit_child(
+        self, parent: Invocation, child_id: str, service: str, function: str, payload: bytes
+    ) -> Invocation:
+        """A workflow's child invocation: the one with ``child_id`` if it exists, else a new one
+        with the parent's metadata and at most the parent's time left."""
+        existing = self._store.get(child_id)
+        if existing is not None:
+            return existing
+        timeout = None
+        if parent.deadline_unix_ms:
+            timeout = max(0.001, (parent.deadline_unix_ms - time.time() * 1000) / 1000)
+        child, _ = self.submit(
+            service,
+            function,
+            payload,
+            timeout=timeout,
+            metadata=parent.metadata,
+            invocation_id=child_id,
+        )
+        return child
+
+    def worker_of(self, invocation: Invocation) -> WorkerHandle | None:
+        """The worker running ``invocation`` now, if any."""
+        entry = self._registry.service(invocation.service)
+        worker = entry.workers.get(invocation.worker_id) if entry is not None else None
+        return worker if worker is not None and invocation.id in worker.in_flight else None
+
+    def release(self, worker: WorkerHandle, invocation: Invocation, state: InvocationState) -> None:
+        """A workflow run ended without an outcome: ``SUSPENDED`` until `resume`, or ``PENDING``
+        (queued again at once). Its slot on ``worker`` is free."""
+        worker.in_flight.pop(invocation.id, None)
+        if state is InvocationState.PENDING:
+            self.resume(invocation)
+        else:
+            invocation.state = state
+            invocation.worker_id = ""
+            self._store.save(invocation)
+        self._dispatch(worker.service)
+
+    def resume(self, invocation: Invocation) -> None:
+        """Queue a workflow run again (first in line): something it waited for is done."""
+        if invocation.finished:
+            return
+        invocation.state = InvocationState.PENDING
+        invocation.worker_id = ""
+        self._store.save(invocation)
+        self._queues.push(invocation, front=True)
+        self._dispatch(invocation.service)
+
+    def fail(self, worker: WorkerHandle, invocation: Invocation, error: AgntError) -> None:
+        """End ``invocation`` with ``error`` now (a worker broke the protocol for it)."""
+        worker.in_flight.pop(invocation.id, None)
+        if not invocation.finished:
+            self._finish(invocation, error=error.to_dict())
+        self._dispatch(worker.service)
 
     def get(self, invocation_id: str) -> Invocation:
         """The invocation with this id; `NotFoundError` if there is none."""
@@ -247,27 +310,32 @@ class Scheduler:
         """Take back invocations a previous coordinator left unfinished (from its journal).
 
         Each waits in its service's queue until a worker of it registers; one that was running
-        is delivered again with ``attempt + 1``; one past its deadline fails with ``TIMEOUT``.
-        For ``reconnect_grace`` seconds from now, while the previous coordinator's workers are
-        still reconnecting, a service no worker registered yet is `UnavailableError` (which
-        clients retry), not `NotFoundError`.
+        is delivered again with ``attempt + 1``; one past its deadline fails with ``TIMEOUT``. A
+        suspended workflow stays suspended until what it waits for (its timers re-armed, its
+        children followed) is done. For ``reconnect_grace`` seconds from now, while the previous
+        coordinator's workers are still reconnecting, a service no worker registered yet is
+        `UnavailableError` (which clients retry), not `NotFoundError`.
         """
         self._reconnecting_until = time.monotonic() + reconnect_grace
         loop = asyncio.get_running_loop()
         now_ms = time.time() * 1000
+        invocations = list(invocations)
         for invocation in invocations:
-            was_running = invocation.state is InvocationState.RUNNING
-            if was_running:
-                invocation.attempt += 1
-            self.telemetry.recovered(invocation, redelivery=was_running)
-            invocation.state = InvocationState.PENDING
-            invocation.worker_id = ""
-            self._store.save(invocation)
             self._waiters[invocation.id] = asyncio.Event()
-            self._queues.push(invocation)
             if invocation.deadline_unix_ms:
                 delay = max(0.0, (invocation.deadline_unix_ms - now_ms) / 1000)
                 self._deadlines[invocation.id] = loop.call_later(delay, self._expire, invocation)
+            was_running = invocation.state is InvocationState.RUNNING
+            self.telemetry.recovered(invocation, redelivery=was_running)
+            if invocation.state is InvocationState.SUSPENDED:
+                continue
+            if was_running:
+                invocation.attempt += 1
+            invocation.state = InvocationState.PENDING
+            invocation.worker_id = ""
+            self._store.save(invocation)
+            self._queues.push(invocation)
+        self.workflows.recover(invocations)
 
     def worker_joined(self, worker: WorkerHandle) -> None:
         """A worker registered: route waiting work to it (a closed session of its id still
@@ -364,6 +432,7 @@ class Scheduler:
     def close(self) -> None:
         """Stop: every unfinished invocation fails with ``UNAVAILABLE`` and its waiters wake."""
         self._closed = True
+        self.workflows.close()
         error = UnavailableError("the coordinator shut down before the invocation finished")
         for invocation_id in list(self._waiters):
             invocation = self._store.get(invocation_id)
@@ -392,6 +461,7 @@ class Scheduler:
                 self.telemetry.dispatched(invocation, worker.worker_id),
                 invocation.attempt,
                 invocation.deadline_unix_ms,
+                self.workflows.journal_bytes(invocation),
             )
         )
 
@@ -480,6 +550,7 @@ class Scheduler:
             timer = timers.pop(invocation.id, None)
             if timer is not None:
                 timer.cancel()
+        self.workflows.finished(invocation)
         self._store.save(invocation)
         self.telemetry.finished_invocation(invocation)
         self._store.when_saved(functools.partial(self._announce, invocation))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from agnt5 import config
+from agnt5.workflows.journal import Entry, Journal, JournalWriter
 
 __all__ = [
     "Invocation",
@@ -28,6 +30,7 @@ class InvocationState(enum.Enum):
     RUNNING = 2
     SUCCEEDED = 3
     FAILED = 4
+    SUSPENDED = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +115,19 @@ class StateStore(Protocol):
         """Invocations left unfinished by an earlier coordinator, to run again (once)."""
         ...
 
+    def journal(self, invocation_id: str, *, create: bool = True) -> Journal | None:
+        """The live journal of a workflow invocation (None without one, unless ``create``):
+        its changes are kept with the invocation's, in order."""
+        ...
+
+    def steps(self, invocation_id: str) -> list[Entry]:
+        """A workflow invocation's journal entries in seq order, also once it finished."""
+        ...
+
+    def next_signal_id(self) -> int:
+        """A signal id not used before by this store."""
+        ...
+
     def observe_commits(self, observer: Callable[[float, int], None]) -> None:
         """Call ``observer(seconds, changes)`` after each commit to durable storage (a store
         that commits nothing never calls it)."""
@@ -130,7 +146,12 @@ class MemoryStore:
     durable = False
 
     def __init__(
-        self, max_finished: int = 100_000, max_finished_bytes: int = config.RESULT_CACHE_BYTES
+        self,
+        max_finished: int = 100_000,
+        max_finished_bytes: int = config.RESULT_CACHE_BYTES,
+        *,
+        journal_writer: Callable[[str], JournalWriter] | None = None,
+        first_signal_id: int = 1,
     ) -> None:
         if max_finished < 1 or max_finished_bytes < 0:
             raise ValueError(
@@ -139,6 +160,9 @@ class MemoryStore:
             )
         self._max_finished = max_finished
         self._max_finished_bytes = max_finished_bytes
+        self._journal_writer = journal_writer  # a store that persists journals gives one
+        self._journals: dict[str, Journal] = {}
+        self._signal_ids = itertools.count(first_signal_id)
         self._by_id: dict[str, Invocation] = {}
         self._by_key: dict[tuple[str, str, str], Invocation] = {}
         self._finished: OrderedDict[str, int] = OrderedDict()  # id -> bytes held
@@ -157,10 +181,14 @@ class MemoryStore:
 
     def save(self, invocation: Invocation) -> None:
         """Keep the newest finished invocations within ``max_finished`` and
-        ``max_finished_bytes`` (input and output); forget the oldest beyond them."""
+        ``max_finished_bytes`` (input, output and a workflow's journal); forget the oldest
+        beyond them."""
         if not invocation.finished or invocation.id in self._finished:
             return
-        size = len(invocation.input) + len(invocation.output or b"")
+        journal = self._journals.get(invocation.id)
+        size = (
+            len(invocation.input) + len(invocation.output or b"") + (journal.size if journal else 0)
+        )
         self._finished[invocation.id] = size
         self._finished_bytes += size
         while (  # bounded: each turn forgets one
@@ -170,6 +198,7 @@ class MemoryStore:
             oldest_id, oldest_size = self._finished.popitem(last=False)
             self._finished_bytes -= oldest_size
             oldest = self._by_id.pop(oldest_id)
+            self._journals.pop(oldest_id, None)
             if oldest.idempotency_key:
                 self._by_key.pop(_key(oldest), None)
 
@@ -180,6 +209,24 @@ class MemoryStore:
 
     def unfinished(self) -> list[Invocation]:
         return []
+
+    def journal(self, invocation_id: str, *, create: bool = True) -> Journal | None:
+        journal = self._journals.get(invocation_id)
+        if journal is None and create:
+            writer = None if self._journal_writer is None else self._journal_writer(invocation_id)
+            journal = self._journals[invocation_id] = Journal(writer=writer)
+        return journal
+
+    def load_journal(self, invocation_id: str, journal: Journal) -> None:
+        """Hold ``journal`` (read back from a database) for ``invocation_id``."""
+        self._journals[invocation_id] = journal
+
+    def steps(self, invocation_id: str) -> list[Entry]:
+        journal = self._journals.get(invocation_id)
+        return journal.ordered() if journal is not None else []
+
+    def next_signal_id(self) -> int:
+        return next(self._signal_ids)
 
     def observe_commits(self, observer: Callable[[float, int], None]) -> None:
         """Nothing is committed: the observer is never called."""

@@ -9,8 +9,8 @@ from typing import Any
 
 import grpc
 
-from agnt5._proto import worker_pb2, worker_pb2_grpc
-from agnt5._wire.batching import Batcher
+from agnt5._proto import worker_pb2, worker_pb2_grpc, workflow_pb2
+from agnt5._wire.batching import Batcher, by_kind
 from agnt5._wire.records import FrameError, InvokeItem
 from agnt5.coordinator._grpc_util import serve_call
 from agnt5.coordinator.auth import Credentials, Grant
@@ -133,6 +133,8 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
                 kind, body = message
                 if kind == "result_batch":
                     self._scheduler.results(worker, body)
+                elif kind == "workflow_commands":
+                    self._scheduler.workflows.commands(worker, body.commands)
                 elif kind == "heartbeat":
                     ack = worker_pb2.HeartbeatAck(unix_ms=int(time.time() * 1000))
                     worker.outbox.put_nowait(worker_pb2.CoordinatorMessage(heartbeat_ack=ack))
@@ -146,15 +148,19 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
             worker.close()
 
     async def _write(self, context: grpc.aio.ServicerContext, worker: WorkerHandle) -> None:
-        frames = Batcher(worker.outbox, InvokeItem, _invoke_size)
+        frames = Batcher(worker.outbox, _OUTGOING, _item_size)
         while True:  # until CLOSE, which every way of ending a session puts on the outbox
             frame = await frames.next()
             if frame is CLOSE:
                 return
-            try:
+            if type(frame) is not list:
                 await context.write(frame)
-            except FrameError:  # a record the codec cannot encode fails alone, not the stream
-                await self._write_each(context, worker, frame)
+                continue
+            for batch in by_kind(frame, _OUTGOING):
+                try:
+                    await context.write(batch)
+                except FrameError:  # a record the codec cannot encode fails alone, not the stream
+                    await self._write_each(context, worker, batch)
 
     async def _write_each(
         self, context: grpc.aio.ServicerContext, worker: WorkerHandle, invokes: list[InvokeItem]
@@ -166,6 +172,12 @@ class WorkerSessions(worker_pb2_grpc.WorkerCoordinatorServicer):
                 self._scheduler.undeliverable(worker, invoke.invocation_id, str(exc))
 
 
-def _invoke_size(invoke: InvokeItem) -> int:
-    """About how many bytes an invocation adds to its frame."""
-    return 96 + len(invoke.input) + sum(len(k) + len(v) for k, v in invoke.metadata.items())
+_OUTGOING = (InvokeItem, workflow_pb2.WorkflowEvent)  # a frame's invocations before its events
+
+
+def _item_size(item: Any) -> int:
+    """About how many bytes an invocation or a workflow event adds to its frame."""
+    if type(item) is InvokeItem:
+        metadata = sum(len(k) + len(v) for k, v in item.metadata.items())
+        return 96 + len(item.input) + len(item.journal) + metadata
+    return 32 + int(item.ByteSize())

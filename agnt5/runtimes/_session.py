@@ -1,4 +1,10 @@
-"""One connected session of a standalone worker: register, run invocations, stream results back."""
+"""One connected session of a standalone worker: register, run invocations, stream results back.
+
+The session is also the `WorkflowHost` of the workflows it runs: their commands go out on the
+stream (batched with results, each workflow's commands before its result), the committed
+entries come back as events, and a run that suspends sends ``Suspend`` instead of a result,
+freeing its slot.
+"""
 
 from __future__ import annotations
 
@@ -14,20 +20,30 @@ import grpc
 import orjson
 
 from agnt5._pipeline import Pipeline
-from agnt5._proto import common_pb2, worker_pb2
+from agnt5._proto import common_pb2, worker_pb2, workflow_pb2
 from agnt5._version import __version__
-from agnt5._wire.batching import Batcher
+from agnt5._wire.batching import Batcher, by_kind
 from agnt5._wire.records import ErrorItem, InvokeItem, ResultItem
 from agnt5.config import WorkerConfig
 from agnt5.context import Context
 from agnt5.decorators import Component
 from agnt5.errors import (
     AgntError,
+    InvalidArgumentError,
     InvocationCancelledError,
     PayloadTooLargeError,
     ResourceExhaustedError,
     wrap_exception,
 )
+from agnt5.workflows.context import WorkflowContext
+from agnt5.workflows.journal import Command, JournalError, StepOutcome, TaskStart
+from agnt5.workflows.protocol import (
+    command_message,
+    decode_journal,
+    entry_from_message,
+    suspend_message,
+)
+from agnt5.workflows.run import WorkflowSuspended
 
 __all__ = ["Session", "SessionLost"]
 
@@ -35,6 +51,7 @@ _log = logging.getLogger("agnt5.worker")
 
 _REGISTER_TIMEOUT = 10.0
 _CLOSE_TIMEOUT = 5.0
+_OUTGOING = (workflow_pb2.WorkflowCommand, ResultItem)  # a frame's commands go before its results
 
 
 class SessionLost(Exception):
@@ -51,6 +68,8 @@ class Session:
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
         self._inflight: dict[str, tuple[asyncio.Task[bytes], Context | None]] = {}
         self._cancels: dict[str, InvocationCancelledError] = {}  # why this session cancelled one
+        self._workflows: dict[str, WorkflowContext] = {}  # running workflows, for their events
+        self.suspend_after: float | None = config.workflow_suspend_after
         self._heartbeat_interval = config.heartbeat_interval
         self._max_result_bytes = sys.maxsize  # until the coordinator says
         self._accepting = True
@@ -132,6 +151,8 @@ class Session:
                 if kind == "invoke_batch":
                     for invoke in body:
                         self._start(invoke)
+                elif kind == "workflow_events":
+                    self._events(body.events)
                 elif kind == "cancel":
                     self._cancel(body.invocation_id, body.reason)
                 elif kind == "drain":
@@ -162,7 +183,18 @@ class Session:
             return
         invocation_id, attempt = invoke.invocation_id, invoke.attempt or 1
         deadline = invoke.deadline_unix_ms / 1000 if invoke.deadline_unix_ms else None
-        ctx = route.context(invocation_id, attempt, invoke.metadata, deadline)
+        if route.workflow:
+            try:
+                journal = decode_journal(invoke.journal)
+            except JournalError as exc:
+                self._fail(invoke, InvalidArgumentError(str(exc)), 0.0)
+                return
+            ctx = route.context(
+                invocation_id, attempt, invoke.metadata, deadline, host=self, journal=journal
+            )
+            self._workflows[invocation_id] = ctx  # type: ignore[assignment]
+        else:
+            ctx = route.context(invocation_id, attempt, invoke.metadata, deadline)
         task = asyncio.create_task(
             route.run(invoke.input, invocation_id, attempt, invoke.metadata, deadline, ctx),
             name=f"agnt5-{invocation_id}",
@@ -182,6 +214,9 @@ class Session:
                 self._fail(invoke, cancelled, seconds)
             return
         error = task.exception()
+        if isinstance(error, WorkflowSuspended):  # no outcome: the slot is free until it resumes
+            self._send(suspend_message(invocation_id, invoke.attempt, error.waiting))
+            return
         if error is None:
             output = task.result()
             if len(output) <= self._max_result_bytes:
@@ -220,6 +255,40 @@ class Session:
         for invocation_id in list(self._inflight):
             self._cancel(invocation_id, reason, retryable=retryable)
 
+    # Workflows (the session is their `WorkflowHost`).
+
+    def send(self, ctx: WorkflowContext, command: Command) -> None:
+        """Journal ``command``; a step output over the coordinator's result limit is journaled
+        as the step's failure, a task input over it refused (the stream could not carry it)."""
+        limit = self._max_result_bytes
+        if isinstance(command, StepOutcome) and command.output and len(command.output) > limit:
+            error = PayloadTooLargeError(
+                f"step {command.name!r} returned {len(command.output)} bytes, over the "
+                f"coordinator's limit of {limit} bytes"
+            )
+            command = command._replace(output=None, error=error.to_dict())
+        elif isinstance(command, TaskStart) and len(command.input) > limit:
+            raise PayloadTooLargeError(
+                f"the input of ctx.task({command.service!r}, {command.function!r}) is "
+                f"{len(command.input)} bytes, over the coordinator's limit of {limit} bytes"
+            )
+        self._send(command_message(ctx.invocation_id, ctx.attempt, command))
+
+    def release(self, ctx: WorkflowContext) -> None:
+        if self._workflows.get(ctx.invocation_id) is ctx:
+            del self._workflows[ctx.invocation_id]
+
+    def _events(self, events: Any) -> None:
+        """Committed entries of running workflows; those of runs that ended are dropped."""
+        for event in events:
+            ctx = self._workflows.get(event.invocation_id)
+            if ctx is None:
+                continue
+            try:
+                ctx._resolve(entry_from_message(event.entry))
+            except JournalError as exc:
+                _log.warning("ignoring an event for %s: %s", event.invocation_id, exc)
+
     # Writing.
 
     def _send(self, message: Any) -> None:
@@ -229,13 +298,18 @@ class Session:
         await self._outbox.join()
 
     async def _write_loop(self) -> None:
-        """Results go out in adaptive batches (a list of `ResultItem` is one ResultBatch)."""
-        frames = Batcher(self._outbox, ResultItem, _result_size)
+        """Results and workflow commands go out in adaptive batches (a list of `ResultItem` is
+        one ResultBatch, a list of commands one WorkflowCommands)."""
+        frames = Batcher(self._outbox, _OUTGOING, _item_size)
         try:
             while True:
                 frame = await frames.next()
                 try:
-                    await self._call.write(frame)
+                    if type(frame) is list:
+                        for batch in by_kind(frame, _OUTGOING):
+                            await self._call.write(batch)
+                    else:
+                        await self._call.write(frame)
                 finally:
                     for _ in frame if type(frame) is list else (frame,):
                         self._outbox.task_done()
@@ -273,10 +347,12 @@ def _text(value: str) -> str:
     return value.encode("utf-8", "replace").decode("utf-8")
 
 
-def _result_size(result: ResultItem) -> int:
-    """About how many bytes a result adds to its frame."""
-    error = result.error
-    return 48 + len(result.output or b"") + (len(error.message) if error is not None else 0)
+def _item_size(item: Any) -> int:
+    """About how many bytes a result or a workflow command adds to its frame."""
+    if type(item) is ResultItem:
+        error = item.error
+        return 48 + len(item.output or b"") + (len(error.message) if error is not None else 0)
+    return 32 + int(item.ByteSize())
 
 
 def _component_message(component: Component) -> Any:

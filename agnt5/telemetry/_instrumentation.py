@@ -15,6 +15,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agnt5.errors import AgntError, ErrorCode
 from agnt5.telemetry._logs import bind_invocation, unbind_invocation
+from agnt5.workflows.run import WorkflowSuspended
 
 if TYPE_CHECKING:
     from agnt5._handler_threads import ThreadUsage
@@ -102,6 +103,11 @@ class Instrumentation:
         self._metrics = None if meter is None else _Metrics(meter)
         self._owned = owned
 
+    @property
+    def tracer(self) -> Any:
+        """The OpenTelemetry tracer spans are made with, or None when tracing is off."""
+        return self._tracer
+
     def observe_threads(self, threads: ThreadUsage) -> None:
         """Report the sync-handler thread pool's use: its size, busy threads, and threads held
         by handlers whose invocations timed out."""
@@ -184,6 +190,9 @@ class Instrumentation:
             return await run()
         except asyncio.CancelledError:
             outcome, code = "cancelled", ErrorCode.CANCELLED
+            raise
+        except WorkflowSuspended:
+            outcome = "suspended"
             raise
         except Exception as exc:
             outcome, code, failure = "error", _error_code(exc), exc
