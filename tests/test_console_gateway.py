@@ -1,7 +1,8 @@
 """The coordinator's web side, through a real coordinator and a real worker in this process:
 the gateway's /openapi.json (valid, an invoke and a submit per function, per key), the console
 and docs pages with their files and headers, an invocation's detail, the workers' last contact,
-and /v1/events (live, per key, bounded, cleaned up, ended by a stop)."""
+and /v1/events (live, per key, bounded, cleaned up, ended by a stop; a workflow's suspension,
+steps and signals too)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from _coordinator_support import eventually
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
-from agnt5 import Worker, function
+from agnt5 import Worker, function, workflow
 from agnt5.client import AsyncClient
 from agnt5.coordinator import Coordinator
 from agnt5.coordinator.auth import Key
@@ -51,6 +52,11 @@ def register() -> None:
     async def linger(seconds: float) -> float:
         await asyncio.sleep(seconds)
         return seconds
+
+    @workflow
+    async def approve(ctx, order: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+        checked = await ctx.step("check", str.upper, order)
+        return {"order": checked, "decision": await ctx.signal("decision")}
 
 
 @dataclasses.dataclass
@@ -121,7 +127,14 @@ async def test_the_gateway_document_is_valid_with_an_invoke_and_a_submit_per_fun
         for name in ("place", "explode", "linger"):
             for action in ("invoke", "submit"):
                 assert f"/v1/services/{service}/functions/{name}/{action}" in paths
-    for route in ("/v1/invocations/{invocation_id}", "/v1/services", "/v1/events", "/health"):
+    routes = (
+        "/v1/invocations/{invocation_id}",
+        "/v1/invocations/{invocation_id}/signals/{name}",
+        "/v1/services",
+        "/v1/events",
+        "/health",
+    )
+    for route in routes:
         assert route in paths
     assert "/metrics" in paths and "/ready" in paths
     assert "security" not in document  # no client key: open
@@ -298,6 +311,26 @@ async def test_events_follow_an_invocation_live(served: Served) -> None:
     assert final["attempt"] == 1 and final["created_unix_ms"] > 0 and final["duration_ms"] > 0
     assert failed[-1][1]["error_code"] == "FUNCTION_FAILED"
     await eventually(lambda: len(served.events) == 0)  # the client left: its watcher is gone
+
+
+async def test_events_follow_a_workflow_through_suspension_and_a_signal(served: Served) -> None:
+    async with served.http.stream("GET", "/v1/events") as stream:
+        lines = stream.aiter_lines()
+        await _next_event(lines)
+        invocation_id = await _submit(served.http, "shop", "approve", {"order": "o-1"})
+        waiting = await _events_until(lines, invocation_id, "SUSPENDED")  # it gave its slot back
+        signal = f"/v1/invocations/{invocation_id}/signals/decision"
+        sent = await served.http.post(signal, json="yes")
+        assert sent.status_code == 200 and sent.json()["delivered"] is True
+        woken = await _events_until(lines, invocation_id, "SUCCEEDED")
+    mine = [d["state"] for k, d in waiting + woken if d.get("invocation_id") == invocation_id]
+    assert mine.index("SUSPENDED") < mine.index("RUNNING", mine.index("SUSPENDED"))  # resumed
+    done = (await served.http.get(f"/v1/invocations/{invocation_id}")).json()
+    assert done["output"] == {"order": "O-1", "decision": "yes"}
+    assert [(step["kind"], step["name"]) for step in done["steps"]] == [
+        ("step", "check"),
+        ("signal", "decision"),
+    ]
 
 
 async def test_a_stalled_event_client_never_holds_the_coordinator_up(served: Served) -> None:

@@ -199,6 +199,34 @@ def _add_routes(api: OpenApi) -> None:
         },
     )
     api.add(
+        "post",
+        "/v1/invocations/{invocation_id}/signals/{name}",
+        {
+            "operationId": api.operation_id("signal"),
+            "summary": "Send a workflow a signal",
+            "description": "The body is the signal's payload (empty: null). A waiting "
+            "ctx.signal(name) takes it ('delivered': true), else it is kept for a later wait.",
+            "tags": ["invocations"],
+            "parameters": [_INVOCATION_ID, _path("name", "The signal's name.")],
+            "requestBody": json_body(_ANY, "The payload.", required=False),
+            "responses": {
+                "200": json_response(
+                    "The signal is journaled.",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "invocation_id": _STRING,
+                            "signal": _STRING,
+                            "delivered": {"type": "boolean"},
+                        },
+                        "required": ["invocation_id", "signal", "delivered"],
+                    },
+                ),
+                **error_responses((*_READ_ERRORS, 409, 413, 415, 429, 503)),
+            },
+        },
+    )
+    api.add(
         "get",
         "/v1/services",
         {

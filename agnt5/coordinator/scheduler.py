@@ -240,6 +240,7 @@ class Scheduler:
             invocation.state = state
             invocation.worker_id = ""
             self._store.save(invocation)
+            self.events.changed(invocation)
         self._dispatch(worker.service)
 
     def resume(self, invocation: Invocation) -> None:
@@ -249,6 +250,7 @@ class Scheduler:
         invocation.state = InvocationState.PENDING
         invocation.worker_id = ""
         self._store.save(invocation)
+        self.events.changed(invocation)
         self._queues.push(invocation, front=True)
         self._dispatch(invocation.service)
 
