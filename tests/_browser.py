@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -44,10 +45,14 @@ class BrowserError(AssertionError):
 
 
 class Browser:
-    """One headless Chromium, stopped (with its helper processes) by `close`."""
+    """One headless Chromium, stopped (with its helper processes) by `close`, which also removes
+    the temporary files it made."""
 
     def __init__(self, profile: Path) -> None:
         assert BROWSER is not None
+        # Its own temporary directory (Chromium leaves its singleton socket's there), with a short
+        # path: a socket's path has at most 107 bytes.
+        self._temporary = tempfile.mkdtemp(prefix="chromium-")
         commands_read, self._commands = os.pipe()
         self._answers, answers_write = os.pipe()
         # Ends above 9, so putting them on fd 3 and 4 cannot overwrite one with the other.
@@ -77,6 +82,7 @@ class Browser:
             pass_fds=(commands_read, answers_write),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, "TMPDIR": self._temporary},
         )
         os.close(commands_read)
         os.close(answers_write)
@@ -142,6 +148,7 @@ class Browser:
         os.close(self._commands)
         self._reader.join(10)
         os.close(self._answers)
+        shutil.rmtree(self._temporary, ignore_errors=True)
 
     def __enter__(self) -> Browser:
         return self
