@@ -135,7 +135,7 @@ class Browser:
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})
         page = Page(self, session["sessionId"])
-        for domain in ("Page.enable", "Runtime.enable"):
+        for domain in ("Page.enable", "Runtime.enable", "Log.enable"):
             page.send(domain)
         return page
 
@@ -265,7 +265,8 @@ class Page:
         return path
 
     def errors(self) -> list[str]:
-        """What the page's scripts raised or logged as errors so far."""
+        """What the page's scripts raised or logged as errors so far, and what the browser
+        refused for its security (such as its content security policy)."""
         found = []
         for event in self._browser.events:
             if event.get("sessionId") != self._session:
@@ -274,6 +275,8 @@ class Page:
             if event["method"] == "Runtime.exceptionThrown":
                 details = params["exceptionDetails"]
                 found.append(details.get("exception", {}).get("description") or details["text"])
+            elif event["method"] == "Log.entryAdded" and params["entry"]["source"] == "security":
+                found.append(params["entry"]["text"])  # e.g. the content security policy refused
             elif event["method"] == "Runtime.consoleAPICalled" and params["type"] == "error":
                 found.append(
                     " ".join(

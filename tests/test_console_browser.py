@@ -2,8 +2,10 @@
 
 A person's paths: the overview shows the service and its worker; a function's form (generated
 from its input schema) invokes it and the invocation page turns to SUCCEEDED live; a failed
-invocation shows its error; with a client key the console asks for it and keeps it out of URLs
-and cookies. A screenshot of each page is written to the test's directory.
+invocation shows its error; an invocation is re-submitted; a workflow waiting for a signal shows
+its timeline, is sent the signal from its page and completes; with a client key the console asks
+for it and keeps it out of URLs and cookies. A screenshot of each page is written to the test's
+directory.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ APP = textwrap.dedent(
     import dataclasses
     import os
 
-    from agnt5 import function
+    from agnt5 import function, workflow
 
 
     @dataclasses.dataclass
@@ -55,6 +57,15 @@ APP = textwrap.dedent(
     async def linger(seconds: float) -> float:
         await asyncio.sleep(seconds)
         return seconds
+
+
+    @workflow
+    async def approve(ctx, order: str) -> dict:
+        """Check an order, then wait for a person's decision."""
+        checked = await ctx.step("check", str.upper, order)
+        await ctx.sleep(0.05)
+        decision = await ctx.signal("decision")
+        return {"order": checked, "decision": decision}
 
 
     @function
@@ -198,6 +209,42 @@ def test_the_invocation_page_follows_a_running_invocation_live(
     release.touch()
     wait_for_state(page, "SUCCEEDED")
     assert page.text("#output") == '"released"'
+    page.check_no_errors()
+
+
+def test_an_invocation_is_resubmitted_with_its_input(
+    shop: Cluster, browser: Browser, tmp_path: Path
+) -> None:
+    first = shop.submit("place", {"order": {"item": "pen", "quantity": 4}})
+    page = open_console(browser, f"{shop.console}#/invocations/{first}")
+    wait_for_state(page, "SUCCEEDED")
+    page.click("#resubmit")
+    page.wait_for(f"!location.hash.endsWith('{first}')", "the new invocation's page")
+    wait_for_state(page, "SUCCEEDED")
+    assert '"item": "pen"' in page.text("#input") and '"total": 8' in page.text("#output")
+    page.check_no_errors()
+
+
+def test_a_waiting_workflow_is_sent_a_signal_and_completes(
+    shop: Cluster, browser: Browser, tmp_path: Path
+) -> None:
+    invocation_id = shop.submit("approve", {"order": "o-7"})
+    page = open_console(browser, f"{shop.console}#/invocations/{invocation_id}")
+    wait_for_state(page, "SUSPENDED")  # it waits for the signal holding no worker
+    signal = "#timeline tr[data-kind='signal']"
+    page.wait_for(page.visible(f"{signal}[data-state='pending']"), "the pending signal wait")
+    assert page.evaluate(
+        "[...document.querySelectorAll('#timeline tr[data-kind]')].map(r => r.dataset.kind)"
+    ) == ["step", "sleep", "signal"]
+    page.screenshot(tmp_path / "workflow-waiting.png")
+    page.type("#signal-form input[name='signal-name']", "decision")
+    page.type("#signal-form textarea[name='signal-payload']", '{"approved": true}')
+    page.click("#send-signal")
+    wait_for_state(page, "SUCCEEDED")
+    page.wait_for(page.visible(f"{signal}[data-state='completed']"), "the signal received")
+    output = page.text("#output")
+    assert '"order": "O-7"' in output and '"approved": true' in output
+    page.screenshot(tmp_path / "workflow.png")
     page.check_no_errors()
 
 

@@ -19,7 +19,11 @@ export class ApiError extends Error {
   }
 }
 
-/** Build an element: h("a", {href: "#/", class: "x", onclick: f}, "text", child, [more]). */
+/**
+ * Build an element: h("a", {href: "#/", class: "x", onclick: f}, "text", child, [more]).
+ * A style is an object ({width: "10%"}), set through the DOM: the content security policy
+ * refuses style attributes.
+ */
 export function h(tag, props = {}, ...children) {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(props || {})) {
@@ -27,6 +31,7 @@ export function h(tag, props = {}, ...children) {
     if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
     else if (name === "class") element.className = value;
     else if (name === "dataset") Object.assign(element.dataset, value);
+    else if (name === "style") Object.assign(element.style, value);
     else if (name in element && typeof value !== "string") element[name] = value;
     else element.setAttribute(name, value === true ? "" : value);
   }

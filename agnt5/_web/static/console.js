@@ -87,7 +87,7 @@ function serviceCards() {
           h("td", { class: "mono" }, worker.worker_id),
           h("td", {}, worker.version),
           h("td", {}, `${worker.in_flight} / ${worker.max_concurrency}`,
-            h("div", { class: "load" }, h("span", { style: `width: ${Math.min(100, (100 * worker.in_flight) / worker.max_concurrency)}%` }))),
+            h("div", { class: "load" }, h("span", { style: { width: `${Math.min(100, (100 * worker.in_flight) / worker.max_concurrency)}%` } }))),
           h("td", {}, ago(worker.last_seen_ms_ago)),
           h("td", {}, worker.draining ? h("span", { class: "badge state-PENDING" }, "draining") : ""),
         )))
@@ -388,7 +388,12 @@ function timeline(invocation) {
     const to = step.finished_unix_ms || Date.now();
     const left = (100 * (from - start)) / (end - start);
     const width = Math.max(0.5, (100 * (to - from)) / (end - start));
-    return h("div", { class: "bar" }, h("span", { class: step.state, style: `left: ${left}%; width: ${Math.min(width, 100 - left)}%` }));
+    return h("div", { class: "bar" }, h("span", { class: step.state, style: { left: `${left}%`, width: `${Math.min(width, 100 - left)}%` } }));
+  };
+  // A step's time on its worker; a task's, sleep's or signal's wait.
+  const took = (step) => {
+    if (step.state === "pending") return "—";
+    return duration(step.kind === "step" ? step.duration_ms : step.finished_unix_ms - step.started_unix_ms);
   };
   const detail = (step) => {
     if (step.child_id) return h("a", { href: `#/invocations/${enc(step.child_id)}` }, `child ${step.child_id.slice(0, 12)}`);
@@ -408,7 +413,7 @@ function timeline(invocation) {
         h("td", {}, h("span", { class: `badge state-${step.state}` }, step.state)),
         h("td", {}, step.attempt),
         h("td", {}, when(step.started_unix_ms)),
-        h("td", {}, step.state === "pending" ? "—" : duration(step.duration_ms)),
+        h("td", {}, took(step)),
         h("td", {}, bar(step)),
         h("td", {}, detail(step)),
       ))));
@@ -420,6 +425,10 @@ function parseHash() {
   const [path, search] = location.hash.replace(/^#/, "").split("?");
   return { parts: path.split("/").filter(Boolean).map(decodeURIComponent), params: new URLSearchParams(search || "") };
 }
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+let connected;
+const streaming = new Promise((resolve) => { connected = resolve; }); // the first connection
 
 let rendering = 0;
 
@@ -433,6 +442,9 @@ async function render() {
     link.classList.toggle("active", link.dataset.nav === (parts[0] || "overview") || (link.dataset.nav === "overview" && parts[0] === "services"));
   }
   try {
+    // Read a page once the stream is connected (or gave up for now): a change between the
+    // read and the connection would be missed otherwise.
+    await Promise.race([streaming, sleep(3000)]);
     if (!services.length) services = (await call("GET", "/v1/services")).services;
     let shown;
     if (parts[0] === "invocations" && parts[1]) shown = await invocationPage(parts[1]);
@@ -446,16 +458,20 @@ async function render() {
   }
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
 async function listen() {
   let delay = 500;
   for (;;) {
+    let first = true;
     try {
       for await (const { event, data } of events("/v1/events")) {
-        live.className = "live on";
-        live.textContent = "live";
-        delay = 500;
+        if (first) {
+          first = false;
+          live.className = "live on";
+          live.textContent = "live";
+          delay = 500;
+          connected();
+          if (view && view.onReset) view.onReset(); // what changed while it was not connected
+        }
         if (event === "services") {
           services = data.services;
           if (view && view.onServices) view.onServices();
@@ -472,7 +488,6 @@ async function listen() {
     live.textContent = "reconnecting";
     await sleep(delay);
     delay = Math.min(delay * 2, 10000);
-    if (view && view.onReset) view.onReset();
   }
 }
 
