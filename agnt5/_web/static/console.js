@@ -185,7 +185,7 @@ async function invocationsPage(params) {
   };
   const body = h("tbody");
   const more = h("button", { type: "button", hidden: true, id: "more" }, "Load more");
-  const status = h("p", { class: "hint" });
+  const status = h("p", { class: "hint", id: "list-status" });
   const newer = h("button", { type: "button", hidden: true, id: "newer", class: "notice" });
   const rows = new Map();
   let cursor = null;
