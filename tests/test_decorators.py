@@ -62,7 +62,11 @@ def test_workflows_are_registered_separately() -> None:
     async def billing_run() -> None:
         return None
 
-    assert {"onboarding", "billing"} <= get_registered_workflows().keys()
+    @workflow()
+    async def payroll() -> None:
+        return None
+
+    assert {"onboarding", "billing", "payroll"} <= get_registered_workflows().keys()
     assert "onboarding" not in get_registered_functions()
     assert get_function_metadata("onboarding")["kind"] == "workflow"
     assert get_function_metadata("billing")["is_async"] is True

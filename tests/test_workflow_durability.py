@@ -120,7 +120,7 @@ def test_timers_and_signals_survive_a_coordinator_kill_9(module: Path, tmp_path:
         with worker(module, coordinator.endpoint, service):
             with Client(coordinator.endpoint, timeout=60) as client:
                 wait_for_workers(client, service, 1)
-                napping = client.submit(service, "nap", {"seconds": 4.0})
+                napping = client.submit(service, "nap", {"seconds": 6.0})
                 waiting = {
                     name: client.submit(service, "wait_for", {"name": name}) for name in "ab"
                 }
@@ -131,6 +131,7 @@ def test_timers_and_signals_survive_a_coordinator_kill_9(module: Path, tmp_path:
                         time.sleep(0.05)
                 coordinator.kill()  # kill -9 while all three wait
                 with coordinator_process("--data-dir", str(data), "--port", port) as again:
+                    restarted_ms = time.time() * 1000  # recovery (timers armed) came before this
                     wait_for_workers(client, service, 1)  # the worker reconnects by itself
                     assert client.signal(waiting["b"], "b", {"to": "b"}) is True
                     assert client.signal(waiting["a"], "a", {"to": "a"}) is True
@@ -140,4 +141,6 @@ def test_timers_and_signals_survive_a_coordinator_kill_9(module: Path, tmp_path:
                     (now, sleep) = client.describe(napping)["steps"]
                     assert again.process.poll() is None
     assert (now["kind"], sleep["kind"]) == ("now", "sleep")
-    assert abs(sleep["finished_unix_ms"] - sleep["fire_unix_ms"]) < 1000  # at its journaled time
+    # At its journaled time, or at once on recovery if a slow restart came after it.
+    assert sleep["finished_unix_ms"] >= sleep["fire_unix_ms"] - 5  # clocks' rounding
+    assert sleep["finished_unix_ms"] - max(sleep["fire_unix_ms"], restarted_ms) < 1000
