@@ -141,8 +141,10 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
 
 
 def wait_for_state(page: Page, state: str) -> None:
-    """Wait until the invocation page shows ``state``."""
-    page.wait_for(f"document.querySelector('#state')?.innerText === '{state}'", state)
+    """Wait until the page of the invocation in the URL shows ``state``."""
+    shown = "'#/invocations/' + document.querySelector('#invocation-id')?.innerText"
+    state_shown = f"document.querySelector('#state')?.innerText === '{state}'"
+    page.wait_for(f"location.hash === {shown} && {state_shown}", state)
 
 
 def open_console(browser: Browser, url: str) -> Page:

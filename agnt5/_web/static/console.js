@@ -15,6 +15,9 @@ const PAGE = 50;
 
 let services = [];
 let view = null; // the page shown: {onServices, onInvocation, onReset, dispose}
+// Invocations that changed while a page was being read (it shows them once read), or "reset"
+// when too many did or the stream was reset meanwhile.
+let missed = [];
 
 // Formatting.
 
@@ -329,7 +332,7 @@ function invocationView(invocation, act) {
         (answer) => { location.hash = `#/invocations/${enc(answer.invocation_id)}`; }) }, "Re-submit"));
   }
   const parts = [
-    h("h1", {}, "Invocation ", h("span", { class: "mono" }, invocation.invocation_id), " ", h("span", { id: "state" }, stateBadge(invocation.state))),
+    h("h1", {}, "Invocation ", h("span", { class: "mono", id: "invocation-id" }, invocation.invocation_id), " ", h("span", { id: "state" }, stateBadge(invocation.state))),
     h("dl", { class: "facts" }, facts.map(([name, value]) => h("div", {}, h("dt", {}, name), h("dd", {}, value)))),
     actions,
   ];
@@ -435,8 +438,9 @@ let rendering = 0;
 async function render() {
   const number = ++rendering;
   showKeyButton();
-  if (view && view.dispose) view.dispose();
+  view?.dispose?.();
   view = null;
+  missed = [];
   const { parts, params } = parseHash();
   for (const link of document.querySelectorAll("[data-nav]")) {
     link.classList.toggle("active", link.dataset.nav === (parts[0] || "overview") || (link.dataset.nav === "overview" && parts[0] === "services"));
@@ -451,8 +455,11 @@ async function render() {
     else if (parts[0] === "invocations") shown = await invocationsPage(params);
     else if (parts[0] === "services" && parts[2]) shown = await functionPage(parts[1], parts[2]);
     else shown = overviewPage();
-    if (number === rendering) view = shown;
-    else if (shown && shown.dispose) shown.dispose();
+    if (number === rendering) {
+      view = shown;
+      if (missed === "reset") view.onReset?.();
+      else for (const row of missed) view.onInvocation?.(row);
+    } else if (shown && shown.dispose) shown.dispose();
   } catch (error) {
     if (number === rendering) app.replaceChildren(errorBox(error));
   }
@@ -470,15 +477,19 @@ async function listen() {
           live.textContent = "live";
           delay = 500;
           connected();
-          if (view && view.onReset) view.onReset(); // what changed while it was not connected
+          if (view) view.onReset?.(); // what changed while it was not connected
+          else missed = "reset";
         }
         if (event === "services") {
           services = data.services;
-          if (view && view.onServices) view.onServices();
+          view?.onServices?.();
         } else if (event === "invocation") {
-          if (view && view.onInvocation) view.onInvocation(data);
-        } else if (event === "reset" && view && view.onReset) {
-          view.onReset();
+          if (view) view.onInvocation?.(data);
+          else if (missed !== "reset" && missed.length < 1000) missed.push(data);
+          else missed = "reset";
+        } else if (event === "reset") {
+          if (view) view.onReset?.();
+          else missed = "reset";
         }
       }
     } catch {
