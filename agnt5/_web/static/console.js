@@ -12,6 +12,7 @@ const keyButton = document.getElementById("key-button");
 const STATES = ["PENDING", "RUNNING", "SUSPENDED", "SUCCEEDED", "FAILED"];
 const FINISHED = new Set(["SUCCEEDED", "FAILED"]);
 const PAGE = 50;
+const FOLLOW = 5; // requests at most for one page of a listing
 
 let services = [];
 let view = null; // the page shown: {onServices, onInvocation, onReset, dispose}
@@ -194,8 +195,16 @@ async function invocationsPage(params) {
   let cursor = null;
   let added = 0; // rows prepended live since the first page loaded
   const waiting = new Set(); // newer invocations not shown (more than a page arrived live)
+  // A filtered page looks at a bounded number of invocations, so it may come back short with a
+  // cursor: it is followed a few times, so that matches further back show without a click each.
   const load = async (reset) => {
-    const page = await call("GET", `/v1/invocations${query({ ...filters, limit: PAGE, cursor: reset ? "" : cursor })}`);
+    const found = [];
+    let next = reset ? "" : cursor;
+    for (let asked = 0; asked < FOLLOW && found.length < PAGE && next !== null; asked++) {
+      const page = await call("GET", `/v1/invocations${query({ ...filters, limit: PAGE - found.length, cursor: next })}`);
+      found.push(...page.invocations);
+      next = page.next_cursor;
+    }
     if (reset) {
       body.replaceChildren();
       rows.clear();
@@ -203,14 +212,15 @@ async function invocationsPage(params) {
       waiting.clear();
       newer.hidden = true;
     }
-    for (const row of page.invocations) {
+    for (const row of found) {
       const tr = invocationRow(row);
       rows.set(row.invocation_id, tr);
       body.append(tr);
     }
-    cursor = page.next_cursor;
-    more.hidden = !cursor;
-    status.textContent = rows.size ? "" : "No invocations match.";
+    cursor = next;
+    more.hidden = cursor === null;
+    if (rows.size) status.textContent = "";
+    else status.textContent = cursor === null ? "No invocations match." : "None among the newest: load more to look further back.";
   };
   more.addEventListener("click", () => load(false).catch((error) => status.replaceChildren(errorBox(error))));
   newer.addEventListener("click", () => load(true).catch((error) => status.replaceChildren(errorBox(error))));
