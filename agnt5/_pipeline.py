@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from agnt5._handler_threads import HandlerThreads
 from agnt5.context import Context
 from agnt5.errors import AgntError, InvocationTimeoutError, wrap_exception
+from agnt5.telemetry._logs import INVOCATION_SCOPE as _SCOPE
 from agnt5.workflows.context import WorkflowContext, WorkflowHost
 from agnt5.workflows.journal import Entry
 from agnt5.workflows.local import LocalHost
@@ -62,6 +63,7 @@ class Pipeline:
         "_routes",
         "executor",
         "id_prefix",
+        "log_scope",
         "registry",
         "service_name",
         "telemetry",
@@ -76,12 +78,15 @@ class Pipeline:
         telemetry: Instrumentation | None = None,
         *,
         id_prefix: str | None = None,
+        log_scope: bool = False,
         workflow_host: WorkflowHost | None = None,
     ) -> None:
         self.service_name = service_name
         self.registry = registry
         self.executor = executor
         self.telemetry = telemetry
+        self.log_scope = log_scope
+        """Whether attempts bind their identity for log records (``telemetry`` does it too)."""
         self.workflow_host = workflow_host if workflow_host is not None else LocalHost()
         self.id_prefix = os.urandom(11).hex() if id_prefix is None else id_prefix
         self._ids = itertools.count(10**9)  # with the default prefix: 32 characters per id
@@ -101,7 +106,8 @@ class Pipeline:
         if telemetry is not None:
             telemetry.declare(registry)
             telemetry.observe_threads(executor)
-        return cls(config.service_name, registry, executor, telemetry)
+        logs = not config.disable_telemetry  # the worker's log handler reads the identity
+        return cls(config.service_name, registry, executor, telemetry, log_scope=logs)
 
     def stop(self) -> None:
         """Stop what `start` started: the thread pool (queued work dropped) and the telemetry."""
@@ -127,6 +133,7 @@ class Route:
         "executor",
         "handler",
         "is_async",
+        "log_scope",
         "name",
         "new_id",
         "service_name",
@@ -146,6 +153,7 @@ class Route:
         self.timeout = component.config.timeout
         self.executor = None if component.config.inline else pipeline.executor
         self.telemetry = pipeline.telemetry
+        self.log_scope = pipeline.log_scope and pipeline.telemetry is None
         self.service_name = pipeline.service_name
         self.new_id = pipeline.new_id
         self.workflow = component.kind == "workflow" and self.is_async and self.takes_ctx
@@ -254,28 +262,35 @@ class Route:
             ) from None
 
     async def _execute(self, payload: bytes, ctx: Context | None, invocation_id: str) -> bytes:
-        handler = self.handler
-        if self.workflow:
-            fail = functools.partial(_failure, self.name, invocation_id)
-            return await run_workflow(handler, payload, ctx, fail)  # type: ignore[arg-type]
-        if not self.is_async:
-            if self.executor is None:
-                return self.call(payload, invocation_id, ctx)
-            run_in_context = contextvars.copy_context().run  # the span and log scope follow
-            job = self.executor.submit(run_in_context, self.call, payload, invocation_id, ctx)
-            try:
-                return await asyncio.wrap_future(job)
-            except asyncio.CancelledError:  # timed out or cancelled: the thread runs on
-                if isinstance(self.executor, HandlerThreads):
-                    self.executor.abandon(job)
-                raise
+        scope = (
+            _SCOPE.set((invocation_id, self.service_name, self.name)) if self.log_scope else None
+        )
         try:
-            args, kwargs = handler.bind(payload)
-            return handler.encode(await handler.call(args, kwargs, ctx))
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError) and _cancel_requested():
-                raise
-            raise _failure(self.name, invocation_id, exc)  # noqa: B904 - see _failure
+            handler = self.handler
+            if self.workflow:
+                fail = functools.partial(_failure, self.name, invocation_id)
+                return await run_workflow(handler, payload, ctx, fail)  # type: ignore[arg-type]
+            if not self.is_async:
+                if self.executor is None:
+                    return self.call(payload, invocation_id, ctx)
+                run_in_context = contextvars.copy_context().run  # the span and log scope follow
+                job = self.executor.submit(run_in_context, self.call, payload, invocation_id, ctx)
+                try:
+                    return await asyncio.wrap_future(job)
+                except asyncio.CancelledError:  # timed out or cancelled: the thread runs on
+                    if isinstance(self.executor, HandlerThreads):
+                        self.executor.abandon(job)
+                    raise
+            try:
+                args, kwargs = handler.bind(payload)
+                return handler.encode(await handler.call(args, kwargs, ctx))
+            except BaseException as exc:
+                if isinstance(exc, asyncio.CancelledError) and _cancel_requested():
+                    raise
+                raise _failure(self.name, invocation_id, exc)  # noqa: B904 - see _failure
+        finally:
+            if scope is not None:
+                _SCOPE.reset(scope)
 
 
 def _limit(timeout: float | None, deadline: float) -> float:
@@ -292,6 +307,12 @@ def _cancel_requested() -> bool:
     return task is not None and task.cancelling() > 0
 
 
+def cancelled_itself(name: str, invocation_id: str, cancelled: asyncio.CancelledError) -> AgntError:
+    """The failure of an attempt whose task was cancelled, though not by its runtime (the
+    handler cancelled its own task, or a server gave up on it): as if the handler raised it."""
+    return _failure(name, invocation_id, cancelled)
+
+
 def _failure(name: str, invocation_id: str, exc: BaseException) -> AgntError:
     """The agnt5 error for what an attempt raised; a handler's own exception is logged here.
 
@@ -300,5 +321,6 @@ def _failure(name: str, invocation_id: str, exc: BaseException) -> AgntError:
     """
     error = wrap_exception(name, exc)
     if error is not exc:
-        _log.error("%s", error.message, exc_info=exc, extra={"invocation_id": invocation_id})
+        identity = {"invocation_id": invocation_id, "function_name": name}
+        _log.error("%s", error.message, exc_info=exc, extra=identity)
     return error

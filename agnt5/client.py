@@ -2,9 +2,10 @@
 
 Both speak the coordinator's ``agnt5.v1.Invocations`` gRPC service (``https://`` endpoints use
 TLS; an ``api_key`` is sent as ``authorization: Bearer <key>``). Each invocation carries the
-caller's current OpenTelemetry trace context (W3C ``traceparent``), so a span
-the caller has open is the parent of the coordinator's and the worker's spans. Inputs are any JSON-able value
-(encoded with orjson) and results come back decoded. Failures raise agnt5 errors: the outcome
+caller's current OpenTelemetry trace context (W3C ``traceparent``), so a span the caller has
+open is the parent of the coordinator's and the worker's spans. Inputs are any JSON-able value
+(encoded as handlers' results are: bytes as base64 text, integers of any size) and results
+come back decoded (integers of any size too). Failures raise agnt5 errors: the outcome
 of a failed invocation is rebuilt from its ``{"code","message","type","retryable"}`` error, a
 refused request from the ``agnt5-error-bin`` trailing metadata of the call, and a transport
 failure from its gRPC status (``UNAVAILABLE`` -> `UnavailableError`, ``DEADLINE_EXCEEDED`` ->
@@ -32,12 +33,12 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 import grpc
-import orjson
 from google.protobuf.json_format import MessageToDict
 
 from agnt5._proto import invocations_pb2, invocations_pb2_grpc
+from agnt5._speedups import decode_json, encode_json
 from agnt5._wire.status import error_from_rpc
-from agnt5._wire.views import invocation_dict, service_dict
+from agnt5._wire.views import invocation_dict, service_dict, summary_dict
 from agnt5.config import DEFAULT_ENDPOINT, parse_endpoint
 from agnt5.errors import (
     AgntError,
@@ -48,7 +49,14 @@ from agnt5.errors import (
     error_from_dict,
 )
 
-__all__ = ["DEFAULT_ENDPOINT", "DEFAULT_TIMEOUT", "AsyncClient", "BatchResult", "Client"]
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "DEFAULT_TIMEOUT",
+    "AsyncClient",
+    "BatchResult",
+    "Client",
+    "InvocationList",
+]
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds `invoke` and `result` wait for an outcome when given no ``timeout``."""
@@ -81,6 +89,17 @@ class BatchResult(NamedTuple):
         return self.output
 
 
+class InvocationList(NamedTuple):
+    """One page of `Client.list_invocations`."""
+
+    invocations: list[dict[str, Any]]
+    """Newest first: ``invocation_id``, ``service``, ``function``, ``state``, ``attempt``,
+    ``created_unix_ms``, ``updated_unix_ms``, ``duration_ms`` and a failed one's
+    ``error_code``."""
+    next_cursor: str | None
+    """Pass it as ``cursor`` for the next page; None at the end."""
+
+
 def _backoff(retry: int) -> float:
     """A full-jitter pause before retry number ``retry`` (0 for the first)."""
     return random.uniform(0.0, min(_BACKOFF_MAX, _BACKOFF_INITIAL * 2**retry))
@@ -100,6 +119,15 @@ def _retry_pause(error: AgntError, retry: int, deadline: float, request: Any) ->
     if getattr(request, "wait_ms", 0):
         request.wait_ms = max(1, int((remaining - _GRACE) * 1000))
     return pause
+
+
+def _unix_ms(name: str, seconds: float | None) -> int:
+    """Unix milliseconds of a time in Unix seconds (None: 0, no bound)."""
+    if seconds is None:
+        return 0
+    if not 0 <= seconds < 1e13:
+        raise ValueError(f"{name} must be a Unix time in seconds, got {seconds!r}")
+    return int(seconds * 1000)
 
 
 def _trace_context() -> dict[str, str]:
@@ -163,7 +191,7 @@ class _Base:
     @staticmethod
     def _payload(input: Any) -> bytes:
         try:
-            return b"" if input is None else orjson.dumps(input)
+            return b"" if input is None else encode_json(input)
         except TypeError as exc:
             raise InvalidArgumentError(f"input is not JSON-serializable: {exc}") from None
 
@@ -200,6 +228,38 @@ class _Base:
             invocation_id=invocation_id, wait_ms=_milliseconds(wait)
         )
         return request, wait
+
+    @staticmethod
+    def _list_request(
+        service: str | None,
+        function: str | None,
+        states: Iterable[str] | None,
+        created_after: float | None,
+        created_before: float | None,
+        limit: int,
+        cursor: str | None,
+    ) -> invocations_pb2.ListInvocationsRequest:
+        try:
+            state_numbers = [
+                invocations_pb2.InvocationState.Value(f"INVOCATION_STATE_{state.upper()}")
+                for state in states or ()
+            ]
+        except ValueError as exc:
+            raise InvalidArgumentError(f"unknown state: {exc}") from None
+        return invocations_pb2.ListInvocationsRequest(
+            service=service or "",
+            function=function or "",
+            states=state_numbers,
+            created_after_unix_ms=_unix_ms("created_after", created_after),
+            created_before_unix_ms=_unix_ms("created_before", created_before),
+            limit=limit,
+            cursor=cursor or "",
+        )
+
+    @staticmethod
+    def _listing(response: invocations_pb2.ListInvocationsResponse) -> InvocationList:
+        invocations = [summary_dict(summary) for summary in response.invocations]
+        return InvocationList(invocations, response.next_cursor or None)
 
     @staticmethod
     def _outcome(result: invocations_pb2.InvocationResult, waited: float) -> Any:
@@ -271,8 +331,9 @@ class Client(_Base):
         return self._outcome(self._retried(self._stub.GetResult, request, wait + _GRACE), wait)
 
     def describe(self, invocation_id: str) -> dict[str, Any]:
-        """An invocation as it stands: state, attempt, output or error, and a workflow's
-        ``steps`` (its journal: seq, kind, name, state, attempt, duration, ...)."""
+        """An invocation as it stands: id, service, function, state, attempt, duration, its
+        ``result`` once it succeeded or its ``error`` once it failed, and a workflow's ``steps``
+        (its journal: seq, kind, name, state, attempt, duration, ...)."""
         request = self._describe_request(invocation_id)
         return invocation_dict(self._retried(self._stub.GetResult, request, self._timeout))
 
@@ -289,6 +350,34 @@ class Client(_Base):
             self._stub.ListServices, invocations_pb2.ListServicesRequest(), self._timeout
         )
         return [service_dict(service) for service in response.services]
+
+    def list_invocations(
+        self,
+        service: str | None = None,
+        function: str | None = None,
+        *,
+        states: Iterable[str] | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> InvocationList:
+        """A page of recent invocations, newest first, with these filters (states by name:
+        ``"PENDING"``, ``"RUNNING"``, ``"SUCCEEDED"``, ``"FAILED"``; times in Unix seconds).
+        A page may hold fewer than ``limit`` and still have a ``next_cursor``: page on until
+        it is None."""
+        request = self._list_request(
+            service, function, states, created_after, created_before, limit, cursor
+        )
+        return self._listing(self._retried(self._stub.ListInvocations, request, self._timeout))
+
+    def cancel(self, invocation_id: str, reason: str = "") -> None:
+        """Cancel an invocation: a queued one never runs, a running one is cancelled on its
+        worker; it fails with ``CANCELLED``. `NotFoundError` for an unknown id,
+        `FailedPreconditionError` once it finished. Not retried (a failed call may have
+        cancelled it)."""
+        request = invocations_pb2.CancelRequest(invocation_id=invocation_id, reason=reason)
+        self._call(self._stub.Cancel, request, self._timeout)
 
     def close(self) -> None:
         self._channel.close()
@@ -385,6 +474,28 @@ class AsyncClient(_Base):
         request = invocations_pb2.ListServicesRequest()
         response = await self._call("ListServices", request, self._timeout)
         return [service_dict(service) for service in response.services]
+
+    async def list_invocations(
+        self,
+        service: str | None = None,
+        function: str | None = None,
+        *,
+        states: Iterable[str] | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> InvocationList:
+        """A page of recent invocations (see `Client.list_invocations`)."""
+        request = self._list_request(
+            service, function, states, created_after, created_before, limit, cursor
+        )
+        return self._listing(await self._retried("ListInvocations", request, self._timeout))
+
+    async def cancel(self, invocation_id: str, reason: str = "") -> None:
+        """Cancel an invocation (see `Client.cancel`)."""
+        request = invocations_pb2.CancelRequest(invocation_id=invocation_id, reason=reason)
+        await self._call("Cancel", request, self._timeout)
 
     async def invoke_many(
         self,
@@ -513,10 +624,10 @@ def _decoded(output: bytes | None, invocation_id: str) -> Any:
     if not output:
         return None
     try:
-        return orjson.loads(output)
-    except orjson.JSONDecodeError as exc:
+        return decode_json(output)
+    except InvalidArgumentError as exc:
         raise OutputNotSerializableError(
-            f"the result of invocation {invocation_id} is not valid JSON: {exc}"
+            f"the result of invocation {invocation_id} is not valid JSON ({exc.message})"
         ) from None
 
 

@@ -37,10 +37,12 @@ __all__ = [
     "RESULT_CACHE_BYTES",
     "RETENTION",
     "TRUTHY",
+    "ConfigError",
     "Endpoint",
     "WorkerConfig",
     "env_flag",
     "env_text",
+    "log_level",
     "parse_endpoint",
     "parse_host",
     "setting",
@@ -50,6 +52,7 @@ TRUTHY = frozenset({"1", "true", "yes", "on"})
 """Values of a boolean environment variable that mean true (any case, surrounding space ignored)."""
 _FALSY = frozenset({"0", "false", "no", "off", ""})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}  # as `logging` reads them
 LOG_FORMATS = ("text", "json")
 LOCALHOST = "127.0.0.1"
 """Where servers listen unless told otherwise: the coordinator, the ASGI worker's `run`."""
@@ -84,6 +87,10 @@ HEALTH_PORT = 8000
 """The standalone worker's health port (``/health``, ``/ready``, ``/metrics``); 0 turns it off."""
 DATA_DIR = "./.agnt5"
 """Where ``agnt5 coordinator`` journals invocations."""
+
+
+class ConfigError(ValueError):
+    """A setting's value is malformed; the message names the argument or variable."""
 
 
 def env_text(name: str, environ: Mapping[str, str] | None = None) -> str:
@@ -135,15 +142,23 @@ def _name(value: Any) -> str:
     return text
 
 
-def _choice(*choices: str, upper: bool = False) -> Callable[[Any], str]:
+def _choice(*choices: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
-        text = _text(value)
-        text = text.upper() if upper else text.lower()
+        text = _text(value).lower()
         if text not in choices:
             raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
         return text
 
     return parse
+
+
+def log_level(value: Any) -> str:
+    """A level name of `LOG_LEVELS`, any case; ``WARN`` and ``FATAL`` as `logging` reads them."""
+    text = _text(value).upper()
+    text = _LEVEL_ALIASES.get(text, text)
+    if text not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return text
 
 
 def _flag(value: Any) -> bool:
@@ -230,7 +245,7 @@ _SETTINGS: dict[str, _Setting] = {
     "service_version": _Setting(_name, "1.0.0"),
     "coordinator_endpoint": _Setting(_endpoint, DEFAULT_ENDPOINT),
     "runtime": _Setting(_choice("standalone", "asgi"), "standalone"),
-    "log_level": _Setting(_choice(*LOG_LEVELS, upper=True), "INFO"),
+    "log_level": _Setting(log_level, "INFO"),
     "log_format": _Setting(_choice(*LOG_FORMATS), "text"),
     "disable_telemetry": _Setting(_flag, False),
     "api_key": _Setting(_optional(_name)),
@@ -286,7 +301,7 @@ class WorkerConfig:
         for field, spec in _SETTINGS.items():
             values[field] = _resolve_one(field, spec, given.get(field), environ)
         if values["service_name"] is None:
-            raise ValueError(
+            raise ConfigError(
                 "a service name is required: pass Worker(service_name=...) "
                 "or set AGNT5_SERVICE_NAME"
             )
@@ -325,4 +340,4 @@ def _resolve_one(field: str, spec: _Setting, given: Any, environ: Mapping[str, s
     try:
         return spec.parse(raw)
     except ValueError as exc:
-        raise ValueError(f"invalid {source}: {exc}") from None
+        raise ConfigError(f"invalid {source}: {exc}") from None

@@ -36,12 +36,13 @@ class Context:
         "_callbacks",
         "_cancel_reason",
         "_cancelled",
+        "_caller_metadata",
         "_logger",
+        "_metadata",
         "attempt",
         "deadline",
         "function_name",
         "invocation_id",
-        "metadata",
         "service_name",
     )
 
@@ -59,12 +60,28 @@ class Context:
         self.function_name = function_name
         self.service_name = service_name
         self.attempt = attempt
-        self.metadata: Mapping[str, str] = MappingProxyType(dict(metadata)) if metadata else _EMPTY
+        self._caller_metadata = metadata or _EMPTY
+        self._metadata: Mapping[str, str] | None = None
         self.deadline = deadline
         self._cancelled = False
         self._cancel_reason: str | None = None
         self._callbacks: list[Callable[[str], None]] = []
         self._logger: logging.LoggerAdapter | None = None  # type: ignore[type-arg]
+
+    @property
+    def metadata(self) -> Mapping[str, str]:
+        """The caller's metadata (``traceparent``, ``x-agnt5-*`` headers, ...) and, beside it,
+        this invocation's ``service_name``, ``function_name`` and ``invocation_id`` (read-only)."""
+        if self._metadata is None:
+            self._metadata = MappingProxyType(
+                {
+                    **self._caller_metadata,
+                    "service_name": self.service_name,
+                    "function_name": self.function_name,
+                    "invocation_id": self.invocation_id,
+                }
+            )
+        return self._metadata
 
     @property
     def logger(self) -> logging.LoggerAdapter:  # type: ignore[type-arg]

@@ -265,6 +265,9 @@ def _register(
     REGISTRY.add(component)
     try:
         fn.__agnt5_component__ = component  # type: ignore[attr-defined]
+        # A handler is not a test: pytest skips a `test_*` handler defined in a test module
+        # (as in the docs' own example test) instead of calling it without its arguments.
+        fn.__test__ = False  # type: ignore[attr-defined]
     except (AttributeError, TypeError):  # builtins and slotted callables cannot carry it
         pass
     return fn

@@ -38,6 +38,7 @@ _FORMATS: dict[str, dict[str, Any]] = {
     "time": {"type": "string", "format": "time"},
     "UUID": {"type": "string", "format": "uuid"},
     "Decimal": {"anyOf": [{"type": "number"}, {"type": "string"}]},
+    "bytes (base64)": {"type": "string", "contentEncoding": "base64"},
 }
 
 

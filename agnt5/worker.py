@@ -75,8 +75,11 @@ class Worker:
         return REGISTRY
 
     def is_running(self) -> bool:
-        """Whether the worker is serving (standalone: between start and drain; ASGI: after startup)."""
-        return bool(self._runtime.is_running())
+        """Whether the worker is serving (standalone: from `run` until it drains; ASGI: from
+        startup to shutdown); False before."""
+        # Only a real True counts: a runtime patched out in a test (``patch(
+        # "agnt5.worker.PyWorker")``, as the docs' example does) answers with a truthy mock.
+        return self._runtime.is_running() is True
 
     async def run(self) -> None:
         """Serve until stopped (standalone) — see the class docstring for the ASGI runtime."""

@@ -7,7 +7,7 @@ Run it with a coordinator in one process, and invoke it once:
 or against a coordinator you started yourself (``agnt5 coordinator``):
 
     python examples/hello.py
-    agnt5 invoke hello-service hello '{"name": "Ada"}'
+    agnt5 invoke hello hello '{"name": "Ada"}'
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def hello(name: str) -> str:
 
 
 async def main() -> None:
-    worker = Worker(service_name="hello-service")
+    worker = Worker(service_name="hello")
     await worker.run()
 
 

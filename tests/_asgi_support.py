@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -204,7 +204,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _command(server: str, port: int) -> list[str]:
+def _command(server: str, port: int, args: Sequence[str]) -> list[str]:
     bind = f"127.0.0.1:{port}"
     if server == "uvicorn":
         return [
@@ -220,6 +220,7 @@ def _command(server: str, port: int) -> list[str]:
             "on",
             "--log-level",
             "warning",
+            *args,
         ]
     if server == "hypercorn":
         return [sys.executable, "-m", "hypercorn", "web_app:app", "--bind", bind]
@@ -228,7 +229,7 @@ def _command(server: str, port: int) -> list[str]:
         "-m",
         "gunicorn",
         "-k",
-        "uvicorn.workers.UvicornWorker",
+        "uvicorn_worker.UvicornWorker",
         "-w",
         "1",
         "-b",
@@ -239,15 +240,15 @@ def _command(server: str, port: int) -> list[str]:
 
 @contextmanager
 def serve(
-    directory: Path, server: str = "uvicorn", **env: str
+    directory: Path, server: str = "uvicorn", *, args: Sequence[str] = (), **env: str
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Serve `APP` from ``directory``; yields (base URL, process); stopped with its process group
-    (gunicorn's and hypercorn's workers included)."""
+    (gunicorn's and hypercorn's workers included). ``args``: more uvicorn options."""
     (directory / "web_app.py").write_text(APP)
     port = free_port()
     log = open(directory / f"{server}.log", "wb")
     process = spawn(
-        _command(server, port),
+        _command(server, port, args),
         cwd=directory,
         stdout=log,
         stderr=subprocess.STDOUT,

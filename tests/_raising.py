@@ -49,6 +49,12 @@ RAISING = textwrap.dedent(
 
 
     @function()
+    async def cancel_itself(name: str) -> None:
+        asyncio.current_task().cancel()
+        await asyncio.sleep(0)
+
+
+    @function()
     def greet(name: str) -> str:
         return f"Hello, {name}!"
     """

@@ -190,6 +190,32 @@ def test_base_exceptions_give_the_json_error_document(
     assert httpx.get(f"{base}/health", timeout=10).status_code == 200
 
 
+def test_a_handler_cancelling_its_own_task_gets_the_json_error_document(
+    server: tuple[str, Path],
+) -> None:
+    base, _ = server
+    for attempt in range(2):
+        invocation_id = f"cancel-itself-{attempt}"
+        response = httpx.post(
+            f"{base}/invoke/cancel_itself",
+            json="x",
+            headers={"X-Invocation-Id": invocation_id},
+            timeout=10,
+        )
+        assert (response.status_code, response.json()) == (
+            500,
+            {
+                "error": "Function cancel_itself failed: CancelledError",
+                "status": 500,
+                "code": "FUNCTION_FAILED",
+                "invocation_id": invocation_id,
+            },
+        )
+    assert httpx.post(f"{base}/invoke/greet", json="Ada", timeout=10).json()["result"] == (
+        "Hello, Ada!"
+    )
+
+
 @pytest.mark.asyncio
 @pytest.mark.usefixtures("registry")
 @pytest.mark.parametrize("value", [b"inv-1\n", b"inv-1\r\n", b"\ninv-1", b"inv 1", b"x" * 129])

@@ -97,3 +97,26 @@ async def test_run_serves_with_uvicorn_until_stopped() -> None:
         app.stop()
         await asyncio.wait_for(server, 10)
     assert not app.is_running()
+
+
+async def test_mounted_under_a_starlette_prefix() -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    @function()
+    def shout(text: str) -> str:
+        return text.upper()
+
+    worker = Worker("mounted-service", runtime="asgi")
+    site = Starlette(routes=[Mount("/agnt5", app=worker)])
+    transport = httpx.ASGITransport(app=site)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        invoked = await client.post("/agnt5/invoke/shout", json={"text": "hi"})
+        health = await client.get("/agnt5/health")
+        functions = await client.get("/agnt5/functions")
+        outside = await client.get("/health")
+    assert invoked.status_code == 200, invoked.text
+    assert invoked.json()["result"] == "HI"
+    assert health.json()["service"] == "mounted-service"
+    assert "shout" in {entry["name"] for entry in functions.json()["functions"]}
+    assert outside.status_code == 404

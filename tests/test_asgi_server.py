@@ -70,7 +70,13 @@ def test_invocation_id_and_metadata_headers_reach_the_handler(base: str) -> None
     assert body["invocation_id"] == "inv-123"
     assert body["result"] == {
         "invocation_id": "inv-123",
-        "metadata": {"traceparent": headers["traceparent"], "x-agnt5-tenant": "acme"},
+        "metadata": {
+            "traceparent": headers["traceparent"],
+            "x-agnt5-tenant": "acme",
+            "service_name": "web-service",
+            "function_name": "whoami",
+            "invocation_id": "inv-123",
+        },
     }
 
 
@@ -245,3 +251,13 @@ def test_invocation_span_is_a_child_of_the_request_traceparent(tmp_path: Path) -
     failure = by_name["invoke failing_function"]
     assert failure["attributes"]["agnt5.error_code"] == "FUNCTION_FAILED"
     assert failure["parent_id"] is None
+
+
+def test_uvicorn_root_path(tmp_path: Path) -> None:
+    with serve(tmp_path, args=["--root-path", "/api"]) as (url, _):
+        # behind a proxy that strips /api, uvicorn puts the root path back in front
+        response = httpx.post(f"{url}/invoke/total", json={"prices": [1, 2]}, timeout=10)
+        functions = httpx.get(f"{url}/functions", timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.json()["result"] == 3.0
+    assert functions.status_code == 200

@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import typing
 import uuid
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -14,6 +15,7 @@ from typing import Any, Literal, Optional, TypedDict, Union
 import orjson
 import pytest
 
+from agnt5 import Context as Ctx
 from agnt5._speedups._plan import read_signature
 from agnt5.context import Context
 from agnt5.errors import (
@@ -171,6 +173,20 @@ def test_ctx_by_name_without_annotation(impl: SimpleNamespace) -> None:
     assert run(impl, fn, b'"Ada"', Context("i", "fn")) == "i:Ada"
 
 
+def test_a_first_parameter_annotated_context_is_the_context_whatever_its_name(
+    impl: SimpleNamespace,
+) -> None:
+    def typed(context: Ctx, name: str) -> str:
+        return f"{context.invocation_id}:{name}"
+
+    def quoted(c: "Context", name: str) -> str:  # noqa: UP037 - a string annotation on purpose
+        return f"{c.invocation_id}:{name}"
+
+    for fn in (typed, quoted):
+        assert handler(impl, fn).takes_ctx is True
+        assert run(impl, fn, b'{"name": "Ada"}', Context("i", "fn")) == "i:Ada"
+
+
 # Row 4: array -> positional arguments.
 
 
@@ -186,6 +202,31 @@ def test_array_errors(impl: SimpleNamespace) -> None:
         "too many positional arguments: expected at most 2, got 3"
     )
     assert error(impl, greet, b"[1]") == "name: expected str, got integer"
+
+
+@pytest.mark.parametrize(
+    "annotation", [list[int], tuple[int, ...], tuple[int, int, int], set[int], Optional[list[int]]]
+)
+def test_array_binds_whole_to_a_single_list_or_tuple_parameter(
+    impl: SimpleNamespace, annotation: Any
+) -> None:
+    def total(items):  # type: ignore[no-untyped-def]
+        return [type(items).__name__, sum(items)]
+
+    total.__annotations__ = {"items": annotation}
+    expected = typing.get_origin(annotation) or list
+    if expected is typing.Union:
+        expected = list
+    assert run(impl, total, b"[1, 2, 3]") == [expected.__name__, 6]
+    assert run(impl, total, b'{"items": [1, 2, 3]}') == [expected.__name__, 6]
+    assert error(impl, total, b'[1, "2", 3]') == "items[1]: expected int, got string"
+
+
+def test_array_binds_positionally_to_an_unannotated_single_parameter(
+    impl: SimpleNamespace,
+) -> None:
+    assert run(impl, takes_any, b"[1]") == 1
+    assert run(impl, lambda first, *rest: [first, rest], b"[[1], 2]") == [[1], [2]]
 
 
 def test_var_positional_takes_the_rest(impl: SimpleNamespace) -> None:
@@ -435,6 +476,39 @@ def test_results_encode_rich_types(impl: SimpleNamespace) -> None:
         "price": "1.10",
         "1": "int key",
     }
+
+
+def test_bytes_travel_as_base64_text(impl: SimpleNamespace) -> None:
+    def reverse(data: bytes) -> bytes:
+        return data[::-1]
+
+    assert run(impl, reverse, b'{"data": "AQID"}') == "AwIB"  # [1, 2, 3] -> [3, 2, 1]
+    assert run(impl, reverse, b'""') == ""
+    assert run(impl, lambda: bytearray(b"hi"), b"") == "aGk="
+    assert error(impl, reverse, b'"not base64!"') == 'data: invalid bytes (base64): "not base64!"'
+    assert error(impl, reverse, b"[1]") == "data: expected bytes (base64), got integer"
+
+
+def test_integers_beyond_64_bits_round_trip(impl: SimpleNamespace) -> None:
+    def double(n: int) -> int:
+        return n * 2
+
+    big = 2**100 + 1
+    assert run(impl, double, orjson.dumps(2**63)) == 2**64
+    assert handler(impl, double).invoke(f'{{"n": {big}}}'.encode()) == str(2 * big).encode()
+    assert handler(impl, takes_any).invoke(f"[-{big}]".encode()) == f"-{big}".encode()
+    echoed = handler(impl, takes_any).invoke(f'{{"payload": {{"a": [{big}, "x"]}}}}'.encode())
+    assert echoed == f'{{"a":[{big},"x"]}}'.encode()
+
+
+def test_an_integral_float_is_accepted_for_an_int(impl: SimpleNamespace) -> None:
+    def double(n: int) -> int:
+        return n * 2
+
+    assert handler(impl, double).invoke(b"1.0") == b"2"
+    assert handler(impl, double).invoke(b"1e20") == str(2 * 10**20).encode()
+    assert error(impl, double, b"1.5") == "n: expected int, got number"
+    assert error(impl, double, b"true") == "n: expected int, got boolean"
 
 
 def test_unserializable_result(impl: SimpleNamespace) -> None:

@@ -25,7 +25,10 @@ from _processes import astop
 from agnt5.cli import main
 from agnt5.client import AsyncClient
 
-COMMANDS = ["coordinator", "worker", "dev", "invoke", "result", "signal", "services"]
+COMMANDS = [
+    "coordinator", "worker", "dev", "invoke", "result", "invocations", "cancel", "signal",
+    "services",
+]  # fmt: skip
 MODULE = textwrap.dedent(
     '''
     from agnt5 import function
@@ -88,10 +91,8 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_invalid_json_input_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exited:
-        main(["invoke", "svc", "fn", "{nope", "--endpoint", "http://127.0.0.1:1"])
-    assert exited.value.code == 2
-    assert "not valid JSON" in capsys.readouterr().err
+    assert main(["invoke", "svc", "fn", "{nope", "--endpoint", "http://127.0.0.1:1"]) == 2
+    assert capsys.readouterr().err.startswith("agnt5: error: invalid JSON input: ")
 
 
 @pytest.mark.asyncio
@@ -142,6 +143,28 @@ async def test_worker_command_serves_a_module_until_sigterm(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["worker", "--max-concurrency", "0"], {}, "--max-concurrency: must be an integer >= 1"),
+        (["worker"], {"AGNT5_HEALTH_PORT": "abc"}, "invalid AGNT5_HEALTH_PORT: expected an"),
+        (["dev", "--max-concurrency", "-3", "--port", "0"], {}, "--max-concurrency: must be an"),
+    ],
+)
+async def test_a_bad_worker_setting_ends_the_command_with_one_line_naming_it(
+    module_file: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
+    """A flag or variable the Worker refuses ends ``agnt5 worker`` / ``agnt5 dev`` with an
+    ``error:`` line naming it and the usage status, not a traceback."""
+    async with agnt5_process(*args, str(module_file), **env) as cli:
+        _, err = await asyncio.wait_for(cli.communicate(), 30)
+    assert cli.returncode == 2
+    text = err.decode()
+    last = text.splitlines()[-1]
+    assert "error: " in last and message in last and "Traceback" not in text, text
+
+
+@pytest.mark.asyncio
 async def test_worker_command_runs_a_named_worker_object(
     coordinator: CoordinatorProcess, tmp_path: Path
 ) -> None:
@@ -160,7 +183,10 @@ async def test_worker_command_runs_a_named_worker_object(
         assert worker.returncode == 0, err.decode()
     async with agnt5_process("worker", f"{path}:MODULE_MISSING") as bad:
         _, err = await asyncio.wait_for(bad.communicate(), 30)
-    assert bad.returncode == 1 and b"is not an agnt5 Worker" in err
+    assert bad.returncode == 2 and b"has no attribute 'MODULE_MISSING'" in err
+    async with agnt5_process("worker", f"{path}:function") as bad:
+        _, err = await asyncio.wait_for(bad.communicate(), 30)
+    assert bad.returncode == 2 and b"is a function, not an agnt5 Worker" in err
 
 
 async def _wait_for_worker(client: AsyncClient, service: str) -> None:
@@ -197,7 +223,9 @@ async def test_dev_invoke_once_prints_the_result_and_exits(module_file: Path) ->
     async with agnt5_process(*args, "--invoke", "add", "[20, 22]") as dev:
         out, err = await asyncio.wait_for(dev.communicate(), 60)
     assert dev.returncode == 0, err.decode()
-    assert out.decode().splitlines()[1:] == ["42"]
+    assert out.decode() == "42\n"  # only the result: status lines go to stderr
+    assert "agnt5 coordinator: grpc=" in err.decode()
+    assert "second stop request" not in err.decode()
     async with agnt5_process(*args, "--invoke", "add", '{"a": "x", "b": 1}') as dev:
         out, err = await asyncio.wait_for(dev.communicate(), 60)
     assert dev.returncode == 1

@@ -129,6 +129,15 @@ def test_malformed_values_name_the_setting(
 
 
 @pytest.mark.parametrize(
+    ("given", "level"), [("WARN", "WARNING"), ("warn", "WARNING"), ("fatal", "CRITICAL")]
+)
+def test_log_level_names_logging_accepts(given: str, level: str) -> None:
+    assert WorkerConfig.resolve({"AGNT5_LOG_LEVEL": given}, service_name="s").log_level == level
+    with pytest.raises(ValueError, match="invalid log_level: expected one of DEBUG, INFO"):
+        WorkerConfig.resolve({}, service_name="s", log_level="LOUD")
+
+
+@pytest.mark.parametrize(
     ("environ", "given"), [({"AGNT5_HEALTH_PORT": "0"}, {}), ({}, {"health_port": 0})]
 )
 def test_health_port_zero_turns_the_health_server_off(

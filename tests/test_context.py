@@ -18,8 +18,12 @@ def test_identity_and_read_only_metadata() -> None:
         "svc",
         2,
     )
-    assert ctx.metadata.get("traceparent") == "00-x"
-    assert ctx.metadata.get("service_name") is None
+    assert dict(ctx.metadata) == {
+        "traceparent": "00-x",
+        "service_name": "svc",
+        "function_name": "fn",
+        "invocation_id": "inv-1",
+    }
     with pytest.raises(TypeError):
         ctx.metadata["x"] = "y"  # type: ignore[index]
 

@@ -64,4 +64,4 @@ async def test_with_the_key_everything_works(coordinator: CoordinatorProcess) ->
         wrong = await http.get("/v1/services", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
         allowed = await http.post(path, json=1, headers={"Authorization": f"Bearer {KEY}"})
-        assert allowed.status_code == 200 and allowed.json()["output"] == 1
+        assert allowed.status_code == 200 and allowed.json()["result"] == 1

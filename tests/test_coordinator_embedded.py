@@ -53,8 +53,9 @@ async def test_port_in_use_is_an_error() -> None:
     async with Coordinator(port=0, http_port=0) as first:
         for port, http_port in ((first.port, None), (0, first.http_port)):
             second = Coordinator(port=port, http_port=http_port)
+            busy = first.port if port else first.http_port
             try:
-                with pytest.raises(OSError):
+                with pytest.raises(OSError, match=f"127.0.0.1:{busy}.*is the port in use"):
                     await second.start()
             finally:
                 await second.stop()

@@ -69,10 +69,10 @@ async def test_invoke_returns_the_output(
     assert response.status_code == 200
     body = response.json()
     assert (
-        body["state"] == "SUCCEEDED" and body["output"] == {"name": "Ada"} and body["attempt"] == 1
+        body["state"] == "SUCCEEDED" and body["result"] == {"name": "Ada"} and body["attempt"] == 1
     )
     empty = await http.post(_path(service, "echo"))
-    assert empty.status_code == 200 and empty.json()["output"] is None
+    assert empty.status_code == 200 and empty.json()["result"] is None
 
 
 async def test_handler_failure_is_500_with_the_documented_body(
@@ -97,7 +97,7 @@ async def test_submit_then_fetch(served: tuple[str, asyncio.Event, httpx.AsyncCl
     invocation_id = submitted.json()["invocation_id"]
     fetched = await http.get(f"/v1/invocations/{invocation_id}", params={"wait": 5})
     assert fetched.status_code == 200
-    assert fetched.json()["output"] == [1, 2] and fetched.json()["invocation_id"] == invocation_id
+    assert fetched.json()["result"] == [1, 2] and fetched.json()["invocation_id"] == invocation_id
 
 
 async def test_idempotency_key_header(served: tuple[str, asyncio.Event, httpx.AsyncClient]) -> None:
@@ -121,7 +121,7 @@ async def test_unfinished_invoke_is_202_and_deadline_is_504(
     assert late.status_code == 504 and late.json()["code"] == "TIMEOUT"
     release.set()
     done = await http.get(running.headers["location"], params={"wait": 5})
-    assert done.json()["output"] == "released"
+    assert done.json()["result"] == "released"
 
 
 async def test_not_found_and_bad_requests(
@@ -204,7 +204,7 @@ async def test_an_idempotency_key_reused_with_another_input_is_refused(
     service, _, http = served
     headers = {"idempotency-key": unique("key")}
     first = await http.post(_path(service, "echo"), json={"n": 1}, headers=headers)
-    assert first.json()["output"] == {"n": 1}
+    assert first.json()["result"] == {"n": 1}
     again = await http.post(_path(service, "echo"), json={"n": 1}, headers=headers)
     assert again.json()["invocation_id"] == first.json()["invocation_id"]
     other = await http.post(_path(service, "echo"), json={"n": 2}, headers=headers)

@@ -75,7 +75,7 @@ async def test_only_a_client_key_invokes(coordinator: CoordinatorProcess) -> Non
         refused = await http.post(path, json=1, headers={"authorization": f"Bearer {WORKER_KEY}"})
         assert refused.status_code == 401
         allowed = await http.post(path, json=1, headers={"authorization": f"Bearer {CLIENT_KEY}"})
-        assert allowed.status_code == 200 and allowed.json()["output"] == 1
+        assert allowed.status_code == 200 and allowed.json()["result"] == 1
 
 
 async def test_keys_limited_to_a_service_reach_only_it(coordinator: CoordinatorProcess) -> None:

@@ -18,6 +18,7 @@ from _coordinator_support import (
     answer,
     coordinator_process,
     echo,
+    register_message,
     registered,
     results_after_restart,
     unique,
@@ -112,6 +113,31 @@ async def test_a_register_out_of_range_is_refused(
             await worker.register(unique(), common_pb2.ComponentConfig(backoff=backoff))
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert f"Register.components['f'].config.{field} must be" in caught.value.details()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("service_name", "svc\n2026-01-01 INFO forged", "Register.service_name must not contain"),
+        ("worker_id", "w\x00", "Register.worker_id must not contain control characters"),
+        ("service_version", "1.0\r", "Register.service_version must not contain control"),
+        ("name", "f\x1b[2J", "Register.components['f\\x1b[2J'].name must not contain control"),
+        ("name", "", "Register.components: a component needs a name"),
+    ],
+)
+async def test_a_register_name_that_is_not_printable_is_refused(
+    coordinator: Coordinator, field: str, value: str, problem: str
+) -> None:
+    """Names reach the coordinator's log and listings: a newline in one would forge log lines."""
+    message = register_message(unique())
+    setattr(message.register.components[0] if field == "name" else message.register, field, value)
+    async with grpc.aio.insecure_channel(coordinator.endpoint.removeprefix("http://")) as channel:
+        worker = RawWorker(channel)
+        await worker.send(message)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await worker.read()
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert problem in caught.value.details()
 
 
 async def test_a_huge_backoff_multiplier_caps_at_the_maximum(coordinator: Coordinator) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime
 import decimal
 import enum
 import inspect
+import json
 import types
 import uuid
 from collections.abc import Callable
@@ -119,7 +121,7 @@ class PartialMovie(TypedDict, total=False):
 
 EMPTY = inspect.Parameter.empty
 LEAVES: list[Any] = [
-    str, int, float, bool, None, Any, datetime.datetime, datetime.date, uuid.UUID,
+    str, int, float, bool, None, Any, bytes, datetime.datetime, datetime.date, uuid.UUID,
     decimal.Decimal, Color, Level, Literal["a", 1, True, None], Point, Item, Tree, Linked,
     Checked, KeywordOnly, Frozen, Reordered, Movie, PartialMovie,
 ]  # fmt: skip
@@ -143,8 +145,10 @@ json_scalars = (
     st.none()
     | st.booleans()
     | st.integers(-(2**63), 2**64 - 1)
+    | st.integers()  # beyond 64 bits too
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=6)
+    | st.text("0123456789", min_size=18, max_size=24)  # runs of digits inside strings
 )
 json_values = st.recursive(
     json_scalars,
@@ -157,11 +161,12 @@ json_values = st.recursive(
 
 _SCALAR_VALUES: dict[Any, st.SearchStrategy[Any]] = {
     str: st.text(max_size=6),
-    int: st.integers(-(10**6), 10**6),
+    int: st.integers(-(10**6), 10**6) | st.integers() | st.integers().map(float),
     float: st.floats(allow_nan=False, allow_infinity=False) | st.integers(-100, 100),
     bool: st.booleans(),
     None: st.none(),
     Any: json_values,
+    bytes: st.binary(max_size=8).map(lambda b: base64.b64encode(b).decode()) | st.just("*a="),
     datetime.datetime: st.datetimes().map(datetime.datetime.isoformat) | st.just("not a date"),
     datetime.date: st.dates().map(datetime.date.isoformat),
     uuid.UUID: st.uuids().map(str) | st.just("not-a-uuid"),
@@ -318,6 +323,11 @@ def handler(impl: types.ModuleType, fn: Callable[..., Any], name: str = "f") -> 
     return impl.Handler(name, fn, read_signature(fn))
 
 
+def dumps(value: Any) -> bytes:
+    """JSON for a test input, integers beyond 64 bits included (orjson refuses those)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 # Properties.
 
 
@@ -327,9 +337,9 @@ def test_binding_agrees(data: st.DataObject) -> None:
     shape = data.draw(shapes())
     value = data.draw(_input(shape))
     fn = shape.function()
-    agree(lambda impl: handler(impl, fn).bind(orjson.dumps(value)))
+    agree(lambda impl: handler(impl, fn).bind(dumps(value)))
     ctx = CTX if shape.takes_ctx else None
-    agree(lambda impl: handler(impl, fn).invoke(orjson.dumps(value), ctx))
+    agree(lambda impl: handler(impl, fn).invoke(dumps(value), ctx))
 
 
 @SETTINGS
@@ -341,15 +351,36 @@ def test_single_parameter_conversion_agrees(annotation: Any, data: st.DataObject
         return value
 
     one.__annotations__ = {"value": annotation}
-    agree(lambda impl: handler(impl, one).bind(orjson.dumps({"value": value})))
-    agree(lambda impl: handler(impl, one).invoke(orjson.dumps([value])))
+    agree(lambda impl: handler(impl, one).bind(dumps({"value": value})))
+    agree(lambda impl: handler(impl, one).invoke(dumps([value])))
 
 
 @SETTINGS
-@given(st.binary(max_size=40) | json_values.map(orjson.dumps))
+@given(st.binary(max_size=40) | json_values.map(dumps))
 def test_decoding_agrees(payload: bytes) -> None:
     agree(lambda impl: impl.decode_json(payload))
     agree(lambda impl: handler(impl, _echo).invoke(payload))
+
+
+@SETTINGS
+@given(json_values)
+def test_integers_are_exact_both_ways(value: Any) -> None:
+    payload = dumps(value)
+    for impl in IMPLEMENTATIONS:
+        assert canon(impl.decode_json(payload)) == canon(json.loads(payload))
+        assert canon(json.loads(impl.encode_json(value))) == canon(value)
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview, str])
+@pytest.mark.parametrize(
+    "text", ['"%s"', "[%s]", "%s", '{"a": 1, "b": [%s, "x"]}', "[1,2,3,4,5,6,7,8,9,10,%s]"]
+)
+@pytest.mark.parametrize("digits", ["1" * 19, "9" * 20, "1234567890" * 3, str(2**64)])
+def test_runs_of_digits_are_found_anywhere(kind: Any, text: str, digits: str) -> None:
+    payload = (text % digits).encode()
+    given = payload.decode() if kind is str else kind(payload)
+    results = [canon(impl.decode_json(given)) for impl in IMPLEMENTATIONS]
+    assert results[0] == results[1] == canon(json.loads(payload))
 
 
 @SETTINGS

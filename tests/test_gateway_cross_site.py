@@ -68,7 +68,7 @@ async def test_json_content_types_are_accepted(
             content=b"[1]",
             headers={"content-type": content_type},
         )
-        assert response.status_code == 200 and response.json()["output"] == [1]
+        assert response.status_code == 200 and response.json()["result"] == [1]
 
 
 async def test_a_host_that_is_not_the_gateways_is_refused(

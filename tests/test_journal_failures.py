@@ -74,10 +74,10 @@ async def test_a_failing_disk_refuses_new_work_and_recovers(tmp_path: Path) -> N
                 release.set()
                 await asyncio.sleep(0.3)
                 running = (await http.get(f"/v1/invocations/{held}")).json()
-                assert running["state"] == "RUNNING" and "output" not in running
+                assert running["state"] == "RUNNING" and "result" not in running
             # the disk is back: the held outcome is committed and shown, new work accepted
             done = (await http.get(f"/v1/invocations/{held}?wait=10")).json()
-            assert done["state"] == "SUCCEEDED" and done["output"] == "released"
+            assert done["state"] == "SUCCEEDED" and done["result"] == "released"
             assert (await http.get("/ready")).json() == {"status": "ready"}
             accepted = [
                 (await http.post(f"{path}/f/submit", json=n)).json()["invocation_id"]

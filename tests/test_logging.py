@@ -137,7 +137,7 @@ def test_structured_logging_example(registry: None, app_logger: logging.Logger) 
     started, completed = _lines(stream)
     assert started["invocation_id"].startswith("test-")
     assert started["invocation_id"] == completed["invocation_id"]
-    assert started["service_name"] == "svc"  # the extra was None: the installed default fills it
+    assert started["service_name"] == "testing"  # ctx.metadata has it: agnt5.testing's
     assert started["data_size"] == len(str({"k": "v"}))
     assert completed["success"] is True
 

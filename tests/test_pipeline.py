@@ -82,7 +82,8 @@ def test_a_context_is_built_only_for_handlers_that_take_one(pipeline: Pipeline) 
         12.5,
     )
     output = pipeline.route("aware").call(b"", "inv-3", metadata={"k": "v"})
-    assert orjson.loads(output) == ["inv-3", "svc", 1, {"k": "v"}]
+    identity = {"service_name": "svc", "function_name": "aware", "invocation_id": "inv-3"}
+    assert orjson.loads(output) == ["inv-3", "svc", 1, {"k": "v", **identity}]
 
 
 @pytest.mark.asyncio

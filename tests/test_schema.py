@@ -63,6 +63,7 @@ def schema(annotation: Any) -> dict[str, Any]:
         (Literal["a", "b"], {"enum": ["a", "b"]}),
         (datetime.datetime, {"type": "string", "format": "date-time"}),
         (uuid.UUID, {"type": "string", "format": "uuid"}),
+        (bytes, {"type": "string", "contentEncoding": "base64"}),
     ],
 )
 def test_simple_annotations(annotation: Any, expected: dict[str, Any]) -> None:

@@ -403,6 +403,20 @@ def test_every_base_exception_a_handler_raises_fails_only_its_invocation(tmp_pat
         assert log_of(worker).count("Traceback") == 12, log_of(worker)
 
 
+def test_a_handler_cancelling_its_own_task_fails_only_its_invocation(tmp_path: Path) -> None:
+    """A cancellation the worker did not ask for (the handler cancelled its own task) is
+    FUNCTION_FAILED like any exception the handler raises: the coordinator does not count the
+    invocation running forever, and the worker's one slot takes the next invocation."""
+    with raising_worker(tmp_path) as (client, service, worker):
+        for attempt in range(2):
+            failed = outcome(client.invoke, service, "cancel_itself", "x", timeout=5)
+            message = "Function cancel_itself failed: CancelledError: its task was cancelled, "
+            assert failed == ("FUNCTION_FAILED", "CancelledError", message + "not by the worker")
+            greeted = outcome(client.invoke, service, "greet", f"#{attempt}", timeout=5)
+            assert greeted == f"Hello, #{attempt}!", log_of(worker)
+        assert worker.poll() is None, log_of(worker)
+
+
 def test_a_cancelled_invocation_frees_its_slot_whatever_the_handler_raises(tmp_path: Path) -> None:
     """The coordinator cancels an attempt past its deadline; a handler answering the
     cancellation with an exception of its own (a fresh CancelledError too) still frees its one

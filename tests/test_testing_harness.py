@@ -41,12 +41,12 @@ def test_a_logged_function_reads_the_invocation_id(caplog: pytest.LogCaptureFixt
         return {"processed": True, "invocation_id": ctx.invocation_id}
 
     with caplog.at_level(logging.INFO, logger="example.logged"):
-        result = invoke(logged_function, {"a": 1}, metadata={"service_name": "svc"})
+        result = invoke(logged_function, {"a": 1})
     assert result["processed"] is True
     assert result["invocation_id"].startswith("test-")
     record = caplog.records[-1]
     assert record.invocation_id == result["invocation_id"]  # type: ignore[attr-defined]
-    assert record.service_name == "svc"  # type: ignore[attr-defined]
+    assert record.service_name == "testing"  # type: ignore[attr-defined]
     assert record.data_size == len(str({"a": 1}))  # type: ignore[attr-defined]
 
 

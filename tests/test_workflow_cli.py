@@ -49,7 +49,7 @@ def test_the_example_runs_under_agnt5_dev(tmp_path: Path) -> None:
         "dev", str(EXAMPLE), "--port", "0", "--no-http", "--log-level", "WARNING",
         "--invoke", "process_order", '{"order_id": "o-1"}', cwd=tmp_path,
     )  # fmt: skip
-    result = orjson.loads(out[out.index("\n{") :])  # after the coordinator's address line
+    result = orjson.loads(out)  # only the result: status lines go to stderr
     assert result["status"] == "done" and result["approved"] is False  # nobody approved
     assert result["charge"] == {"charged": 42.5}
     assert result["named"] == {"db": "from the database", "api": "from the API"}
@@ -75,16 +75,16 @@ def test_the_example_runs_on_separate_workers_driven_from_the_cli(tmp_path: Path
         while view.get("state") != "SUSPENDED" or view["steps"][-1]["kind"] != "signal":
             assert time.monotonic() < deadline, f"never waited for approval: {view}"
             time.sleep(0.2)
-            view = orjson.loads(agnt5("result", invocation_id, *endpoint, cwd=tmp_path))
+            view = orjson.loads(agnt5("result", invocation_id, "--json", *endpoint, cwd=tmp_path))
         signal = agnt5(
             "signal", invocation_id, "approved", '{"approved": true}', *endpoint, cwd=tmp_path
         )
         assert signal.strip() == "delivered"
         final = orjson.loads(
-            agnt5("result", invocation_id, "--wait", "30", *endpoint, cwd=tmp_path)
+            agnt5("result", invocation_id, "--wait", "30", "--json", *endpoint, cwd=tmp_path)
         )
     assert final["state"] == "SUCCEEDED"
-    assert final["output"]["approved"] is True and final["output"]["reserved"] == {
+    assert final["result"]["approved"] is True and final["result"]["reserved"] == {
         "reserved": ["book"]
     }
     assert [(step["kind"], step["name"]) for step in final["steps"]] == [

@@ -158,7 +158,7 @@ async def test_the_issue_example_runs_end_to_end() -> None:
         "approved": True,
     }
     assert mailed == ["o-1"]
-    assert view["state"] == "SUCCEEDED" and view["output"] == result
+    assert view["state"] == "SUCCEEDED" and view["result"] == result
     steps = [(s["seq"], s["kind"], s["name"], s["state"]) for s in view["steps"]]
     assert steps == [
         (0, "task", f"{view['service']}/validate", "completed"),

@@ -178,6 +178,62 @@ class StreamOutcome(_message.Message):
     error: _common_pb2.Error
     def __init__(self, ref: _Optional[int] = ..., invocation_id: _Optional[str] = ..., output: _Optional[bytes] = ..., error: _Optional[_Union[_common_pb2.Error, _Mapping]] = ...) -> None: ...
 
+class ListInvocationsRequest(_message.Message):
+    __slots__ = ("service", "function", "states", "created_after_unix_ms", "created_before_unix_ms", "limit", "cursor")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    function: str
+    states: _containers.RepeatedScalarFieldContainer[InvocationState]
+    created_after_unix_ms: int
+    created_before_unix_ms: int
+    limit: int
+    cursor: str
+    def __init__(self, service: _Optional[str] = ..., function: _Optional[str] = ..., states: _Optional[_Iterable[_Union[InvocationState, str]]] = ..., created_after_unix_ms: _Optional[int] = ..., created_before_unix_ms: _Optional[int] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class ListInvocationsResponse(_message.Message):
+    __slots__ = ("invocations", "next_cursor")
+    INVOCATIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    invocations: _containers.RepeatedCompositeFieldContainer[InvocationSummary]
+    next_cursor: str
+    def __init__(self, invocations: _Optional[_Iterable[_Union[InvocationSummary, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
+
+class InvocationSummary(_message.Message):
+    __slots__ = ("invocation_id", "service", "function", "state", "attempt", "created_unix_ms", "updated_unix_ms", "duration_us", "error_code")
+    INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    DURATION_US_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    invocation_id: str
+    service: str
+    function: str
+    state: InvocationState
+    attempt: int
+    created_unix_ms: int
+    updated_unix_ms: int
+    duration_us: int
+    error_code: str
+    def __init__(self, invocation_id: _Optional[str] = ..., service: _Optional[str] = ..., function: _Optional[str] = ..., state: _Optional[_Union[InvocationState, str]] = ..., attempt: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., updated_unix_ms: _Optional[int] = ..., duration_us: _Optional[int] = ..., error_code: _Optional[str] = ...) -> None: ...
+
+class CancelRequest(_message.Message):
+    __slots__ = ("invocation_id", "reason")
+    INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    invocation_id: str
+    reason: str
+    def __init__(self, invocation_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class SignalRequest(_message.Message):
     __slots__ = ("invocation_id", "name", "payload")
     INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]

@@ -59,6 +59,16 @@ class InvocationsStub:
                 request_serializer=agnt5_dot_v1_dot_invocations__pb2.InvokeStreamRequest.SerializeToString,
                 response_deserializer=agnt5_dot_v1_dot_invocations__pb2.InvokeStreamResponse.FromString,
                 _registered_method=True)
+        self.ListInvocations = channel.unary_unary(
+                '/agnt5.v1.Invocations/ListInvocations',
+                request_serializer=agnt5_dot_v1_dot_invocations__pb2.ListInvocationsRequest.SerializeToString,
+                response_deserializer=agnt5_dot_v1_dot_invocations__pb2.ListInvocationsResponse.FromString,
+                _registered_method=True)
+        self.Cancel = channel.unary_unary(
+                '/agnt5.v1.Invocations/Cancel',
+                request_serializer=agnt5_dot_v1_dot_invocations__pb2.CancelRequest.SerializeToString,
+                response_deserializer=agnt5_dot_v1_dot_invocations__pb2.InvocationResult.FromString,
+                _registered_method=True)
         self.Signal = channel.unary_unary(
                 '/agnt5.v1.Invocations/Signal',
                 request_serializer=agnt5_dot_v1_dot_invocations__pb2.SignalRequest.SerializeToString,
@@ -106,6 +116,22 @@ class InvocationsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListInvocations(self, request, context):
+        """Recent invocations, newest first, filtered and paged (see ListInvocationsRequest).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Cancel(self, request, context):
+        """Cancel an invocation: a queued one leaves its queue, a running one is cancelled on its
+        worker; it fails with CANCELLED (not retried) and the reply is its outcome. An unknown
+        invocation is NOT_FOUND, a finished one FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Signal(self, request, context):
         """Send a named signal to a workflow invocation: it completes the oldest ctx.signal wait of
         that name, or is kept until the workflow waits for it (or finishes).
@@ -141,6 +167,16 @@ def add_InvocationsServicer_to_server(servicer, server):
                     servicer.InvokeStream,
                     request_deserializer=agnt5_dot_v1_dot_invocations__pb2.InvokeStreamRequest.FromString,
                     response_serializer=agnt5_dot_v1_dot_invocations__pb2.InvokeStreamResponse.SerializeToString,
+            ),
+            'ListInvocations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInvocations,
+                    request_deserializer=agnt5_dot_v1_dot_invocations__pb2.ListInvocationsRequest.FromString,
+                    response_serializer=agnt5_dot_v1_dot_invocations__pb2.ListInvocationsResponse.SerializeToString,
+            ),
+            'Cancel': grpc.unary_unary_rpc_method_handler(
+                    servicer.Cancel,
+                    request_deserializer=agnt5_dot_v1_dot_invocations__pb2.CancelRequest.FromString,
+                    response_serializer=agnt5_dot_v1_dot_invocations__pb2.InvocationResult.SerializeToString,
             ),
             'Signal': grpc.unary_unary_rpc_method_handler(
                     servicer.Signal,
@@ -283,6 +319,60 @@ class Invocations:
             '/agnt5.v1.Invocations/InvokeStream',
             agnt5_dot_v1_dot_invocations__pb2.InvokeStreamRequest.SerializeToString,
             agnt5_dot_v1_dot_invocations__pb2.InvokeStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInvocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agnt5.v1.Invocations/ListInvocations',
+            agnt5_dot_v1_dot_invocations__pb2.ListInvocationsRequest.SerializeToString,
+            agnt5_dot_v1_dot_invocations__pb2.ListInvocationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Cancel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agnt5.v1.Invocations/Cancel',
+            agnt5_dot_v1_dot_invocations__pb2.CancelRequest.SerializeToString,
+            agnt5_dot_v1_dot_invocations__pb2.InvocationResult.FromString,
             options,
             channel_credentials,
             insecure,

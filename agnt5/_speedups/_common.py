@@ -4,7 +4,10 @@ JSON fallback encoder. Only error paths and unusual result types run this code.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import decimal
+import json
 from typing import Any
 
 import orjson
@@ -14,13 +17,17 @@ from agnt5.errors import InvalidArgumentError, OutputNotSerializableError
 __all__ = [
     "MAX_DEPTH",
     "Mismatch",
+    "LONG_DIGITS",
     "async_invoke",
+    "decode_base64",
+    "dumps_long_integers",
     "expected",
     "invalid_input",
     "invalid_value",
     "json_default",
     "json_repr",
     "json_type",
+    "loads_long_integers",
     "missing_field",
     "missing_parameter",
     "not_serializable",
@@ -37,6 +44,11 @@ __all__ = [
 
 MAX_DEPTH = 200
 """How deep conversion follows a (recursive) annotation before it refuses the input."""
+LONG_DIGITS = 20
+"""Digits in a row from which a JSON number may be an integer beyond 64 bits: orjson reads
+those as floats, so input with such a run is read again by `loads_long_integers`."""
+_INT64_MIN = -(2**63)
+_UINT64_MAX = 2**64 - 1
 
 _JSON_TYPES = {
     type(None): "null",
@@ -162,11 +174,14 @@ def async_invoke(function_name: str) -> TypeError:
 
 
 def json_default(value: Any) -> Any:
-    """orjson's fallback: sets as lists, Decimal as text, pydantic models by `model_dump`."""
+    """orjson's fallback: sets as lists, Decimal as text, bytes as base64 text, pydantic models
+    by `model_dump`."""
     if isinstance(value, (set, frozenset)):
         return list(value)
     if isinstance(value, decimal.Decimal):
         return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(value).decode("ascii")
     dump = getattr(value, "model_dump", None)
     if dump is not None:
         return dump(mode="json")
@@ -183,3 +198,56 @@ def pydantic_mismatch(exc: ValueError) -> Mismatch:
     error = Mismatch(str(first.get("msg", exc)))
     error.segments.extend(reversed(list(first.get("loc", ()))))
     return error
+
+
+def decode_base64(value: Any) -> bytes:
+    """A ``bytes`` parameter from its JSON form, a base64 string (`TypeError` for other types,
+    `ValueError` for a string that is not base64)."""
+    if type(value) is not str:
+        raise TypeError("not a string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except binascii.Error as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads_long_integers(payload: Any) -> Any:
+    """JSON that orjson accepted, read again so integers beyond 64 bits stay exact integers."""
+    text = payload if type(payload) is str else bytes(payload).decode("utf-8")
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except ValueError as exc:  # e.g. an integer of more digits than int() converts
+        raise invalid_input(exc) from None
+
+
+def dumps_long_integers(value: Any, option: int) -> bytes:
+    """``value`` as JSON, with integers beyond 64 bits (which orjson refuses) written exactly.
+
+    Called after orjson refused ``value``; raises orjson's `TypeError` when something else
+    than an integer is what it cannot encode.
+    """
+    return orjson.dumps(_exact_integers(value, 0), json_default, option)
+
+
+def _exact_integers(value: Any, depth: int) -> Any:
+    """``value`` with each integer out of orjson's range as a `orjson.Fragment` of its digits,
+    in dicts, lists and tuples (up to orjson's own nesting limit)."""
+    kind = type(value)
+    if kind is int:
+        if _INT64_MIN <= value <= _UINT64_MAX:
+            return value
+        try:
+            return orjson.Fragment(str(value).encode())
+        except ValueError:  # more digits than str() writes: orjson's TypeError says it
+            return value
+    if depth > 255:  # orjson refuses deeper values itself
+        return value
+    if kind is dict:
+        return {key: _exact_integers(item, depth + 1) for key, item in value.items()}
+    if kind is list or kind is tuple:
+        return [_exact_integers(item, depth + 1) for item in value]
+    return value

@@ -4,6 +4,7 @@ Binding plans (`_plan.Spec` trees) become `_Node` trees with an int kind at cons
 `_convert` switches on it. Every message comes from `_common` and is built on error paths only.
 """
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItemWithError, PyDict_Next, PyDict_SetItem
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF, PyObject
@@ -16,14 +17,17 @@ import orjson
 
 from agnt5._speedups import _plan as plan
 from agnt5._speedups._common import (
+    LONG_DIGITS,
     MAX_DEPTH,
     Mismatch,
     async_invoke,
+    dumps_long_integers,
     expected,
     invalid_input,
     invalid_value,
     json_default,
     json_repr,
+    loads_long_integers,
     missing_field,
     missing_parameter,
     not_serializable,
@@ -66,6 +70,7 @@ cdef object _FunctionType = types.FunctionType
 cdef int _CO_VARARGS = inspect.CO_VARARGS
 cdef int _CO_VARKEYWORDS = inspect.CO_VARKEYWORDS
 cdef int _MAX_DEPTH = MAX_DEPTH
+cdef Py_ssize_t _LONG_DIGITS = LONG_DIGITS
 cdef dict _NO_INPUT = {}
 
 
@@ -81,16 +86,44 @@ cdef inline object _decode(object payload):
     if not payload:
         return None
     try:
-        return _loads(payload)
+        value = _loads(payload)
     except _JSONDecodeError as exc:
         raise invalid_input(exc) from None
+    if len(payload) >= _LONG_DIGITS and _has_long_digits(payload):
+        return loads_long_integers(payload)
+    return value
+
+
+cdef bint _has_long_digits(object payload):
+    """Whether `LONG_DIGITS` ASCII digits follow each other somewhere in `payload`.
+
+    Looks at every `LONG_DIGITS`-th byte while it is not a digit (no run can span it), so
+    most input is skipped, not read.
+    """
+    if type(payload) is not bytes:
+        payload = payload.encode() if type(payload) is str else bytes(payload)
+    cdef const unsigned char* data = <const unsigned char*>PyBytes_AS_STRING(payload)
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(payload)
+    cdef Py_ssize_t end = _LONG_DIGITS - 1  # the last byte of the run being tried
+    cdef Py_ssize_t at
+    while end < size:
+        at = end
+        while at > end - _LONG_DIGITS and 48 <= data[at] <= 57:
+            at -= 1
+        if at == end - _LONG_DIGITS:
+            return True
+        end = at + _LONG_DIGITS  # a run must start after the non-digit at `at`
+    return False
 
 
 cdef inline object _encode(object value):
     try:
         return _dumps(value, _default)
     except TypeError:
-        return _dumps(value, _default, _NON_STR_KEYS)
+        try:
+            return _dumps(value, _default, _NON_STR_KEYS)
+        except TypeError:
+            return dumps_long_integers(value, _NON_STR_KEYS)
 
 
 cdef class _Node:
@@ -214,6 +247,8 @@ cdef object _convert(_Node node, object value, int depth):
     elif kind == K_INT:
         if type(value) is int:
             return value
+        if type(value) is float and value.is_integer():
+            return int(value)
         raise expected(node.label, value)
     elif kind == K_BOOL:
         if type(value) is bool:
@@ -439,6 +474,7 @@ cdef class Handler:
     cdef frozenset _name_set
     cdef Py_ssize_t _positional_count
     cdef bint _whole_object
+    cdef bint _whole_array
     cdef bint _scalar
     cdef object _var_positional
     cdef object _var_keyword
@@ -460,11 +496,12 @@ cdef class Handler:
         self._var_keyword = None if signature.var_keyword is None else _param(
             signature.var_keyword, memo
         )
+        single = len(params) == 1 and not params[0].keyword_only
         self._whole_object = (
-            len(params) == 1
-            and signature.var_keyword is None
-            and not params[0].keyword_only
-            and params[0].spec.accepts_object
+            single and signature.var_keyword is None and params[0].spec.accepts_object
+        )
+        self._whole_array = (
+            single and signature.var_positional is None and params[0].spec.accepts_array
         )
         required = [p for p in params if p.required]
         self._scalar = bool(params) and not params[0].keyword_only and (
@@ -511,6 +548,8 @@ cdef class Handler:
         if value is None:
             return self._bind_object(_NO_INPUT, ctx, with_ctx)
         if type(value) is list:
+            if self._whole_array:
+                return self._bind_one(value, ctx, with_ctx)
             return self._bind_array(<list>value, ctx, with_ctx)
         if not self._scalar:
             raise scalar_needs_one_parameter(value, len(self._params))

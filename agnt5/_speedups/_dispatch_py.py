@@ -15,14 +15,17 @@ import orjson
 
 from agnt5._speedups import _plan as plan
 from agnt5._speedups._common import (
+    LONG_DIGITS,
     MAX_DEPTH,
     Mismatch,
     async_invoke,
+    dumps_long_integers,
     expected,
     invalid_input,
     invalid_value,
     json_default,
     json_repr,
+    loads_long_integers,
     missing_field,
     missing_parameter,
     not_serializable,
@@ -41,24 +44,44 @@ __all__ = ["Handler", "HandlerAPI", "decode_json", "encode_json"]
 
 _MISSING: Any = object()
 Converter = Callable[[Any, int], Any]
+_DIGIT_MARKS = bytes(49 if 48 <= byte <= 57 else 48 for byte in range(256))  # b"1" per digit
+_LONG_RUN = b"1" * LONG_DIGITS
 
 
 def decode_json(payload: bytes | bytearray | memoryview | str) -> Any:
-    """Decode JSON input; empty input is `None`; bad input is an `InvalidArgumentError`."""
+    """Decode JSON input; empty input is `None`; bad input is an `InvalidArgumentError`.
+
+    Integers beyond 64 bits are decoded exactly (orjson would make them floats).
+    """
     if not payload:
         return None
     try:
-        return orjson.loads(payload)
+        value = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise invalid_input(exc) from None
+    if len(payload) >= LONG_DIGITS and _has_long_digits(payload):
+        return loads_long_integers(payload)
+    return value
+
+
+def _has_long_digits(payload: bytes | bytearray | memoryview | str) -> bool:
+    """Whether `LONG_DIGITS` ASCII digits follow each other somewhere in ``payload``."""
+    data = payload.encode() if type(payload) is str else payload
+    if type(data) is memoryview:
+        data = bytes(data)
+    return _LONG_RUN in data.translate(_DIGIT_MARKS)
 
 
 def encode_json(value: Any) -> bytes:
-    """Encode a result; dict keys that are not strings are stringified. Raises `TypeError`."""
+    """Encode a result; dict keys that are not strings are stringified; bytes are base64 text;
+    integers beyond 64 bits are written exactly. Raises `TypeError`."""
     try:
         return orjson.dumps(value, json_default)
     except TypeError:
-        return orjson.dumps(value, json_default, orjson.OPT_NON_STR_KEYS)
+        try:
+            return orjson.dumps(value, json_default, orjson.OPT_NON_STR_KEYS)
+        except TypeError:
+            return dumps_long_integers(value, orjson.OPT_NON_STR_KEYS)
 
 
 class HandlerAPI(Protocol):
@@ -98,6 +121,7 @@ class Handler:
         "_scalar",
         "_var_keyword",
         "_var_positional",
+        "_whole_array",
         "_whole_object",
         "fn",
         "is_async",
@@ -128,11 +152,12 @@ class Handler:
         self._positional_count = sum(not p.keyword_only for p in params)
         self._var_positional = _compile_var(signature.var_positional, memo)
         self._var_keyword = _compile_var(signature.var_keyword, memo)
+        single = len(params) == 1 and not params[0].keyword_only
         self._whole_object = (
-            len(params) == 1
-            and signature.var_keyword is None
-            and not params[0].keyword_only
-            and params[0].spec.accepts_object
+            single and signature.var_keyword is None and params[0].spec.accepts_object
+        )
+        self._whole_array = (
+            single and signature.var_positional is None and params[0].spec.accepts_array
         )
         required = [p for p in params if p.required]
         self._scalar = (
@@ -178,6 +203,8 @@ class Handler:
         if value is None:
             return self._bind_object({}, args)
         if kind is list:
+            if self._whole_array:
+                return self._bind_one(value, args)
             return self._bind_array(value, args)
         if not self._scalar:
             raise scalar_needs_one_parameter(value, len(self._params))
@@ -300,7 +327,17 @@ def _compile_str(spec: plan.Spec, memo: dict[int, Converter | None]) -> Converte
 
 
 def _compile_int(spec: plan.Spec, memo: dict[int, Converter | None]) -> Converter:
-    return _exact(int, spec.label)
+    label = spec.label
+
+    def convert(value: Any, depth: int) -> Any:
+        kind = type(value)
+        if kind is int:
+            return value
+        if kind is float and value.is_integer():
+            return int(value)
+        raise expected(label, value)
+
+    return convert
 
 
 def _compile_bool(spec: plan.Spec, memo: dict[int, Converter | None]) -> Converter:

@@ -18,6 +18,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, MutableSequence, Sequence
 from typing import Any
 
+from agnt5._speedups._common import decode_base64
+
 __all__ = [
     "Field",
     "Param",
@@ -52,6 +54,7 @@ PYDANTIC = 18
 PARSE = 19
 
 OBJECT_KINDS = frozenset({ANY, DICT, DATACLASS, TYPEDDICT, PYDANTIC})
+ARRAY_KINDS = frozenset({LIST, SET, FROZENSET, TUPLE, VARTUPLE})
 
 
 class Spec:
@@ -84,6 +87,13 @@ class Spec:
         if self.kind in (OPTIONAL, UNION):
             return any(item.accepts_object for item in self.items)
         return self.kind in OBJECT_KINDS
+
+    @property
+    def accepts_array(self) -> bool:
+        """Whether a JSON array can bind to this spec as a whole (a list, set or tuple)."""
+        if self.kind in (OPTIONAL, UNION):
+            return any(item.accepts_array for item in self.items)
+        return self.kind in ARRAY_KINDS
 
     def __repr__(self) -> str:
         return f"Spec({self.label})"
@@ -240,6 +250,7 @@ _PARSED: dict[Any, tuple[str, Callable[[Any], Any]]] = {
     datetime.time: ("time", _parse_string(datetime.time.fromisoformat)),
     uuid.UUID: ("UUID", _parse_string(uuid.UUID)),
     decimal.Decimal: ("Decimal", _parse_decimal),
+    bytes: ("bytes (base64)", decode_base64),
 }
 
 _LIST_ORIGINS = (list, Sequence, MutableSequence, Iterable, typing.Sequence)

@@ -16,6 +16,7 @@ import orjson
 from agnt5.errors import (
     AgntError,
     ErrorCode,
+    FailedPreconditionError,
     InvalidArgumentError,
     InvocationCancelledError,
     InvocationTimeoutError,
@@ -41,6 +42,7 @@ _STATUS_BY_CODE: dict[str, grpc.StatusCode] = {
     ErrorCode.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ErrorCode.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
     ErrorCode.PAYLOAD_TOO_LARGE: grpc.StatusCode.OUT_OF_RANGE,
+    ErrorCode.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 _ERROR_BY_STATUS: dict[grpc.StatusCode, type[AgntError]] = {
@@ -52,6 +54,7 @@ _ERROR_BY_STATUS: dict[grpc.StatusCode, type[AgntError]] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
     grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
     grpc.StatusCode.PERMISSION_DENIED: UnauthenticatedError,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from agnt5._proto import common_pb2, invocations_pb2
+from agnt5._speedups import decode_json
 from agnt5.workflows.journal import Entry
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "service_dict",
     "service_view",
     "step_dict",
+    "summary_dict",
     "worker_dict",
 ]
 
@@ -131,9 +133,9 @@ def invocation_view(
     error: dict[str, Any] | None = None,
     steps: Iterable[Entry] | None = None,
 ) -> dict[str, Any]:
-    """An invocation: its id, target, state and attempt, its ``output`` once it ``SUCCEEDED``
-    (decoded, or an `orjson.Fragment`) or its error once it failed, and a workflow's ``steps``
-    (`step_dict`) when given."""
+    """An invocation: its id, target, state and attempt, its ``result`` (``output``, the
+    function's return value, decoded or an `orjson.Fragment`) once it ``SUCCEEDED`` or its
+    ``error`` once it failed, and a workflow's ``steps`` (`step_dict`) when given."""
     data: dict[str, Any] = {
         "invocation_id": invocation_id,
         "service": service,
@@ -143,7 +145,7 @@ def invocation_view(
         "duration_ms": duration_us / 1000,
     }
     if state == "SUCCEEDED":
-        data["output"] = output
+        data["result"] = output
     elif error is not None:
         data["error"] = error
     if steps is not None:
@@ -160,10 +162,32 @@ def invocation_dict(result: invocations_pb2.InvocationResult) -> dict[str, Any]:
         result.invocation_id,
         result.service,
         result.function,
-        invocations_pb2.InvocationState.Name(result.state).removeprefix("INVOCATION_STATE_"),
+        _state_name(result.state),
         result.attempt,
         result.duration_us,
-        orjson.loads(result.output) if outcome == "output" and result.output else None,
+        decode_json(result.output) if outcome == "output" and result.output else None,
         error_dict(result.error) if outcome == "error" else None,
         [entry_from_message(step) for step in result.steps] if result.steps else None,
     )
+
+
+def _state_name(state: int) -> str:
+    return invocations_pb2.InvocationState.Name(state).removeprefix("INVOCATION_STATE_")
+
+
+def summary_dict(summary: invocations_pb2.InvocationSummary) -> dict[str, Any]:
+    """A listed invocation: id, service, function, state, attempt, times (Unix milliseconds),
+    the last attempt's duration, and a failed one's error code."""
+    data: dict[str, Any] = {
+        "invocation_id": summary.invocation_id,
+        "service": summary.service,
+        "function": summary.function,
+        "state": _state_name(summary.state),
+        "attempt": summary.attempt,
+        "created_unix_ms": summary.created_unix_ms,
+        "updated_unix_ms": summary.updated_unix_ms,
+        "duration_ms": summary.duration_us / 1000,
+    }
+    if summary.error_code:
+        data["error_code"] = summary.error_code
+    return data

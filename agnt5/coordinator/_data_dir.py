@@ -20,6 +20,8 @@ class DataDir:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise JournalError(f"the data directory {self.path} is a file: give a directory")
         if not self.path.is_dir():
             self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.path.chmod(0o700)  # whatever the umask

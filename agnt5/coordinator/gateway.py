@@ -1,15 +1,19 @@
 """The HTTP gateway: a small Starlette app over the scheduler (JSON in, JSON out).
 
 ``POST /v1/services/{service}/functions/{function}/invoke`` waits for the outcome: 200 with the
-invocation (``output`` holds the return value), the error's HTTP status with an error body, or
-202 with the still-running invocation after ``?wait=`` seconds (default 60). ``.../submit`` is
-202 ``{"invocation_id", "deduplicated"}``; ``GET /v1/invocations/{id}[?wait=s]`` is 200 with
-the invocation in any state (a workflow's with its ``steps``; ``?detail=true`` adds its input,
-metadata, times, worker and trace id); ``POST /v1/invocations/{id}/signals/{name}`` sends a
-workflow the JSON body as the signal's payload, 200 ``{"invocation_id", "signal", "delivered"}``;
-``GET /v1/services`` lists services; ``GET /v1/events`` streams changes as server-sent events
-(see `agnt5.coordinator.events`). ``?timeout=s`` sets an invocation deadline; the
-``Idempotency-Key`` header dedupes. Errors are
+invocation (``result`` holds the return value, as in the ASGI runtime's answer), the error's
+HTTP status with an error body, or 202 with the still-running invocation after ``?wait=``
+seconds (default 60). ``.../submit`` is 202 ``{"invocation_id", "deduplicated"}``;
+``GET /v1/invocations/{id}[?wait=s]`` is 200 with the invocation in any state (a workflow's
+with its ``steps``; ``?detail=true`` adds its input, metadata, times, worker and trace id);
+``POST /v1/invocations/{id}/cancel`` cancels it (200 with the cancelled invocation; 409 once it
+finished); ``POST /v1/invocations/{id}/signals/{name}`` sends a workflow the JSON body as the
+signal's payload, 200 ``{"invocation_id", "signal", "delivered"}``; ``GET /v1/invocations``
+lists invocations newest first (``?service= &function= &state= &created_after=
+&created_before= &limit= &cursor=``, times in Unix seconds): ``{"invocations",
+"next_cursor"}``; ``GET /v1/services`` lists services; ``GET /v1/events`` streams changes as
+server-sent events (see `agnt5.coordinator.events`). ``?timeout=s`` sets an invocation
+deadline; the ``Idempotency-Key`` header dedupes. Errors are
 ``{"error", "status", "code"}`` (plus ``invocation_id`` when there is one).
 ``GET /openapi.json`` describes all this (OpenAPI 3.1, an operation per function), and the
 console (``/console``) and the docs page (``/docs``) are served beside it
@@ -44,13 +48,13 @@ from agnt5._wire.http import (
     http_error,
     read_body,
 )
-from agnt5._wire.views import invocation_view, service_dict
+from agnt5._wire.views import invocation_view, service_dict, summary_dict
 from agnt5.coordinator._cross_site import HostCheck
 from agnt5.coordinator.auth import Credentials, Grant
-from agnt5.coordinator.checks import seconds
+from agnt5.coordinator.checks import invocation_query, seconds
 from agnt5.coordinator.console import web_routes
 from agnt5.coordinator.events import event_stream
-from agnt5.coordinator.invocations_service import services_message
+from agnt5.coordinator.invocations_service import listing_message, services_message
 from agnt5.coordinator.openapi import gateway_openapi
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
@@ -135,6 +139,34 @@ def _seconds(request: Request, name: str, default: float | None) -> float | None
     return default if raw is None else seconds(name, raw)
 
 
+def _check_json(request: Request) -> None:
+    """A POST must declare a JSON body (see `check_content_type`)."""
+    check_content_type(request.headers.get("content-type", "").encode("latin-1") or None)
+
+
+def _unix_ms(request: Request, name: str) -> int:
+    """Unix milliseconds from query parameter ``name``, in Unix seconds (0 when absent)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return 0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1e13:
+        raise InvalidArgumentError(
+            f"query parameter {name!r} must be a Unix time in seconds, got {raw[:32]!r}"
+        )
+    return int(value * 1000)
+
+
+def _count(request: Request, name: str) -> int:
+    raw = request.query_params.get(name, "0")
+    if not raw.isdigit() or len(raw) > 6:
+        raise InvalidArgumentError(f"query parameter {name!r} must be a count, got {raw[:32]!r}")
+    return int(raw)
+
+
 async def _read_input(request: Request, limit: int) -> bytes:
     """The request body, at most ``limit`` bytes, checked to be JSON (empty means no input)."""
     check_declared_length(request.headers.get("content-length", "").encode("latin-1"), limit)
@@ -179,7 +211,7 @@ def build_gateway(
 
     async def submit(request: Request, grant: Grant) -> tuple[Invocation, bool]:
         grant.check(request.path_params["service"], "invoke")
-        check_content_type(request.headers.get("content-type", "").encode("latin-1") or None)
+        _check_json(request)
         timeout = _seconds(request, "timeout", None)
         payload = await _read_input(request, scheduler.max_input_bytes)
         return scheduler.submit(
@@ -222,11 +254,43 @@ def build_gateway(
     async def signal_endpoint(request: Request, grant: Grant) -> Response:
         invocation = scheduler.get(request.path_params["invocation_id"])
         grant.check(invocation.service, "send signals to")
-        check_content_type(request.headers.get("content-type", "").encode("latin-1") or None)
+        _check_json(request)
         name = request.path_params["name"]
         payload = await _read_input(request, scheduler.max_input_bytes)
         delivered = await scheduler.workflows.signal(invocation, name, payload)
         return _json({"invocation_id": invocation.id, "signal": name, "delivered": delivered})
+
+    async def list_endpoint(request: Request, grant: Grant) -> Response:
+        service = request.query_params.get("service", "")
+        if service:
+            grant.check(service, "list invocations of")
+        states = [s for v in request.query_params.getlist("state") for s in v.split(",") if s]
+        query = invocation_query(
+            service=service,
+            function=request.query_params.get("function", ""),
+            states=states,
+            created_after_unix_ms=_unix_ms(request, "created_after"),
+            created_before_unix_ms=_unix_ms(request, "created_before"),
+            limit=_count(request, "limit"),
+            cursor=request.query_params.get("cursor", ""),
+            allowed=grant.services,
+        )
+        page = listing_message(scheduler.list(query))
+        invocations = [summary_dict(summary) for summary in page.invocations]
+        return _json({"invocations": invocations, "next_cursor": page.next_cursor or None})
+
+    async def cancel_endpoint(request: Request, grant: Grant) -> Response:
+        _check_json(request)
+        invocation = scheduler.get(request.path_params["invocation_id"])
+        grant.check(invocation.service, "cancel invocations of")
+        body = await _read_input(request, 64 * 1024)
+        data = orjson.loads(body) if body.strip() else {}
+        reason = data.get("reason", "") if isinstance(data, dict) else None
+        if not isinstance(reason, str):
+            raise InvalidArgumentError('the body must be empty or {"reason": "why"}')
+        scheduler.cancel(invocation.id, reason)
+        await scheduler.saved()  # the outcome goes out once it is journaled
+        return _json(_invocation(invocation, scheduler.settled(invocation)))
 
     def services(grant: Grant) -> list[dict[str, Any]]:
         listed = services_message(registry, scheduler, grant).services
@@ -278,7 +342,13 @@ def build_gateway(
         routes=[
             Route(f"{function_path}/invoke", guarded(invoke_endpoint), methods=["POST"]),
             Route(f"{function_path}/submit", guarded(submit_endpoint), methods=["POST"]),
+            Route("/v1/invocations", guarded(list_endpoint), methods=["GET"]),
             Route("/v1/invocations/{invocation_id}", guarded(result_endpoint), methods=["GET"]),
+            Route(
+                "/v1/invocations/{invocation_id}/cancel",
+                guarded(cancel_endpoint),
+                methods=["POST"],
+            ),
             Route(
                 "/v1/invocations/{invocation_id}/signals/{name}",
                 guarded(signal_endpoint),

@@ -13,15 +13,21 @@ from agnt5._wire.batching import Batcher
 from agnt5._wire.records import ErrorItem, StreamCall, StreamOutcome
 from agnt5.coordinator._grpc_util import header, serve_call
 from agnt5.coordinator.auth import ANY_SERVICE, Credentials, Grant
-from agnt5.coordinator.checks import milliseconds
+from agnt5.coordinator.checks import cursor_text, invocation_query, milliseconds
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
-from agnt5.coordinator.store import Invocation, visible_state
+from agnt5.coordinator.store import Invocation, InvocationPage, visible_state
 from agnt5.errors import AgntError
 from agnt5.workflows.journal import Entry
 from agnt5.workflows.protocol import entry_message
 
-__all__ = ["InvocationsService", "result_message", "services_message", "stream_outcome"]
+__all__ = [
+    "InvocationsService",
+    "listing_message",
+    "result_message",
+    "services_message",
+    "stream_outcome",
+]
 
 
 def _limit(field: str, value: int) -> float | None:
@@ -52,6 +58,27 @@ def result_message(
     elif invocation.output is not None:
         message.output = invocation.output
     return message
+
+
+def listing_message(page: InvocationPage) -> invocations_pb2.ListInvocationsResponse:
+    """A page of a listing as the ``ListInvocationsResponse`` the service returns."""
+    return invocations_pb2.ListInvocationsResponse(
+        invocations=[
+            invocations_pb2.InvocationSummary(
+                invocation_id=row.id,
+                service=row.service,
+                function=row.function,
+                state=row.state.value,
+                attempt=row.attempt,
+                created_unix_ms=row.created_unix_ms,
+                updated_unix_ms=row.updated_unix_ms,
+                duration_us=row.duration_us,
+                error_code=row.error_code,
+            )
+            for row in page.invocations
+        ],
+        next_cursor=cursor_text(page.next_after),
+    )
 
 
 def stream_outcome(ref: int, invocation: Invocation) -> StreamOutcome:
@@ -186,6 +213,38 @@ class InvocationsService(invocations_pb2_grpc.InvocationsServicer):
                 invocation, request.name, request.payload
             )
             return invocations_pb2.SignalResponse(delivered=delivered)
+
+        return await serve_call(context, self._authorize, work, self._refused)
+
+    async def ListInvocations(
+        self, request: invocations_pb2.ListInvocationsRequest, context: grpc.aio.ServicerContext
+    ) -> invocations_pb2.ListInvocationsResponse:
+        async def work(grant: Grant) -> invocations_pb2.ListInvocationsResponse:
+            if request.service:
+                grant.check(request.service, "list invocations of")
+            query = invocation_query(
+                service=request.service,
+                function=request.function,
+                states=request.states,
+                created_after_unix_ms=request.created_after_unix_ms,
+                created_before_unix_ms=request.created_before_unix_ms,
+                limit=request.limit,
+                cursor=request.cursor,
+                allowed=grant.services,
+            )
+            return listing_message(self._scheduler.list(query))
+
+        return await serve_call(context, self._authorize, work, self._refused)
+
+    async def Cancel(
+        self, request: invocations_pb2.CancelRequest, context: grpc.aio.ServicerContext
+    ) -> invocations_pb2.InvocationResult:
+        async def work(grant: Grant) -> invocations_pb2.InvocationResult:
+            invocation = self._scheduler.get(request.invocation_id)
+            grant.check(invocation.service, "cancel invocations of")
+            self._scheduler.cancel(invocation.id, request.reason)
+            await self._scheduler.saved()  # the outcome goes out once it is journaled
+            return result_message(invocation, self._scheduler.settled(invocation))
 
         return await serve_call(context, self._authorize, work, self._refused)
 

@@ -21,10 +21,15 @@ import orjson
 from agnt5 import config
 from agnt5.coordinator._data_dir import DataDir, JournalError
 from agnt5.coordinator.store import (
+    PAGE_SCAN,
     Invocation,
+    InvocationPage,
+    InvocationQuery,
     InvocationState,
+    Listed,
     MemoryStore,
     RetryPolicy,
+    page_of,
 )
 from agnt5.errors import UnavailableError
 from agnt5.workflows.journal import BufferedSignal, Entry, Journal
@@ -57,6 +62,9 @@ CREATE INDEX IF NOT EXISTS invocations_by_key
 DROP INDEX IF EXISTS invocations_by_state;
 CREATE INDEX IF NOT EXISTS invocations_finished
     ON invocations (updated_unix_ms) WHERE {_IS_FINISHED};
+-- listings page newest first, in all or by service (see `SqliteStore.list`)
+CREATE INDEX IF NOT EXISTS invocations_by_created ON invocations (created_unix_ms, id);
+CREATE INDEX IF NOT EXISTS invocations_by_service ON invocations (service, created_unix_ms, id);
 -- schema 2: the journals of workflow invocations, and the signals they have not taken yet
 CREATE TABLE IF NOT EXISTS journal_entries (
     invocation_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
@@ -95,6 +103,9 @@ _UPDATE = (
     "output = ?, error = ?, duration_us = ? WHERE id = ?"
 )
 _CHANGED = 9  # the columns before the ones an _UPDATE sets (updated_unix_ms ... duration_us)
+_LISTED = (
+    "id, service, function, state, attempt, created_unix_ms, updated_unix_ms, duration_us, error"
+)
 _NOTIFY = ""  # a queued write with this statement is a `when_saved` request
 _RETRY_FIRST = 0.05  # seconds before committing again after a failed commit, doubling ...
 _RETRY_MAX = 1.0  # ... up to this
@@ -228,10 +239,11 @@ class SqliteStore:
         if self._closed:
             self._memory.save(invocation)
             return
+        invocation.updated_unix_ms = _now_ms()
         self._writes.put((_UPDATE, _changes(invocation)))
         if invocation.finished:  # leaves memory only once the journal has it
             self._writes.put((_DROP_SIGNALS, (invocation.id,)))  # nobody will take them
-            self.when_saved(functools.partial(self._memory.save, invocation))
+            self.when_saved(functools.partial(self._memory.keep, invocation))
 
     def when_saved(
         self, callback: Callable[[], None], on_failure: Callable[[str], None] | None = None
@@ -265,6 +277,54 @@ class SqliteStore:
         """Invocations the journal held unfinished when it opened (handed out once)."""
         found, self._unfinished = self._unfinished, []
         return found
+
+    def list(self, query: InvocationQuery) -> InvocationPage:
+        """A page from the journal (the committed invocations; those still in memory as they
+        are now), walking an index newest first: by service when one is asked for, else by
+        creation time."""
+        if self._closed:
+            return self._memory.list(query)
+        where, params = ["1"], []
+        service = query.service
+        if service is not None:
+            index = "invocations_by_service"
+            where.append("service = ?")
+            params.append(service)
+        else:
+            index = "invocations_by_created"
+        if query.after is not None:
+            where.append("(created_unix_ms, id) < (?, ?)")
+            params += query.after
+        if query.created_before_unix_ms:
+            where.append("created_unix_ms < ?")
+            params.append(query.created_before_unix_ms)
+        if query.created_after_unix_ms:
+            where.append("created_unix_ms >= ?")
+            params.append(query.created_after_unix_ms)
+        params.append(
+            (PAGE_SCAN if query.filtered else query.limit) + 1
+        )  # one more: is it the end?
+        sql = (
+            f"SELECT {_LISTED} FROM invocations INDEXED BY {index} WHERE {' AND '.join(where)} "
+            "ORDER BY created_unix_ms DESC, id DESC LIMIT ?"
+        )
+        try:
+            rows = self._reader.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise UnavailableError(f"the journal {self.path} cannot be read: {exc}") from None
+        return page_of(query, (self._listed(row) for row in rows))
+
+    def _listed(self, row: tuple[Any, ...]) -> tuple[tuple[int, str], Listed]:
+        invocation = self._memory.get(row[0])
+        if invocation is not None:
+            return invocation.key, invocation.listed()
+        id_, service, function, state, attempt, created, updated, duration_us, error = row
+        code = orjson.loads(error).get("code", "") if error is not None else ""
+        listed = Listed(
+            id_, service, function, InvocationState(state), attempt, created, updated,
+            duration_us, code,
+        )  # fmt: skip
+        return (created, id_), listed
 
     def close(self) -> None:
         """Commit what is queued and close; later changes are not journaled (idempotent)."""
@@ -579,20 +639,22 @@ def _row(invocation: Invocation) -> tuple[Any, ...]:
         invocation.id, invocation.service, invocation.function, invocation.input,
         orjson.dumps(invocation.metadata), _policy_json(invocation.policy),
         invocation.idempotency_key, invocation.deadline_unix_ms, invocation.created_unix_ms,
-        _now_ms(), invocation.state.value, invocation.attempt, invocation.worker_id,
-        invocation.output, _error(invocation), invocation.duration_us,
+        invocation.updated_unix_ms or invocation.created_unix_ms, invocation.state.value,
+        invocation.attempt, invocation.worker_id, invocation.output, _error(invocation),
+        invocation.duration_us,
     )  # fmt: skip
 
 
 def _changes(invocation: Invocation) -> tuple[Any, ...]:
     return (
-        _now_ms(), invocation.state.value, invocation.attempt, invocation.worker_id,
-        invocation.output, _error(invocation), invocation.duration_us, invocation.id,
+        invocation.updated_unix_ms, invocation.state.value, invocation.attempt,
+        invocation.worker_id, invocation.output, _error(invocation), invocation.duration_us,
+        invocation.id,
     )  # fmt: skip
 
 
 def _invocation(row: tuple[Any, ...]) -> Invocation:
-    (id_, service, function, input_, metadata, policy, key, deadline, created, _updated,
+    (id_, service, function, input_, metadata, policy, key, deadline, created, updated,
      state, attempt, worker_id, output, error, duration_us) = row  # fmt: skip
     return Invocation(
         id=id_,
@@ -610,4 +672,5 @@ def _invocation(row: tuple[Any, ...]) -> Invocation:
         output=output,
         error=orjson.loads(error) if error is not None else None,
         duration_us=duration_us,
+        updated_unix_ms=updated,
     )

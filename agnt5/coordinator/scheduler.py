@@ -20,13 +20,22 @@ from agnt5.coordinator.checks import check_metadata, check_name, result_problem
 from agnt5.coordinator.events import EventFeed
 from agnt5.coordinator.queues import QueueLimits, Queues
 from agnt5.coordinator.registry import Registry, WorkerHandle, retry_policy
-from agnt5.coordinator.store import Invocation, InvocationState, StateStore
+from agnt5.coordinator.store import (
+    Invocation,
+    InvocationPage,
+    InvocationQuery,
+    InvocationState,
+    StateStore,
+    visible_state,
+)
 from agnt5.coordinator.telemetry import CoordinatorTelemetry, ServiceState
 from agnt5.coordinator.workflows import Workflows
 from agnt5.errors import (
     AgntError,
+    FailedPreconditionError,
     FunctionFailedError,
     InvalidArgumentError,
+    InvocationCancelledError,
     InvocationTimeoutError,
     NotFoundError,
     OutputNotSerializableError,
@@ -37,6 +46,7 @@ from agnt5.errors import (
 __all__ = ["Scheduler"]
 
 _NO_METADATA: Mapping[str, str] = {}
+_FINISHED = (InvocationState.SUCCEEDED, InvocationState.FAILED)
 
 _log = logging.getLogger("agnt5.coordinator")
 
@@ -267,6 +277,41 @@ class Scheduler:
         invocation = self._store.get(invocation_id)
         if invocation is None:
             raise NotFoundError(f"Invocation {invocation_id!r} not found")
+        return invocation
+
+    def list(self, query: InvocationQuery) -> InvocationPage:
+        """A page of invocations, newest first (see `StateStore.list`), as clients see them."""
+        page = self._store.list(query)
+        unsaved = [row for row in page.invocations if row.id in self._waiters]
+        if not unsaved:
+            return page
+        return page._replace(  # an outcome not saved yet is not shown: it runs on
+            invocations=[
+                row._replace(state=InvocationState.RUNNING, error_code="")
+                if row.id in self._waiters and row.state in _FINISHED
+                else row
+                for row in page.invocations
+            ]
+        )
+
+    def cancel(self, invocation_id: str, reason: str = "") -> Invocation:
+        """Cancel an unfinished invocation: it leaves its queue, or its worker is sent a
+        ``Cancel``; it fails with ``CANCELLED``, not retried. `FailedPreconditionError` once it
+        has finished, `NotFoundError` for an unknown id."""
+        check_name("cancel reason", reason)
+        invocation = self.get(invocation_id)
+        if invocation.finished:
+            state = visible_state(invocation, self.settled(invocation))
+            raise FailedPreconditionError(
+                f"invocation {invocation.id} has finished ({state.name}): there is nothing "
+                "to cancel"
+            )
+        self._stop_attempt(invocation, reason or "cancelled")
+        message = f"Invocation {invocation.id} of {invocation.service}/{invocation.function}"
+        error = InvocationCancelledError(
+            f"{message} was cancelled{f': {reason}' if reason else ''}", retryable=False
+        )
+        self._finish(invocation, error=error.to_dict())
         return invocation
 
     def settled(self, invocation: Invocation) -> bool:
@@ -513,19 +558,23 @@ class Scheduler:
         self._deadlines.pop(invocation.id, None)
         if invocation.finished:
             return
-        if invocation.state is InvocationState.PENDING:
-            self._queues.remove(invocation)
-        entry = self._registry.service(invocation.service)
-        worker = entry.workers.get(invocation.worker_id) if entry else None
-        if worker is not None and invocation.id in worker.in_flight:
-            cancel = worker_pb2.Cancel(invocation_id=invocation.id, reason="deadline exceeded")
-            worker.outbox.put_nowait(worker_pb2.CoordinatorMessage(cancel=cancel))
+        self._stop_attempt(invocation, "deadline exceeded")
         error = InvocationTimeoutError(
             f"Invocation {invocation.id} of {invocation.service}/{invocation.function} "
             "did not finish before its deadline",
             retryable=False,
         )
         self._finish(invocation, error=error.to_dict())
+
+    def _stop_attempt(self, invocation: Invocation, reason: str) -> None:
+        """Take an unfinished invocation out of its queue, or send its worker a ``Cancel``."""
+        if invocation.state is InvocationState.PENDING:
+            self._queues.remove(invocation)
+        entry = self._registry.service(invocation.service)
+        worker = entry.workers.get(invocation.worker_id) if entry else None
+        if worker is not None and invocation.id in worker.in_flight:
+            cancel = worker_pb2.Cancel(invocation_id=invocation.id, reason=reason)
+            worker.outbox.put_nowait(worker_pb2.CoordinatorMessage(cancel=cancel))
 
     def _queue_expired(self, invocation: Invocation) -> None:
         """It waited ``queue_expiry`` seconds for a worker: fail with TIMEOUT."""

@@ -48,6 +48,40 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _check_free(host: str, port: int) -> None:
+    """Raise our `OSError` for a port already in use, before gRPC logs its own error."""
+    try:
+        socket.create_server((host, port), family=_family(host)).close()
+    except socket.gaierror as exc:
+        raise OSError(f"cannot resolve the coordinator's host {host!r} (--host): {exc}") from None
+    except OSError:
+        raise _unbound(host, port) from None
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _gateway_server(app: Any, host: str, port: int) -> EmbeddedServer:
+    """The gateway's server, its socket bound; a busy port is an `OSError` naming it."""
+    try:
+        return EmbeddedServer(app, host, port)
+    except OSError as exc:
+        error = OSError(
+            f"cannot bind the HTTP gateway to {_address(host, port)} ({exc.strerror}): is the "
+            "port in use? (choose another with --http-port)"
+        )
+        error.errno = exc.errno
+        raise error from None
+
+
+def _unbound(host: str, port: int) -> OSError:
+    return OSError(
+        f"cannot bind the coordinator to {_address(host, port)}: is the port in use? "
+        "(choose another with --port)"
+    )
+
+
 class Coordinator:
     """The dev coordinator: gRPC (``WorkerCoordinator`` and ``Invocations``) plus an HTTP gateway.
 
@@ -183,6 +217,8 @@ class Coordinator:
         if self._grpc is not None or self._stopped:
             raise RuntimeError("a coordinator starts once: create a new one")
         port, http_port = self._requested
+        if port:
+            _check_free(self.host, port)
         server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", self._message_limit),
@@ -200,7 +236,7 @@ class Coordinator:
         except RuntimeError:
             bound = 0
         if not bound:
-            raise OSError(f"cannot bind the coordinator to {_address(self.host, port)}")
+            raise _unbound(self.host, port)
         await server.start()
         self._grpc, self._port = server, bound
         try:
@@ -215,7 +251,7 @@ class Coordinator:
                     metrics=metrics,
                     **self._pages,
                 )
-                self._http = EmbeddedServer(app, self.host, http_port)
+                self._http = _gateway_server(app, self.host, http_port)
                 await self._http.start()
             self._reaper = asyncio.create_task(self._sessions.reap())
             grace = _WORKER_RECONNECT if self._store.durable else 0.0

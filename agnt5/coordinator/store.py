@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import enum
 import itertools
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple, Protocol
 
 from agnt5 import config
 from agnt5.workflows.journal import Entry, Journal, JournalWriter
 
 __all__ = [
+    "PAGE_SCAN",
     "Invocation",
+    "InvocationPage",
+    "InvocationQuery",
     "InvocationState",
+    "Listed",
     "MemoryStore",
     "RetryPolicy",
     "StateStore",
     "visible_state",
 ]
+
+PAGE_SCAN = 2000
+"""Most invocations one page of a filtered listing looks at (so no listing scans them all)."""
 
 
 class InvocationState(enum.Enum):
@@ -73,10 +81,105 @@ class Invocation:
     output: bytes | None = None
     error: dict[str, Any] | None = None
     duration_us: int = 0
+    updated_unix_ms: int = 0
+    """When the store last saved a change of state (0: not yet)."""
 
     @property
     def finished(self) -> bool:
         return self.state in (InvocationState.SUCCEEDED, InvocationState.FAILED)
+
+    @property
+    def key(self) -> tuple[int, str]:
+        """Where it is in a listing: newest first by creation time, then by id."""
+        return (self.created_unix_ms, self.id)
+
+    def listed(self) -> Listed:
+        """Its row in a listing."""
+        return Listed(
+            self.id,
+            self.service,
+            self.function,
+            self.state,
+            self.attempt,
+            self.created_unix_ms,
+            self.updated_unix_ms or self.created_unix_ms,
+            self.duration_us,
+            self.error["code"] if self.error else "",
+        )
+
+
+class Listed(NamedTuple):
+    """An invocation as a listing shows it (no input or output)."""
+
+    id: str
+    service: str
+    function: str
+    state: InvocationState
+    attempt: int
+    created_unix_ms: int
+    updated_unix_ms: int
+    duration_us: int
+    error_code: str
+
+
+@dataclasses.dataclass(frozen=True)
+class InvocationQuery:
+    """Which invocations a listing wants (every filter given must hold) and where its page
+    starts: after ``after``, the `Invocation.key` of the last one the previous page saw."""
+
+    services: frozenset[str] | None = None
+    """Only these services (None: any)."""
+    function: str = ""
+    states: frozenset[InvocationState] = frozenset()
+    created_after_unix_ms: int = 0
+    created_before_unix_ms: int = 0
+    limit: int = 50
+    after: tuple[int, str] | None = None
+
+    @property
+    def service(self) -> str | None:
+        """The one service asked for, if it is one."""
+        return next(iter(self.services)) if self.services and len(self.services) == 1 else None
+
+    @property
+    def filtered(self) -> bool:
+        """Whether rows in the creation range may still not match (function, states, several
+        services): then a page looks at up to `PAGE_SCAN` of them."""
+        return bool(self.function or self.states) or (
+            self.services is not None and self.service is None
+        )
+
+    def matches(self, row: Listed) -> bool:
+        return (
+            (self.services is None or row.service in self.services)
+            and (not self.function or row.function == self.function)
+            and (not self.states or row.state in self.states)
+        )
+
+
+class InvocationPage(NamedTuple):
+    """One page of a listing, newest first, and where the next starts (None: the end)."""
+
+    invocations: list[Listed]
+    next_after: tuple[int, str] | None
+
+
+def page_of(
+    query: InvocationQuery, newest_first: Iterable[tuple[tuple[int, str], Listed | None]]
+) -> InvocationPage:
+    """The page of ``query`` from candidates newest first (keys in its range, with their row,
+    None for one gone meanwhile): up to ``limit`` matches among at most `PAGE_SCAN`."""
+    found: list[Listed] = []
+    seen = 0
+    last: tuple[int, str] | None = None
+    for key, row in newest_first:
+        if len(found) == query.limit or seen == PAGE_SCAN:
+            return InvocationPage(found, last)
+        seen += 1
+        last = key
+        if row is not None and query.matches(row):
+            found.append(row)
+    return InvocationPage(found, None)
 
 
 def visible_state(invocation: Invocation, settled: bool) -> InvocationState:
@@ -113,6 +216,11 @@ class StateStore(Protocol):
 
     def unfinished(self) -> list[Invocation]:
         """Invocations left unfinished by an earlier coordinator, to run again (once)."""
+        ...
+
+    def list(self, query: InvocationQuery) -> InvocationPage:
+        """A page of the invocations it keeps that ``query`` matches, newest first; looks at
+        no more than the page needs (at most `PAGE_SCAN` when ``query`` is `filtered`)."""
         ...
 
     def journal(self, invocation_id: str, *, create: bool = True) -> Journal | None:
@@ -167,11 +275,19 @@ class MemoryStore:
         self._by_key: dict[tuple[str, str, str], Invocation] = {}
         self._finished: OrderedDict[str, int] = OrderedDict()  # id -> bytes held
         self._finished_bytes = 0
+        self._timeline: list[tuple[int, str]] = []  # every key added, sorted; forgotten ones too
 
     def add(self, invocation: Invocation) -> None:
         self._by_id[invocation.id] = invocation
         if invocation.idempotency_key:
             self._by_key[_key(invocation)] = invocation
+        timeline = self._timeline
+        if timeline and invocation.key < timeline[-1]:  # a clock that went back
+            bisect.insort(timeline, invocation.key)
+        else:
+            timeline.append(invocation.key)
+        if len(timeline) > 2 * len(self._by_id) + 1024:  # drop forgotten keys, now and then
+            self._timeline = [key for key in timeline if key[1] in self._by_id]
 
     def get(self, invocation_id: str) -> Invocation | None:
         return self._by_id.get(invocation_id)
@@ -180,6 +296,11 @@ class MemoryStore:
         return self._by_key.get((service, function, idempotency_key))
 
     def save(self, invocation: Invocation) -> None:
+        """Note when it changed, and `keep` it."""
+        invocation.updated_unix_ms = _now_ms()
+        self.keep(invocation)
+
+    def keep(self, invocation: Invocation) -> None:
         """Keep the newest finished invocations within ``max_finished`` and
         ``max_finished_bytes`` (input, output and a workflow's journal); forget the oldest
         beyond them."""
@@ -209,6 +330,26 @@ class MemoryStore:
 
     def unfinished(self) -> list[Invocation]:
         return []
+
+    def list(self, query: InvocationQuery) -> InvocationPage:
+        timeline = self._timeline
+        end = len(timeline)
+        if query.after is not None:
+            end = bisect.bisect_left(timeline, query.after)
+        if query.created_before_unix_ms:
+            end = min(end, bisect.bisect_left(timeline, (query.created_before_unix_ms, "")))
+        return page_of(query, self._newest_first(end, query.created_after_unix_ms))
+
+    def _newest_first(
+        self, end: int, created_after: int
+    ) -> Iterable[tuple[tuple[int, str], Listed | None]]:
+        """The keys before ``end`` down to ``created_after``, with their rows (None: forgotten)."""
+        for index in range(end - 1, -1, -1):  # bounded: page_of stops early
+            key = self._timeline[index]
+            if key[0] < created_after:
+                return
+            invocation = self._by_id.get(key[1])
+            yield key, None if invocation is None else invocation.listed()
 
     def journal(self, invocation_id: str, *, create: bool = True) -> Journal | None:
         journal = self._journals.get(invocation_id)

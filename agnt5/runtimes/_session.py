@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 import orjson
 
-from agnt5._pipeline import Pipeline
+from agnt5._pipeline import Pipeline, cancelled_itself
 from agnt5._proto import common_pb2, worker_pb2, workflow_pb2
 from agnt5._version import __version__
 from agnt5._wire.batching import Batcher, by_kind
@@ -123,12 +123,18 @@ class Session:
             await asyncio.wait_for(self._flush(), _CLOSE_TIMEOUT)
 
     async def close(self, reason: str) -> None:
-        """Unregister (if the stream still works), stop every task, close the stream."""
+        """Unregister (if the stream still works), stop every task, close the stream.
+
+        After Unregister it waits for the coordinator to end the stream: cancelling the call
+        sooner would drop results written but not yet read by a busy coordinator, which then
+        runs those invocations again.
+        """
         if not self._lost.done():
             self._send(worker_pb2.WorkerMessage(unregister=worker_pb2.Unregister(reason=reason)))
             with contextlib.suppress(asyncio.TimeoutError, grpc.aio.AioRpcError, SessionLost):
                 await asyncio.wait_for(self._flush(), _CLOSE_TIMEOUT)
                 await asyncio.wait_for(self._call.done_writing(), _CLOSE_TIMEOUT)
+                await asyncio.wait_for(asyncio.shield(self._lost), _CLOSE_TIMEOUT)
         self._cancel_all(retryable=True, reason="session closed")
         invocations = [task for task, _ in self._inflight.values()]
         if invocations:
@@ -207,11 +213,14 @@ class Session:
         before it started too)."""
         invocation_id = invoke.invocation_id
         self._inflight.pop(invocation_id, None)
-        cancelled = self._cancels.pop(invocation_id, None)
+        requested: AgntError | None = self._cancels.pop(invocation_id, None)
         seconds = time.perf_counter() - started
         if task.cancelled():
-            if cancelled is not None:  # else the event loop is closing: nobody is left to tell
-                self._fail(invoke, cancelled, seconds)
+            if requested is None:  # the handler cancelled its own task: it fails like any
+                # exception it raises, or the coordinator would count it running forever
+                reason = asyncio.CancelledError("its task was cancelled, not by the worker")
+                requested = cancelled_itself(invoke.component, invocation_id, reason)
+            self._fail(invoke, requested, seconds)
             return
         error = task.exception()
         if isinstance(error, WorkflowSuspended):  # no outcome: the slot is free until it resumes

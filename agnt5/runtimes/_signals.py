@@ -21,8 +21,10 @@ class ShutdownSignals:
     A handler the application set before (``signal.signal(SIGTERM, mine)`` in its own worker
     class, say) is not lost: it is called right after ours, with the same arguments,
     and is put back when the worker returns. Python's default SIGINT handler (which raises
-    ``KeyboardInterrupt``) is replaced for the duration, so Ctrl+C drains instead of tearing
-    the loop down. Outside the main thread nothing is installed (signals only reach it).
+    ``KeyboardInterrupt``) and ``asyncio.run``'s (which cancels the main task, then raises
+    ``KeyboardInterrupt`` from ``asyncio.run``) are not called, so Ctrl+C drains like SIGTERM
+    instead of tearing the loop down. Outside the main thread nothing is installed (signals
+    only reach it).
     """
 
     def __init__(self, on_signal: Callable[[int], None]) -> None:
@@ -52,8 +54,18 @@ class ShutdownSignals:
     def _handle(self, signum: int) -> None:
         self._on_signal(signum)
         previous = self._previous.get(signum)
-        if callable(previous) and previous is not signal.default_int_handler:
+        if callable(previous) and not _interrupts(previous):
             try:
                 previous(signum, None)
             except Exception:
                 _log.exception("the application's handler for signal %d failed", signum)
+
+
+def _interrupts(handler: Callable[..., Any]) -> bool:
+    """Whether ``handler`` is Python's or asyncio's own Ctrl+C, which a drain replaces:
+    ``signal.default_int_handler``, or the handler ``asyncio.run`` (an `asyncio.Runner`)
+    installs to cancel its main task."""
+    if handler is signal.default_int_handler:
+        return True
+    bound = getattr(handler, "func", handler)  # asyncio.run's is a partial of a bound method
+    return isinstance(getattr(bound, "__self__", None), asyncio.Runner)

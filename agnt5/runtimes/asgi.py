@@ -21,6 +21,8 @@ Request rules for ``/invoke/{handler}``:
 - ``X-Invocation-Id`` sets the invocation id (1 to 128 of ``A-Z a-z 0-9 . _ : -``, else one is
   generated). ``traceparent``, ``tracestate`` and every ``x-agnt5-*`` header reach the handler
   as ``ctx.metadata``.
+- Mounted under a prefix (Starlette's ``Mount("/agnt5", app=worker)``, ``uvicorn
+  --root-path /api``), the routes are below the scope's ``root_path``, as Starlette's are.
 - Success is ``200 {"result": ..., "invocation_id": ...}``; errors are
   ``{"error", "status", "code", "invocation_id"}`` with the status of the error's code
   (400, 404, 413, 415, 429, 500, 503, 504, ...), whatever the handler raised (``SystemExit``
@@ -46,7 +48,7 @@ import orjson
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from agnt5._pipeline import NO_METADATA, Pipeline, Route
+from agnt5._pipeline import NO_METADATA, Pipeline, Route, cancelled_itself
 from agnt5._web import Reply, asset_reply, page, page_reply
 from agnt5._wire.http import (
     ClientDisconnected,
@@ -58,7 +60,7 @@ from agnt5._wire.http import (
     respond,
     response_start,
 )
-from agnt5.errors import AgntError, NotFoundError
+from agnt5.errors import AgntError, NotFoundError, UnavailableError
 from agnt5.runtimes._openapi import asgi_openapi
 
 if TYPE_CHECKING:
@@ -95,6 +97,7 @@ class AsgiRuntime:
         self._pipeline: Pipeline | None = None
         self._started = False
         self._in_flight = 0
+        self._forced_exit = False
 
     # The Worker's public surface.
 
@@ -103,11 +106,14 @@ class AsgiRuntime:
         return self._started
 
     async def run(self) -> None:
-        """Serve this app with uvicorn on ``http_host:http_port`` until SIGINT/SIGTERM; idle
-        connections are closed after 5 s and at most 1000 are open (`agnt5._wire.serving`)."""
+        """Serve this app with uvicorn on ``http_host:http_port`` until SIGINT/SIGTERM (or
+        `stop`): in-flight requests get ``drain_timeout`` to finish, then it returns. A second
+        signal cancels them and returns at once. Idle connections are closed after 5 s and at
+        most 1000 are open (`agnt5._wire.serving`)."""
         import uvicorn
 
         from agnt5._wire import serving
+        from agnt5.runtimes._uvicorn import Server
 
         config = uvicorn.Config(
             self,
@@ -117,8 +123,13 @@ class AsgiRuntime:
             log_level=self._config.log_level.lower(),
             timeout_graceful_shutdown=int(self._config.drain_timeout) or None,
         )
-        self._server = uvicorn.Server(serving.guard_connections(config, serving.DEFAULT_LIMITS))
-        await self._server.serve()
+        self._server = server = Server(serving.guard_connections(config, serving.DEFAULT_LIMITS))
+        await server.serve()
+        if server.force_exit and self._started:  # uvicorn skipped the lifespan shutdown
+            self._forced_exit = True  # the requests cancelled now are answered 503
+            for task in server.server_state.tasks:
+                task.cancel()
+            await server.lifespan.shutdown()
 
     def stop(self) -> None:
         """Ask a server started by `run` to shut down gracefully."""
@@ -158,6 +169,8 @@ class AsgiRuntime:
     def _endpoints(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
         kind = scope["type"]
         if kind == "http":
+            if scope.get("root_path"):
+                scope = _below_root(scope)
             if scope["method"] == "POST":
                 route = self._routes.get(scope["path"])  # empty until startup
                 if route is not None:
@@ -243,6 +256,11 @@ class AsgiRuntime:
                 )
             else:  # an inline handler holds the event loop: nothing could stop it anyway
                 output = await route.run(body, invocation_id, 1, metadata)
+        except asyncio.CancelledError:
+            if not self._forced_exit:
+                raise
+            error = UnavailableError("the worker stopped before the invocation finished")
+            await respond(send, error.http_status, error_body(error, invocation_id))
         except AgntError as error:
             if type(error) is ClientDisconnected:
                 _log.info("invocation %s of %s: %s", invocation_id, name, error.message)
@@ -335,6 +353,18 @@ class AsgiRuntime:
         )
 
 
+def _below_root(scope: dict[str, Any]) -> dict[str, Any]:
+    """The scope with its path relative to its ``root_path``, as Starlette routes: under
+    ``Mount("/agnt5", app=worker)`` or ``uvicorn --root-path /api`` the path is the full one, and
+    ``/agnt5/invoke/greet`` is the route ``/invoke/greet``. A path outside the root is kept."""
+    path, root = scope["path"], scope["root_path"].rstrip("/")
+    if path == root:
+        return {**scope, "path": "/"}
+    if path.startswith(root) and path[len(root)] == "/":
+        return {**scope, "path": path[len(root) :]}
+    return scope
+
+
 async def _cancelled_on_disconnect(
     route: Route, body: bytes, invocation_id: str, metadata: Mapping[str, str], receive: Any
 ) -> bytes:
@@ -342,10 +372,15 @@ async def _cancelled_on_disconnect(
     watch = _DisconnectWatch(receive, route.context(invocation_id, 1, metadata))
     try:
         return await route.run(body, invocation_id, 1, metadata, None, watch.ctx)
-    except asyncio.CancelledError:
-        if not watch.client_left:
-            raise
-        raise ClientDisconnected("the client disconnected; the invocation was cancelled") from None
+    except asyncio.CancelledError as cancelled:
+        if watch.client_left:
+            raise ClientDisconnected(
+                "the client disconnected; the invocation was cancelled"
+            ) from None
+        # the handler cancelled its own task (or the server gave up on it): the client still
+        # gets the JSON error, and the task ends right after
+        asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        raise cancelled_itself(route.name, invocation_id, cancelled) from None
     finally:
         watch.stop()
 

@@ -11,7 +11,7 @@ Lifecycle of ``await worker.run()``:
    in batches; heartbeats keep the session alive; ``Cancel`` and per-function timeouts apply.
 3. If the coordinator is not up yet or goes away: log, wait a jittered exponential backoff
    (0.5 s doubling to 30 s) and reconnect, registering again. A refused connection never ends
-   ``run()``.
+   ``run()``; a refused key does (`UnauthenticatedError`): trying again cannot help.
 4. On SIGINT/SIGTERM or `stop()`: take no new work, send ``Drain``, let in-flight work finish
    for up to ``drain_timeout`` seconds, cancel what remains (reported ``CANCELLED``, retryable,
    so the coordinator re-delivers it), unregister, close the stream and return normally.
@@ -32,6 +32,7 @@ import signal
 from typing import TYPE_CHECKING, Any
 
 from agnt5._pipeline import Pipeline
+from agnt5.errors import UnauthenticatedError
 
 if TYPE_CHECKING:
     from agnt5._registry import Registry
@@ -154,6 +155,8 @@ class StandaloneRuntime:
         while not self._stop.is_set():
             try:
                 registered = await self._one_session(pipeline)
+            except UnauthenticatedError:
+                raise
             except Exception as exc:  # every connection failure ends in a retry, never in run()
                 registered = False
                 _log.warning("coordinator session failed: %s", _describe(exc))
@@ -181,7 +184,13 @@ class StandaloneRuntime:
             try:
                 count = await session.register()
             except grpc.aio.AioRpcError as exc:
-                raise ConnectionError(await _refusal(call, exc)) from None
+                code, details = await _refusal(call, exc)
+                if code == grpc.StatusCode.UNAUTHENTICATED:
+                    raise UnauthenticatedError(
+                        f"the coordinator at {config.coordinator_endpoint} refused this worker: "
+                        f"{details} (a worker key goes in AGNT5_API_KEY or Worker(api_key=...))"
+                    ) from None
+                raise ConnectionError(f"{code.name}: {details}") from None
             self._registered = True
             _log.info(
                 "registered %d component(s) of %s with %s as %s",
@@ -249,14 +258,15 @@ async def _channel(config: Any) -> Any:
         await channel.close(grace=None)
 
 
-async def _refusal(call: Any, exc: BaseException) -> str:
-    """Why the coordinator refused the stream: a failed write can hide the real status."""
+async def _refusal(call: Any, exc: Any) -> tuple[Any, str]:
+    """Why the coordinator refused the stream, as (status code, details): a failed write can
+    hide the real status."""
     try:
         code = await asyncio.wait_for(call.code(), 2.0)
         details = await asyncio.wait_for(call.details(), 2.0)
-        return f"{code.name}: {details}"
+        return code, details
     except Exception:
-        return _describe(exc)
+        return exc.code(), exc.details()
     finally:
         call.cancel()
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from agnt5.config import env_flag
 from agnt5.telemetry._env import exporter_names
-from agnt5.telemetry._logs import install_opentelemetry_logging, remove_opentelemetry_logging
+from agnt5.telemetry._logs import install_worker_logging, remove_worker_logging
 
 if TYPE_CHECKING:
     from agnt5.config import WorkerConfig
@@ -64,21 +64,22 @@ def create_instrumentation(
 
 
 def start_telemetry(config: WorkerConfig) -> Instrumentation | None:
-    """At worker start: install the SDK's log handler (unless telemetry is disabled), then instrument."""
+    """At worker start: install the worker's log handler (unless telemetry is disabled; see
+    `agnt5.telemetry._logs.install_worker_logging`), then instrument."""
     instrumentation = create_instrumentation(config)
     if not config.disable_telemetry:
-        install_opentelemetry_logging(
-            level=config.log_level,
-            log_format=config.log_format,
-            service_name=config.service_name,
-            logger_provider=None if instrumentation is None else instrumentation.logger_provider,
+        install_worker_logging(
+            config.log_level,
+            config.log_format,
+            config.service_name,
+            None if instrumentation is None else instrumentation.logger_provider,
         )
     return instrumentation
 
 
 def stop_telemetry(instrumentation: Instrumentation | None) -> None:
-    """At worker stop: remove the SDK's log handler, then flush and shut down what was created."""
-    remove_opentelemetry_logging()
+    """At worker stop: remove the worker's log handler, then flush and shut down what was created."""
+    remove_worker_logging()
     if instrumentation is not None:
         instrumentation.shutdown()
 

@@ -15,31 +15,37 @@ from agnt5 import config
 from agnt5.telemetry._fields import extra_fields
 
 __all__ = [
+    "INVOCATION_SCOPE",
     "bind_invocation",
     "install_opentelemetry_logging",
+    "install_worker_logging",
     "remove_opentelemetry_logging",
+    "remove_worker_logging",
     "unbind_invocation",
 ]
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_TEXT_FORMAT_IN_INVOCATION = "%(asctime)s %(levelname)s %(name)s [%(invocation_id)s]: %(message)s"
 _EMITTED = "_agnt5_emitted"
 _IDENTITY = ("invocation_id", "service_name", "function_name")
 
-_invocation: contextvars.ContextVar[tuple[str, str, str] | None] = contextvars.ContextVar(
+INVOCATION_SCOPE: contextvars.ContextVar[tuple[str, str, str] | None] = contextvars.ContextVar(
     "agnt5_invocation", default=None
 )
+"""(invocation_id, service_name, function_name) of the invocation running in this context;
+`bind_invocation` sets it (the hot path sets it directly, saving the calls)."""
 
 
 def bind_invocation(
     invocation_id: str, service_name: str, function_name: str
 ) -> contextvars.Token[tuple[str, str, str] | None]:
     """Mark the current context as running an invocation; pass the token to `unbind_invocation`."""
-    return _invocation.set((invocation_id, service_name, function_name))
+    return INVOCATION_SCOPE.set((invocation_id, service_name, function_name))
 
 
 def unbind_invocation(token: contextvars.Token[tuple[str, str, str] | None]) -> None:
     """End the scope opened by `bind_invocation`."""
-    _invocation.reset(token)
+    INVOCATION_SCOPE.reset(token)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -70,6 +76,19 @@ class _JsonFormatter(logging.Formatter):
         return _dumps(doc)
 
 
+class _TextFormatter(logging.Formatter):
+    """`_TEXT_FORMAT`, with the invocation id in brackets on records logged during one."""
+
+    def __init__(self) -> None:
+        super().__init__(_TEXT_FORMAT)
+        self._in_invocation = logging.Formatter(_TEXT_FORMAT_IN_INVOCATION)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "invocation_id", None) is not None:
+            return self._in_invocation.format(record)
+        return super().format(record)
+
+
 class _InvocationFilter(logging.Filter):
     """Fill a record's missing invocation identity from the current scope, or the service default."""
 
@@ -78,7 +97,7 @@ class _InvocationFilter(logging.Filter):
         self._service_name = service_name
 
     def filter(self, record: logging.LogRecord) -> bool:
-        current = _invocation.get() or (None, self._service_name, None)
+        current = INVOCATION_SCOPE.get() or (None, self._service_name, None)
         for key, value in zip(_IDENTITY, current, strict=True):
             if getattr(record, key, None) is None:
                 setattr(record, key, value)
@@ -86,23 +105,34 @@ class _InvocationFilter(logging.Filter):
 
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes each record once to stderr and, when configured, to an OpenTelemetry logger provider."""
+    """Writes each record once to stderr (unless ``quiet``) and, when configured, to an
+    OpenTelemetry logger provider. ``worker``: installed by a running worker, which removes it."""
 
-    def __init__(self, otel: logging.Handler | None, previous_level: int) -> None:
+    def __init__(
+        self,
+        otel: logging.Handler | None,
+        previous_level: int,
+        *,
+        quiet: bool = False,
+        worker: bool = False,
+    ) -> None:
         super().__init__()
         self.otel = otel
         self.previous_level = previous_level
+        self.quiet = quiet
+        self.worker = worker
 
     def handle(self, record: logging.LogRecord) -> bool:
         if getattr(record, _EMITTED, False):
             return False
         handled = bool(super().handle(record))
-        if handled:
+        if handled and not self.quiet:
             setattr(record, _EMITTED, True)
         return handled
 
     def emit(self, record: logging.LogRecord) -> None:
-        super().emit(record)
+        if not self.quiet:
+            super().emit(record)
         if self.otel is not None:
             try:
                 self.otel.handle(record)
@@ -122,10 +152,64 @@ def install_opentelemetry_logging(
     """Install (or replace) this module's handler on ``logger`` (default ``"agnt5"``) and return it.
 
     ``level`` becomes the logger's and the handler's level. ``log_format`` is ``"text"`` (with
-    ``format_string``) or ``"json"``; it defaults to ``AGNT5_LOG_FORMAT``. Records also go to
+    ``format_string``; by default the invocation id shows in brackets on lines logged during
+    one) or ``"json"``; it defaults to ``AGNT5_LOG_FORMAT``. Records also go to
     ``logger_provider``, else to the global OpenTelemetry logger provider when one is configured
     and ``AGNT5_DISABLE_TELEMETRY`` is not set.
     """
+    return _install(logger, level, format_string, log_format, service_name, logger_provider)
+
+
+def install_worker_logging(
+    level: int | str,
+    log_format: str,
+    service_name: str,
+    logger_provider: Any = None,
+) -> None:
+    """The log handler of a running worker, until `remove_worker_logging`.
+
+    When the application configured no logging, the handler goes on the root logger, so the
+    application's own module loggers are printed too (``logger.info`` in a handler shows, with
+    its ``extra`` and the invocation's id), at ``level``. When the application configured
+    logging itself (``logging.basicConfig()``, say), its handlers print agnt5's records, once;
+    the worker's handler on the ``"agnt5"`` logger then only adds the invocation identity to
+    them and sends them to OpenTelemetry. Handlers ``agnt5`` commands installed are kept.
+    """
+    root = logging.getLogger()
+    if _installed(root):  # the agnt5 command line set the process's logging up
+        return
+    configured = any(not isinstance(handler, _Handler) for handler in root.handlers)
+    _install(
+        logging.getLogger("agnt5") if configured else root,
+        level,
+        None,
+        log_format,
+        service_name,
+        logger_provider,
+        quiet=configured,
+        worker=True,
+    )
+
+
+def remove_worker_logging() -> None:
+    """Remove what `install_worker_logging` installed."""
+    for logger in (logging.getLogger(), logging.getLogger("agnt5")):
+        for handler in _installed(logger):
+            if handler.worker:
+                _remove(logger, handler)
+
+
+def _install(
+    logger: logging.Logger | None,
+    level: int | str,
+    format_string: str | None,
+    log_format: str | None,
+    service_name: str | None,
+    logger_provider: Any,
+    *,
+    quiet: bool = False,
+    worker: bool = False,
+) -> logging.Handler:
     target = logging.getLogger("agnt5") if logger is None else logger
     existing = _installed(target)
     previous_level = existing[0].previous_level if existing else target.level
@@ -133,10 +217,13 @@ def install_opentelemetry_logging(
     chosen = (log_format or config.setting("log_format")).strip().lower()
     if chosen not in config.LOG_FORMATS:
         raise ValueError(f"log_format must be 'text' or 'json', got {chosen!r}")
-    handler = _Handler(_otel_handler(logger_provider), previous_level)
-    handler.setFormatter(
-        _JsonFormatter() if chosen == "json" else logging.Formatter(format_string or _TEXT_FORMAT)
-    )
+    handler = _Handler(_otel_handler(logger_provider), previous_level, quiet=quiet, worker=worker)
+    if chosen == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter(format_string) if format_string else _TextFormatter()
+        )
     handler.addFilter(_InvocationFilter(service_name or config.setting("service_name")))
     handler.setLevel(level)
     target.setLevel(level)
@@ -148,9 +235,13 @@ def remove_opentelemetry_logging(logger: logging.Logger | None = None) -> None:
     """Remove what `install_opentelemetry_logging` installed on ``logger`` and restore its level."""
     target = logging.getLogger("agnt5") if logger is None else logger
     for handler in _installed(target):
-        target.removeHandler(handler)
-        target.setLevel(handler.previous_level)
-        handler.close()
+        _remove(target, handler)
+
+
+def _remove(logger: logging.Logger, handler: _Handler) -> None:
+    logger.removeHandler(handler)
+    logger.setLevel(handler.previous_level)
+    handler.close()
 
 
 def _installed(logger: logging.Logger) -> list[_Handler]:
