@@ -54,7 +54,11 @@ from agnt5.coordinator.auth import Credentials, Grant
 from agnt5.coordinator.checks import invocation_query, seconds
 from agnt5.coordinator.console import web_routes
 from agnt5.coordinator.events import event_stream
-from agnt5.coordinator.invocations_service import listing_message, services_message
+from agnt5.coordinator.invocations_service import (
+    listing_message,
+    services_message,
+    summary_message,
+)
 from agnt5.coordinator.openapi import gateway_openapi
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
@@ -92,22 +96,6 @@ def _invocation(
         invocation.error if settled else None,
         steps or None,
     )
-
-
-def _listed(invocation: Invocation, settled: bool) -> dict[str, Any]:
-    """An invocation as listings and events show it (no input or output)."""
-    data: dict[str, Any] = {
-        "invocation_id": invocation.id,
-        "service": invocation.service,
-        "function": invocation.function,
-        "state": visible_state(invocation, settled).name,
-        "attempt": invocation.attempt,
-        "created_unix_ms": invocation.created_unix_ms,
-        "duration_ms": invocation.duration_us / 1000,
-    }
-    if settled and invocation.error is not None:
-        data["error_code"] = invocation.error.get("code", "")
-    return data
 
 
 def _detail(invocation: Invocation) -> dict[str, Any]:
@@ -304,7 +292,9 @@ def build_gateway(
         stream = event_stream(
             scheduler.events,
             watcher,
-            lambda invocation: _listed(invocation, scheduler.settled(invocation)),
+            lambda invocation: summary_dict(
+                summary_message(scheduler.visible(invocation.listed()))
+            ),
             lambda: {"services": services(grant)},
         )
         headers = {"cache-control": "no-store", "x-accel-buffering": "no"}

@@ -25,6 +25,7 @@ from agnt5.coordinator.store import (
     InvocationPage,
     InvocationQuery,
     InvocationState,
+    Listed,
     StateStore,
     visible_state,
 )
@@ -285,14 +286,13 @@ class Scheduler:
         unsaved = [row for row in page.invocations if row.id in self._waiters]
         if not unsaved:
             return page
-        return page._replace(  # an outcome not saved yet is not shown: it runs on
-            invocations=[
-                row._replace(state=InvocationState.RUNNING, error_code="")
-                if row.id in self._waiters and row.state in _FINISHED
-                else row
-                for row in page.invocations
-            ]
-        )
+        return page._replace(invocations=[self.visible(row) for row in page.invocations])
+
+    def visible(self, row: Listed) -> Listed:
+        """``row`` as clients see it: an outcome not saved yet is not shown (it runs on)."""
+        if row.id in self._waiters and row.state in _FINISHED:
+            return row._replace(state=InvocationState.RUNNING, error_code="")
+        return row
 
     def cancel(self, invocation_id: str, reason: str = "") -> Invocation:
         """Cancel an unfinished invocation: it leaves its queue, or its worker is sent a

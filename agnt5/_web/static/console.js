@@ -356,7 +356,7 @@ function invocationView(invocation, act) {
       h("pre", { class: "json", id: "error-message" }, error.message)));
   }
   if (invocation.state === "SUCCEEDED") {
-    parts.push(h("section", { class: "card" }, h("h2", {}, "Output"), h("pre", { class: "json", id: "output" }, pretty(invocation.output))));
+    parts.push(h("section", { class: "card" }, h("h2", {}, "Output"), h("pre", { class: "json", id: "output" }, pretty(invocation.result))));
   }
   if (invocation.input !== undefined) {
     parts.push(h("section", { class: "card" }, h("h2", {}, "Input"), h("pre", { class: "json", id: "input" }, pretty(invocation.input))));
