@@ -128,7 +128,9 @@ async def test_the_gateway_document_is_valid_with_an_invoke_and_a_submit_per_fun
             for action in ("invoke", "submit"):
                 assert f"/v1/services/{service}/functions/{name}/{action}" in paths
     routes = (
+        "/v1/invocations",
         "/v1/invocations/{invocation_id}",
+        "/v1/invocations/{invocation_id}/cancel",
         "/v1/invocations/{invocation_id}/signals/{name}",
         "/v1/services",
         "/v1/events",
@@ -152,6 +154,10 @@ async def test_the_gateway_document_is_valid_with_an_invoke_and_a_submit_per_fun
     explode = paths["/v1/services/shop/functions/explode/invoke"]["post"]["responses"]
     error = explode["500"]["content"]["application/json"]["schema"]
     assert failed.status_code == 500 and schema_at(document, error).is_valid(failed.json())
+    listing = paths["/v1/invocations"]["get"]["responses"]["200"]["content"]["application/json"]
+    listed = await served.http.get("/v1/invocations", params={"limit": 5})
+    assert listed.json()["invocations"], "the invocations above are listed"
+    assert schema_at(document, listing["schema"]).is_valid(listed.json())
 
 
 @pytest.mark.parametrize("served", [True], indirect=True, ids=["keyed"])
@@ -326,7 +332,7 @@ async def test_events_follow_a_workflow_through_suspension_and_a_signal(served: 
     mine = [d["state"] for k, d in waiting + woken if d.get("invocation_id") == invocation_id]
     assert mine.index("SUSPENDED") < mine.index("RUNNING", mine.index("SUSPENDED"))  # resumed
     done = (await served.http.get(f"/v1/invocations/{invocation_id}")).json()
-    assert done["output"] == {"order": "O-1", "decision": "yes"}
+    assert done["result"] == {"order": "O-1", "decision": "yes"}
     assert [(step["kind"], step["name"]) for step in done["steps"]] == [
         ("step", "check"),
         ("signal", "decision"),

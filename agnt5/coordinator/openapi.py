@@ -62,10 +62,28 @@ _TRACEPARENT = {
 _INVOCATION_ID = _path("invocation_id", "The invocation's id.")
 
 
-def _invocation_schema(output: Any) -> dict[str, Any]:
+_SUMMARY = {
+    "type": "object",
+    "description": "A listed invocation (no input or output); 'error_code' once it FAILED.",
+    "properties": {
+        "invocation_id": _STRING,
+        "service": _STRING,
+        "function": _STRING,
+        "state": {"type": "string", "enum": _STATES},
+        "attempt": {"type": "integer"},
+        "created_unix_ms": {"type": "integer"},
+        "updated_unix_ms": {"type": "integer"},
+        "duration_ms": {"type": "number"},
+        "error_code": _STRING,
+    },
+    "required": ["invocation_id", "service", "function", "state", "attempt"],
+}
+
+
+def _invocation_schema(result: Any) -> dict[str, Any]:
     return {
         "type": "object",
-        "description": "An invocation: 'output' once it SUCCEEDED, 'error' once it FAILED, "
+        "description": "An invocation: 'result' once it SUCCEEDED, 'error' once it FAILED, "
         "a workflow's 'steps'.",
         "properties": {
             "invocation_id": _STRING,
@@ -74,7 +92,7 @@ def _invocation_schema(output: Any) -> dict[str, Any]:
             "state": {"type": "string", "enum": _STATES},
             "attempt": {"type": "integer"},
             "duration_ms": {"type": "number"},
-            "output": output,
+            "result": result,
             "error": {"type": "object"},
             "steps": {"type": "array", "items": {"type": "object"}},
         },
@@ -137,7 +155,7 @@ def _add_function(api: OpenApi, service: str, component: common_pb2.Component) -
             "parameters": [_WAIT, _TIMEOUT, _IDEMPOTENCY_KEY, _TRACEPARENT],
             "responses": {
                 "200": json_response(
-                    "It succeeded: 'output' is the result.", _invocation_schema(output)
+                    "It succeeded: 'result' is the return value.", _invocation_schema(output)
                 ),
                 "202": json_response(
                     "Still running after 'wait' seconds: follow the Location.",
@@ -175,6 +193,54 @@ def _add_function(api: OpenApi, service: str, component: common_pb2.Component) -
 
 
 def _add_routes(api: OpenApi) -> None:
+    unix_seconds = {"type": "number", "minimum": 0}
+    api.add(
+        "get",
+        "/v1/invocations",
+        {
+            "operationId": api.operation_id("list_invocations"),
+            "summary": "Invocations, newest first, a page at a time",
+            "tags": ["invocations"],
+            "parameters": [
+                _query("service", "Only this service's.", _STRING),
+                _query("function", "Only this function's.", _STRING),
+                {
+                    **_query(
+                        "state",
+                        "Only in these states (repeated, or comma-separated).",
+                        {
+                            "type": "array",
+                            "items": {"type": "string", "enum": _STATES},
+                        },
+                    ),
+                    "style": "form",
+                    "explode": True,
+                },
+                _query("created_after", "Created at or after, Unix seconds.", unix_seconds),
+                _query("created_before", "Created before, Unix seconds.", unix_seconds),
+                _query(
+                    "limit",
+                    "At most this many (default and most: the coordinator's page).",
+                    {"type": "integer", "minimum": 0},
+                ),
+                _query("cursor", "Where the page starts: a listing's 'next_cursor'.", _STRING),
+            ],
+            "responses": {
+                "200": json_response(
+                    "A page; 'next_cursor' is null on the last.",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "invocations": {"type": "array", "items": _SUMMARY},
+                            "next_cursor": {"type": ["string", "null"]},
+                        },
+                        "required": ["invocations", "next_cursor"],
+                    },
+                ),
+                **error_responses(_READ_ERRORS),
+            },
+        },
+    )
     api.add(
         "get",
         "/v1/invocations/{invocation_id}",
@@ -195,6 +261,27 @@ def _add_routes(api: OpenApi) -> None:
             "responses": {
                 "200": json_response("The invocation.", _invocation_schema(_ANY)),
                 **error_responses(_READ_ERRORS),
+            },
+        },
+    )
+    api.add(
+        "post",
+        "/v1/invocations/{invocation_id}/cancel",
+        {
+            "operationId": api.operation_id("cancel"),
+            "summary": "Cancel an unfinished invocation",
+            "description": "It leaves its queue, or its worker is told to stop it; it fails "
+            "with CANCELLED (not retried).",
+            "tags": ["invocations"],
+            "parameters": [_INVOCATION_ID],
+            "requestBody": json_body(
+                {"type": "object", "properties": {"reason": _STRING}},
+                "Why (optional: an empty body will do).",
+                required=False,
+            ),
+            "responses": {
+                "200": json_response("The cancelled invocation.", _invocation_schema(_ANY)),
+                **error_responses((*_READ_ERRORS, 409, 415, 503)),
             },
         },
     )
