@@ -10,6 +10,7 @@ directory.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import textwrap
 import time
@@ -21,8 +22,12 @@ from pathlib import Path
 import httpx
 import pytest
 from _browser import Browser, Page, needs_browser
-from _coordinator_support import PYTHON, agnt5_env, coordinator_process
+from _coordinator_support import PYTHON, agnt5_env, coordinator_process, read_line
 from _processes import spawn, stop
+
+from agnt5.coordinator import SqliteStore
+from agnt5.coordinator.store import Invocation, InvocationState, RetryPolicy
+from agnt5.errors import InvocationTimeoutError
 
 pytestmark = [needs_browser, pytest.mark.slow]
 
@@ -78,6 +83,7 @@ APP = textwrap.dedent(
     '''
 )
 CLIENT_KEY = "console-test-key"
+HELLO = Path(__file__).resolve().parent.parent / "examples" / "hello.py"
 
 
 @dataclass
@@ -88,6 +94,10 @@ class Cluster:
     @property
     def console(self) -> str:
         return f"{self.http}/console"
+
+    def page_of(self, invocation_id: str) -> str:
+        """The console's page of an invocation."""
+        return f"{self.console}#/invocations/{invocation_id}"
 
     def submit(self, function: str, value: object, key: str | None = None) -> str:
         headers = {"authorization": f"Bearer {key}"} if key else {}
@@ -193,7 +203,7 @@ def test_a_failed_invocation_shows_its_error(
     shop: Cluster, browser: Browser, tmp_path: Path
 ) -> None:
     invocation_id = shop.submit("explode", {"reason": "on purpose"})
-    page = open_console(browser, f"{shop.console}#/invocations/{invocation_id}")
+    page = open_console(browser, shop.page_of(invocation_id))
     wait_for_state(page, "FAILED")
     assert page.text("#error-code") == "FUNCTION_FAILED"
     assert "exploded: on purpose" in page.text("#error-message")
@@ -206,7 +216,7 @@ def test_the_invocation_page_follows_a_running_invocation_live(
 ) -> None:
     release = tmp_path / "release"
     invocation_id = shop.submit("hold", {"release": str(release)})
-    page = open_console(browser, f"{shop.console}#/invocations/{invocation_id}")
+    page = open_console(browser, shop.page_of(invocation_id))
     wait_for_state(page, "RUNNING")
     release.touch()
     wait_for_state(page, "SUCCEEDED")
@@ -214,11 +224,59 @@ def test_the_invocation_page_follows_a_running_invocation_live(
     page.check_no_errors()
 
 
+def test_invocations_are_listed_filtered_paged_and_added_live(
+    shop: Cluster, browser: Browser, tmp_path: Path
+) -> None:
+    page = open_console(browser, f"{shop.console}#/invocations")
+    page.choose("form.filters select[name='service']", "shop")
+    page.type("form.filters input[name='function']", "linger")
+    page.click("form.filters button[type='submit']")
+    page.wait_for("location.hash.includes('function=linger')", "the filtered list")
+    rows = "table.invocations tbody tr"
+    count = f"document.querySelectorAll({rows!r}).length"
+    before = page.evaluate(count)
+    live = [shop.submit("linger", {"seconds": 0}) for _ in range(3)]  # while the page is open
+    for invocation_id in live:
+        shown = page.visible(f"{rows}[data-id='{invocation_id}'][data-state='SUCCEEDED']")
+        page.wait_for(shown, f"{invocation_id} listed as it succeeds")
+    assert page.evaluate(count) == before + 3
+    texts = page.evaluate(f"[...document.querySelectorAll({rows!r})].map(r => r.innerText)")
+    assert all("shop / linger" in text for text in texts)
+    page.screenshot(tmp_path / "invocations.png")
+    for _ in range(55):  # more than a page (50) of them, read from the journal
+        shop.submit("linger", {"seconds": 0})
+    page.goto(f"{shop.console}#/invocations?function=linger")
+    page.wait_for(f"{count} === 50", "the first page")
+    page.click("#more")
+    page.wait_for(f"{count} >= {before + 58}", "the next page")
+    page.choose("form.filters select[name='state']", "FAILED")
+    page.click("form.filters button[type='submit']")
+    none = "document.querySelector('#list-status')?.innerText === 'No invocations match.'"
+    page.wait_for(none, "no failed invocation of linger")
+    page.check_no_errors()
+
+
+def test_a_running_invocation_is_cancelled_from_its_page(
+    shop: Cluster, browser: Browser, tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    invocation_id = shop.submit("hold", {"release": str(release)})
+    page = open_console(browser, shop.page_of(invocation_id))
+    wait_for_state(page, "RUNNING")
+    page.click("#cancel")
+    wait_for_state(page, "FAILED")
+    assert page.text("#error-code") == "CANCELLED"
+    assert "cancelled from the console" in page.text("#error-message")
+    page.screenshot(tmp_path / "cancelled.png")
+    release.touch()
+    page.check_no_errors()
+
+
 def test_an_invocation_is_resubmitted_with_its_input(
     shop: Cluster, browser: Browser, tmp_path: Path
 ) -> None:
     first = shop.submit("place", {"order": {"item": "pen", "quantity": 4}})
-    page = open_console(browser, f"{shop.console}#/invocations/{first}")
+    page = open_console(browser, shop.page_of(first))
     wait_for_state(page, "SUCCEEDED")
     page.click("#resubmit")
     page.wait_for(f"!location.hash.endsWith('{first}')", "the new invocation's page")
@@ -231,7 +289,7 @@ def test_a_waiting_workflow_is_sent_a_signal_and_completes(
     shop: Cluster, browser: Browser, tmp_path: Path
 ) -> None:
     invocation_id = shop.submit("approve", {"order": "o-7"})
-    page = open_console(browser, f"{shop.console}#/invocations/{invocation_id}")
+    page = open_console(browser, shop.page_of(invocation_id))
     wait_for_state(page, "SUSPENDED")  # it waits for the signal holding no worker
     signal = "#timeline tr[data-kind='signal']"
     page.wait_for(page.visible(f"{signal}[data-state='pending']"), "the pending signal wait")
@@ -248,6 +306,77 @@ def test_a_waiting_workflow_is_sent_a_signal_and_completes(
     assert '"order": "O-7"' in output and '"approved": true' in output
     page.screenshot(tmp_path / "workflow.png")
     page.check_no_errors()
+
+
+def test_agnt5_dev_prints_the_console_url_where_its_function_is_invoked(
+    browser: Browser, tmp_path: Path
+) -> None:
+    command = [*PYTHON, "-m", "agnt5", "dev", str(HELLO), "--port", "0", "--http-port", "0"]
+    output = {"stdout": subprocess.PIPE, "stderr": subprocess.DEVNULL, "bufsize": 0}
+    dev = spawn(command, env=agnt5_env(), **output)  # unbuffered: read_line waits on the pipe
+    try:
+        lines = [read_line(dev, 30) for _ in range(2)]
+        assert lines[0].startswith("agnt5 coordinator: grpc="), lines
+        assert lines[1].startswith("agnt5 console: http://127.0.0.1:"), lines
+        console = lines[1].removeprefix("agnt5 console: ")
+        page = open_console(browser, console)
+        page.wait_for(page.visible("section.service[data-service='hello'] table.workers"),
+                      "the worker of 'hello'")  # fmt: skip
+        page.click("a.function-link[href='#/services/hello/hello']")
+        page.type("#invoke-form input[name='name']", "Ada")
+        page.click("#invoke")
+        wait_for_state(page, "SUCCEEDED")
+        assert page.text("#output") == '"Hello, Ada!"'
+        page.screenshot(tmp_path / "dev.png")
+        page.check_no_errors()
+    finally:
+        stop(dev)
+
+
+async def journal_finished(data: Path, count: int, failed: int) -> None:
+    """A journal in ``data`` of ``count`` invocations of bulk/work, one created each millisecond
+    until now, all succeeded but number ``failed`` (TIMEOUT)."""
+    store = SqliteStore(data)
+    now = int(time.time() * 1000)
+    try:
+        for number in range(count):
+            invocation = Invocation(
+                f"bulk-{number:05d}", "bulk", "work", b"", {}, RetryPolicy(),
+                created_unix_ms=now - count + number,
+            )  # fmt: skip
+            store.add(invocation)
+            if number == failed:
+                invocation.state = InvocationState.FAILED
+                invocation.error = InvocationTimeoutError("late").to_dict()
+            else:
+                invocation.state, invocation.output = InvocationState.SUCCEEDED, b"1"
+            store.save(invocation)
+    finally:
+        store.close()  # commits them all
+
+
+def test_ten_thousand_invocations_in_the_journal_are_read_a_page_at_a_time(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """A journal of 10,000 finished invocations: the list shows the newest page and the next
+    one on request; filtered by state, it finds the one failure 8,000 back."""
+    data = tmp_path / "data"
+    asyncio.run(journal_finished(data, 10_000, failed=1999))
+    with coordinator_process("--data-dir", str(data)) as coordinator:
+        page = open_console(browser, f"{coordinator.http_url}/console#/invocations")
+        rows = "document.querySelectorAll('table.invocations tbody tr')"
+        page.wait_for(f"{rows}.length === 50", "the newest page")
+        assert page.evaluate(f"{rows}[0].dataset.id") == "bulk-09999"
+        page.click("#more")
+        page.wait_for(f"{rows}.length === 100", "the next page")
+        assert page.evaluate(f"{rows}[99].dataset.id") == "bulk-09900"
+        page.choose("form.filters select[name='state']", "FAILED")
+        page.click("form.filters button[type='submit']")
+        page.wait_for(f"{rows}.length === 1", "the one failure")
+        assert page.evaluate(f"{rows}[0].dataset.id") == "bulk-01999"
+        assert "TIMEOUT" in page.evaluate(f"{rows}[0].innerText")
+        page.screenshot(tmp_path / "ten-thousand.png")
+        page.check_no_errors()
 
 
 def test_with_a_client_key_the_console_asks_for_it_and_keeps_it_in_the_tab(
