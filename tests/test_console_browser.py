@@ -157,6 +157,14 @@ def wait_for_state(page: Page, state: str) -> None:
     page.wait_for(f"location.hash === {shown} && {state_shown}", state)
 
 
+def open_held(shop: Cluster, browser: Browser, release: Path) -> Page:
+    """The page of an invocation of 'hold', shown RUNNING until ``release`` exists."""
+    invocation_id = shop.submit("hold", {"release": str(release)})
+    page = open_console(browser, shop.page_of(invocation_id))
+    wait_for_state(page, "RUNNING")
+    return page
+
+
 def open_console(browser: Browser, url: str) -> Page:
     page = browser.page()
     page.goto(url)
@@ -215,9 +223,7 @@ def test_the_invocation_page_follows_a_running_invocation_live(
     shop: Cluster, browser: Browser, tmp_path: Path
 ) -> None:
     release = tmp_path / "release"
-    invocation_id = shop.submit("hold", {"release": str(release)})
-    page = open_console(browser, shop.page_of(invocation_id))
-    wait_for_state(page, "RUNNING")
+    page = open_held(shop, browser, release)
     release.touch()
     wait_for_state(page, "SUCCEEDED")
     assert page.text("#output") == '"released"'
@@ -260,9 +266,7 @@ def test_a_running_invocation_is_cancelled_from_its_page(
     shop: Cluster, browser: Browser, tmp_path: Path
 ) -> None:
     release = tmp_path / "release"
-    invocation_id = shop.submit("hold", {"release": str(release)})
-    page = open_console(browser, shop.page_of(invocation_id))
-    wait_for_state(page, "RUNNING")
+    page = open_held(shop, browser, release)
     page.click("#cancel")
     wait_for_state(page, "FAILED")
     assert page.text("#error-code") == "CANCELLED"

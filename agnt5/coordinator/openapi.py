@@ -62,21 +62,25 @@ _TRACEPARENT = {
 _INVOCATION_ID = _path("invocation_id", "The invocation's id.")
 
 
+_INVOCATION_FIELDS = {
+    "invocation_id": _STRING,
+    "service": _STRING,
+    "function": _STRING,
+    "state": {"type": "string", "enum": _STATES},
+    "attempt": {"type": "integer"},
+    "duration_ms": {"type": "number"},
+}
+_INVOCATION_REQUIRED = ["invocation_id", "service", "function", "state", "attempt"]
 _SUMMARY = {
     "type": "object",
     "description": "A listed invocation (no input or output); 'error_code' once it FAILED.",
     "properties": {
-        "invocation_id": _STRING,
-        "service": _STRING,
-        "function": _STRING,
-        "state": {"type": "string", "enum": _STATES},
-        "attempt": {"type": "integer"},
+        **_INVOCATION_FIELDS,
         "created_unix_ms": {"type": "integer"},
         "updated_unix_ms": {"type": "integer"},
-        "duration_ms": {"type": "number"},
         "error_code": _STRING,
     },
-    "required": ["invocation_id", "service", "function", "state", "attempt"],
+    "required": _INVOCATION_REQUIRED,
 }
 
 
@@ -86,17 +90,12 @@ def _invocation_schema(result: Any) -> dict[str, Any]:
         "description": "An invocation: 'result' once it SUCCEEDED, 'error' once it FAILED, "
         "a workflow's 'steps'.",
         "properties": {
-            "invocation_id": _STRING,
-            "service": _STRING,
-            "function": _STRING,
-            "state": {"type": "string", "enum": _STATES},
-            "attempt": {"type": "integer"},
-            "duration_ms": {"type": "number"},
+            **_INVOCATION_FIELDS,
             "result": result,
             "error": {"type": "object"},
             "steps": {"type": "array", "items": {"type": "object"}},
         },
-        "required": ["invocation_id", "service", "function", "state", "attempt"],
+        "required": _INVOCATION_REQUIRED,
     }
 
 
