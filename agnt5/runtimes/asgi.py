@@ -251,9 +251,7 @@ class AsgiRuntime:
             ):
                 body = await read_body(receive, self._body_limit, message)
             if route.is_async or route.executor is not None:
-                output = await _cancelled_on_disconnect(
-                    route, body, invocation_id, metadata, receive
-                )
+                output = await self._run_watched(route, body, invocation_id, metadata, receive)
             else:  # an inline handler holds the event loop: nothing could stop it anyway
                 output = await route.run(body, invocation_id, 1, metadata)
         except asyncio.CancelledError:
@@ -338,6 +336,32 @@ class AsgiRuntime:
             return Reply(404, {"content-type": "application/json"}, error_body(error, None))
         return found
 
+    async def _run_watched(
+        self,
+        route: Route,
+        body: bytes,
+        invocation_id: str,
+        metadata: Mapping[str, str],
+        receive: Any,
+    ) -> bytes:
+        """`Route.run`, cancelled (and its ``ctx``) if the client disconnects meanwhile."""
+        watch = _DisconnectWatch(receive, route.context(invocation_id, 1, metadata))
+        try:
+            return await route.run(body, invocation_id, 1, metadata, None, watch.ctx)
+        except asyncio.CancelledError as cancelled:
+            if watch.client_left:
+                raise ClientDisconnected(
+                    "the client disconnected; the invocation was cancelled"
+                ) from None
+            if self._forced_exit:  # a second stop request: answered 503 by the caller
+                raise
+            # the handler cancelled its own task (or the server gave up on it): the client
+            # still gets the JSON error, and the task ends right after
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            raise cancelled_itself(route.name, invocation_id, cancelled) from None
+        finally:
+            watch.stop()
+
     def _functions_body(self) -> bytes:
         metadata = [component.metadata() for component in self._registry.values()]
         return orjson.dumps({"functions": metadata, "count": len(metadata)})
@@ -363,26 +387,6 @@ def _below_root(scope: dict[str, Any]) -> dict[str, Any]:
     if path.startswith(root) and path[len(root)] == "/":
         return {**scope, "path": path[len(root) :]}
     return scope
-
-
-async def _cancelled_on_disconnect(
-    route: Route, body: bytes, invocation_id: str, metadata: Mapping[str, str], receive: Any
-) -> bytes:
-    """`Route.run`, cancelled (and its ``ctx``) if the client disconnects meanwhile."""
-    watch = _DisconnectWatch(receive, route.context(invocation_id, 1, metadata))
-    try:
-        return await route.run(body, invocation_id, 1, metadata, None, watch.ctx)
-    except asyncio.CancelledError as cancelled:
-        if watch.client_left:
-            raise ClientDisconnected(
-                "the client disconnected; the invocation was cancelled"
-            ) from None
-        # the handler cancelled its own task (or the server gave up on it): the client still
-        # gets the JSON error, and the task ends right after
-        asyncio.current_task().uncancel()  # type: ignore[union-attr]
-        raise cancelled_itself(route.name, invocation_id, cancelled) from None
-    finally:
-        watch.stop()
 
 
 class _DisconnectWatch:
