@@ -195,9 +195,11 @@ async function invocationsPage(params) {
   let cursor = null;
   let added = 0; // rows prepended live since the first page loaded
   const waiting = new Set(); // newer invocations not shown (more than a page arrived live)
+  let loading = Promise.resolve(); // one load at a time, in the order asked
+  const load = (reset) => (loading = loading.then(() => read(reset), () => read(reset)));
   // A filtered page looks at a bounded number of invocations, so it may come back short with a
   // cursor: it is followed a few times, so that matches further back show without a click each.
-  const load = async (reset) => {
+  const read = async (reset) => {
     const found = [];
     let next = reset ? "" : cursor;
     for (let asked = 0; asked < FOLLOW && found.length < PAGE && next !== null; asked++) {
@@ -450,7 +452,6 @@ async function render() {
   showKeyButton();
   view?.dispose?.();
   view = null;
-  missed = [];
   const { parts, params } = parseHash();
   for (const link of document.querySelectorAll("[data-nav]")) {
     link.classList.toggle("active", link.dataset.nav === (parts[0] || "overview") || (link.dataset.nav === "overview" && parts[0] === "services"));
@@ -459,6 +460,7 @@ async function render() {
     // Read a page once the stream is connected (or gave up for now): a change between the
     // read and the connection would be missed otherwise.
     await Promise.race([streaming, sleep(3000)]);
+    missed = []; // from here on, what changes is given to the page once read
     if (!services.length) services = (await call("GET", "/v1/services")).services;
     let shown;
     if (parts[0] === "invocations" && parts[1]) shown = await invocationPage(parts[1]);
