@@ -284,6 +284,7 @@ _SETTINGS: dict[str, _Setting] = {
     "max_body_size": _Setting(_integer(1), MAX_BODY_BYTES),
     "http_host": _Setting(_name, LOCALHOST),
     "http_port": _Setting(_integer(0, 65535), 8000),
+    "docs": _Setting(_flag, True),
     "workflow_suspend_after": _Setting(_seconds, 1.0),
 }
 
@@ -310,6 +311,8 @@ class WorkerConfig:
     max_body_size: int
     http_host: str
     http_port: int
+    docs: bool
+    """Whether the ASGI app serves ``/openapi.json`` and ``/docs`` (``AGNT5_DOCS``)."""
     workflow_suspend_after: float
 
     @classmethod

@@ -32,6 +32,7 @@ __all__ = [
     "agnt5_env",
     "blocker",
     "coordinator_process",
+    "read_line",
     "echo",
     "eventually",
     "answer",
@@ -124,7 +125,7 @@ def coordinator_process(
             command, stdout=subprocess.PIPE, stderr=stderr, env=agnt5_env(**(env or {}))
         )
         try:
-            line = _read_line(process, startup_timeout)
+            line = read_line(process, startup_timeout)
             if not line.startswith("agnt5 coordinator:"):
                 stderr.seek(0)
                 raise RuntimeError(f"coordinator did not start: {line!r}\n{stderr.read().decode()}")
@@ -134,7 +135,8 @@ def coordinator_process(
             stop(process)
 
 
-def _read_line(process: subprocess.Popen[bytes], timeout: float) -> str:
+def read_line(process: subprocess.Popen[bytes], timeout: float) -> str:
+    """The next line ``process`` writes on its stdout (a pipe), or "" after ``timeout`` seconds."""
     assert process.stdout is not None
     ready, _, _ = select.select([process.stdout], [], [], timeout)
     return process.stdout.readline().decode().strip() if ready else ""

@@ -204,6 +204,8 @@ async def test_dev_runs_coordinator_and_worker_in_one_process(module_file: Path)
         line = (await asyncio.wait_for(dev.stdout.readline(), 30)).decode()
         assert line.startswith("agnt5 coordinator: grpc=127.0.0.1:"), line
         endpoint = "http://" + line.split()[2].removeprefix("grpc=")
+        console = (await asyncio.wait_for(dev.stdout.readline(), 10)).decode()
+        assert console.startswith("agnt5 console: http://127.0.0.1:"), console
         usage = (await asyncio.wait_for(dev.stdout.readline(), 10)).decode()
         assert f"serving '{module_file.stem}'" in usage
         async with AsyncClient(endpoint, timeout=10) as client:

@@ -177,7 +177,11 @@ async def test_services_lists_components_and_workers(
     assert entry["components"][0]["input_schema"] == {"type": "object"}
     assert len(entry["workers"]) == 1 and entry["queued"] == 0
     async with AsyncClient(coordinator.endpoint) as client:  # the same view over gRPC
-        assert {s["name"]: s for s in await client.list_services()}[service] == entry
+        listed = {s["name"]: s for s in await client.list_services()}[service]
+    for view in (entry, listed):  # heard from within a few heartbeats (it beats every 0.3 s)
+        last_seen = [worker.pop("last_seen_ms_ago") for worker in view["workers"]]
+        assert all(0 <= ms < 10_000 for ms in last_seen), last_seen
+    assert listed == entry
 
 
 async def test_traceparent_header_reaches_the_worker(coordinator: CoordinatorProcess) -> None:

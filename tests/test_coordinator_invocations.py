@@ -94,7 +94,9 @@ async def test_list_invocations_filters_and_pages() -> None:
         await client.invoke(orders, "check", "x")
         await client.invoke(billing, "charge", 1)
         everything = (await client.list_invocations()).invocations
-        assert [row["service"] for row in everything] == [billing, *[orders] * 6]
+        created = [row["created_unix_ms"] for row in everything]  # newest first; rows of one
+        assert created == sorted(created, reverse=True)  # millisecond are ordered by id
+        assert sorted(row["service"] for row in everything) == sorted([billing, *[orders] * 6])
         assert {row["state"] for row in everything} == {"SUCCEEDED"}
         place = await client.list_invocations(orders, "place", limit=2)
         assert len(place.invocations) == 2 and place.next_cursor is not None

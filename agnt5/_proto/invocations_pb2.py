@@ -26,7 +26,7 @@ from . import common_pb2 as agnt5_dot_v1_dot_common__pb2
 from . import workflow_pb2 as agnt5_dot_v1_dot_workflow__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61gnt5/v1/invocations.proto\x12\x08\x61gnt5.v1\x1a\x15\x61gnt5/v1/common.proto\x1a\x17\x61gnt5/v1/workflow.proto\"\xe9\x01\n\rInvokeRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x10\n\x08\x66unction\x18\x02 \x01(\t\x12\r\n\x05input\x18\x03 \x01(\x0c\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x12\n\ntimeout_ms\x18\x05 \x01(\x04\x12\x0f\n\x07wait_ms\x18\x06 \x01(\x04\x12\x37\n\x08metadata\x18\x07 \x03(\x0b\x32%.agnt5.v1.InvokeRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"=\n\x0eSubmitResponse\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x08\"Q\n\x10GetResultRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0f\n\x07wait_ms\x18\x02 \x01(\x04\x12\x15\n\rinclude_steps\x18\x03 \x01(\x08\"\x82\x02\n\x10InvocationResult\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.agnt5.v1.InvocationState\x12\x10\n\x06output\x18\x03 \x01(\x0cH\x00\x12 \n\x05\x65rror\x18\x04 \x01(\x0b\x32\x0f.agnt5.v1.ErrorH\x00\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12\x13\n\x0b\x64uration_us\x18\x06 \x01(\x04\x12\x0f\n\x07service\x18\x07 \x01(\t\x12\x10\n\x08\x66unction\x18\x08 \x01(\t\x12%\n\x05steps\x18\t \x03(\x0b\x32\x16.agnt5.v1.JournalEntryB\t\n\x07outcome\"\x15\n\x13ListServicesRequest\"?\n\x14ListServicesResponse\x12\'\n\x08services\x18\x01 \x03(\x0b\x32\x15.agnt5.v1.ServiceInfo\"\x8c\x01\n\x0bServiceInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\'\n\ncomponents\x18\x03 \x03(\x0b\x32\x13.agnt5.v1.Component\x12%\n\x07workers\x18\x04 \x03(\x0b\x32\x14.agnt5.v1.WorkerInfo\x12\x0e\n\x06queued\x18\x05 \x01(\r\"n\n\nWorkerInfo\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x17\n\x0fmax_concurrency\x18\x03 \x01(\r\x12\x11\n\tin_flight\x18\x04 \x01(\r\x12\x10\n\x08\x64raining\x18\x05 \x01(\x08\":\n\x13InvokeStreamRequest\x12#\n\x05\x63\x61lls\x18\x01 \x03(\x0b\x32\x14.agnt5.v1.StreamCall\"\xdf\x01\n\nStreamCall\x12\x0b\n\x03ref\x18\x01 \x01(\x04\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x10\n\x08\x66unction\x18\x03 \x01(\t\x12\r\n\x05input\x18\x04 \x01(\x0c\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12\x12\n\ntimeout_ms\x18\x06 \x01(\x04\x12\x34\n\x08metadata\x18\x07 \x03(\x0b\x32\".agnt5.v1.StreamCall.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"A\n\x14InvokeStreamResponse\x12)\n\x08outcomes\x18\x01 \x03(\x0b\x32\x17.agnt5.v1.StreamOutcome\"r\n\rStreamOutcome\x12\x0b\n\x03ref\x18\x01 \x01(\x04\x12\x15\n\rinvocation_id\x18\x02 \x01(\t\x12\x10\n\x06output\x18\x03 \x01(\x0cH\x00\x12 \n\x05\x65rror\x18\x04 \x01(\x0b\x32\x0f.agnt5.v1.ErrorH\x00\x42\t\n\x07outcome\"\xc4\x01\n\x16ListInvocationsRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x10\n\x08\x66unction\x18\x02 \x01(\t\x12)\n\x06states\x18\x03 \x03(\x0e\x32\x19.agnt5.v1.InvocationState\x12\x1d\n\x15\x63reated_after_unix_ms\x18\x04 \x01(\x04\x12\x1e\n\x16\x63reated_before_unix_ms\x18\x05 \x01(\x04\x12\r\n\x05limit\x18\x06 \x01(\r\x12\x0e\n\x06\x63ursor\x18\x07 \x01(\t\"`\n\x17ListInvocationsResponse\x12\x30\n\x0binvocations\x18\x01 \x03(\x0b\x32\x1b.agnt5.v1.InvocationSummary\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"\xe3\x01\n\x11InvocationSummary\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x10\n\x08\x66unction\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.agnt5.v1.InvocationState\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12\x17\n\x0f\x63reated_unix_ms\x18\x06 \x01(\x04\x12\x17\n\x0fupdated_unix_ms\x18\x07 \x01(\x04\x12\x13\n\x0b\x64uration_us\x18\x08 \x01(\x04\x12\x12\n\nerror_code\x18\t \x01(\t\"6\n\rCancelRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"E\n\rSignalRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\"#\n\x0eSignalResponse\x12\x11\n\tdelivered\x18\x01 \x01(\x08*\xcc\x01\n\x0fInvocationState\x12 \n\x1cINVOCATION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18INVOCATION_STATE_PENDING\x10\x01\x12\x1c\n\x18INVOCATION_STATE_RUNNING\x10\x02\x12\x1e\n\x1aINVOCATION_STATE_SUCCEEDED\x10\x03\x12\x1b\n\x17INVOCATION_STATE_FAILED\x10\x04\x12\x1e\n\x1aINVOCATION_STATE_SUSPENDED\x10\x05\x32\xc4\x04\n\x0bInvocations\x12=\n\x06Invoke\x12\x17.agnt5.v1.InvokeRequest\x1a\x1a.agnt5.v1.InvocationResult\x12;\n\x06Submit\x12\x17.agnt5.v1.InvokeRequest\x1a\x18.agnt5.v1.SubmitResponse\x12\x43\n\tGetResult\x12\x1a.agnt5.v1.GetResultRequest\x1a\x1a.agnt5.v1.InvocationResult\x12M\n\x0cListServices\x12\x1d.agnt5.v1.ListServicesRequest\x1a\x1e.agnt5.v1.ListServicesResponse\x12Q\n\x0cInvokeStream\x12\x1d.agnt5.v1.InvokeStreamRequest\x1a\x1e.agnt5.v1.InvokeStreamResponse(\x01\x30\x01\x12V\n\x0fListInvocations\x12 .agnt5.v1.ListInvocationsRequest\x1a!.agnt5.v1.ListInvocationsResponse\x12=\n\x06\x43\x61ncel\x12\x17.agnt5.v1.CancelRequest\x1a\x1a.agnt5.v1.InvocationResult\x12;\n\x06Signal\x12\x17.agnt5.v1.SignalRequest\x1a\x18.agnt5.v1.SignalResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61gnt5/v1/invocations.proto\x12\x08\x61gnt5.v1\x1a\x15\x61gnt5/v1/common.proto\x1a\x17\x61gnt5/v1/workflow.proto\"\xe9\x01\n\rInvokeRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x10\n\x08\x66unction\x18\x02 \x01(\t\x12\r\n\x05input\x18\x03 \x01(\x0c\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x12\n\ntimeout_ms\x18\x05 \x01(\x04\x12\x0f\n\x07wait_ms\x18\x06 \x01(\x04\x12\x37\n\x08metadata\x18\x07 \x03(\x0b\x32%.agnt5.v1.InvokeRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"=\n\x0eSubmitResponse\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x08\"Q\n\x10GetResultRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0f\n\x07wait_ms\x18\x02 \x01(\x04\x12\x15\n\rinclude_steps\x18\x03 \x01(\x08\"\x82\x02\n\x10InvocationResult\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.agnt5.v1.InvocationState\x12\x10\n\x06output\x18\x03 \x01(\x0cH\x00\x12 \n\x05\x65rror\x18\x04 \x01(\x0b\x32\x0f.agnt5.v1.ErrorH\x00\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12\x13\n\x0b\x64uration_us\x18\x06 \x01(\x04\x12\x0f\n\x07service\x18\x07 \x01(\t\x12\x10\n\x08\x66unction\x18\x08 \x01(\t\x12%\n\x05steps\x18\t \x03(\x0b\x32\x16.agnt5.v1.JournalEntryB\t\n\x07outcome\"\x15\n\x13ListServicesRequest\"?\n\x14ListServicesResponse\x12\'\n\x08services\x18\x01 \x03(\x0b\x32\x15.agnt5.v1.ServiceInfo\"\x8c\x01\n\x0bServiceInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\'\n\ncomponents\x18\x03 \x03(\x0b\x32\x13.agnt5.v1.Component\x12%\n\x07workers\x18\x04 \x03(\x0b\x32\x14.agnt5.v1.WorkerInfo\x12\x0e\n\x06queued\x18\x05 \x01(\r\"\x88\x01\n\nWorkerInfo\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x17\n\x0fmax_concurrency\x18\x03 \x01(\r\x12\x11\n\tin_flight\x18\x04 \x01(\r\x12\x10\n\x08\x64raining\x18\x05 \x01(\x08\x12\x18\n\x10last_seen_ms_ago\x18\x06 \x01(\x04\":\n\x13InvokeStreamRequest\x12#\n\x05\x63\x61lls\x18\x01 \x03(\x0b\x32\x14.agnt5.v1.StreamCall\"\xdf\x01\n\nStreamCall\x12\x0b\n\x03ref\x18\x01 \x01(\x04\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x10\n\x08\x66unction\x18\x03 \x01(\t\x12\r\n\x05input\x18\x04 \x01(\x0c\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12\x12\n\ntimeout_ms\x18\x06 \x01(\x04\x12\x34\n\x08metadata\x18\x07 \x03(\x0b\x32\".agnt5.v1.StreamCall.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"A\n\x14InvokeStreamResponse\x12)\n\x08outcomes\x18\x01 \x03(\x0b\x32\x17.agnt5.v1.StreamOutcome\"r\n\rStreamOutcome\x12\x0b\n\x03ref\x18\x01 \x01(\x04\x12\x15\n\rinvocation_id\x18\x02 \x01(\t\x12\x10\n\x06output\x18\x03 \x01(\x0cH\x00\x12 \n\x05\x65rror\x18\x04 \x01(\x0b\x32\x0f.agnt5.v1.ErrorH\x00\x42\t\n\x07outcome\"\xc4\x01\n\x16ListInvocationsRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x10\n\x08\x66unction\x18\x02 \x01(\t\x12)\n\x06states\x18\x03 \x03(\x0e\x32\x19.agnt5.v1.InvocationState\x12\x1d\n\x15\x63reated_after_unix_ms\x18\x04 \x01(\x04\x12\x1e\n\x16\x63reated_before_unix_ms\x18\x05 \x01(\x04\x12\r\n\x05limit\x18\x06 \x01(\r\x12\x0e\n\x06\x63ursor\x18\x07 \x01(\t\"`\n\x17ListInvocationsResponse\x12\x30\n\x0binvocations\x18\x01 \x03(\x0b\x32\x1b.agnt5.v1.InvocationSummary\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"\xe3\x01\n\x11InvocationSummary\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x10\n\x08\x66unction\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.agnt5.v1.InvocationState\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12\x17\n\x0f\x63reated_unix_ms\x18\x06 \x01(\x04\x12\x17\n\x0fupdated_unix_ms\x18\x07 \x01(\x04\x12\x13\n\x0b\x64uration_us\x18\x08 \x01(\x04\x12\x12\n\nerror_code\x18\t \x01(\t\"6\n\rCancelRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"E\n\rSignalRequest\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\"#\n\x0eSignalResponse\x12\x11\n\tdelivered\x18\x01 \x01(\x08*\xcc\x01\n\x0fInvocationState\x12 \n\x1cINVOCATION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18INVOCATION_STATE_PENDING\x10\x01\x12\x1c\n\x18INVOCATION_STATE_RUNNING\x10\x02\x12\x1e\n\x1aINVOCATION_STATE_SUCCEEDED\x10\x03\x12\x1b\n\x17INVOCATION_STATE_FAILED\x10\x04\x12\x1e\n\x1aINVOCATION_STATE_SUSPENDED\x10\x05\x32\xc4\x04\n\x0bInvocations\x12=\n\x06Invoke\x12\x17.agnt5.v1.InvokeRequest\x1a\x1a.agnt5.v1.InvocationResult\x12;\n\x06Submit\x12\x17.agnt5.v1.InvokeRequest\x1a\x18.agnt5.v1.SubmitResponse\x12\x43\n\tGetResult\x12\x1a.agnt5.v1.GetResultRequest\x1a\x1a.agnt5.v1.InvocationResult\x12M\n\x0cListServices\x12\x1d.agnt5.v1.ListServicesRequest\x1a\x1e.agnt5.v1.ListServicesResponse\x12Q\n\x0cInvokeStream\x12\x1d.agnt5.v1.InvokeStreamRequest\x1a\x1e.agnt5.v1.InvokeStreamResponse(\x01\x30\x01\x12V\n\x0fListInvocations\x12 .agnt5.v1.ListInvocationsRequest\x1a!.agnt5.v1.ListInvocationsResponse\x12=\n\x06\x43\x61ncel\x12\x17.agnt5.v1.CancelRequest\x1a\x1a.agnt5.v1.InvocationResult\x12;\n\x06Signal\x12\x17.agnt5.v1.SignalRequest\x1a\x18.agnt5.v1.SignalResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,8 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INVOKEREQUEST_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_STREAMCALL_METADATAENTRY']._loaded_options = None
   _globals['_STREAMCALL_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_INVOCATIONSTATE']._serialized_start=2235
-  _globals['_INVOCATIONSTATE']._serialized_end=2439
+  _globals['_INVOCATIONSTATE']._serialized_start=2262
+  _globals['_INVOCATIONSTATE']._serialized_end=2466
   _globals['_INVOKEREQUEST']._serialized_start=89
   _globals['_INVOKEREQUEST']._serialized_end=322
   _globals['_INVOKEREQUEST_METADATAENTRY']._serialized_start=275
@@ -55,30 +55,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTSERVICESRESPONSE']._serialized_end=817
   _globals['_SERVICEINFO']._serialized_start=820
   _globals['_SERVICEINFO']._serialized_end=960
-  _globals['_WORKERINFO']._serialized_start=962
-  _globals['_WORKERINFO']._serialized_end=1072
-  _globals['_INVOKESTREAMREQUEST']._serialized_start=1074
-  _globals['_INVOKESTREAMREQUEST']._serialized_end=1132
-  _globals['_STREAMCALL']._serialized_start=1135
-  _globals['_STREAMCALL']._serialized_end=1358
+  _globals['_WORKERINFO']._serialized_start=963
+  _globals['_WORKERINFO']._serialized_end=1099
+  _globals['_INVOKESTREAMREQUEST']._serialized_start=1101
+  _globals['_INVOKESTREAMREQUEST']._serialized_end=1159
+  _globals['_STREAMCALL']._serialized_start=1162
+  _globals['_STREAMCALL']._serialized_end=1385
   _globals['_STREAMCALL_METADATAENTRY']._serialized_start=275
   _globals['_STREAMCALL_METADATAENTRY']._serialized_end=322
-  _globals['_INVOKESTREAMRESPONSE']._serialized_start=1360
-  _globals['_INVOKESTREAMRESPONSE']._serialized_end=1425
-  _globals['_STREAMOUTCOME']._serialized_start=1427
-  _globals['_STREAMOUTCOME']._serialized_end=1541
-  _globals['_LISTINVOCATIONSREQUEST']._serialized_start=1544
-  _globals['_LISTINVOCATIONSREQUEST']._serialized_end=1740
-  _globals['_LISTINVOCATIONSRESPONSE']._serialized_start=1742
-  _globals['_LISTINVOCATIONSRESPONSE']._serialized_end=1838
-  _globals['_INVOCATIONSUMMARY']._serialized_start=1841
-  _globals['_INVOCATIONSUMMARY']._serialized_end=2068
-  _globals['_CANCELREQUEST']._serialized_start=2070
-  _globals['_CANCELREQUEST']._serialized_end=2124
-  _globals['_SIGNALREQUEST']._serialized_start=2126
-  _globals['_SIGNALREQUEST']._serialized_end=2195
-  _globals['_SIGNALRESPONSE']._serialized_start=2197
-  _globals['_SIGNALRESPONSE']._serialized_end=2232
-  _globals['_INVOCATIONS']._serialized_start=2442
-  _globals['_INVOCATIONS']._serialized_end=3022
+  _globals['_INVOKESTREAMRESPONSE']._serialized_start=1387
+  _globals['_INVOKESTREAMRESPONSE']._serialized_end=1452
+  _globals['_STREAMOUTCOME']._serialized_start=1454
+  _globals['_STREAMOUTCOME']._serialized_end=1568
+  _globals['_LISTINVOCATIONSREQUEST']._serialized_start=1571
+  _globals['_LISTINVOCATIONSREQUEST']._serialized_end=1767
+  _globals['_LISTINVOCATIONSRESPONSE']._serialized_start=1769
+  _globals['_LISTINVOCATIONSRESPONSE']._serialized_end=1865
+  _globals['_INVOCATIONSUMMARY']._serialized_start=1868
+  _globals['_INVOCATIONSUMMARY']._serialized_end=2095
+  _globals['_CANCELREQUEST']._serialized_start=2097
+  _globals['_CANCELREQUEST']._serialized_end=2151
+  _globals['_SIGNALREQUEST']._serialized_start=2153
+  _globals['_SIGNALREQUEST']._serialized_end=2222
+  _globals['_SIGNALRESPONSE']._serialized_start=2224
+  _globals['_SIGNALRESPONSE']._serialized_end=2259
+  _globals['_INVOCATIONS']._serialized_start=2469
+  _globals['_INVOCATIONS']._serialized_end=3049
 # @@protoc_insertion_point(module_scope)

@@ -114,18 +114,20 @@ class ServiceInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., components: _Optional[_Iterable[_Union[_common_pb2.Component, _Mapping]]] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., queued: _Optional[int] = ...) -> None: ...
 
 class WorkerInfo(_message.Message):
-    __slots__ = ("worker_id", "version", "max_concurrency", "in_flight", "draining")
+    __slots__ = ("worker_id", "version", "max_concurrency", "in_flight", "draining", "last_seen_ms_ago")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_MS_AGO_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     version: str
     max_concurrency: int
     in_flight: int
     draining: bool
-    def __init__(self, worker_id: _Optional[str] = ..., version: _Optional[str] = ..., max_concurrency: _Optional[int] = ..., in_flight: _Optional[int] = ..., draining: _Optional[bool] = ...) -> None: ...
+    last_seen_ms_ago: int
+    def __init__(self, worker_id: _Optional[str] = ..., version: _Optional[str] = ..., max_concurrency: _Optional[int] = ..., in_flight: _Optional[int] = ..., draining: _Optional[bool] = ..., last_seen_ms_ago: _Optional[int] = ...) -> None: ...
 
 class InvokeStreamRequest(_message.Message):
     __slots__ = ("calls",)

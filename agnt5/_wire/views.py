@@ -1,9 +1,9 @@
 """The plain-dict views of a service and of an invocation: the shapes the Client, the HTTP
 gateway and the CLI return.
 
-The Client builds them from the messages it receives (`service_dict`, `invocation_dict`,
-`summary_dict` for a listed invocation), the gateway from the coordinator's state directly
-(`service_view`, `invocation_view`).
+Services are built from ``ServiceInfo`` messages by both (`service_dict`); an invocation from
+an ``InvocationResult`` by the Client (`invocation_dict`) and from the coordinator's state by the
+gateway (`invocation_view`).
 """
 
 from __future__ import annotations
@@ -51,15 +51,22 @@ def component_dict(component: common_pb2.Component) -> dict[str, Any]:
 
 
 def worker_dict(
-    worker_id: str, version: str, max_concurrency: int, in_flight: int, draining: bool
+    worker_id: str,
+    version: str,
+    max_concurrency: int,
+    in_flight: int,
+    draining: bool,
+    last_seen_ms_ago: int,
 ) -> dict[str, Any]:
-    """A connected worker: its id and version, its capacity and load, whether it drains."""
+    """A connected worker: its id and version, its capacity and load, whether it drains, and
+    how long ago it last sent anything (heartbeats included)."""
     return {
         "worker_id": worker_id,
         "version": version,
         "max_concurrency": max_concurrency,
         "in_flight": in_flight,
         "draining": draining,
+        "last_seen_ms_ago": last_seen_ms_ago,
     }
 
 
@@ -83,7 +90,9 @@ def service_view(
 def service_dict(service: invocations_pb2.ServiceInfo) -> dict[str, Any]:
     """`service_view` of a ``ServiceInfo`` message."""
     workers = (
-        worker_dict(w.worker_id, w.version, w.max_concurrency, w.in_flight, w.draining)
+        worker_dict(
+            w.worker_id, w.version, w.max_concurrency, w.in_flight, w.draining, w.last_seen_ms_ago
+        )
         for w in service.workers
     )
     return service_view(service.name, service.version, service.components, workers, service.queued)

@@ -129,6 +129,12 @@ def add_coordinator_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-http", action="store_true", help="run without the HTTP gateway")
     parser.add_argument(
+        "--no-console", action="store_true", help="serve no web console on the HTTP port"
+    )
+    parser.add_argument(
+        "--no-docs", action="store_true", help="serve no /openapi.json or /docs on the HTTP port"
+    )
+    parser.add_argument(
         "--allowed-host",
         action="append",
         metavar="NAME",

@@ -179,6 +179,8 @@ def new_coordinator(args: argparse.Namespace) -> Coordinator:
         api_key=args.api_key,
         keys=keys,
         allowed_hosts=args.allowed_host,
+        console=not args.no_console,
+        docs=not args.no_docs,
         max_queue=args.max_queue,
         max_queue_per_service=args.max_queue_per_service,
         max_queued_bytes=args.max_queued_bytes,
@@ -269,8 +271,11 @@ def configure_logging(args: argparse.Namespace, service_name: str | None = None)
 
 
 def announce(made: Coordinator, stream: TextIO = sys.stdout) -> None:
+    """Where the coordinator listens, and its console's address when it serves one."""
     http = f"{made.host}:{made.http_port}" if made.http_port is not None else "off"
     print(f"agnt5 coordinator: grpc={made.host}:{made.port} http={http}", file=stream, flush=True)
+    if made.console_url is not None:
+        print(f"agnt5 console: {made.console_url}", file=stream, flush=True)
 
 
 def stopped(stream: TextIO = sys.stdout) -> None:

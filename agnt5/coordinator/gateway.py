@@ -5,14 +5,19 @@ invocation (``result`` holds the return value, as in the ASGI runtime's answer),
 HTTP status with an error body, or 202 with the still-running invocation after ``?wait=``
 seconds (default 60). ``.../submit`` is 202 ``{"invocation_id", "deduplicated"}``;
 ``GET /v1/invocations/{id}[?wait=s]`` is 200 with the invocation in any state (a workflow's
-with its ``steps``); ``POST /v1/invocations/{id}/cancel`` cancels it (200 with the cancelled
-invocation; 409 once it finished); ``POST /v1/invocations/{id}/signals/{name}`` sends a
-workflow the JSON body as the signal's payload, 200 ``{"invocation_id", "signal",
-"delivered"}``; ``GET /v1/invocations`` lists invocations newest first (``?service=
-&function= &state= &created_after= &created_before= &limit= &cursor=``, times in Unix
-seconds): ``{"invocations", "next_cursor"}``; ``GET /v1/services`` lists services.
-``?timeout=s`` sets an invocation deadline; the ``Idempotency-Key`` header dedupes. Errors are
+with its ``steps``; ``?detail=true`` adds its input, metadata, times, worker and trace id);
+``POST /v1/invocations/{id}/cancel`` cancels it (200 with the cancelled invocation; 409 once it
+finished); ``POST /v1/invocations/{id}/signals/{name}`` sends a workflow the JSON body as the
+signal's payload, 200 ``{"invocation_id", "signal", "delivered"}``; ``GET /v1/invocations``
+lists invocations newest first (``?service= &function= &state= &created_after=
+&created_before= &limit= &cursor=``, times in Unix seconds): ``{"invocations",
+"next_cursor"}``; ``GET /v1/services`` lists services; ``GET /v1/events`` streams changes as
+server-sent events (see `agnt5.coordinator.events`). ``?timeout=s`` sets an invocation
+deadline; the ``Idempotency-Key`` header dedupes. Errors are
 ``{"error", "status", "code"}`` (plus ``invocation_id`` when there is one).
+``GET /openapi.json`` describes all this (OpenAPI 3.1, an operation per function), and the
+console (``/console``) and the docs page (``/docs``) are served beside it
+(`agnt5.coordinator.console`).
 
 Probes and metrics: ``GET /health`` is 200 while the coordinator's loop answers (liveness);
 ``GET /ready`` is 200 while it accepts work (its journal commits, it is not shutting down), else
@@ -32,7 +37,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from agnt5 import config
@@ -43,11 +48,18 @@ from agnt5._wire.http import (
     http_error,
     read_body,
 )
-from agnt5._wire.views import invocation_view, service_view, summary_dict, worker_dict
+from agnt5._wire.views import invocation_view, service_dict, summary_dict
 from agnt5.coordinator._cross_site import HostCheck
 from agnt5.coordinator.auth import Credentials, Grant
 from agnt5.coordinator.checks import invocation_query, seconds
-from agnt5.coordinator.invocations_service import listing_message
+from agnt5.coordinator.console import web_routes
+from agnt5.coordinator.events import event_stream
+from agnt5.coordinator.invocations_service import (
+    listing_message,
+    services_message,
+    summary_message,
+)
+from agnt5.coordinator.openapi import gateway_openapi
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
 from agnt5.coordinator.store import Invocation, visible_state
@@ -84,6 +96,30 @@ def _invocation(
         invocation.error if settled else None,
         steps or None,
     )
+
+
+def _detail(invocation: Invocation) -> dict[str, Any]:
+    """What ``?detail=true`` adds to an invocation: its input, metadata, times, worker, trace
+    id and idempotency key."""
+    traceparent = invocation.metadata.get("traceparent", "").split("-")
+    return {
+        "input": orjson.Fragment(invocation.input) if invocation.input.strip() else None,
+        "metadata": invocation.metadata,
+        "created_unix_ms": invocation.created_unix_ms,
+        "deadline_unix_ms": invocation.deadline_unix_ms or None,
+        "worker_id": invocation.worker_id or None,
+        "trace_id": traceparent[1] if len(traceparent) == 4 else None,
+        "idempotency_key": invocation.idempotency_key or None,
+    }
+
+
+def _flag(request: Request, name: str) -> bool:
+    raw = request.query_params.get(name, "false").lower()
+    if raw not in ("true", "1", "false", "0"):
+        raise InvalidArgumentError(
+            f"query parameter {name!r} must be true or false, got {raw[:32]!r}"
+        )
+    return raw in ("true", "1")
 
 
 def _seconds(request: Request, name: str, default: float | None) -> float | None:
@@ -139,12 +175,16 @@ def build_gateway(
     allowed_hosts: Iterable[str] = (),
     wait_timeout: float = config.GATEWAY_WAIT,
     metrics: Callable[[str], tuple[bytes, str]] | None = None,
+    console: bool = True,
+    docs: bool = True,
 ) -> HostCheck:
-    """The gateway app; with client keys every route but the probes needs ``Authorization:
-    Bearer <key>`` with one of them, and reaches only the services its key is limited to.
-    ``allowed_hosts``: the names it answers to besides IP addresses and localhost (``"*"``:
-    any). ``metrics(accept)``: the body and content type ``/metrics`` serves (none: 404)."""
+    """The gateway app; with client keys every route but the probes and the pages needs
+    ``Authorization: Bearer <key>`` with one of them, and reaches only the services its key is
+    limited to. ``allowed_hosts``: the names it answers to besides IP addresses and localhost
+    (``"*"``: any). ``metrics(accept)``: the body and content type ``/metrics`` serves (none:
+    404). ``console``: serve the console; ``docs``: serve ``/openapi.json`` and ``/docs``."""
     refused = scheduler.telemetry.refused
+    keyed = "client" not in credentials.open_roles()
 
     def guarded(endpoint: _Endpoint) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
@@ -192,10 +232,12 @@ def build_gateway(
 
     async def result_endpoint(request: Request, grant: Grant) -> Response:
         wait = _seconds(request, "wait", 0.0)
+        detail = _flag(request, "detail")
         invocation = scheduler.get(request.path_params["invocation_id"])
         grant.check(invocation.service, "read results of")
         settled = await scheduler.wait(invocation, wait)
-        return _json(_invocation(invocation, settled, scheduler.workflows.steps(invocation)))
+        data = _invocation(invocation, settled, scheduler.workflows.steps(invocation))
+        return _json({**data, **_detail(invocation)} if detail else data)
 
     async def signal_endpoint(request: Request, grant: Grant) -> Response:
         invocation = scheduler.get(request.path_params["invocation_id"])
@@ -237,24 +279,30 @@ def build_gateway(
         invocation = await scheduler.cancel(invocation.id, reason)  # returns once journaled
         return _json(_invocation(invocation, scheduler.settled(invocation)))
 
+    def services(grant: Grant) -> list[dict[str, Any]]:
+        listed = services_message(registry, scheduler, grant).services
+        return [service_dict(service) for service in listed]
+
     async def services_endpoint(request: Request, grant: Grant) -> Response:
-        services = [
-            service_view(
-                entry.name,
-                entry.version,
-                entry.components.values(),
-                (
-                    worker_dict(
-                        w.worker_id, w.version, w.max_concurrency, len(w.in_flight), w.draining
-                    )
-                    for w in entry.workers.values()
-                ),
-                scheduler.queued(entry.name),
-            )
-            for entry in registry.services()
-            if grant.allows(entry.name)
-        ]
-        return _json({"services": services})
+        return _json({"services": services(grant)})
+
+    async def events_endpoint(request: Request, grant: Grant) -> Response:
+        watcher = scheduler.events.watch(grant.allows)
+        stream = event_stream(
+            scheduler.events,
+            watcher,
+            lambda invocation: summary_dict(
+                summary_message(scheduler.visible(invocation.listed()))
+            ),
+            lambda: {"services": services(grant)},
+        )
+        headers = {"cache-control": "no-store", "x-accel-buffering": "no"}
+        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+
+    async def openapi_endpoint(request: Request, grant: Grant) -> Response:
+        allowed = (entry for entry in registry.services() if grant.allows(entry.name))
+        root = str(request.scope.get("root_path", ""))
+        return _json(gateway_openapi(allowed, root, bearer=keyed, metrics=metrics is not None))
 
     async def health_endpoint(request: Request) -> Response:
         return _json({"status": "healthy"}, headers=_NO_STORE)
@@ -296,9 +344,12 @@ def build_gateway(
                 methods=["POST"],
             ),
             Route("/v1/services", guarded(services_endpoint), methods=["GET"]),
+            Route("/v1/events", guarded(events_endpoint), methods=["GET"]),
             Route("/health", health_endpoint, methods=["GET"]),
             Route("/ready", ready_endpoint, methods=["GET"]),
             *([Route("/metrics", guarded(metrics_endpoint), methods=["GET"])] if metrics else []),
+            *([Route("/openapi.json", guarded(openapi_endpoint), methods=["GET"])] if docs else []),
+            *web_routes(console=console, docs=docs),
         ],
         exception_handlers={HTTPException: on_http_exception},
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import grpc
@@ -15,7 +16,7 @@ from agnt5.coordinator.auth import ANY_SERVICE, Credentials, Grant
 from agnt5.coordinator.checks import cursor_text, invocation_query, milliseconds
 from agnt5.coordinator.registry import Registry
 from agnt5.coordinator.scheduler import Scheduler
-from agnt5.coordinator.store import Invocation, InvocationPage, visible_state
+from agnt5.coordinator.store import Invocation, InvocationPage, Listed, visible_state
 from agnt5.errors import AgntError
 from agnt5.workflows.journal import Entry
 from agnt5.workflows.protocol import entry_message
@@ -26,6 +27,7 @@ __all__ = [
     "result_message",
     "services_message",
     "stream_outcome",
+    "summary_message",
 ]
 
 
@@ -59,23 +61,26 @@ def result_message(
     return message
 
 
+def summary_message(row: Listed) -> invocations_pb2.InvocationSummary:
+    """A listed invocation as the ``InvocationSummary`` listings (and the gateway's events)
+    carry."""
+    return invocations_pb2.InvocationSummary(
+        invocation_id=row.id,
+        service=row.service,
+        function=row.function,
+        state=row.state.value,
+        attempt=row.attempt,
+        created_unix_ms=row.created_unix_ms,
+        updated_unix_ms=row.updated_unix_ms,
+        duration_us=row.duration_us,
+        error_code=row.error_code,
+    )
+
+
 def listing_message(page: InvocationPage) -> invocations_pb2.ListInvocationsResponse:
     """A page of a listing as the ``ListInvocationsResponse`` the service returns."""
     return invocations_pb2.ListInvocationsResponse(
-        invocations=[
-            invocations_pb2.InvocationSummary(
-                invocation_id=row.id,
-                service=row.service,
-                function=row.function,
-                state=row.state.value,
-                attempt=row.attempt,
-                created_unix_ms=row.created_unix_ms,
-                updated_unix_ms=row.updated_unix_ms,
-                duration_us=row.duration_us,
-                error_code=row.error_code,
-            )
-            for row in page.invocations
-        ],
+        invocations=[summary_message(row) for row in page.invocations],
         next_cursor=cursor_text(page.next_after),
     )
 
@@ -127,6 +132,7 @@ def services_message(
 ) -> invocations_pb2.ListServicesResponse:
     """Every known service ``grant`` allows, with its components, connected workers and queue
     length."""
+    now = time.monotonic()
     return invocations_pb2.ListServicesResponse(
         services=[
             invocations_pb2.ServiceInfo(
@@ -140,6 +146,7 @@ def services_message(
                         max_concurrency=worker.max_concurrency,
                         in_flight=len(worker.in_flight),
                         draining=worker.draining,
+                        last_seen_ms_ago=int((now - worker.last_seen) * 1000),
                     )
                     for worker in entry.workers.values()
                 ],

@@ -17,6 +17,7 @@ from agnt5 import config
 from agnt5._proto import worker_pb2
 from agnt5._wire.records import InvokeItem, ResultItem
 from agnt5.coordinator.checks import check_metadata, check_name, result_problem
+from agnt5.coordinator.events import EventFeed
 from agnt5.coordinator.queues import QueueLimits, Queues
 from agnt5.coordinator.registry import Registry, WorkerHandle, retry_policy
 from agnt5.coordinator.store import (
@@ -24,6 +25,7 @@ from agnt5.coordinator.store import (
     InvocationPage,
     InvocationQuery,
     InvocationState,
+    Listed,
     RetryPolicy,
     StateStore,
     visible_state,
@@ -85,6 +87,8 @@ class Scheduler:
         self._follows: set[asyncio.Task[None]] = set()  # other coordinators' invocations
         self._reconnecting_until = 0.0  # monotonic; see `recover`
         self._closed = False
+        self.events = EventFeed()
+        """Every change of an invocation's state, and of the workers, for live watchers."""
         self.telemetry = CoordinatorTelemetry(self.service_states)
         """Counts and spans of what this scheduler does."""
         self.workflows = Workflows(self, store)
@@ -202,6 +206,7 @@ class Scheduler:
             self._deliver(worker, invocation)
         else:
             self._queues.push(invocation)
+            self.events.changed(invocation)
         return invocation, False
 
     def _serves(self, service: str, function: str) -> bool:
@@ -305,6 +310,7 @@ class Scheduler:
             invocation.state = state
             invocation.worker_id = ""
             self._store.save(invocation)
+            self.events.changed(invocation)
         self._dispatch(worker.service)
 
     def resume(self, invocation: Invocation) -> None:
@@ -314,6 +320,7 @@ class Scheduler:
         invocation.state = InvocationState.PENDING
         invocation.worker_id = ""
         self._store.save(invocation)
+        self.events.changed(invocation)
         self._requeue(invocation)
         self._dispatch(invocation.service)
 
@@ -338,14 +345,13 @@ class Scheduler:
         unsaved = [row for row in page.invocations if row.id in self._waiters]
         if not unsaved:
             return page
-        return page._replace(  # an outcome not saved yet is not shown: it runs on
-            invocations=[
-                row._replace(state=InvocationState.RUNNING, error_code="")
-                if row.id in self._waiters and row.state in _FINISHED
-                else row
-                for row in page.invocations
-            ]
-        )
+        return page._replace(invocations=[self.visible(row) for row in page.invocations])
+
+    def visible(self, row: Listed) -> Listed:
+        """``row`` as clients see it: an outcome not saved yet is not shown (it runs on)."""
+        if row.id in self._waiters and row.state in _FINISHED:
+            return row._replace(state=InvocationState.RUNNING, error_code="")
+        return row
 
     async def cancel(self, invocation_id: str, reason: str = "") -> Invocation:
         """Cancel an unfinished invocation: it leaves its queue, or its worker is sent a
@@ -522,6 +528,7 @@ class Scheduler:
         previous = self._registry.add(worker)
         if previous is not None:
             self.worker_lost(previous)
+        self.events.services_changed()
         self.telemetry.declare(worker.service, worker.components)
         self._store.serving(worker.service, list(worker.components))
         self._dispatch(worker.service)
@@ -546,6 +553,7 @@ class Scheduler:
         queued work goes to the coordinators that have some (`StateStore.release`)."""
         worker.close()
         self._registry.remove(worker)
+        self.events.services_changed()
         lost = list(worker.in_flight.values())
         worker.in_flight.clear()
         for invocation in lost:
@@ -670,6 +678,7 @@ class Scheduler:
         invocation.worker_id = worker.worker_id
         worker.in_flight[invocation.id] = invocation
         self._store.save(invocation)
+        self.events.changed(invocation)
         worker.outbox.put_nowait(
             InvokeItem(
                 invocation.id,
@@ -706,6 +715,7 @@ class Scheduler:
                 invocation.state = InvocationState.PENDING
                 invocation.worker_id = ""
                 self._store.save(invocation)
+                self.events.changed(invocation)
                 self.telemetry.retry(invocation, redelivery=not backoff)
                 if delay > 0:
                     self._retries[invocation.id] = asyncio.get_running_loop().call_later(
@@ -786,6 +796,7 @@ class Scheduler:
             event.set()
         for callback in self._listeners.pop(invocation.id, ()):
             callback(invocation)
+        self.events.changed(invocation)
 
 
 def _same_input(existing: Invocation, payload: bytes) -> Invocation:

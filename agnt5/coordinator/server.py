@@ -108,6 +108,9 @@ class Coordinator:
     queued again at `start` (see `agnt5.coordinator` for the delivery guarantee), and `stop`
     closes the store before failing waiting clients, so a stop is not journaled as failures.
     Services are never stored: workers re-register when they reconnect.
+
+    The gateway's port also serves the console (``/console``; ``console=False``: not) and the
+    API's description (``/openapi.json`` and the ``/docs`` page; ``docs=False``: not).
     """
 
     def __init__(
@@ -130,6 +133,8 @@ class Coordinator:
         heartbeat_timeout: float = config.HEARTBEAT_TIMEOUT,
         forget_services_after: float = config.RETENTION,
         http_wait_timeout: float = config.GATEWAY_WAIT,
+        console: bool = True,
+        docs: bool = True,
         store: StateStore | None = None,
     ) -> None:
         if max_input_bytes < 1 or max_output_bytes < 1:
@@ -150,6 +155,7 @@ class Coordinator:
         self._allowed_hosts = [host] if allowed_hosts is None else list(allowed_hosts)
         self._message_limit = max(2 * max_input_bytes, max_output_bytes) + _FRAME_ROOM
         self._http_wait_timeout = http_wait_timeout
+        self._pages = {"console": console, "docs": docs}
         self._registry = Registry()
         self._store: StateStore = store if store is not None else MemoryStore()
         limits = QueueLimits(
@@ -194,6 +200,14 @@ class Coordinator:
         return self._http.port if self._http is not None else None
 
     @property
+    def console_url(self) -> str | None:
+        """The console's address (after `start`), or None without a gateway or console."""
+        if self._http is None or not self._pages["console"]:
+            return None
+        host = "localhost" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{_address(host, self._http.port)}/console"
+
+    @property
     def endpoint(self) -> str:
         """``http://host:port`` for `agnt5.client.Client` and workers."""
         return f"http://{_address(self.host, self.port)}"
@@ -235,6 +249,7 @@ class Coordinator:
                     allowed_hosts=self._allowed_hosts,
                     wait_timeout=self._http_wait_timeout,
                     metrics=metrics,
+                    **self._pages,
                 )
                 self._http = _gateway_server(app, self.host, http_port)
                 await self._http.start()
@@ -290,6 +305,7 @@ class Coordinator:
         self._sessions.drain_all("coordinator shutting down", grace)
         self._store.close()
         self._scheduler.close()
+        self._scheduler.events.close()  # event streams end, so the gateway stops at once
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

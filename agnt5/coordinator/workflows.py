@@ -98,6 +98,7 @@ class Workflows:
             except (JournalError, AgntError) as exc:
                 self._refuse(worker, invocation, exc)
                 continue
+            self._scheduler.events.changed(invocation)  # its timeline grew
             if isinstance(command, StepOutcome):
                 if command.kind == STEP:  # now/random/uuid: nobody waits for them
                     done.append((invocation, entry, False))
@@ -272,6 +273,7 @@ class Workflows:
         if invocation.state is InvocationState.SUSPENDED:
             self._scheduler.resume(invocation)
             return
+        self._scheduler.events.changed(invocation)  # one of its entries is done
         worker = self._scheduler.worker_of(invocation)
         if worker is not None:
             worker.outbox.put_nowait(event_message(invocation.id, entry, with_output=with_output))

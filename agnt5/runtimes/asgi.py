@@ -1,6 +1,9 @@
 """ASGI runtime: a ``Worker(runtime="asgi")`` is itself an ASGI 3 application.
 
-Endpoints: ``GET /health``, ``GET /functions`` and ``POST /invoke/{handler}``. ``/invoke`` runs on
+Endpoints: ``GET /health``, ``GET /functions`` and ``POST /invoke/{handler}``, and unless
+``docs=False`` (``AGNT5_DOCS=0``) ``GET /openapi.json`` (OpenAPI 3.1: an operation per function,
+its schemas from the function's) and ``GET /docs`` (a page to read and try them, its files in
+the package). ``/invoke`` runs on
 a raw ASGI fast path (read the body, hand the bytes to the hot path, write the encoded bytes);
 Starlette supplies the middleware (CORS, and anything given to ``add_middleware``), which wraps
 every endpoint.
@@ -46,6 +49,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from agnt5._pipeline import NO_METADATA, Pipeline, Route, cancelled_itself
+from agnt5._web import Reply, asset_reply, page, page_reply
 from agnt5._wire.http import (
     ClientDisconnected,
     MethodNotAllowed,
@@ -58,6 +62,7 @@ from agnt5._wire.http import (
     response_start,
 )
 from agnt5.errors import AgntError, NotFoundError, UnavailableError
+from agnt5.runtimes._openapi import asgi_openapi
 
 if TYPE_CHECKING:
     from agnt5._registry import Registry
@@ -70,6 +75,8 @@ _log = logging.getLogger("agnt5.asgi")
 
 _INVOKE_PREFIX = "/invoke/"
 _ROUTES = {"/health": "GET", "/functions": "GET"}
+_DOCS_ROUTES = ("/openapi.json", "/docs")
+_DOCS_STATIC = "/docs/static/"
 _VALID_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")  # the whole value (fullmatch)
 _METADATA_HEADERS = (b"traceparent", b"tracestate")
 _WATCH_AFTER = 0.05  # seconds into an attempt before a disconnect is watched for
@@ -197,10 +204,17 @@ class AsgiRuntime:
             else:
                 await self._not_allowed(send, "POST")
             return
+        if self._config.docs and (path in _DOCS_ROUTES or path.startswith(_DOCS_STATIC)):
+            if method in ("GET", "HEAD"):
+                await _reply(send, self._docs_reply(scope), method == "HEAD")
+            else:
+                await self._not_allowed(send, "GET")
+            return
         allowed = _ROUTES.get(path)
         if allowed is None:
             error = NotFoundError(
                 f"no route for {path}: use /health, /functions or /invoke/{{handler}}"
+                + (", /openapi.json or /docs" if self._config.docs else "")
             )
             await respond(send, 404, error_body(error, None))
         elif method not in (allowed, "HEAD"):
@@ -313,6 +327,23 @@ class AsgiRuntime:
         self._pipeline = None
         self._routes.clear()
         self._started = False
+
+    def _docs_reply(self, scope: dict[str, Any]) -> Reply:
+        """``/openapi.json``, ``/docs`` or one of the docs page's files."""
+        path, root = scope["path"], scope.get("root_path", "").rstrip("/")
+        if path == "/openapi.json":
+            document = asgi_openapi(self._config, self._registry.values(), root)
+            return Reply(200, {"content-type": "application/json"}, orjson.dumps(document))
+        if path == "/docs":
+            title = self._config.service_name
+            return page_reply(page("docs", root=root, static=f"{root}/docs/static", title=title))
+        headers = dict(scope["headers"])
+        etag = headers.get(b"if-none-match")
+        found = asset_reply(path[len(_DOCS_STATIC) :], etag.decode("latin-1") if etag else None)
+        if found is None:
+            error = NotFoundError(f"no file {path}")
+            return Reply(404, {"content-type": "application/json"}, error_body(error, None))
+        return found
 
     async def _run_watched(
         self,
@@ -443,6 +474,13 @@ class _DisconnectWatch:
             self._watch.cancel()
         if self.client_left:
             self._task.uncancel()
+
+
+async def _reply(send: Any, reply: Reply, head: bool) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
+    headers.append((b"content-length", b"%d" % len(reply.body)))
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else reply.body})
 
 
 def _request_headers(
