@@ -42,6 +42,7 @@ from typing import Any, NamedTuple, TypeVar
 import grpc
 from google.protobuf.json_format import MessageToDict
 
+from agnt5 import config
 from agnt5._proto import invocations_pb2, invocations_pb2_grpc
 from agnt5._speedups import decode_json, encode_json
 from agnt5._wire.status import error_from_rpc
@@ -176,6 +177,11 @@ class _Base:
         self._targets = parse_endpoints(endpoint)
         self.endpoint = endpoint if isinstance(endpoint, str) else ",".join(endpoint)
         self._current = 0
+        if api_key:
+            try:
+                api_key = config.api_key(api_key)
+            except ValueError as exc:
+                raise ValueError(f"invalid api_key: {exc}") from None
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         self._timeout = timeout
 

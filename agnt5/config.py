@@ -167,6 +167,15 @@ def _name(value: Any) -> str:
     return text
 
 
+def api_key(value: Any) -> str:
+    """An API key as sent in the ``authorization`` header: visible ASCII, no spaces (a newline
+    in it would make every call fail as invalid metadata, retried forever)."""
+    text = _name(value)
+    if not all("!" <= char <= "~" for char in text):
+        raise ValueError("must be visible ASCII characters without spaces or line breaks")
+    return text
+
+
 def _choice(*choices: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = _text(value).lower()
@@ -273,7 +282,7 @@ _SETTINGS: dict[str, _Setting] = {
     "log_level": _Setting(log_level, "INFO"),
     "log_format": _Setting(_choice(*LOG_FORMATS), "text"),
     "disable_telemetry": _Setting(_flag, False),
-    "api_key": _Setting(_optional(_name)),
+    "api_key": _Setting(_optional(api_key)),
     "max_concurrency": _Setting(_integer(1), 100),
     "thread_pool_size": _Setting(_optional(_integer(1))),
     "drain_timeout": _Setting(_seconds, 30.0),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agnt5 import Worker
+from agnt5.client import AsyncClient, Client
 from agnt5.config import Endpoint, WorkerConfig, parse_endpoint
 
 
@@ -163,3 +164,16 @@ def test_unknown_option_is_refused() -> None:
 )
 def test_parse_endpoint(url: str, expected: Endpoint) -> None:
     assert parse_endpoint(url) == expected
+
+
+@pytest.mark.parametrize("key", ["a\nb", "two words", "tab\there", "caf\u00e9"])
+def test_an_api_key_that_cannot_travel_in_a_header_is_refused(key: str) -> None:
+    """A key with a line break, a space or a non-ASCII character would make every call fail as
+    invalid metadata (a worker retried that forever): the Worker and the clients refuse it."""
+    with pytest.raises(ValueError, match="invalid api_key: must be visible ASCII"):
+        WorkerConfig.resolve({}, service_name="svc", api_key=key)
+    with pytest.raises(ValueError, match="invalid AGNT5_API_KEY: must be visible ASCII"):
+        WorkerConfig.resolve({"AGNT5_API_KEY": key}, service_name="svc")
+    for client in (Client, AsyncClient):
+        with pytest.raises(ValueError, match="invalid api_key: must be visible ASCII"):
+            client(api_key=key)

@@ -88,6 +88,14 @@ def log_level(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def api_key(text: str) -> str:
+    """An argparse type: a key as sent in the ``authorization`` header (`config.api_key`)."""
+    try:
+        return config.api_key(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def endpoint(text: str) -> str:
     """An argparse type: coordinator endpoints, ``http(s)://host:port``, several separated by
     commas (coordinators sharing one database)."""
@@ -107,7 +115,10 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
         "(default: $AGNT5_COORDINATOR_ENDPOINT or %(default)s)",
     )
     parser.add_argument(
-        "--api-key", default=config.setting("api_key"), help="API key (default: $AGNT5_API_KEY)"
+        "--api-key",
+        type=api_key,
+        default=config.setting("api_key"),
+        help="API key (default: $AGNT5_API_KEY)",
     )
 
 
@@ -143,6 +154,7 @@ def add_coordinator_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--api-key",
+        type=api_key,
         default=config.setting("api_key"),
         help="a key for workers and clients alike: both must send 'authorization: Bearer KEY' "
         "(default: $AGNT5_API_KEY)",
